@@ -1,0 +1,290 @@
+//! Settings: embedded defaults, then an optional TOML file (`--config` or `ATLAS_CONFIG`),
+//! then `ATLAS_*` environment variables; validated at start-up with one clear message per bad
+//! value. docs/operations.md lists every setting and its default.
+
+use atlas_kernel::OrgId;
+use atlas_ratelimit::{Policy, RouteClass};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    /// `None` on SQLite until the key file is read or made.
+    pub secret_key: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub log_format: LogFormat,
+    pub max_body_bytes: usize,
+    pub webhooks_allow_private: bool,
+    pub whatsapp_graph_url: String,
+    pub whatsapp_graph_version: String,
+    /// Default policies per class (`ATLAS_RATE_LIMIT_<CLASS>=60/min`).
+    pub rate_limits: BTreeMap<RouteClass, Policy>,
+    /// Per-organization overrides (`ATLAS_RATE_LIMIT_OVERRIDES=org_…:messages=600/min,…`).
+    pub rate_limit_overrides: Vec<(OrgId, RouteClass, Policy)>,
+    /// Whether `serve` runs migrations before it listens.
+    pub migrate_on_start: bool,
+}
+
+/// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    secret_key: Option<String>,
+    jwt_secret: Option<String>,
+    log_format: Option<String>,
+    max_body_bytes: Option<u64>,
+    webhooks_allow_private: Option<bool>,
+    whatsapp_graph_url: Option<String>,
+    whatsapp_graph_version: Option<String>,
+    migrate_on_start: Option<bool>,
+    #[serde(default)]
+    rate_limits: BTreeMap<String, String>,
+    /// `{"org_…" = {"messages" = "600/min"}}`
+    #[serde(default)]
+    rate_limit_overrides: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// A setting that does not make sense, named.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {message}")]
+pub struct SettingError {
+    pub name: String,
+    pub message: String,
+}
+
+fn bad(name: &str, message: impl Into<String>) -> SettingError {
+    SettingError { name: name.to_owned(), message: message.into() }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad(name, format!("`{value}` is not true or false"))),
+    }
+}
+
+fn parse_overrides(name: &str, text: &str) -> Result<Vec<(OrgId, RouteClass, Policy)>, SettingError> {
+    let mut out = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (org, rest) = item.split_once(':').ok_or_else(|| bad(name, format!("`{item}` is not org_…:class=limit/period")))?;
+        let (class, policy) = rest.split_once('=').ok_or_else(|| bad(name, format!("`{item}` is not org_…:class=limit/period")))?;
+        out.push(override_of(name, org, class, policy)?);
+    }
+    Ok(out)
+}
+
+fn override_of(name: &str, org: &str, class: &str, policy: &str) -> Result<(OrgId, RouteClass, Policy), SettingError> {
+    let org: OrgId = org.trim().parse().map_err(|e| bad(name, format!("`{org}`: {e}")))?;
+    let class = RouteClass::parse(class.trim()).map_err(|e| bad(name, e.to_string()))?;
+    let policy = Policy::parse(policy.trim()).map_err(|e| bad(name, format!("`{policy}`: {e}")))?;
+    Ok((org, class, policy))
+}
+
+impl Settings {
+    /// Reads the settings from `file` (if any) and the environment.
+    ///
+    /// # Errors
+    /// The first bad value, named.
+    pub fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Self, SettingError> {
+        let file_path = file.map(Path::to_path_buf).or_else(|| env.get("ATLAS_CONFIG").map(PathBuf::from));
+        let from_file = match &file_path {
+            None => FileSettings::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| bad("ATLAS_CONFIG", format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| bad("ATLAS_CONFIG", format!("{}: {e}", path.display())))?
+            }
+        };
+        let pick = |var: &str, from_file: Option<String>| env.get(var).cloned().or(from_file).filter(|v| !v.is_empty());
+
+        let bind_text = pick("ATLAS_BIND", from_file.bind).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let bind = bind_text.parse().map_err(|_| bad("ATLAS_BIND", format!("`{bind_text}` is not host:port such as 127.0.0.1:8080")))?;
+
+        let database_url = pick("ATLAS_DATABASE_URL", from_file.database_url).unwrap_or_else(|| "sqlite://atlas.db?mode=rwc".into());
+        let is_sqlite = database_url.starts_with("sqlite:");
+        if !is_sqlite && !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(bad("ATLAS_DATABASE_URL", "must start with sqlite:// or postgres://"));
+        }
+        let redis_url = pick("ATLAS_REDIS_URL", from_file.redis_url);
+        if let Some(url) = &redis_url {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                return Err(bad("ATLAS_REDIS_URL", "must start with redis:// or rediss://"));
+            }
+        }
+        let secret_key = pick("ATLAS_SECRET_KEY", from_file.secret_key);
+        if let Some(key) = &secret_key {
+            if key.len() < 32 {
+                return Err(bad("ATLAS_SECRET_KEY", "must be at least 32 characters (e.g. `openssl rand -hex 32`)"));
+            }
+        } else if !is_sqlite {
+            return Err(bad("ATLAS_SECRET_KEY", "is required with PostgreSQL, and every replica must share it"));
+        }
+        let jwt_secret = pick("ATLAS_JWT_SECRET", from_file.jwt_secret);
+        if jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(bad("ATLAS_JWT_SECRET", "must be at least 32 characters"));
+        }
+        let log_format = match pick("ATLAS_LOG_FORMAT", from_file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(bad("ATLAS_LOG_FORMAT", format!("`{other}` is not text or json"))),
+        };
+        let max_body_bytes = match env.get("ATLAS_MAX_BODY_BYTES") {
+            Some(v) => v.parse::<u64>().map_err(|_| bad("ATLAS_MAX_BODY_BYTES", format!("`{v}` is not a number of bytes")))?,
+            None => from_file.max_body_bytes.unwrap_or(1024 * 1024),
+        };
+        if !(1024..=64 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(bad("ATLAS_MAX_BODY_BYTES", "must be between 1024 and 67108864"));
+        }
+        let webhooks_allow_private = match env.get("ATLAS_WEBHOOKS_ALLOW_PRIVATE") {
+            Some(v) => parse_bool("ATLAS_WEBHOOKS_ALLOW_PRIVATE", v)?,
+            None => from_file.webhooks_allow_private.unwrap_or(is_sqlite),
+        };
+        let migrate_on_start = match env.get("ATLAS_MIGRATE_ON_START") {
+            Some(v) => parse_bool("ATLAS_MIGRATE_ON_START", v)?,
+            None => from_file.migrate_on_start.unwrap_or(true),
+        };
+        let whatsapp_graph_url = pick("ATLAS_WHATSAPP_GRAPH_URL", from_file.whatsapp_graph_url).unwrap_or_else(|| "https://graph.facebook.com".into());
+        if !whatsapp_graph_url.starts_with("http://") && !whatsapp_graph_url.starts_with("https://") {
+            return Err(bad("ATLAS_WHATSAPP_GRAPH_URL", "must be an http(s) URL"));
+        }
+        let whatsapp_graph_version = pick("ATLAS_WHATSAPP_GRAPH_VERSION", from_file.whatsapp_graph_version).unwrap_or_else(|| "v23.0".into());
+        if !whatsapp_graph_version.starts_with('v') || !whatsapp_graph_version[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad("ATLAS_WHATSAPP_GRAPH_VERSION", "must look like v23.0"));
+        }
+
+        let mut rate_limits = BTreeMap::new();
+        for (class, text) in &from_file.rate_limits {
+            let name = format!("rate_limits.{class}");
+            let class = RouteClass::parse(class).map_err(|e| bad(&name, e.to_string()))?;
+            rate_limits.insert(class, Policy::parse(text).map_err(|e| bad(&name, e.to_string()))?);
+        }
+        for class in RouteClass::ALL {
+            let var = format!("ATLAS_RATE_LIMIT_{}", class.as_str().to_ascii_uppercase());
+            if let Some(text) = env.get(&var) {
+                rate_limits.insert(class, Policy::parse(text).map_err(|e| bad(&var, format!("`{text}`: {e}")))?);
+            }
+        }
+        let mut rate_limit_overrides = Vec::new();
+        for (org, classes) in &from_file.rate_limit_overrides {
+            for (class, policy) in classes {
+                rate_limit_overrides.push(override_of("rate_limit_overrides", org, class, policy)?);
+            }
+        }
+        if let Some(text) = env.get("ATLAS_RATE_LIMIT_OVERRIDES") {
+            rate_limit_overrides.extend(parse_overrides("ATLAS_RATE_LIMIT_OVERRIDES", text)?);
+        }
+
+        Ok(Self {
+            bind,
+            database_url,
+            redis_url,
+            secret_key,
+            jwt_secret,
+            log_format,
+            max_body_bytes: max_body_bytes as usize,
+            webhooks_allow_private,
+            whatsapp_graph_url,
+            whatsapp_graph_version,
+            rate_limits,
+            rate_limit_overrides,
+            migrate_on_start,
+        })
+    }
+
+    /// Settings from the process environment.
+    ///
+    /// # Errors
+    /// The first bad value, named.
+    pub fn from_env(file: Option<&Path>) -> Result<Self, SettingError> {
+        let env: BTreeMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("ATLAS_")).collect();
+        Self::load(file, &env)
+    }
+
+    /// Whether the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn the_embedded_default_needs_no_setting() {
+        let s = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://atlas.db?mode=rwc");
+        assert!(s.webhooks_allow_private);
+        assert_eq!(s.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn postgres_requires_a_shared_secret_key() {
+        let err = Settings::load(None, &env(&[("ATLAS_DATABASE_URL", "postgres://x/y")])).unwrap_err();
+        assert_eq!(err.name, "ATLAS_SECRET_KEY");
+        let ok = Settings::load(None, &env(&[("ATLAS_DATABASE_URL", "postgres://x/y"), ("ATLAS_SECRET_KEY", &"k".repeat(32))])).unwrap();
+        assert!(!ok.webhooks_allow_private);
+    }
+
+    #[test]
+    fn each_bad_value_is_named() {
+        for (var, value) in [
+            ("ATLAS_BIND", "nowhere"),
+            ("ATLAS_DATABASE_URL", "mysql://x"),
+            ("ATLAS_LOG_FORMAT", "xml"),
+            ("ATLAS_WEBHOOKS_ALLOW_PRIVATE", "maybe"),
+            ("ATLAS_RATE_LIMIT_MESSAGES", "lots"),
+            ("ATLAS_RATE_LIMIT_OVERRIDES", "org_1:messages=1/min"),
+            ("ATLAS_MAX_BODY_BYTES", "1"),
+        ] {
+            let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.name, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn overrides_parse_per_organization_and_class() {
+        let org = OrgId::generate();
+        let s = Settings::load(None, &env(&[("ATLAS_RATE_LIMIT_OVERRIDES", &format!("{org}:messages=600/min, {org}:reads=10/s"))])).unwrap();
+        assert_eq!(s.rate_limit_overrides.len(), 2);
+        assert_eq!(s.rate_limit_overrides[0], (org, RouteClass::Messages, Policy::parse("600/min").unwrap()));
+    }
+
+    #[test]
+    fn a_toml_file_is_read_and_the_environment_wins() {
+        let path = std::env::temp_dir().join(format!("atlas-config-{}.toml", uuid_like()));
+        std::fs::write(&path, "bind = \"127.0.0.1:9999\"\nlog_format = \"json\"\n[rate_limits]\nreads = \"5/s\"\n").unwrap();
+        let s = Settings::load(Some(&path), &env(&[("ATLAS_BIND", "127.0.0.1:7777")])).unwrap();
+        assert_eq!(s.bind.port(), 7777);
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.rate_limits[&RouteClass::Reads], Policy::parse("5/s").unwrap());
+        std::fs::write(&path, "bnd = 1\n").unwrap();
+        assert_eq!(Settings::load(Some(&path), &env(&[])).unwrap_err().name, "ATLAS_CONFIG");
+        let _ = std::fs::remove_file(path);
+    }
+
+    fn uuid_like() -> u128 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    }
+}

@@ -1,0 +1,274 @@
+//! The Atlas server as a library: settings, wiring adapters into the use cases, the first-start
+//! organization, and a running server handle. `main.rs` is a thin CLI over this, and the
+//! end-to-end tests start the same server in-process on a random port.
+
+pub mod cli;
+pub mod config;
+mod secret;
+pub mod telemetry;
+
+use atlas_accounts::{Accounts, SecretHasher};
+use atlas_http::{AppState, HttpConfig, JwtKeys, Metrics, ReadinessCheck};
+use atlas_kernel::{Clock, SystemClock};
+use atlas_ratelimit::{FallbackLimiter, InProcessLimiter, Policies, RateLimiter};
+use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
+use atlas_scopes::{Actor, ScopeSet};
+use atlas_store_sql::SqlStore;
+use config::Settings;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Setting(#[from] config::SettingError),
+    #[error("database: {0:?}")]
+    Database(atlas_kernel::StoreError),
+    #[error("first start: {0}")]
+    FirstStart(String),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("secret key: {0}")]
+    Secret(String),
+}
+
+/// The adapters and use cases, wired.
+#[derive(Debug, Clone)]
+pub struct Wiring {
+    pub store: SqlStore,
+    pub state: AppState,
+    pub fallback: Option<Arc<FallbackLimiter>>,
+}
+
+#[derive(Debug)]
+struct DatabaseReady(SqlStore);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for DatabaseReady {
+    fn name(&self) -> &'static str {
+        "database"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| format!("{e}"))
+    }
+}
+
+#[derive(Debug)]
+struct RedisReady(Arc<FallbackLimiter>);
+
+#[async_trait::async_trait]
+impl ReadinessCheck for RedisReady {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_degraded() {
+            Err("unreachable; rate limits are served from local buckets".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Connects the adapters named by `settings` and builds the application state.
+///
+/// # Errors
+/// When the database cannot be reached or migrated, or the secret key is unusable.
+pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, StartError> {
+    let store = SqlStore::connect(&settings.database_url).await.map_err(StartError::Database)?;
+    if settings.migrate_on_start {
+        store.migrate().await.map_err(StartError::Database)?;
+    }
+    let secrets = secret::Secrets::resolve(settings)?;
+    let accounts = Arc::new(Accounts::new(Arc::new(store.clone()), SecretHasher::new(secrets.pepper.clone()), clock.clone()));
+    let metrics = Arc::new(Metrics::default());
+
+    let mut policies = Policies::new();
+    for (class, policy) in &settings.rate_limits {
+        policies.set_default(*class, *policy);
+    }
+    for (org, class, policy) in &settings.rate_limit_overrides {
+        policies.set_override(*org, *class, *policy);
+    }
+
+    let mut readiness: Vec<Arc<dyn ReadinessCheck>> = vec![Arc::new(DatabaseReady(store.clone()))];
+    let local = InProcessLimiter::new(clock.clone());
+    let (limiter, fallback): (Arc<dyn RateLimiter>, Option<Arc<FallbackLimiter>>) = match &settings.redis_url {
+        None => (Arc::new(local), None),
+        Some(url) => {
+            let primary: Arc<dyn RateLimiter> = match atlas_store_redis::RedisRateLimiter::connect(url).await {
+                Ok(redis) => Arc::new(redis),
+                Err(e) => {
+                    tracing::warn!(error = %e, "Redis unreachable at start: rate limits stay in this process until a restart");
+                    return Ok(finish(settings, store, accounts, metrics, policies, readiness, Arc::new(local), None, clock, &secrets));
+                }
+            };
+            let fallback = Arc::new(
+                FallbackLimiter::new(primary, local)
+                    .on_fallback(|e| tracing::warn!(error = %e, "Redis rate limiter unreachable; serving from local buckets"))
+                    .on_recovery(|| tracing::info!("Redis rate limiter reachable again")),
+            );
+            let counter = fallback.clone();
+            metrics.register_gauge("atlas_ratelimit_fallbacks_total", "Rate-limit checks served locally because Redis failed.", move || counter.fallbacks());
+            readiness.push(Arc::new(RedisReady(fallback.clone())));
+            (fallback.clone(), Some(fallback))
+        }
+    };
+
+    Ok(finish(settings, store, accounts, metrics, policies, readiness, limiter, fallback, clock, &secrets))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    settings: &Settings,
+    store: SqlStore,
+    accounts: Arc<Accounts>,
+    metrics: Arc<Metrics>,
+    policies: Policies,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    limiter: Arc<dyn RateLimiter>,
+    fallback: Option<Arc<FallbackLimiter>>,
+    clock: Arc<dyn Clock>,
+    secrets: &secret::Secrets,
+) -> Wiring {
+    let state = AppState {
+        accounts,
+        runs: Arc::new(store.clone()),
+        idempotency: Arc::new(store.clone()),
+        limiter,
+        policies: Arc::new(policies),
+        clock,
+        jwt: Arc::new(JwtKeys::from_secret(&secrets.jwt)),
+        metrics,
+        readiness,
+        config: HttpConfig { max_body_bytes: settings.max_body_bytes },
+    };
+    Wiring { store, state, fallback }
+}
+
+/// On an empty database, creates the default organization and returns its admin key (to be
+/// printed once); on any other start, `None`.
+///
+/// # Errors
+/// When the store fails.
+pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, StartError> {
+    let accounts = &state.accounts;
+    if accounts.has_organizations().await.map_err(|e| StartError::FirstStart(e.to_string()))? {
+        return Ok(None);
+    }
+    let created = create_organization(state, "Default", ScopeSet::empty()).await?;
+    Ok(Some(created))
+}
+
+/// Creates an organization from the operator's side (CLI, first start); returns its id and
+/// admin key.
+///
+/// # Errors
+/// When the name is refused or the store fails.
+pub async fn create_organization(state: &AppState, name: &str, extra: ScopeSet) -> Result<(String, String), StartError> {
+    let journal = |created: &atlas_accounts::NewOrganization| {
+        operator_journal(created.organization.id, "orgs.create", created.organization.id.to_string())
+    };
+    let mut entropy = [0u8; 30];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut entropy);
+    let created = state
+        .accounts
+        .create_organization(name, extra, &entropy, &journal)
+        .await
+        .map_err(|e| StartError::FirstStart(e.to_string()))?;
+    Ok((created.organization.id.to_string(), created.admin_key.token.expose().to_owned()))
+}
+
+/// The journal entry of an operator command (CLI): a succeeded run by the system actor.
+pub fn operator_journal(org_id: atlas_kernel::OrgId, operation: &str, resource_id: String) -> JournalEntry {
+    let now = time::OffsetDateTime::now_utc();
+    JournalEntry {
+        run: Run {
+            id: RunId::generate(),
+            org_id,
+            actor: Actor::System,
+            operation: operation.to_owned(),
+            status: RunStatus::Succeeded,
+            request_id: "cli".into(),
+            idempotency_key: None,
+            resource_id: Some(resource_id),
+            error: None,
+            created_at: now,
+            updated_at: now,
+        },
+        idempotency: None,
+    }
+}
+
+/// A server listening in this process.
+#[derive(Debug)]
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    /// The admin key printed on first start, if this start created the default organization.
+    pub first_admin_key: Option<String>,
+    pub wiring: Wiring,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes in-flight requests, and waits.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Wires, migrates, runs the first start and listens on `settings.bind` (port 0 for any).
+///
+/// # Errors
+/// As [`wire`], or when the address cannot be bound.
+pub async fn start(settings: &Settings) -> Result<RunningServer, StartError> {
+    start_with_clock(settings, Arc::new(SystemClock)).await
+}
+
+/// [`start`] with a given clock (tests move time).
+///
+/// # Errors
+/// As [`start`].
+pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
+    let wiring = wire(settings, clock).await?;
+    let first_admin_key = first_start(&wiring.state).await?.map(|(_, key)| key);
+    let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind(settings.bind, e))?;
+    let addr = listener.local_addr().map_err(|e| StartError::Bind(settings.bind, e))?;
+    let (shutdown, mut stopped) = watch::channel(false);
+    spawn_janitor(&wiring.state, shutdown.subscribe());
+    let app = atlas_http::router(wiring.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        let graceful = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(RunningServer { addr, first_admin_key, wiring, shutdown, task })
+}
+
+/// Removes idempotency records past retention every ten minutes.
+fn spawn_janitor(state: &AppState, mut stop: watch::Receiver<bool>) {
+    let store = state.idempotency.clone();
+    let clock = state.clock.clone();
+    tokio::spawn(async move {
+        loop {
+            match store.purge_expired(clock.now()).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "expired idempotency records removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "idempotency janitor failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
+    });
+}

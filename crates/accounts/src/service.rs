@@ -1,0 +1,418 @@
+//! The credential use cases: verify an API key (with a one-second cache of key records, so the
+//! hot path reads no database, and a revocation is immediate on this replica and within a
+//! second on the others), mint and revoke keys under the minting rule, create organizations,
+//! bootstrap the first user, sign in with a password and rotate refresh tokens.
+
+use crate::{
+    hash_password, verify_password, AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId,
+    RefreshToken, RotateOutcome, SecretHasher, User,
+};
+use atlas_kernel::{Clock, OrgId, Page, PageRequest, StoreError};
+use atlas_runs::JournalEntry;
+use atlas_scopes::{Actor, ApiKeyToken, KeyFormatError, KeyId, Principal, Role, Scope, ScopeSet, UserId, KEY_RANDOM_LEN};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ipnet::IpNet;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+const KEY_CACHE_TTL: Duration = Duration::seconds(1);
+const KEY_CACHE_MAX: usize = 10_000;
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+const REFRESH_TOKEN_PREFIX: &str = "atlas_rt_";
+/// How long a refresh token lives.
+pub const REFRESH_LIFETIME: Duration = Duration::days(30);
+
+/// Why a credential was refused (all are 401 but `IpNotAllowed`, which is 403).
+#[derive(Debug, Error)]
+pub enum AuthError {
+    #[error("malformed API key: {0}")]
+    Malformed(#[from] KeyFormatError),
+    #[error("unknown credential")]
+    Unknown,
+    #[error("the API key was revoked")]
+    Revoked,
+    #[error("the credential expired")]
+    Expired,
+    #[error("the caller's address is not in the key's allowlist")]
+    IpNotAllowed,
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("the refresh token was already used: its whole family is now revoked")]
+    RefreshReused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a credential-management call was refused.
+#[derive(Debug, Error)]
+pub enum AccessError {
+    #[error("a key cannot grant scopes its creator lacks")]
+    ScopeNotHeld(Vec<Scope>),
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("a user already exists: bootstrap is closed")]
+    AlreadyBootstrapped,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<AccountError> for AccessError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::NotFound => AccessError::NotFound,
+            AccountError::AlreadyBootstrapped | AccountError::EmailTaken => AccessError::AlreadyBootstrapped,
+            AccountError::Store(s) => AccessError::Store(s),
+        }
+    }
+}
+
+impl From<AccountError> for AuthError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Store(s) => AuthError::Store(s),
+            _ => AuthError::Unknown,
+        }
+    }
+}
+
+/// A presented credential.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    ApiKey(&'a str),
+}
+
+/// What `POST /v1/atlas/keys` asks for.
+#[derive(Debug, Clone)]
+pub struct MintKeyRequest {
+    pub name: String,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+/// A key just minted: its record and the secret, shown once.
+#[derive(Debug, Clone)]
+pub struct MintedKey {
+    pub record: ApiKeyRecord,
+    pub token: ApiKeyToken,
+}
+
+/// A new organization and the admin key it was created with.
+#[derive(Debug, Clone)]
+pub struct NewOrganization {
+    pub organization: Organization,
+    pub admin_key: MintedKey,
+}
+
+/// What `POST /v1/atlas/auth/bootstrap` asks for.
+#[derive(Debug, Clone)]
+pub struct BootstrapRequest {
+    pub email: String,
+    pub password: String,
+    pub username: Option<String>,
+    pub organization_name: String,
+}
+
+/// The first user, its organization and an admin key.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    pub organization: Organization,
+    pub user: User,
+    pub admin_key: MintedKey,
+}
+
+/// A signed-in user and its new refresh token (the access token is the HTTP layer's JWT).
+#[derive(Debug, Clone)]
+pub struct IssuedSession {
+    pub user: User,
+    pub refresh_token: String,
+    pub refresh_expires_at: OffsetDateTime,
+}
+
+/// The credential use cases over an [`AccountStore`].
+#[derive(Debug)]
+pub struct Accounts {
+    store: Arc<dyn AccountStore>,
+    hasher: SecretHasher,
+    clock: Arc<dyn Clock>,
+    cache: Mutex<HashMap<String, (ApiKeyRecord, OffsetDateTime)>>,
+}
+
+impl Accounts {
+    /// The use cases over `store`, hashing secrets with `hasher`, telling time by `clock`.
+    pub fn new(store: Arc<dyn AccountStore>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
+        Self { store, hasher, clock, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// Verifies an API key presented from `client_ip`: shape and checksum first (no store read
+    /// for a malformed key), then the record (cached for a second), revocation, expiry and the
+    /// IP allowlist. Records `last_used_at` at most once a minute.
+    ///
+    /// # Errors
+    /// The reason the key is refused.
+    pub async fn authenticate(&self, credential: Credential<'_>, client_ip: Option<IpAddr>) -> Result<Principal, AuthError> {
+        let Credential::ApiKey(text) = credential;
+        let token = ApiKeyToken::parse(text)?;
+        let hash = self.hasher.hash(token.expose());
+        let now = self.clock.now();
+        let record = match self.cached(&hash, now) {
+            Some(record) => record,
+            None => {
+                let record = self.store.find_key_by_hash(&hash).await?.ok_or(AuthError::Unknown)?;
+                self.remember(hash, record.clone(), now);
+                record
+            }
+        };
+        if record.revoked_at.is_some() {
+            return Err(AuthError::Revoked);
+        }
+        if record.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthError::Expired);
+        }
+        if !record.allowed_ips.is_empty() && !client_ip.is_some_and(|ip| record.allowed_ips.iter().any(|net| net.contains(&ip))) {
+            return Err(AuthError::IpNotAllowed);
+        }
+        if record.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
+            self.store.touch_key(record.id, now).await?;
+            if let Ok(mut cache) = self.cache.lock() {
+                if let Some((cached, _)) = cache.get_mut(&self.hasher.hash(token.expose())) {
+                    cached.last_used_at = Some(now);
+                }
+            }
+        }
+        Ok(Principal { org_id: record.org_id, actor: Actor::ApiKey(record.id), scopes: record.scopes })
+    }
+
+    fn cached(&self, hash: &str, now: OffsetDateTime) -> Option<ApiKeyRecord> {
+        let cache = self.cache.lock().ok()?;
+        cache.get(hash).filter(|(_, at)| now - *at < KEY_CACHE_TTL).map(|(r, _)| r.clone())
+    }
+
+    fn remember(&self, hash: String, record: ApiKeyRecord, now: OffsetDateTime) {
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= KEY_CACHE_MAX {
+                cache.retain(|_, (_, at)| now - *at < KEY_CACHE_TTL);
+            }
+            cache.insert(hash, (record, now));
+        }
+    }
+
+    fn forget_key(&self, id: KeyId) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, (r, _)| r.id != id);
+        }
+    }
+
+    fn new_key(&self, org_id: OrgId, request: MintKeyRequest, entropy: &[u8; KEY_RANDOM_LEN]) -> MintedKey {
+        let token = ApiKeyToken::from_entropy(entropy);
+        let record = ApiKeyRecord {
+            id: KeyId::generate(),
+            org_id,
+            name: request.name,
+            prefix: token.display_prefix(),
+            hash: self.hasher.hash(token.expose()),
+            scopes: request.scopes,
+            expires_at: request.expires_at,
+            allowed_ips: request.allowed_ips,
+            created_at: self.clock.now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        MintedKey { record, token }
+    }
+
+    /// Mints a key for the caller's organization. The minting rule: every scope asked for must
+    /// be held by the caller.
+    ///
+    /// # Errors
+    /// `ScopeNotHeld` naming what the caller lacks; `Invalid` for a bad name or a past expiry.
+    pub async fn mint_key(
+        &self,
+        caller: &Principal,
+        request: MintKeyRequest,
+        entropy: &[u8; KEY_RANDOM_LEN],
+        journal: &(dyn Fn(&MintedKey) -> JournalEntry + Send + Sync),
+    ) -> Result<MintedKey, AccessError> {
+        let missing = request.scopes.missing_from(&caller.scopes);
+        if !missing.is_empty() {
+            return Err(AccessError::ScopeNotHeld(missing));
+        }
+        validate_name(&request.name)?;
+        if request.expires_at.is_some_and(|at| at <= self.clock.now()) {
+            return Err(AccessError::Invalid { field: "expires_at", message: "must be in the future".into() });
+        }
+        let minted = self.new_key(caller.org_id, request, entropy);
+        self.store.insert_key(&minted.record, &journal(&minted)).await?;
+        Ok(minted)
+    }
+
+    /// The organization's keys, newest first, without secrets.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn list_keys(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<ApiKeyRecord>, AccessError> {
+        Ok(self.store.list_keys(org_id, page).await?)
+    }
+
+    /// Revokes a key of the caller's organization, at once on this replica.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such key.
+    pub async fn revoke_key(&self, caller: &Principal, id: KeyId, journal: &JournalEntry) -> Result<ApiKeyRecord, AccessError> {
+        let record = self.store.revoke_key(caller.org_id, id, self.clock.now(), journal).await?;
+        self.forget_key(id);
+        Ok(record)
+    }
+
+    /// Creates an organization and its admin key (every organization scope, plus `extra`
+    /// scopes only an operator grants).
+    ///
+    /// # Errors
+    /// `Invalid` for a bad name.
+    pub async fn create_organization(
+        &self,
+        name: &str,
+        extra: ScopeSet,
+        entropy: &[u8; KEY_RANDOM_LEN],
+        journal: &(dyn Fn(&NewOrganization) -> JournalEntry + Send + Sync),
+    ) -> Result<NewOrganization, AccessError> {
+        validate_name(name)?;
+        let organization = Organization { id: OrgId::generate(), name: name.trim().to_owned(), created_at: self.clock.now() };
+        let scopes = ScopeSet::organization_admin().iter().chain(extra.iter()).collect();
+        let request = MintKeyRequest { name: "admin".into(), scopes, expires_at: None, allowed_ips: Vec::new() };
+        let admin_key = self.new_key(organization.id, request, entropy);
+        let created = NewOrganization { organization, admin_key };
+        self.store.create_organization(&created.organization, &created.admin_key.record, &journal(&created)).await?;
+        Ok(created)
+    }
+
+    /// Whether any organization exists yet.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn has_organizations(&self) -> Result<bool, AccessError> {
+        Ok(self.store.has_organizations().await?)
+    }
+
+    /// Creates the first user (an admin), its organization and an admin key; refused once any
+    /// user exists.
+    ///
+    /// # Errors
+    /// `AlreadyBootstrapped`, or `Invalid` for a bad email or a short password.
+    pub async fn bootstrap(
+        &self,
+        request: BootstrapRequest,
+        salt: &[u8; 16],
+        entropy: &[u8; KEY_RANDOM_LEN],
+        journal: &(dyn Fn(&Bootstrapped) -> JournalEntry + Send + Sync),
+    ) -> Result<Bootstrapped, AccessError> {
+        let email = validate_email(&request.email)?;
+        if request.password.chars().count() < 12 {
+            return Err(AccessError::Invalid { field: "password", message: "must be at least 12 characters".into() });
+        }
+        validate_name(&request.organization_name)?;
+        let now = self.clock.now();
+        let organization = Organization { id: OrgId::generate(), name: request.organization_name.trim().to_owned(), created_at: now };
+        let user = User {
+            id: UserId::generate(),
+            org_id: organization.id,
+            email,
+            username: request.username,
+            password_hash: hash_password(&request.password, salt),
+            role: Role::Admin,
+            created_at: now,
+        };
+        let key_request = MintKeyRequest { name: "bootstrap admin".into(), scopes: Role::Admin.scopes(), expires_at: None, allowed_ips: Vec::new() };
+        let admin_key = self.new_key(organization.id, key_request, entropy);
+        let done = Bootstrapped { organization, user, admin_key };
+        self.store.bootstrap(&done.organization, &done.user, &done.admin_key.record, &journal(&done)).await?;
+        Ok(done)
+    }
+
+    fn new_refresh_token(&self, entropy: &[u8; 32]) -> (String, String, OffsetDateTime) {
+        let token = format!("{REFRESH_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(entropy));
+        let hash = self.hasher.hash(&token);
+        (token, hash, self.clock.now() + REFRESH_LIFETIME)
+    }
+
+    /// Signs a user in with email and password and starts a refresh-token family.
+    ///
+    /// # Errors
+    /// `BadCredentials` for an unknown email or a wrong password (the same answer for both).
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        entropy: &[u8; 32],
+        journal: &(dyn Fn(&User) -> JournalEntry + Send + Sync),
+    ) -> Result<IssuedSession, AuthError> {
+        let user = self.store.find_user_by_email(&email.trim().to_lowercase()).await?;
+        let Some(user) = user.filter(|u| verify_password(password, &u.password_hash)) else {
+            return Err(AuthError::BadCredentials);
+        };
+        let (refresh_token, hash, refresh_expires_at) = self.new_refresh_token(entropy);
+        let stored = RefreshToken {
+            hash,
+            family: RefreshFamilyId::generate(),
+            user_id: user.id,
+            org_id: user.org_id,
+            created_at: self.clock.now(),
+            expires_at: refresh_expires_at,
+        };
+        self.store.insert_refresh_token(&stored, &journal(&user)).await?;
+        Ok(IssuedSession { user, refresh_token, refresh_expires_at })
+    }
+
+    /// Rotates a refresh token: the presented one dies and a successor is issued; presenting a
+    /// dead one revokes its whole family (RFC 9700).
+    ///
+    /// # Errors
+    /// `RefreshReused`, `Expired` or `Unknown`.
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        entropy: &[u8; 32],
+        journal: &(dyn Fn(&RotateOutcome) -> JournalEntry + Send + Sync),
+    ) -> Result<IssuedSession, AuthError> {
+        if !presented.starts_with(REFRESH_TOKEN_PREFIX) || presented.len() > 128 {
+            return Err(AuthError::Unknown);
+        }
+        let (refresh_token, next_hash, refresh_expires_at) = self.new_refresh_token(entropy);
+        let outcome = self
+            .store
+            .rotate_refresh_token(&self.hasher.hash(presented), &next_hash, refresh_expires_at, self.clock.now(), journal)
+            .await?;
+        match outcome {
+            RotateOutcome::Rotated { user, .. } => Ok(IssuedSession { user, refresh_token, refresh_expires_at }),
+            RotateOutcome::Reused { .. } => Err(AuthError::RefreshReused),
+            RotateOutcome::Expired => Err(AuthError::Expired),
+            RotateOutcome::Unknown => Err(AuthError::Unknown),
+        }
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), AccessError> {
+    let len = name.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err(AccessError::Invalid { field: "name", message: "must be 1 to 200 characters".into() });
+    }
+    Ok(())
+}
+
+fn validate_email(email: &str) -> Result<String, AccessError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && !email.chars().any(char::is_whitespace);
+    if valid {
+        Ok(email)
+    } else {
+        Err(AccessError::Invalid { field: "email", message: "must be an email address".into() })
+    }
+}

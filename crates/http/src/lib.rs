@@ -1,0 +1,25 @@
+//! The axum driving adapter: the router of `/v1/atlas`, the one response envelope, error
+//! mapping, credentials and scopes per route, rate limits, idempotency, runs, request ids,
+//! metrics and the generated OpenAPI document. Embedders build the router with their own
+//! adapters through [`AppState`] and [`router`].
+
+mod api;
+mod auth;
+mod envelope;
+mod error;
+mod extract;
+mod jwt;
+mod metrics;
+mod mutation;
+mod openapi;
+mod ratelimit;
+mod request_id;
+mod routes;
+mod state;
+
+pub use error::{ApiError, ErrorCode};
+pub use jwt::JwtKeys;
+pub use metrics::Metrics;
+pub use openapi::openapi_document;
+pub use routes::{router, ROUTES};
+pub use state::{AppState, HttpConfig, ReadinessCheck};

@@ -1,0 +1,117 @@
+//! Prometheus metrics at `/metrics`: requests and latency by route, rate-limit refusals, and
+//! gauges that the binary's workers and adapters feed (limiter fallbacks, outbox depth).
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+type Source = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The process's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    rate_limited: Mutex<BTreeMap<String, u64>>,
+    gauges: Mutex<Vec<(&'static str, &'static str, Source)>>,
+    in_flight: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+impl Metrics {
+    /// Counts a 429 of `class`.
+    pub fn rate_limited(&self, class: &str) {
+        if let Ok(mut m) = self.rate_limited.lock() {
+            *m.entry(class.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Registers a value read at scrape time (`name` must be a valid metric name).
+    pub fn register_gauge(&self, name: &'static str, help: &'static str, source: impl Fn() -> u64 + Send + Sync + 'static) {
+        if let Ok(mut g) = self.gauges.lock() {
+            g.push((name, help, Arc::new(source)));
+        }
+    }
+
+    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            let h = m.entry((method.to_owned(), route.to_owned())).or_default();
+            for (i, le) in BUCKETS.iter().enumerate() {
+                if seconds <= *le {
+                    h.counts[i] += 1;
+                }
+            }
+            h.sum += seconds;
+            h.count += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP atlas_http_requests_total HTTP requests by method, route and status.\n# TYPE atlas_http_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(out, "atlas_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+            }
+        }
+        out.push_str("# HELP atlas_http_request_duration_seconds HTTP request latency.\n# TYPE atlas_http_request_duration_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for ((method, route), h) in m.iter() {
+                for (i, le) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(out, "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{le}\"}} {}", h.counts[i]);
+                }
+                let _ = writeln!(out, "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "atlas_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}", h.sum);
+                let _ = writeln!(out, "atlas_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}", h.count);
+            }
+        }
+        out.push_str("# HELP atlas_rate_limited_total Requests refused with 429, by route class.\n# TYPE atlas_rate_limited_total counter\n");
+        if let Ok(m) = self.rate_limited.lock() {
+            for (class, n) in m.iter() {
+                let _ = writeln!(out, "atlas_rate_limited_total{{class=\"{class}\"}} {n}");
+            }
+        }
+        let _ = writeln!(out, "# HELP atlas_http_in_flight Requests being served.\n# TYPE atlas_http_in_flight gauge\natlas_http_in_flight {}", self.in_flight.load(Ordering::Relaxed));
+        if let Ok(g) = self.gauges.lock() {
+            for (name, help, source) in g.iter() {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", source());
+            }
+        }
+        out
+    }
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn layer(axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let response = next.run(request).await;
+    metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    metrics.observe(&method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    response
+}

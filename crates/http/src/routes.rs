@@ -1,0 +1,84 @@
+//! The route table: every route of the API declared once, with its method, path, required
+//! scope, rate-limit class and operation name. The router and the OpenAPI document are both
+//! built from this table, so a route cannot exist undocumented or unguarded.
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+use crate::{api, auth, metrics, request_id};
+use atlas_ratelimit::RouteClass;
+use atlas_scopes::Scope;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::Router;
+
+/// One route.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// axum path syntax (`/v1/atlas/keys/{id}`), which is also OpenAPI's.
+    pub path: &'static str,
+    /// The scope a caller needs; `None` for public routes.
+    pub scope: Option<Scope>,
+    /// The rate-limit class; `None` for operational endpoints (health, metrics, docs).
+    pub class: Option<RouteClass>,
+    /// The operation name, recorded on runs and used as the OpenAPI operationId.
+    pub operation: &'static str,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// Whether the route accepts an idempotency key.
+    pub idempotent: bool,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    scope: Option<Scope>,
+    class: Option<RouteClass>,
+    operation: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    idempotent: bool,
+) -> RouteSpec {
+    RouteSpec { method, path, scope, class, operation, summary, tag, idempotent }
+}
+
+use RouteClass::{Auth as AuthClass, Reads, Writes};
+
+/// Every route of the server.
+pub static ROUTES: &[RouteSpec] = &[
+    route("POST", "/v1/atlas/keys", Some(Scope::KeysWrite), Some(Writes), "keys.create", "Mint an API key (never with a scope the caller lacks)", "keys", true),
+    route("GET", "/v1/atlas/keys", Some(Scope::KeysRead), Some(Reads), "keys.list", "List the organization's API keys, without secrets", "keys", false),
+    route("DELETE", "/v1/atlas/keys/{id}", Some(Scope::KeysWrite), Some(Writes), "keys.revoke", "Revoke an API key at once", "keys", true),
+    route("POST", "/v1/atlas/orgs", Some(Scope::PlatformAdmin), Some(Writes), "orgs.create", "Create an organization and print its admin key once (operator only)", "orgs", true),
+    route("POST", "/v1/atlas/auth/bootstrap", None, Some(AuthClass), "auth.bootstrap", "Create the first organization, admin user and admin key (only while no user exists)", "auth", false),
+    route("POST", "/v1/atlas/auth/token", None, Some(AuthClass), "auth.token", "Sign in with email and password: an access JWT and a refresh token", "auth", false),
+    route("POST", "/v1/atlas/auth/refresh", None, Some(AuthClass), "auth.refresh", "Rotate a refresh token; a reused one revokes its whole family", "auth", false),
+    route("GET", "/v1/atlas/runs", Some(Scope::RunsRead), Some(Reads), "runs.list", "The audit log, newest first, with filters and a cursor", "runs", false),
+    route("GET", "/v1/atlas/runs/{id}", Some(Scope::RunsRead), Some(Reads), "runs.get", "One run", "runs", false),
+    route("GET", "/v1/atlas/openapi.json", None, None, "system.openapi", "This document", "system", false),
+    route("GET", "/v1/atlas/docs", None, None, "system.docs", "A reference page rendering this document", "system", false),
+    route("GET", "/healthz", None, None, "system.health", "The process is up", "system", false),
+    route("GET", "/readyz", None, None, "system.ready", "The database (and Redis, when configured) answer", "system", false),
+    route("GET", "/metrics", None, None, "system.metrics", "Prometheus metrics", "system", false),
+];
+
+/// The spec of an operation (the table is static, so a typo fails every test that routes).
+pub fn spec(operation: &str) -> &'static RouteSpec {
+    ROUTES.iter().find(|r| r.operation == operation).unwrap_or_else(|| panic!("no route named {operation}"))
+}
+
+/// The whole application: every route of [`ROUTES`] behind its guard, the fallbacks, request
+/// ids and metrics.
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    for spec in ROUTES {
+        let endpoint = api::endpoint(spec).route_layer(from_fn_with_state((state.clone(), spec), auth::guard));
+        router = router.route(spec.path, endpoint);
+    }
+    router
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route").hint("see /v1/atlas/openapi.json").into_response() })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method").into_response() })
+        .layer(from_fn_with_state(state.metrics.clone(), metrics::layer))
+        .layer(from_fn(request_id::layer))
+        .with_state(state)
+}

@@ -1,0 +1,49 @@
+//! What the router needs from the outside: the use cases and ports, already wired to adapters
+//! by the binary (or by an embedder), and the HTTP settings.
+
+use crate::jwt::JwtKeys;
+use crate::metrics::Metrics;
+use async_trait::async_trait;
+use atlas_accounts::Accounts;
+use atlas_idempotency::IdempotencyStore;
+use atlas_kernel::Clock;
+use atlas_ratelimit::{Policies, RateLimiter};
+use atlas_runs::RunStore;
+use std::sync::Arc;
+
+/// A dependency `/readyz` checks (the database, Redis).
+#[async_trait]
+pub trait ReadinessCheck: Send + Sync + std::fmt::Debug {
+    /// The dependency's name in the report.
+    fn name(&self) -> &'static str;
+    /// `Err` with a reason when the dependency is not usable.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body (default 1 MiB).
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 1024 * 1024 }
+    }
+}
+
+/// Everything the handlers use. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    pub runs: Arc<dyn RunStore>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub policies: Arc<Policies>,
+    pub clock: Arc<dyn Clock>,
+    pub jwt: Arc<JwtKeys>,
+    pub metrics: Arc<Metrics>,
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    pub config: HttpConfig,
+}

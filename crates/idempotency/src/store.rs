@@ -1,0 +1,57 @@
+//! The `IdempotencyStore` port. A store claims a key atomically (so N concurrent requests with
+//! one key execute once), records the outcome, and forgets a claim whose request stored nothing.
+//!
+//! The SQL store commits the outcome in the same transaction as the effect (its
+//! `commits_with_effect` is true: the use case's journal entry carries the outcome); other
+//! stores are told the outcome after the effect committed, through `complete`.
+
+use crate::{Decision, Fingerprint, IdempotencyScope, StoredResponse};
+use async_trait::async_trait;
+use atlas_kernel::StoreError;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// What `begin` found, and whether the caller now holds the key.
+pub type Begin = Decision;
+
+/// Failures of an idempotency store.
+#[derive(Debug, Error)]
+pub enum IdempotencyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where idempotency records live.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
+    /// Looks the key up and applies [`crate::decide`]; when the decision executes, atomically
+    /// claims the key (in progress, leased for [`crate::CLAIM_LEASE`]) so no concurrent request
+    /// with the same key also executes.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError>;
+
+    /// Records the outcome of a claimed key (used when the store cannot commit with the effect).
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError>;
+
+    /// Drops an in-progress claim whose request stored nothing (auth, scope, rate-limit and 5xx
+    /// failures), so a retry runs afresh. A completed record is left alone.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn release(&self, scope: &IdempotencyScope) -> Result<(), IdempotencyError>;
+
+    /// Removes records past retention; returns how many.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, IdempotencyError>;
+
+    /// Whether the outcome commits inside the use case's own transaction (the journal entry).
+    fn commits_with_effect(&self) -> bool;
+}

@@ -1,0 +1,20 @@
+//! `organizations`: the tenants.
+
+use sea_orm::entity::prelude::*;
+
+/// One organization.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "organizations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    #[sea_orm(column_type = "Text")]
+    pub name: String,
+    pub created_at_us: i64,
+}
+
+/// No relations are navigated through sea-orm; queries join by hand.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,22 @@
+//! `platform_state`: platform-wide facts, one row per name. The `bootstrapped` row is the
+//! bootstrap guard: its primary key lets exactly one bootstrap transaction commit.
+
+use sea_orm::entity::prelude::*;
+
+/// The name of the row the bootstrap transaction inserts.
+pub const BOOTSTRAPPED: &str = "bootstrapped";
+
+/// One platform fact.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "platform_state")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub name: String,
+    pub created_at_us: i64,
+}
+
+/// No relations are navigated through sea-orm; queries join by hand.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

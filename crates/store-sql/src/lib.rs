@@ -1,0 +1,127 @@
+//! The SQL adapter: [`SqlStore`] implements the `AccountStore`, `RunStore` and
+//! `IdempotencyStore` ports over sea-orm, on PostgreSQL or SQLite (chosen by the URL), with the
+//! schema of `atlas-migrations`.
+//!
+//! # Transactions
+//! Every mutating port method opens one transaction, does its effect, writes the call's
+//! [`atlas_runs::JournalEntry`] (the run, and the completion of the claimed idempotency record
+//! when the entry carries one) and commits: all of it or nothing. The idempotency store
+//! therefore reports `commits_with_effect() == true`.
+//!
+//! # SQLite
+//! A SQLite database has one writer at a time, and a deferred transaction that starts reading
+//! and later writes fails at once with `SQLITE_BUSY` instead of waiting for the writer. So a
+//! SQLite store opens the file in WAL mode (readers never block the writer), with foreign keys
+//! on and a busy timeout, and keeps a pool of exactly **one** connection: every query and
+//! transaction of the process takes turns on it, and no transaction can ever meet another one
+//! of this process. The consequence for code in this crate: while a use case holds a
+//! transaction it must run every query *through that transaction*; a query issued through the
+//! pool meanwhile would wait for the connection the transaction holds, forever (until the
+//! acquire timeout). The single connection is never recycled, so `sqlite::memory:` works too.
+//! One process per SQLite file; several processes or replicas need PostgreSQL.
+//!
+//! # PostgreSQL
+//! A pool of connections at READ COMMITTED. Races are settled by unique constraints (the
+//! bootstrap guard, idempotency storage keys), `INSERT … ON CONFLICT DO NOTHING`,
+//! compare-and-set updates and `SELECT … FOR UPDATE` (refresh-token rotation).
+//!
+//! # Time
+//! Timestamps are stored as microseconds since the Unix epoch: a record read back carries its
+//! times truncated to the microsecond.
+
+mod accounts;
+mod convert;
+pub mod entity;
+mod error;
+mod idempotency;
+mod journal;
+mod runs;
+
+use atlas_kernel::StoreError;
+use atlas_migrations::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, SqlxSqliteConnector};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How long a SQLite statement waits for another process's write lock before failing.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQL store: a sea-orm connection pool to PostgreSQL or SQLite. Cheap to clone (clones
+/// share the pool).
+#[derive(Clone, Debug)]
+pub struct SqlStore {
+    db: DatabaseConnection,
+}
+
+impl SqlStore {
+    /// Connects to `url`: `postgres://…` (a pool) or `sqlite://path?mode=rwc` /
+    /// `sqlite::memory:` (WAL, foreign keys, busy timeout, one connection; see the module doc).
+    ///
+    /// # Errors
+    /// A `StoreError` when the URL is malformed or the database does not answer.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        let db = if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::new("parsing the SQLite URL", e))?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .connect_with(options)
+                .await
+                .map_err(|e| StoreError::new("opening the SQLite database", e))?;
+            SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
+        } else {
+            let mut options = ConnectOptions::new(url);
+            options.sqlx_logging(false);
+            Database::connect(options).await.map_err(|e| StoreError::new("connecting to the database", e))?
+        };
+        Ok(SqlStore { db })
+    }
+
+    /// Wraps an existing sea-orm connection (which must follow the SQLite rules of the module
+    /// doc when it is a SQLite one).
+    pub fn from_connection(db: DatabaseConnection) -> SqlStore {
+        SqlStore { db }
+    }
+
+    /// Applies every pending migration of `atlas-migrations`.
+    ///
+    /// # Errors
+    /// A `StoreError` when a migration fails.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.db, None).await.map_err(|e| StoreError::new("applying migrations", e))
+    }
+
+    /// The sea-orm connection, for adapters of other ports that share this pool.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// A `StoreError` when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.ping().await.map_err(|e| StoreError::new("pinging the database", e))
+    }
+
+    /// `"postgres"`, `"sqlite"` (or `"mysql"`, which Atlas does not support).
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DatabaseBackend::Postgres => "postgres",
+            DatabaseBackend::Sqlite => "sqlite",
+            DatabaseBackend::MySql => "mysql",
+        }
+    }
+
+    fn is_postgres(&self) -> bool {
+        self.db.get_database_backend() == DatabaseBackend::Postgres
+    }
+}

@@ -1,0 +1,6 @@
+//! Test support shared by every adapter's tests: access to the real PostgreSQL and Redis
+//! servers (a loud skip when they are absent, a failure when `ATLAS_REQUIRE_SERVICES=1`), and
+//! the behavioural suites each port's adapters must all pass.
+
+pub mod ratelimit;
+pub mod services;

@@ -1,0 +1,34 @@
+//! The Atlas schema as sea-orm migrations. One set of migrations runs unchanged on PostgreSQL
+//! and SQLite, so the schema only uses what both understand:
+//!
+//! - ids are UUIDs (`uuid` on PostgreSQL, a 16-byte blob on SQLite);
+//! - every timestamp is a `BIGINT` of microseconds since the Unix epoch, in a column named
+//!   `*_at_us`, so ordering and keyset-cursor comparisons behave identically on both backends;
+//! - scope lists and IP allowlists are JSON arrays held in text columns;
+//! - every tenant row carries `org_id`, and every list query has an
+//!   `(org_id, created_at_us DESC, id DESC)` index.
+//!
+//! Tables: `organizations`, `api_keys`, `users`, `refresh_tokens`, `platform_state` (the
+//! bootstrap guard), `runs` and `idempotency_records`. The unique indexes are named (`ux_…`)
+//! so the SQL store can tell which one a violation hit.
+
+pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+mod m20250101_000001_accounts;
+mod m20250101_000002_runs;
+mod m20250101_000003_idempotency;
+
+/// Every Atlas migration, in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[sea_orm_migration::async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20250101_000001_accounts::Migration),
+            Box::new(m20250101_000002_runs::Migration),
+            Box::new(m20250101_000003_idempotency::Migration),
+        ]
+    }
+}
