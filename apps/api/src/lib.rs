@@ -32,7 +32,7 @@ pub enum StartError {
     FirstStart(String),
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
-    #[error("secret key: {0}")]
+    #[error("{0}")]
     Secret(String),
 }
 
@@ -72,6 +72,9 @@ impl ReadinessCheck for RedisReady {
             Ok(())
         }
     }
+    fn critical(&self) -> bool {
+        false
+    }
 }
 
 /// Connects the adapters named by `settings` and builds the application state.
@@ -103,8 +106,9 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
             let primary: Arc<dyn RateLimiter> = match atlas_store_redis::RedisRateLimiter::connect(url).await {
                 Ok(redis) => Arc::new(redis),
                 Err(e) => {
-                    tracing::warn!(error = %e, "Redis unreachable at start: rate limits stay in this process until a restart");
-                    return Ok(finish(settings, store, accounts, metrics, policies, readiness, Arc::new(local), None, clock, &secrets));
+                    tracing::warn!(error = %e, "Redis unreachable at start; rate limits use local buckets until it answers");
+                    let lazy = atlas_store_redis::RedisRateLimiter::connect_lazy(url).map_err(|e| StartError::Secret(format!("ATLAS_REDIS_URL: {e}")))?;
+                    Arc::new(lazy)
                 }
             };
             let fallback = Arc::new(

@@ -40,12 +40,12 @@ impl Secrets {
                 let file = sqlite_key_file(&settings.database_url);
                 match std::fs::read_to_string(&file) {
                     Ok(text) if text.trim().len() >= 32 => text.trim().to_owned(),
-                    Ok(_) => return Err(StartError::Secret(format!("{} holds no usable key", file.display()))),
+                    Ok(_) => return Err(StartError::Secret(format!("secret key: {} holds no usable key", file.display()))),
                     Err(_) => {
                         let mut bytes = [0u8; 32];
                         rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
                         let key = hex::encode(bytes);
-                        std::fs::write(&file, &key).map_err(|e| StartError::Secret(format!("cannot write {}: {e}", file.display())))?;
+                        std::fs::write(&file, &key).map_err(|e| StartError::Secret(format!("secret key: cannot write {}: {e}", file.display())))?;
                         tracing::warn!(file = %file.display(), "ATLAS_SECRET_KEY is unset: generated one beside the database; keep this file with it");
                         key
                     }

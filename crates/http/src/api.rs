@@ -435,19 +435,25 @@ async fn health() -> Response {
 async fn ready(State(state): State<AppState>) -> Response {
     let mut checks = serde_json::Map::new();
     let mut ready = true;
+    let mut degraded = false;
     for check in &state.readiness {
         match check.check().await {
             Ok(()) => {
                 checks.insert(check.name().into(), json!("ok"));
             }
-            Err(why) => {
+            Err(why) if check.critical() => {
                 ready = false;
                 checks.insert(check.name().into(), json!(why));
+            }
+            Err(why) => {
+                degraded = true;
+                checks.insert(check.name().into(), json!(format!("degraded: {why}")));
             }
         }
     }
     if ready {
-        Envelope::ok(json!({"status": "ready", "checks": checks})).into_response()
+        let status = if degraded { "degraded" } else { "ready" };
+        Envelope::ok(json!({"status": status, "checks": checks})).into_response()
     } else {
         ApiError::new(ErrorCode::ProviderUnavailable, "a dependency is not ready").detail("checks", Value::Object(checks)).into_response()
     }

@@ -18,6 +18,11 @@ pub trait ReadinessCheck: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// `Err` with a reason when the dependency is not usable.
     async fn check(&self) -> Result<(), String>;
+    /// Whether the process is unready without it (a replica that falls back to local rate
+    /// limits when Redis fails keeps serving, so Redis is not critical).
+    fn critical(&self) -> bool {
+        true
+    }
 }
 
 /// HTTP settings.

@@ -59,7 +59,7 @@ fn ids(runs: &[Run]) -> Vec<RunId> {
 
 /// Newest first: creation time, then id, both descending.
 fn newest_first(runs: &mut [Run]) {
-    runs.sort_by(|a, b| (b.created_at, b.id.as_uuid()).cmp(&(a.created_at, a.id.as_uuid())));
+    runs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id.as_uuid())));
 }
 
 /// Every field of a recorded run reads back unchanged: each kind of actor, the idempotency
