@@ -50,19 +50,27 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, column) in [("ix_runs_org_created", None), ("ix_runs_org_operation_created", Some(Runs::Operation)), ("ix_runs_org_resource_created", Some(Runs::ResourceId))] {
+        for (name, column) in [
+            ("ix_runs_org_created", None),
+            ("ix_runs_org_operation_created", Some(Runs::Operation)),
+            ("ix_runs_org_resource_created", Some(Runs::ResourceId)),
+        ] {
             let mut index = Index::create();
             index.name(name).table(Runs::Table).col(Runs::OrgId);
             if let Some(column) = column {
                 index.col(column);
             }
-            index.col((Runs::CreatedAtUs, IndexOrder::Desc)).col((Runs::Id, IndexOrder::Desc));
+            index
+                .col((Runs::CreatedAtUs, IndexOrder::Desc))
+                .col((Runs::Id, IndexOrder::Desc));
             manager.create_index(index).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table(Runs::Table).to_owned()).await
+        manager
+            .drop_table(Table::drop().table(Runs::Table).to_owned())
+            .await
     }
 }

@@ -71,7 +71,7 @@ pub enum RotateOutcome {
     /// The token was live: it is now dead and its successor (same family) is stored.
     Rotated { user: User, family: RefreshFamilyId },
     /// The token was already used or its family revoked: the whole family is now revoked.
-    Reused { family: RefreshFamilyId },
+    Reused { family: RefreshFamilyId, org_id: OrgId },
     /// The token expired; nothing changed.
     Expired,
     /// No such token.

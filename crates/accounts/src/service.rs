@@ -378,7 +378,7 @@ impl Accounts {
         &self,
         presented: &str,
         entropy: &[u8; 32],
-        journal: &(dyn Fn(&RotateOutcome) -> JournalEntry + Send + Sync),
+        journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<IssuedSession, AuthError> {
         if !presented.starts_with(REFRESH_TOKEN_PREFIX) || presented.len() > 128 {
             return Err(AuthError::Unknown);

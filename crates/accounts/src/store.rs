@@ -71,6 +71,6 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
         next_hash: &str,
         next_expires_at: OffsetDateTime,
         now: OffsetDateTime,
-        journal: &(dyn Fn(&RotateOutcome) -> JournalEntry + Send + Sync),
+        journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<RotateOutcome, AccountError>;
 }

@@ -362,8 +362,8 @@ async fn refresh(State(state): State<AppState>, body: JsonBody<RefreshBody>) -> 
         RotateOutcome::Rotated { user, family } => {
             mutation.entry(Some(user.org_id), Some(Actor::User(user.id)), StatusCode::OK, &json!({}), Some(family.to_string()), None)
         }
-        RotateOutcome::Reused { family } => {
-            let mut entry = mutation.entry(None, None, StatusCode::UNAUTHORIZED, &json!({}), Some(family.to_string()), None);
+        RotateOutcome::Reused { family, org_id } => {
+            let mut entry = mutation.entry(Some(*org_id), None, StatusCode::UNAUTHORIZED, &json!({}), Some(family.to_string()), None);
             entry.run.status = RunStatus::Failed;
             entry.run.error = Some(atlas_runs::RunError { code: "UNAUTHORIZED".into(), message: "refresh token reuse: family revoked".into() });
             entry

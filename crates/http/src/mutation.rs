@@ -17,13 +17,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::sync::Mutex;
 
+/// A success answer as rendered once: status, envelope bytes, `Location`.
+type Rendered = (StatusCode, Vec<u8>, Option<String>);
+
 /// What beginning a mutation decided.
 #[derive(Debug)]
 pub enum Started {
     /// Answer with this (a replay, or a refusal of the key).
     Answer(Response),
     /// Execute.
-    Execute(Mutation),
+    Execute(Box<Mutation>),
 }
 
 /// A mutating call in flight.
@@ -35,7 +38,7 @@ pub struct Mutation {
     actor: Actor,
     claim: Option<IdempotencyScope>,
     run_id: RunId,
-    rendered: Mutex<Option<(StatusCode, Vec<u8>, Option<String>)>>,
+    rendered: Mutex<Option<Rendered>>,
 }
 
 /// The key a request carries, from the header or the body field; both present and different
@@ -79,7 +82,7 @@ impl Mutation {
         let key = idempotency_key(headers, body)?;
         let mut mutation = Mutation::unkeyed(state, spec, Some(caller.org_id), caller.actor);
         let Some(key) = key else {
-            return Ok(Started::Execute(mutation));
+            return Ok(Started::Execute(Box::new(mutation)));
         };
         let scope = IdempotencyScope {
             org_id: caller.org_id,
@@ -91,7 +94,7 @@ impl Mutation {
         match state.idempotency.begin(&scope, &fingerprint, state.clock.now()).await? {
             Decision::Execute | Decision::Expired => {
                 mutation.claim = Some(scope);
-                Ok(Started::Execute(mutation))
+                Ok(Started::Execute(Box::new(mutation)))
             }
             Decision::Replay(stored) => Ok(Started::Answer(replay(stored))),
             Decision::Reused => Ok(Started::Answer(

@@ -20,6 +20,7 @@ macro_rules! typed_id {
         #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name($crate::__private::uuid::Uuid);
 
+        #[allow(dead_code)]
         impl $name {
             /// The prefix this kind of id carries.
             pub const PREFIX: &'static str = $prefix;

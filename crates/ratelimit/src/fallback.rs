@@ -20,10 +20,10 @@ use std::time::Duration;
 pub const DEFAULT_PRIMARY_COOL_DOWN: Duration = Duration::from_secs(1);
 
 /// Called with the primary's error each time the primary fails.
-pub type FallbackHook = Arc<dyn Fn(&LimiterError) + Send + Sync>;
+type FallbackHook = Arc<dyn Fn(&LimiterError) + Send + Sync>;
 
 /// Called when the primary answers again after having failed.
-pub type RecoveryHook = Arc<dyn Fn() + Send + Sync>;
+type RecoveryHook = Arc<dyn Fn() + Send + Sync>;
 
 /// "The primary is up" in `primary_down_until_us`.
 const UP: i64 = i64::MIN;
@@ -117,6 +117,8 @@ impl RateLimiter for FallbackLimiter {
         match self.primary.check(bucket, policy).await {
             Ok(verdict) => {
                 if self.primary_down_until_us.swap(UP, Ordering::Relaxed) != UP {
+                    // The local buckets are idle again: let those already full go.
+                    self.local.sweep();
                     (self.on_recovery)();
                 }
                 Ok(verdict)

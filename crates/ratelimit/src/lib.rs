@@ -22,7 +22,7 @@ mod policy;
 mod port;
 
 pub use class::{bucket_key, Policies, RouteClass, UnknownRouteClass};
-pub use fallback::{FallbackHook, FallbackLimiter, RecoveryHook, DEFAULT_PRIMARY_COOL_DOWN};
+pub use fallback::{FallbackLimiter, DEFAULT_PRIMARY_COOL_DOWN};
 pub use gcra::GcraOutcome;
 pub use in_process::{InProcessLimiter, DEFAULT_SWEEP_EVERY};
 pub use policy::{Policy, PolicyError, MAX_PERIOD};

@@ -65,7 +65,7 @@ impl Policy {
         if limit == 0 {
             return Err(PolicyError::ZeroLimit);
         }
-        if !period.is_positive() || period.whole_microseconds() % 1_000 != 0 {
+        if !period.is_positive() || period.whole_nanoseconds() % 1_000_000 != 0 {
             return Err(PolicyError::InvalidPeriod);
         }
         if period > MAX_PERIOD {
@@ -250,6 +250,10 @@ mod tests {
             Err(PolicyError::UnknownUnit("fortnight".into()))
         );
         assert_eq!(Policy::parse("5/0s"), Err(PolicyError::InvalidPeriod));
+        assert_eq!(
+            Policy::new(5, Duration::SECOND + Duration::NANOSECOND),
+            Err(PolicyError::InvalidPeriod)
+        );
         assert_eq!(Policy::parse("5/8d"), Err(PolicyError::PeriodTooLong));
         assert_eq!(
             Policy::parse("5/99999999999d"),

@@ -9,7 +9,8 @@ use crate::runs::before_cursor;
 use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_accounts::{
-    AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome, User,
+    AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken,
+    RotateOutcome, User,
 };
 use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
@@ -17,8 +18,8 @@ use atlas_scopes::{KeyId, Role, ScopeSet, UserId};
 use ipnet::IpNet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -103,7 +104,11 @@ fn refresh_row(token: &RefreshToken) -> refresh_tokens::ActiveModel {
 }
 
 /// Inserts `org` and its admin key through `txn`.
-async fn insert_organization(txn: &DatabaseTransaction, org: &Organization, key: &ApiKeyRecord) -> Result<(), Failure> {
+async fn insert_organization(
+    txn: &DatabaseTransaction,
+    org: &Organization,
+    key: &ApiKeyRecord,
+) -> Result<(), Failure> {
     organizations::Entity::insert(organization_row(org))
         .exec_without_returning(txn)
         .await
@@ -120,11 +125,16 @@ async fn insert_key_row(txn: &DatabaseTransaction, key: &ApiKeyRecord) -> Result
 }
 
 impl SqlStore {
-    async fn begin(&self) -> Result<DatabaseTransaction, Failure> {
+    /// Opens the one transaction of a use case.
+    async fn transaction(&self) -> Result<DatabaseTransaction, Failure> {
         self.db.begin().await.map_err(db("opening a transaction"))
     }
 
     /// `AccountStore::rotate_refresh_token`, with the journal closure typed as the port means it.
+    /// The journal entry is written for `Rotated` and `Reused` (whose revocation commits with
+    /// it); `Expired` and `Unknown` change nothing and write nothing (an unknown token has no
+    /// organization to file a run under, and both are authentication failures, which store
+    /// nothing).
     async fn rotate(
         &self,
         presented_hash: &str,
@@ -133,14 +143,19 @@ impl SqlStore {
         now: OffsetDateTime,
         journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<RotateOutcome, AccountError> {
-        let txn = self.begin().await?;
-        let mut query = refresh_tokens::Entity::find().filter(refresh_tokens::Column::Hash.eq(presented_hash));
+        let txn = self.transaction().await?;
+        let mut query =
+            refresh_tokens::Entity::find().filter(refresh_tokens::Column::Hash.eq(presented_hash));
         if self.is_postgres() {
             // A second presentation of the same token waits here for the first to commit, then
             // reads it used: it cannot rotate too.
             query = query.lock_exclusive();
         }
-        let Some(token) = query.one(&txn).await.map_err(db("reading the refresh token"))? else {
+        let Some(token) = query
+            .one(&txn)
+            .await
+            .map_err(db("reading the refresh token"))?
+        else {
             rollback(txn).await?;
             return Ok(RotateOutcome::Unknown);
         };
@@ -154,7 +169,7 @@ impl SqlStore {
                 .exec(&txn)
                 .await
                 .map_err(db("revoking the refresh-token family"))?;
-            let outcome = RotateOutcome::Reused { family };
+            let outcome = RotateOutcome::Reused { family, org_id: OrgId::from_uuid(token.org_id) };
             write_journal(&txn, &journal(&outcome)).await?;
             commit(txn, "committing the family's revocation").await?;
             return Ok(outcome);
@@ -169,7 +184,12 @@ impl SqlStore {
             .one(&txn)
             .await
             .map_err(db("reading the refresh token's user"))?
-            .ok_or_else(|| corrupt("rotating a refresh token", format!("the user of refresh token {} is missing", token.id)))?;
+            .ok_or_else(|| {
+                corrupt(
+                    "rotating a refresh token",
+                    format!("the user of refresh token {} is missing", token.id),
+                )
+            })?;
         let user = user_from_row(user)?;
         let used = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::UsedAtUs, Expr::value(to_us(now)))
@@ -180,7 +200,11 @@ impl SqlStore {
             .await
             .map_err(db("marking the refresh token used"))?;
         if used.rows_affected != 1 {
-            return Err(StoreError::new("rotating a refresh token", "the token changed while it was locked").into());
+            return Err(StoreError::new(
+                "rotating a refresh token",
+                "the token changed while it was locked",
+            )
+            .into());
         }
         let successor = RefreshToken {
             hash: next_hash.to_owned(),
@@ -224,16 +248,27 @@ impl AccountStore for SqlStore {
         Ok(any.is_some())
     }
 
-    async fn create_organization(&self, org: &Organization, admin_key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
-        let txn = self.begin().await?;
+    async fn create_organization(
+        &self,
+        org: &Organization,
+        admin_key: &ApiKeyRecord,
+        journal: &JournalEntry,
+    ) -> Result<(), AccountError> {
+        let txn = self.transaction().await?;
         insert_organization(&txn, org, admin_key).await?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the organization").await?;
         Ok(())
     }
 
-    async fn bootstrap(&self, org: &Organization, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
-        let txn = self.begin().await?;
+    async fn bootstrap(
+        &self,
+        org: &Organization,
+        user: &User,
+        key: &ApiKeyRecord,
+        journal: &JournalEntry,
+    ) -> Result<(), AccountError> {
+        let txn = self.transaction().await?;
         let existing = users::Entity::find()
             .select_only()
             .column(users::Column::Id)
@@ -264,18 +299,31 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    async fn insert_key(&self, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
-        let txn = self.begin().await?;
+    async fn insert_key(
+        &self,
+        key: &ApiKeyRecord,
+        journal: &JournalEntry,
+    ) -> Result<(), AccountError> {
+        let txn = self.transaction().await?;
         insert_key_row(&txn, key).await?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the key").await?;
         Ok(())
     }
 
-    async fn list_keys(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<ApiKeyRecord>, AccountError> {
-        let mut query = api_keys::Entity::find().filter(api_keys::Column::OrgId.eq(org_id.as_uuid()));
+    async fn list_keys(
+        &self,
+        org_id: OrgId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKeyRecord>, AccountError> {
+        let mut query =
+            api_keys::Entity::find().filter(api_keys::Column::OrgId.eq(org_id.as_uuid()));
         if let Some(cursor) = &page.after {
-            query = query.filter(before_cursor(api_keys::Column::CreatedAtUs, api_keys::Column::Id, cursor));
+            query = query.filter(before_cursor(
+                api_keys::Column::CreatedAtUs,
+                api_keys::Column::Id,
+                cursor,
+            ));
         }
         let rows = query
             .order_by_desc(api_keys::Column::CreatedAtUs)
@@ -284,12 +332,23 @@ impl AccountStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(db("listing keys"))?;
-        let keys = rows.into_iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(keys, page, |k| (k.created_at, k.id.as_uuid())))
+        let keys = rows
+            .into_iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(keys, page, |k| {
+            (k.created_at, k.id.as_uuid())
+        }))
     }
 
-    async fn revoke_key(&self, org_id: OrgId, id: KeyId, at: OffsetDateTime, journal: &JournalEntry) -> Result<ApiKeyRecord, AccountError> {
-        let txn = self.begin().await?;
+    async fn revoke_key(
+        &self,
+        org_id: OrgId,
+        id: KeyId,
+        at: OffsetDateTime,
+        journal: &JournalEntry,
+    ) -> Result<ApiKeyRecord, AccountError> {
+        let txn = self.transaction().await?;
         let mut query = api_keys::Entity::find()
             .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
             .filter(api_keys::Column::Id.eq(id.as_uuid()));
@@ -350,8 +409,12 @@ impl AccountStore for SqlStore {
         Ok(row.map(user_from_row).transpose()?)
     }
 
-    async fn insert_refresh_token(&self, token: &RefreshToken, journal: &JournalEntry) -> Result<(), AccountError> {
-        let txn = self.begin().await?;
+    async fn insert_refresh_token(
+        &self,
+        token: &RefreshToken,
+        journal: &JournalEntry,
+    ) -> Result<(), AccountError> {
+        let txn = self.transaction().await?;
         refresh_tokens::Entity::insert(refresh_row(token))
             .exec_without_returning(&txn)
             .await
@@ -367,16 +430,9 @@ impl AccountStore for SqlStore {
         next_hash: &str,
         next_expires_at: OffsetDateTime,
         now: OffsetDateTime,
-        journal: &(dyn Fn(&RotateOutcome) -> JournalEntry + Send + Sync),
+        journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<RotateOutcome, AccountError> {
-        // CONTRACT DEFECT (crates/accounts/src/store.rs): under `#[async_trait]` the elided
-        // lifetime in `dyn Fn(&RotateOutcome)` becomes a lifetime parameter of the method
-        // instead of a higher-ranked one, so the closure can only be called with an outcome
-        // that outlives the call: no local qualifies. Until the port spells it
-        // `dyn for<'o> Fn(&'o RotateOutcome) -> …`, each outcome handed to the journal closure
-        // is leaked (a few hundred bytes per Rotated/Reused presentation). With the fix, pass
-        // `journal` straight to `rotate` and delete this adapter.
-        let adapter = |outcome: &RotateOutcome| journal(Box::leak(Box::new(outcome.clone())));
-        self.rotate(presented_hash, next_hash, next_expires_at, now, &adapter).await
+        self.rotate(presented_hash, next_hash, next_expires_at, now, journal)
+            .await
     }
 }

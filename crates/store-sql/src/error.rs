@@ -26,11 +26,26 @@ pub(crate) enum Unique {
 /// constraint, SQLite the table and column.
 const CONSTRAINTS: &[(Unique, [&str; 2])] = &[
     (Unique::UserEmail, ["\"ux_users_email\"", "users.email"]),
-    (Unique::BootstrapGuard, ["\"platform_state_pkey\"", "platform_state.name"]),
-    (Unique::ApiKeyHash, ["\"ux_api_keys_hash\"", "api_keys.hash"]),
-    (Unique::RefreshTokenHash, ["\"ux_refresh_tokens_hash\"", "refresh_tokens.hash"]),
+    (
+        Unique::BootstrapGuard,
+        ["\"platform_state_pkey\"", "platform_state.name"],
+    ),
+    (
+        Unique::ApiKeyHash,
+        ["\"ux_api_keys_hash\"", "api_keys.hash"],
+    ),
+    (
+        Unique::RefreshTokenHash,
+        ["\"ux_refresh_tokens_hash\"", "refresh_tokens.hash"],
+    ),
     (Unique::RunId, ["\"runs_pkey\"", "runs.id"]),
-    (Unique::IdempotencyKey, ["\"idempotency_records_pkey\"", "idempotency_records.storage_key"]),
+    (
+        Unique::IdempotencyKey,
+        [
+            "\"idempotency_records_pkey\"",
+            "idempotency_records.storage_key",
+        ],
+    ),
 ];
 
 /// A classified database failure.

@@ -12,7 +12,10 @@ use sea_orm::{DatabaseTransaction, EntityTrait};
 /// claimed (in-progress) record with the response, all through `txn`. A record that is no
 /// longer in progress (taken over after its lease, or already completed) is left alone and
 /// logged: the effect still commits.
-pub(crate) async fn write_journal(txn: &DatabaseTransaction, entry: &JournalEntry) -> Result<(), Failure> {
+pub(crate) async fn write_journal(
+    txn: &DatabaseTransaction,
+    entry: &JournalEntry,
+) -> Result<(), Failure> {
     crate::entity::runs::Entity::insert(run_row(&entry.run))
         .exec_without_returning(txn)
         .await

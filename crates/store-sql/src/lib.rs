@@ -39,8 +39,13 @@ mod runs;
 
 use atlas_kernel::StoreError;
 use atlas_migrations::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, SqlxSqliteConnector};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    SqlxSqliteConnector,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -80,7 +85,9 @@ impl SqlStore {
         } else {
             let mut options = ConnectOptions::new(url);
             options.sqlx_logging(false);
-            Database::connect(options).await.map_err(|e| StoreError::new("connecting to the database", e))?
+            Database::connect(options)
+                .await
+                .map_err(|e| StoreError::new("connecting to the database", e))?
         };
         Ok(SqlStore { db })
     }
@@ -96,7 +103,9 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when a migration fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await.map_err(|e| StoreError::new("applying migrations", e))
+        Migrator::up(&self.db, None)
+            .await
+            .map_err(|e| StoreError::new("applying migrations", e))
     }
 
     /// The sea-orm connection, for adapters of other ports that share this pool.
@@ -109,7 +118,10 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db.ping().await.map_err(|e| StoreError::new("pinging the database", e))
+        self.db
+            .ping()
+            .await
+            .map_err(|e| StoreError::new("pinging the database", e))
     }
 
     /// `"postgres"`, `"sqlite"` (or `"mysql"`, which Atlas does not support).

@@ -9,7 +9,8 @@
 //! Call [`suite`] with the store and a description (`"sqlite"`, `"redis"`) that failures name.
 
 use atlas_idempotency::{
-    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse, CLAIM_LEASE, RETENTION,
+    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
+    CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::OrgId;
 use serde_json::json;
@@ -23,7 +24,8 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
     release_drops_an_in_progress_claim_but_never_a_completed_one(store.as_ref(), description).await;
     an_abandoned_claim_is_taken_over_once_its_lease_lapses(store.as_ref(), description).await;
     a_record_past_retention_runs_afresh(store.as_ref(), description).await;
-    scopes_differing_in_organization_scope_or_route_are_independent(store.as_ref(), description).await;
+    scopes_differing_in_organization_scope_or_route_are_independent(store.as_ref(), description)
+        .await;
     purge_expired_removes_records_past_retention_only(store.as_ref(), description).await;
     concurrent_begins_with_one_key_execute_exactly_once(store.clone(), description).await;
     concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store.clone(), description).await;
@@ -32,7 +34,8 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
 /// The current time, truncated to the microsecond.
 fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).expect("a truncated nanosecond is valid")
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .expect("a truncated nanosecond is valid")
 }
 
 /// A scope in a new organization, so no other check (or earlier run) shares it.
@@ -46,7 +49,11 @@ fn fresh_scope(key: &str) -> IdempotencyScope {
 }
 
 fn fingerprint(n: u32) -> Fingerprint {
-    Fingerprint::of("POST", "/v1/atlas/messages", &json!({ "text": "hello", "n": n }))
+    Fingerprint::of(
+        "POST",
+        "/v1/atlas/messages",
+        &json!({ "text": "hello", "n": n }),
+    )
 }
 
 /// A response whose body is not UTF-8, so a store that mangles bytes is caught.
@@ -61,23 +68,46 @@ fn response() -> StoredResponse {
     }
 }
 
-async fn begin(store: &dyn IdempotencyStore, scope: &IdempotencyScope, fp: &Fingerprint, at: OffsetDateTime, description: &str) -> Decision {
-    store.begin(scope, fp, at).await.unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"))
+async fn begin(
+    store: &dyn IdempotencyStore,
+    scope: &IdempotencyScope,
+    fp: &Fingerprint,
+    at: OffsetDateTime,
+    description: &str,
+) -> Decision {
+    store
+        .begin(scope, fp, at)
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"))
 }
 
 /// A new key executes; the same request again while the first executes is told it is in
 /// progress; another request under the same key is a reuse.
-pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(store: &dyn IdempotencyStore, description: &str) {
+pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let scope = fresh_scope("new-key");
     let t0 = now();
-    assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
+    assert_eq!(
+        begin(store, &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
     assert_eq!(
         begin(store, &scope, &fingerprint(1), t0 + Duration::seconds(1), description).await,
         Decision::InProgress,
         "[{description}] the same request while the first still executes is IDEMPOTENCY_IN_PROGRESS"
     );
     assert_eq!(
-        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(2), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(2),
+            t0 + Duration::seconds(2),
+            description
+        )
+        .await,
         Decision::Reused,
         "[{description}] another request under a key in progress is IDEMPOTENCY_KEY_REUSED"
     );
@@ -85,10 +115,17 @@ pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(store: 
 
 /// After `complete`, the same request replays the stored status, body bytes, Location and
 /// ETag; another request under the key is a reuse.
-pub async fn a_completed_key_replays_its_response_byte_for_byte(store: &dyn IdempotencyStore, description: &str) {
+pub async fn a_completed_key_replays_its_response_byte_for_byte(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let scope = fresh_scope("completed-key");
     let t0 = now();
-    assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
+    assert_eq!(
+        begin(store, &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
     store
         .complete(&scope, &response(), t0 + Duration::seconds(1))
         .await
@@ -99,7 +136,14 @@ pub async fn a_completed_key_replays_its_response_byte_for_byte(store: &dyn Idem
         "[{description}] within retention the same request replays exactly the stored status, body bytes, Location and ETag"
     );
     assert_eq!(
-        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(3), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(2),
+            t0 + Duration::seconds(3),
+            description
+        )
+        .await,
         Decision::Reused,
         "[{description}] another request under a completed key is IDEMPOTENCY_KEY_REUSED"
     );
@@ -107,13 +151,30 @@ pub async fn a_completed_key_replays_its_response_byte_for_byte(store: &dyn Idem
 
 /// `release` forgets an in-progress claim (a request that stored nothing), so a retry
 /// executes; it leaves a completed record alone.
-pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(store: &dyn IdempotencyStore, description: &str) {
+pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let scope = fresh_scope("released-key");
     let t0 = now();
-    assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
-    store.release(&scope).await.unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
     assert_eq!(
-        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(1), description).await,
+        begin(store, &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
+    store
+        .release(&scope)
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
+    assert_eq!(
+        begin(
+            store,
+            &scope,
+            &fingerprint(2),
+            t0 + Duration::seconds(1),
+            description
+        )
+        .await,
         Decision::Execute,
         "[{description}] after release the key is free: any request under it executes afresh"
     );
@@ -121,9 +182,19 @@ pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(store:
         .complete(&scope, &response(), t0 + Duration::seconds(2))
         .await
         .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
-    store.release(&scope).await.unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
+    store
+        .release(&scope)
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
     assert_eq!(
-        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(3), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(2),
+            t0 + Duration::seconds(3),
+            description
+        )
+        .await,
         Decision::Replay(response()),
         "[{description}] release leaves a completed record alone: it still replays"
     );
@@ -131,12 +202,26 @@ pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(store:
 
 /// A claim whose lease lapsed (its process died) is taken over: `Expired`, and the new claim
 /// then blocks retries like any other.
-pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(store: &dyn IdempotencyStore, description: &str) {
+pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let scope = fresh_scope("abandoned-key");
     let t0 = now();
-    assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
     assert_eq!(
-        begin(store, &scope, &fingerprint(1), t0 + CLAIM_LEASE - Duration::seconds(1), description).await,
+        begin(store, &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
+    assert_eq!(
+        begin(
+            store,
+            &scope,
+            &fingerprint(1),
+            t0 + CLAIM_LEASE - Duration::seconds(1),
+            description
+        )
+        .await,
         Decision::InProgress,
         "[{description}] within its lease a claim blocks the same request"
     );
@@ -147,7 +232,14 @@ pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(store: &dyn 
         "[{description}] once the lease lapsed the claim counts as abandoned and is taken over"
     );
     assert_eq!(
-        begin(store, &scope, &fingerprint(1), t1 + Duration::seconds(1), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(1),
+            t1 + Duration::seconds(1),
+            description
+        )
+        .await,
         Decision::InProgress,
         "[{description}] the takeover is a claim of its own: the same request is in progress again"
     );
@@ -156,7 +248,14 @@ pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(store: &dyn 
         .await
         .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
     assert_eq!(
-        begin(store, &scope, &fingerprint(1), t1 + Duration::seconds(3), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(1),
+            t1 + Duration::seconds(3),
+            description
+        )
+        .await,
         Decision::Replay(response()),
         "[{description}] the takeover's outcome is what replays"
     );
@@ -168,8 +267,15 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
     let t0 = now();
     for (name, later_fingerprint) in [("retained-same", 1), ("retained-other", 2)] {
         let scope = fresh_scope(name);
-        assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
-        store.complete(&scope, &response(), t0).await.unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+        assert_eq!(
+            begin(store, &scope, &fingerprint(1), t0, description).await,
+            Decision::Execute,
+            "[{description}] a key never seen executes"
+        );
+        store
+            .complete(&scope, &response(), t0)
+            .await
+            .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
         let t1 = t0 + RETENTION;
         assert_eq!(
             begin(store, &scope, &fingerprint(later_fingerprint), t1, description).await,
@@ -178,7 +284,14 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
             RETENTION
         );
         assert_eq!(
-            begin(store, &scope, &fingerprint(later_fingerprint), t1 + Duration::seconds(1), description).await,
+            begin(
+                store,
+                &scope,
+                &fingerprint(later_fingerprint),
+                t1 + Duration::seconds(1),
+                description
+            )
+            .await,
             Decision::InProgress,
             "[{description}] the request that ran afresh holds the key"
         );
@@ -186,22 +299,56 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
 }
 
 /// The same key under another organization, scope or route is another key.
-pub async fn scopes_differing_in_organization_scope_or_route_are_independent(store: &dyn IdempotencyStore, description: &str) {
+pub async fn scopes_differing_in_organization_scope_or_route_are_independent(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let scope = fresh_scope("shared-key");
     let t0 = now();
-    assert_eq!(begin(store, &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
-    let other_org = IdempotencyScope { org_id: OrgId::generate(), ..scope.clone() };
-    let other_scope = IdempotencyScope { scope: "atlas.actions.execute".into(), ..scope.clone() };
-    let other_route = IdempotencyScope { route: "POST /v1/atlas/actions".into(), ..scope.clone() };
-    for (what, other) in [("organization", &other_org), ("scope", &other_scope), ("route", &other_route)] {
+    assert_eq!(
+        begin(store, &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
+    let other_org = IdempotencyScope {
+        org_id: OrgId::generate(),
+        ..scope.clone()
+    };
+    let other_scope = IdempotencyScope {
+        scope: "atlas.actions.execute".into(),
+        ..scope.clone()
+    };
+    let other_route = IdempotencyScope {
+        route: "POST /v1/atlas/actions".into(),
+        ..scope.clone()
+    };
+    for (what, other) in [
+        ("organization", &other_org),
+        ("scope", &other_scope),
+        ("route", &other_route),
+    ] {
         assert_eq!(
-            begin(store, other, &fingerprint(2), t0 + Duration::seconds(1), description).await,
+            begin(
+                store,
+                other,
+                &fingerprint(2),
+                t0 + Duration::seconds(1),
+                description
+            )
+            .await,
             Decision::Execute,
             "[{description}] the same key under another {what} is another key: it executes"
         );
     }
     assert_eq!(
-        begin(store, &scope, &fingerprint(1), t0 + Duration::seconds(2), description).await,
+        begin(
+            store,
+            &scope,
+            &fingerprint(1),
+            t0 + Duration::seconds(2),
+            description
+        )
+        .await,
         Decision::InProgress,
         "[{description}] claims under other scopes leave the first claim as it was"
     );
@@ -209,28 +356,55 @@ pub async fn scopes_differing_in_organization_scope_or_route_are_independent(sto
 
 /// `purge_expired(now)` removes records created `RETENTION` or more before `now` (a later
 /// request under such a key simply executes) and keeps younger ones.
-pub async fn purge_expired_removes_records_past_retention_only(store: &dyn IdempotencyStore, description: &str) {
+pub async fn purge_expired_removes_records_past_retention_only(
+    store: &dyn IdempotencyStore,
+    description: &str,
+) {
     let now = now();
     let old = fresh_scope("purged-key");
     let young = fresh_scope("kept-key");
     let long_ago = now - RETENTION - Duration::minutes(5);
-    assert_eq!(begin(store, &old, &fingerprint(1), long_ago, description).await, Decision::Execute, "[{description}] a key never seen executes");
+    assert_eq!(
+        begin(store, &old, &fingerprint(1), long_ago, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
     store
         .complete(&old, &response(), long_ago + Duration::seconds(1))
         .await
         .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
-    assert_eq!(begin(store, &young, &fingerprint(1), now, description).await, Decision::Execute, "[{description}] a key never seen executes");
-    store.complete(&young, &response(), now).await.unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+    assert_eq!(
+        begin(store, &young, &fingerprint(1), now, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
+    store
+        .complete(&young, &response(), now)
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
 
-    let purged = store.purge_expired(now).await.unwrap_or_else(|e| panic!("[{description}] purge_expired failed: {e:?}"));
-    assert!(purged >= 1, "[{description}] purge_expired reports the records it removed (got {purged})");
+    let purged = store
+        .purge_expired(now)
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] purge_expired failed: {e:?}"));
+    assert!(
+        purged >= 1,
+        "[{description}] purge_expired reports the records it removed (got {purged})"
+    );
     assert_eq!(
         begin(store, &old, &fingerprint(1), now, description).await,
         Decision::Execute,
         "[{description}] a purged record is gone: its key executes as new (not Expired, which would mean it was still there)"
     );
     assert_eq!(
-        begin(store, &young, &fingerprint(1), now + Duration::seconds(1), description).await,
+        begin(
+            store,
+            &young,
+            &fingerprint(1),
+            now + Duration::seconds(1),
+            description
+        )
+        .await,
         Decision::Replay(response()),
         "[{description}] purge_expired keeps records younger than retention"
     );
@@ -238,7 +412,10 @@ pub async fn purge_expired_removes_records_past_retention_only(store: &dyn Idemp
 
 /// Fifty concurrent requests with one key: exactly one executes, every other one is told the
 /// key is in progress.
-pub async fn concurrent_begins_with_one_key_execute_exactly_once(store: Arc<dyn IdempotencyStore>, description: &str) {
+pub async fn concurrent_begins_with_one_key_execute_exactly_once(
+    store: Arc<dyn IdempotencyStore>,
+    description: &str,
+) {
     let scope = Arc::new(fresh_scope("concurrent-key"));
     let t0 = now();
     let tasks: Vec<_> = (0..50)
@@ -249,7 +426,10 @@ pub async fn concurrent_begins_with_one_key_execute_exactly_once(store: Arc<dyn 
         .collect();
     let mut decisions = Vec::new();
     for task in tasks {
-        let decision = task.await.expect("the task ran").unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"));
+        let decision = task
+            .await
+            .expect("the task ran")
+            .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"));
         decisions.push(decision);
     }
     let executed = decisions.iter().filter(|d| d.executes()).count();
@@ -261,10 +441,17 @@ pub async fn concurrent_begins_with_one_key_execute_exactly_once(store: Arc<dyn 
 }
 
 /// Twenty concurrent requests that all find an abandoned claim: exactly one takes it over.
-pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store: Arc<dyn IdempotencyStore>, description: &str) {
+pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(
+    store: Arc<dyn IdempotencyStore>,
+    description: &str,
+) {
     let scope = Arc::new(fresh_scope("concurrent-takeover"));
     let t0 = now();
-    assert_eq!(begin(store.as_ref(), &scope, &fingerprint(1), t0, description).await, Decision::Execute, "[{description}] a key never seen executes");
+    assert_eq!(
+        begin(store.as_ref(), &scope, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
     let t1 = t0 + CLAIM_LEASE + Duration::seconds(5);
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -274,7 +461,11 @@ pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store:
         .collect();
     let mut decisions = Vec::new();
     for task in tasks {
-        decisions.push(task.await.expect("the task ran").unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}")));
+        decisions.push(
+            task.await
+                .expect("the task ran")
+                .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}")),
+        );
     }
     assert_eq!(
         decisions.iter().filter(|d| **d == Decision::Expired).count(),
@@ -282,7 +473,10 @@ pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store:
         "[{description}] of 20 concurrent requests finding an abandoned claim exactly one takes it over: {decisions:?}"
     );
     assert!(
-        decisions.iter().filter(|d| **d != Decision::Expired).all(|d| *d == Decision::InProgress),
+        decisions
+            .iter()
+            .filter(|d| **d != Decision::Expired)
+            .all(|d| *d == Decision::InProgress),
         "[{description}] the others find the takeover in progress: {decisions:?}"
     );
 }
