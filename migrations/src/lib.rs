@@ -9,14 +9,16 @@
 //!   `(org_id, created_at_us DESC, id DESC)` index.
 //!
 //! Tables: `organizations`, `api_keys`, `users`, `refresh_tokens`, `platform_state` (the
-//! bootstrap guard), `runs` and `idempotency_records`. The unique indexes are named (`ux_…`)
-//! so the SQL store can tell which one a violation hit.
+//! bootstrap guard), `runs`, `idempotency_records`, and messaging's `channels`, `templates`,
+//! `customers`, `conversations`, `messages`, `pending_statuses`, `drafts` and `outbox`. The
+//! unique indexes are named (`ux_…`) so the SQL store can tell which one a violation hit.
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20250101_000001_accounts;
 mod m20250101_000002_runs;
 mod m20250101_000003_idempotency;
+mod m20250101_000004_messaging;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000001_accounts::Migration),
             Box::new(m20250101_000002_runs::Migration),
             Box::new(m20250101_000003_idempotency::Migration),
+            Box::new(m20250101_000004_messaging::Migration),
         ]
     }
 }

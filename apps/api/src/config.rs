@@ -36,6 +36,14 @@ pub struct Settings {
     pub rate_limit_overrides: Vec<(OrgId, RouteClass, Policy)>,
     /// Whether `serve` runs migrations before it listens.
     pub migrate_on_start: bool,
+    /// Sends per channel (`ATLAS_CHANNEL_RATE_LIMIT`, default 80/s).
+    pub channel_rate_limit: Policy,
+    /// How long a claimed outbox row stays with its worker (`ATLAS_OUTBOX_LEASE_SECS`).
+    pub outbox_lease_secs: u64,
+    /// The first retry delay of a failed delivery (`ATLAS_OUTBOX_RETRY_BASE_MS`).
+    pub outbox_retry_base_ms: u64,
+    /// Whether this process runs the outbox worker (`ATLAS_WORKERS`).
+    pub workers: bool,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -53,6 +61,10 @@ struct FileSettings {
     whatsapp_graph_url: Option<String>,
     whatsapp_graph_version: Option<String>,
     migrate_on_start: Option<bool>,
+    channel_rate_limit: Option<String>,
+    outbox_lease_secs: Option<u64>,
+    outbox_retry_base_ms: Option<u64>,
+    workers: Option<bool>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -190,6 +202,27 @@ impl Settings {
             rate_limit_overrides.extend(parse_overrides("ATLAS_RATE_LIMIT_OVERRIDES", text)?);
         }
 
+        let channel_rate_text = pick("ATLAS_CHANNEL_RATE_LIMIT", from_file.channel_rate_limit).unwrap_or_else(|| "80/s".into());
+        let channel_rate_limit =
+            Policy::parse(&channel_rate_text).map_err(|e| bad("ATLAS_CHANNEL_RATE_LIMIT", format!("`{channel_rate_text}`: {e}")))?;
+        let number = |var: &str, from_file: Option<u64>, default: u64, range: std::ops::RangeInclusive<u64>| -> Result<u64, SettingError> {
+            let value = match env.get(var) {
+                Some(v) => v.parse::<u64>().map_err(|_| bad(var, format!("`{v}` is not a whole number")))?,
+                None => from_file.unwrap_or(default),
+            };
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(bad(var, format!("must be between {} and {}", range.start(), range.end())))
+            }
+        };
+        let outbox_lease_secs = number("ATLAS_OUTBOX_LEASE_SECS", from_file.outbox_lease_secs, 120, 2..=3600)?;
+        let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
+        let workers = match env.get("ATLAS_WORKERS") {
+            Some(v) => parse_bool("ATLAS_WORKERS", v)?,
+            None => from_file.workers.unwrap_or(true),
+        };
+
         Ok(Self {
             bind,
             database_url,
@@ -204,6 +237,10 @@ impl Settings {
             rate_limits,
             rate_limit_overrides,
             migrate_on_start,
+            channel_rate_limit,
+            outbox_lease_secs,
+            outbox_retry_base_ms,
+            workers,
         })
     }
 
@@ -257,6 +294,9 @@ mod tests {
             ("ATLAS_RATE_LIMIT_MESSAGES", "lots"),
             ("ATLAS_RATE_LIMIT_OVERRIDES", "org_1:messages=1/min"),
             ("ATLAS_MAX_BODY_BYTES", "1"),
+            ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
+            ("ATLAS_OUTBOX_LEASE_SECS", "1"),
+            ("ATLAS_WORKERS", "sometimes"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");

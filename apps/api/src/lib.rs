@@ -2,12 +2,18 @@
 //! organization, and a running server handle. `main.rs` is a thin CLI over this, and the
 //! end-to-end tests start the same server in-process on a random port.
 
+pub mod cipher;
 pub mod cli;
 pub mod config;
 mod secret;
 pub mod telemetry;
+pub mod worker;
 
 use atlas_accounts::{Accounts, SecretHasher};
+use atlas_conversations::{ChannelProvider, ChannelSecrets, ConnectChannel, Delivery, Messaging, ProviderByKind, RetryPolicy};
+use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
+use std::sync::Mutex;
+use tokio::sync::mpsc;
 use atlas_http::{AppState, HttpConfig, JwtKeys, Metrics, ReadinessCheck};
 use atlas_kernel::{Clock, SystemClock};
 use atlas_ratelimit::{FallbackLimiter, InProcessLimiter, Policies, RateLimiter};
@@ -42,6 +48,11 @@ pub struct Wiring {
     pub store: SqlStore,
     pub state: AppState,
     pub fallback: Option<Arc<FallbackLimiter>>,
+    /// The outbox delivery step (the worker drives it).
+    pub delivery: Arc<Delivery>,
+    pub counters: Arc<worker::OutboxCounters>,
+    /// The sandbox's receipts, taken by the first `start`.
+    sandbox_receipts: Arc<Mutex<Option<mpsc::UnboundedReceiver<SandboxReceipt>>>>,
 }
 
 #[derive(Debug)]
@@ -123,7 +134,7 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
         }
     };
 
-    Ok(finish(settings, store, accounts, metrics, policies, readiness, limiter, fallback, clock, &secrets))
+    finish(settings, store, accounts, metrics, policies, readiness, limiter, fallback, clock, &secrets)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -138,9 +149,38 @@ fn finish(
     fallback: Option<Arc<FallbackLimiter>>,
     clock: Arc<dyn Clock>,
     secrets: &secret::Secrets,
-) -> Wiring {
+) -> Result<Wiring, StartError> {
+    let cipher = Arc::new(cipher::ChannelCipher::new(&secrets.channel_key));
+    let policy = RetryPolicy {
+        base_delay: time::Duration::milliseconds(settings.outbox_retry_base_ms as i64),
+        lease: time::Duration::seconds(settings.outbox_lease_secs as i64),
+        ..RetryPolicy::default()
+    };
+    let messaging = Arc::new(Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone()).with_policy(policy));
+    let graph = GraphClient::new(&settings.whatsapp_graph_url, &settings.whatsapp_graph_version, std::time::Duration::from_secs(15))
+        .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
+    let (sandbox, receipts) = SandboxProvider::new();
+    let provider = Arc::new(ProviderByKind { whatsapp: Arc::new(WhatsAppProvider::new(graph)), sandbox: Arc::new(sandbox) });
+    let delivery = Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher, clock.clone(), policy));
+    let counters = Arc::new(worker::OutboxCounters::default());
+    for (name, help, pick) in [
+        ("atlas_outbox_sent_total", "Messages the provider accepted.", 0),
+        ("atlas_outbox_retries_total", "Delivery attempts that will be retried.", 1),
+        ("atlas_outbox_failed_total", "Messages that failed for good.", 2),
+    ] {
+        let c = counters.clone();
+        metrics.register_gauge(name, help, move || {
+            let counter = match pick {
+                0 => &c.sent,
+                1 => &c.retried,
+                _ => &c.failed,
+            };
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        });
+    }
     let state = AppState {
         accounts,
+        messaging,
         runs: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         limiter,
@@ -151,7 +191,7 @@ fn finish(
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes },
     };
-    Wiring { store, state, fallback }
+    Ok(Wiring { store, state, fallback, delivery, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
 
 /// On an empty database, creates the default organization and returns its admin key (to be
@@ -165,6 +205,17 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         return Ok(None);
     }
     let created = create_organization(state, "Default", ScopeSet::empty()).await?;
+    let org_id: atlas_kernel::OrgId = created.0.parse().map_err(|e| StartError::FirstStart(format!("{e}")))?;
+    let sandbox = ConnectChannel {
+        provider: ChannelProvider::Sandbox,
+        name: "Sandbox".into(),
+        phone_number_id: "sandbox".into(),
+        display_phone_number: "+10000000000".into(),
+        verify_token: String::new(),
+        secrets: ChannelSecrets { access_token: String::new(), app_secret: String::new() },
+    };
+    let journal = |channel: &atlas_conversations::Channel| operator_journal(org_id, "channels.create", channel.id.to_string());
+    state.messaging.connect_channel(org_id, sandbox, &journal).await.map_err(|e| StartError::FirstStart(format!("sandbox channel: {e}")))?;
     Ok(Some(created))
 }
 
@@ -246,6 +297,12 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     let addr = listener.local_addr().map_err(|e| StartError::Bind(settings.bind, e))?;
     let (shutdown, mut stopped) = watch::channel(false);
     spawn_janitor(&wiring.state, shutdown.subscribe());
+    if settings.workers {
+        worker::spawn_outbox_worker(wiring.state.clone(), wiring.delivery.clone(), settings.channel_rate_limit, wiring.counters.clone(), shutdown.subscribe());
+    }
+    if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
+        worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);
+    }
     let app = atlas_http::router(wiring.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let task = tokio::spawn(async move {
         let graceful = async move {

@@ -1,5 +1,5 @@
 //! The server secret (`ATLAS_SECRET_KEY`) and what is derived from it: the pepper of key and
-//! token hashes, and the JWT signing key unless `ATLAS_JWT_SECRET` is set. On SQLite, a missing
+//! token hashes, the key sealing channel secrets, and the JWT signing key unless `ATLAS_JWT_SECRET` is set. On SQLite, a missing
 //! key is generated once beside the database file, with a warning.
 
 use crate::config::Settings;
@@ -13,6 +13,8 @@ use std::path::PathBuf;
 pub struct Secrets {
     pub pepper: Vec<u8>,
     pub jwt: Vec<u8>,
+    /// Seals channel secrets at rest.
+    pub channel_key: [u8; 32],
 }
 
 fn derive(secret: &str, purpose: &str) -> Vec<u8> {
@@ -53,7 +55,9 @@ impl Secrets {
             }
         };
         let jwt = settings.jwt_secret.as_ref().map(|s| s.as_bytes().to_vec()).unwrap_or_else(|| derive(&secret, "atlas jwt v1"));
-        Ok(Self { pepper: derive(&secret, "atlas key pepper v1"), jwt })
+        let mut channel_key = [0u8; 32];
+        channel_key.copy_from_slice(&derive(&secret, "atlas channel secrets v1"));
+        Ok(Self { pepper: derive(&secret, "atlas key pepper v1"), jwt, channel_key })
     }
 }
 

@@ -51,7 +51,7 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
         "system.health" => on(filter, health),
         "system.ready" => on(filter, ready),
         "system.metrics" => on(filter, metrics),
-        other => panic!("route {other} has no handler"),
+        other => crate::messaging::endpoint(filter, other).unwrap_or_else(|| panic!("route {other} has no handler")),
     }
 }
 

@@ -9,6 +9,7 @@ mod envelope;
 mod error;
 mod extract;
 mod jwt;
+mod messaging;
 mod metrics;
 mod mutation;
 mod openapi;
@@ -19,6 +20,7 @@ mod state;
 
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;
+pub use messaging::apply_statuses;
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
 pub use routes::{router, ROUTES};

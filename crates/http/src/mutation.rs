@@ -33,11 +33,12 @@ pub enum Started {
 #[derive(Debug)]
 pub struct Mutation {
     state: AppState,
-    spec: &'static RouteSpec,
     org_id: Option<OrgId>,
     actor: Actor,
     claim: Option<IdempotencyScope>,
     run_id: RunId,
+    operation: String,
+    run_status: RunStatus,
     rendered: Mutex<Option<Rendered>>,
 }
 
@@ -112,7 +113,32 @@ impl Mutation {
 
     /// A mutation without an idempotency key (credential exchanges, whose tokens are single-use).
     pub fn unkeyed(state: &AppState, spec: &'static RouteSpec, org_id: Option<OrgId>, actor: Actor) -> Self {
-        Self { state: state.clone(), spec, org_id, actor, claim: None, run_id: RunId::generate(), rendered: Mutex::new(None) }
+        Self {
+            state: state.clone(),
+            org_id,
+            actor,
+            claim: None,
+            run_id: RunId::generate(),
+            operation: spec.operation.to_owned(),
+            run_status: RunStatus::Succeeded,
+            rendered: Mutex::new(None),
+        }
+    }
+
+    /// Names the run's operation more precisely than the route does (`actions.reply`).
+    pub fn set_operation(&mut self, operation: impl Into<String>) {
+        self.operation = operation.into();
+    }
+
+    /// Records a successful call's run as `pending`: a send, whose outcome the outbox worker
+    /// records when the provider accepts or refuses it.
+    pub fn set_pending(&mut self) {
+        self.run_status = RunStatus::Pending;
+    }
+
+    /// The run as a response shows it before it is stored (`{"id", "operation", "status"}`).
+    pub fn run_summary(&self) -> serde_json::Value {
+        serde_json::json!({"id": self.run_id.to_string(), "operation": self.operation, "status": self.run_status.as_str()})
     }
 
     fn run(&self, org_id: OrgId, actor: Actor, status: RunStatus, resource_id: Option<String>, error: Option<RunError>) -> Run {
@@ -121,7 +147,7 @@ impl Mutation {
             id: self.run_id,
             org_id,
             actor,
-            operation: self.spec.operation.to_owned(),
+            operation: self.operation.clone(),
             status,
             request_id: request_id::current(),
             idempotency_key: self.claim.as_ref().map(|c| c.key.as_str().to_owned()),
@@ -142,7 +168,7 @@ impl Mutation {
             *rendered = Some((status, body, location));
         }
         let org = org_id.or(self.org_id).unwrap_or_else(|| OrgId::from_uuid(uuid::Uuid::nil()));
-        JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), RunStatus::Succeeded, resource_id, None), idempotency }
+        JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None), idempotency }
     }
 
     fn completion(&self, status: StatusCode, body: &[u8], location: Option<String>) -> Option<(IdempotencyScope, StoredResponse)> {

@@ -111,9 +111,9 @@ fn parameters(spec: &RouteSpec) -> Vec<Value> {
 
 fn operation(spec: &RouteSpec, components: &mut Map<String, Value>) -> Value {
     let (request, response) = bodies(spec.operation, components);
-    let success = if spec.method == "POST" && spec.idempotent { "201" } else { "200" };
+    let success = spec.success.to_string();
     let mut responses = Map::new();
-    responses.insert(success.into(), json!({"description": "success", "content": {"application/json": {"schema": envelope_of(response)}}}));
+    responses.insert(success, json!({"description": "success", "content": {"application/json": {"schema": envelope_of(response)}}}));
     for (code, why) in [("400", "VALIDATION_ERROR"), ("401", "UNAUTHORIZED"), ("403", "FORBIDDEN or IP_NOT_ALLOWED"), ("404", "NOT_FOUND"), ("409", "IDEMPOTENCY_IN_PROGRESS"), ("413", "PAYLOAD_TOO_LARGE"), ("422", "IDEMPOTENCY_KEY_REUSED or a business rule"), ("429", "RATE_LIMITED"), ("500", "INTERNAL_ERROR")] {
         responses.insert(code.into(), json!({"description": why, "content": {"application/json": {"schema": reference("Error")}}}));
     }

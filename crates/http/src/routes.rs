@@ -27,6 +27,16 @@ pub struct RouteSpec {
     pub tag: &'static str,
     /// Whether the route accepts an idempotency key.
     pub idempotent: bool,
+    /// The status of a success (201 for creations, 202 for queued work, 200 otherwise).
+    pub success: u16,
+}
+
+impl RouteSpec {
+    /// The same route answering `status` on success.
+    const fn answers(mut self, status: u16) -> Self {
+        self.success = status;
+        self
+    }
 }
 
 #[allow(clippy::too_many_arguments)] // one row of the table, in the table's column order
@@ -40,10 +50,11 @@ const fn route(
     tag: &'static str,
     idempotent: bool,
 ) -> RouteSpec {
-    RouteSpec { method, path, scope, class, operation, summary, tag, idempotent }
+    let success = if idempotent && matches!(method.as_bytes(), b"POST") { 201 } else { 200 };
+    RouteSpec { method, path, scope, class, operation, summary, tag, idempotent, success }
 }
 
-use RouteClass::{Auth as AuthClass, Reads, Writes};
+use RouteClass::{Actions, AgentTools, Auth as AuthClass, Messages, Reads, Writes};
 
 /// Every route of the server.
 pub static ROUTES: &[RouteSpec] = &[
@@ -56,6 +67,22 @@ pub static ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/atlas/auth/refresh", None, Some(AuthClass), "auth.refresh", "Rotate a refresh token; a reused one revokes its whole family", "auth", false),
     route("GET", "/v1/atlas/runs", Some(Scope::RunsRead), Some(Reads), "runs.list", "The audit log, newest first, with filters and a cursor", "runs", false),
     route("GET", "/v1/atlas/runs/{id}", Some(Scope::RunsRead), Some(Reads), "runs.get", "One run", "runs", false),
+    route("POST", "/v1/atlas/messages", Some(Scope::MessagesSend), Some(Messages), "messages.send", "Send a WhatsApp message to a phone number under the 24-hour window rules; queued for delivery", "messaging", true).answers(202),
+    route("GET", "/v1/atlas/conversations", Some(Scope::ConversationsRead), Some(Reads), "conversations.list", "The organization's conversations, newest first", "messaging", false),
+    route("GET", "/v1/atlas/conversations/{id}/messages", Some(Scope::ConversationsRead), Some(Reads), "conversations.messages", "A conversation's messages, newest first", "messaging", false),
+    route("GET", "/v1/atlas/context/{id}", Some(Scope::ConversationsRead), Some(Reads), "context.get", "A conversation, its customer, recent messages and knowledge grounding", "messaging", false),
+    route("POST", "/v1/atlas/events", Some(Scope::EventsWrite), Some(Writes), "events.ingest", "Feed an external event (message.received opens or extends the window)", "messaging", true).answers(200),
+    route("POST", "/v1/atlas/actions", Some(Scope::ActionsExecute), Some(Actions), "actions.execute", "Reply (under the window rules), draft, or hand off a conversation", "messaging", true).answers(202),
+    route("POST", "/v1/atlas/channels", Some(Scope::ChannelsWrite), Some(Writes), "channels.create", "Connect a WhatsApp Cloud API number (or a sandbox channel); secrets are never returned", "channels", true),
+    route("GET", "/v1/atlas/channels", Some(Scope::ChannelsRead), Some(Reads), "channels.list", "The organization's channels", "channels", false),
+    route("GET", "/v1/atlas/channels/{id}/webhook", None, None, "channels.webhook_verify", "Meta's webhook verification handshake (hub.challenge)", "channels", false),
+    route("POST", "/v1/atlas/channels/{id}/webhook", None, None, "channels.webhook", "Meta's webhook: messages and statuses, signed with X-Hub-Signature-256", "channels", false),
+    route("POST", "/v1/atlas/templates", Some(Scope::TemplatesWrite), Some(Writes), "templates.create", "Register a message template", "templates", true),
+    route("GET", "/v1/atlas/templates", Some(Scope::TemplatesRead), Some(Reads), "templates.list", "The organization's templates", "templates", false),
+    route("GET", "/agent/v1/tools/manifest", Some(Scope::ActionsExecute), Some(Reads), "tools.manifest", "OpenAI function-tool definitions, filtered by the caller's scopes", "agent", false),
+    route("POST", "/agent/v1/tools/send_message", Some(Scope::ActionsExecute), Some(AgentTools), "tools.send_message", "Send within an existing conversation (window rules apply)", "agent", true).answers(202),
+    route("POST", "/agent/v1/tools/send_message_to_phone", Some(Scope::ActionsExecute), Some(AgentTools), "tools.send_message_to_phone", "Send to any phone number; creates or reuses the customer and conversation", "agent", true).answers(202),
+    route("GET", "/agent/v1/tools/messages/{provider_message_id}/status", Some(Scope::ActionsExecute), Some(Reads), "tools.message_status", "The delivery state of a sent message", "agent", false),
     route("GET", "/v1/atlas/openapi.json", None, None, "system.openapi", "This document", "system", false),
     route("GET", "/v1/atlas/docs", None, None, "system.docs", "A reference page rendering this document", "system", false),
     route("GET", "/healthz", None, None, "system.health", "The process is up", "system", false),

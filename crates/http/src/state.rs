@@ -5,6 +5,7 @@ use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use async_trait::async_trait;
 use atlas_accounts::Accounts;
+use atlas_conversations::Messaging;
 use atlas_idempotency::IdempotencyStore;
 use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
@@ -42,6 +43,7 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub accounts: Arc<Accounts>,
+    pub messaging: Arc<Messaging>,
     pub runs: Arc<dyn RunStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,

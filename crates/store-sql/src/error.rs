@@ -1,9 +1,10 @@
 //! The one place database failures are classified: a unique violation names the constraint
-//! it hit (so `ux_users_email` becomes `EmailTaken` and the bootstrap guard
-//! `AlreadyBootstrapped`); every other failure becomes a `StoreError` saying what the store was
-//! doing.
+//! it hit (so `ux_users_email` becomes `EmailTaken`, the bootstrap guard
+//! `AlreadyBootstrapped` and `ux_channels_org_phone_number_id` `Duplicate("channel")`); every
+//! other failure becomes a `StoreError` saying what the store was doing.
 
 use atlas_accounts::AccountError;
+use atlas_conversations::ConversationError;
 use atlas_idempotency::IdempotencyError;
 use atlas_kernel::StoreError;
 use atlas_runs::RunsError;
@@ -18,6 +19,10 @@ pub(crate) enum Unique {
     RefreshTokenHash,
     RunId,
     IdempotencyKey,
+    /// `ux_channels_org_phone_number_id`.
+    ChannelPhoneNumberId,
+    /// `ux_templates_org_name_language`.
+    TemplateNameLanguage,
     /// A constraint this table does not list.
     Other,
 }
@@ -45,6 +50,17 @@ const CONSTRAINTS: &[(Unique, [&str; 2])] = &[
             "\"idempotency_records_pkey\"",
             "idempotency_records.storage_key",
         ],
+    ),
+    (
+        Unique::ChannelPhoneNumberId,
+        [
+            "\"ux_channels_org_phone_number_id\"",
+            "channels.phone_number_id",
+        ],
+    ),
+    (
+        Unique::TemplateNameLanguage,
+        ["\"ux_templates_org_name_language\"", "templates.language"],
     ),
 ];
 
@@ -109,5 +125,19 @@ impl From<Failure> for RunsError {
 impl From<Failure> for IdempotencyError {
     fn from(f: Failure) -> Self {
         IdempotencyError::Store(f.into())
+    }
+}
+
+impl From<Failure> for ConversationError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Conflict(Unique::ChannelPhoneNumberId, _) => {
+                ConversationError::Duplicate("channel")
+            }
+            Failure::Conflict(Unique::TemplateNameLanguage, _) => {
+                ConversationError::Duplicate("template")
+            }
+            other => ConversationError::Store(other.into()),
+        }
     }
 }

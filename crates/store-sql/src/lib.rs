@@ -1,6 +1,6 @@
-//! The SQL adapter: [`SqlStore`] implements the `AccountStore`, `RunStore` and
-//! `IdempotencyStore` ports over sea-orm, on PostgreSQL or SQLite (chosen by the URL), with the
-//! schema of `atlas-migrations`.
+//! The SQL adapter: [`SqlStore`] implements the `AccountStore`, `RunStore`,
+//! `IdempotencyStore`, `ConversationStore` and `Outbox` ports over sea-orm, on PostgreSQL or
+//! SQLite (chosen by the URL), with the schema of `atlas-migrations`.
 //!
 //! # Transactions
 //! Every mutating port method opens one transaction, does its effect, writes the call's
@@ -22,19 +22,24 @@
 //!
 //! # PostgreSQL
 //! A pool of connections at READ COMMITTED. Races are settled by unique constraints (the
-//! bootstrap guard, idempotency storage keys), `INSERT … ON CONFLICT DO NOTHING`,
-//! compare-and-set updates and `SELECT … FOR UPDATE` (refresh-token rotation).
+//! bootstrap guard, idempotency storage keys, one customer per phone number and one
+//! conversation per channel and customer, one message per provider id), `INSERT … ON CONFLICT
+//! DO NOTHING`, compare-and-set updates, `SELECT … FOR UPDATE` (refresh-token rotation,
+//! delivery statuses), `FOR UPDATE SKIP LOCKED` (outbox claims) and one transaction-scoped
+//! advisory lock (a provider status against the completion that records its provider id).
 //!
 //! # Time
 //! Timestamps are stored as microseconds since the Unix epoch: a record read back carries its
 //! times truncated to the microsecond.
 
 mod accounts;
+mod conversations;
 mod convert;
 pub mod entity;
 mod error;
 mod idempotency;
 mod journal;
+mod outbox;
 mod runs;
 
 use atlas_kernel::StoreError;

@@ -12,7 +12,7 @@ use atlas_scopes::{Actor, KeyId, UserId};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    TransactionTrait, UpdateMany,
 };
 use time::OffsetDateTime;
 
@@ -80,6 +80,31 @@ fn run_from_row(row: runs::Model) -> Result<Run, StoreError> {
         created_at: from_us(row.created_at_us)?,
         updated_at: from_us(row.updated_at_us)?,
     })
+}
+
+/// The `UPDATE` that moves the pending run `id` to `status` (a run already finished is left
+/// alone). Shared by `finish` and the outbox, which finishes a send's run with its row.
+pub(crate) fn finishing(
+    org_id: OrgId,
+    id: RunId,
+    status: RunStatus,
+    error: Option<RunError>,
+    at: OffsetDateTime,
+) -> UpdateMany<runs::Entity> {
+    runs::Entity::update_many()
+        .col_expr(runs::Column::Status, Expr::value(status.as_str()))
+        .col_expr(
+            runs::Column::ErrorCode,
+            Expr::value(error.as_ref().map(|e| e.code.clone())),
+        )
+        .col_expr(
+            runs::Column::ErrorMessage,
+            Expr::value(error.map(|e| e.message)),
+        )
+        .col_expr(runs::Column::UpdatedAtUs, Expr::value(to_us(at)))
+        .filter(runs::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(runs::Column::Id.eq(id.as_uuid()))
+        .filter(runs::Column::Status.eq(RunStatus::Pending.as_str()))
 }
 
 /// Rows strictly after `cursor` in newest-first order: `(created_at, id) < (cursor.created_at,
@@ -169,20 +194,7 @@ impl RunStore for SqlStore {
         error: Option<RunError>,
         at: OffsetDateTime,
     ) -> Result<(), RunsError> {
-        runs::Entity::update_many()
-            .col_expr(runs::Column::Status, Expr::value(status.as_str()))
-            .col_expr(
-                runs::Column::ErrorCode,
-                Expr::value(error.as_ref().map(|e| e.code.clone())),
-            )
-            .col_expr(
-                runs::Column::ErrorMessage,
-                Expr::value(error.map(|e| e.message)),
-            )
-            .col_expr(runs::Column::UpdatedAtUs, Expr::value(to_us(at)))
-            .filter(runs::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(runs::Column::Id.eq(id.as_uuid()))
-            .filter(runs::Column::Status.eq(RunStatus::Pending.as_str()))
+        finishing(org_id, id, status, error, at)
             .exec(&self.db)
             .await
             .map_err(db("finishing a run"))?;

@@ -1,12 +1,20 @@
 //! The sea-orm entities: one module per table of the `atlas-migrations` schema. Timestamps are
-//! `i64` microseconds since the Unix epoch (`*_at_us`), ids are UUIDs, scope lists and IP
-//! allowlists are JSON arrays in text columns. Rows are converted to domain records by the port
-//! implementations, never handed out as they are.
+//! `i64` microseconds since the Unix epoch (`*_at_us`), ids are UUIDs, scope lists, IP
+//! allowlists, message templates and outbound contents are JSON in text columns. Rows are
+//! converted to domain records by the port implementations, never handed out as they are.
 
 pub mod api_keys;
+pub mod channels;
+pub mod conversations;
+pub mod customers;
+pub mod drafts;
 pub mod idempotency_records;
+pub mod messages;
 pub mod organizations;
+pub mod outbox;
+pub mod pending_statuses;
 pub mod platform_state;
 pub mod refresh_tokens;
 pub mod runs;
+pub mod templates;
 pub mod users;

@@ -1,0 +1,116 @@
+//! The background work of every server process: the outbox worker (claims due rows with
+//! `FOR UPDATE SKIP LOCKED`, honours the per-channel throughput cap through the shared rate
+//! limiter, delivers through the provider, retries with backoff and jitter), and the sandbox's
+//! status reporter (feeds `sent`, `delivered`, `read` through the same status path as Meta's
+//! webhook).
+
+use atlas_conversations::{Delivery, DeliveryOutcome};
+use atlas_http::AppState;
+use atlas_ratelimit::{bucket_key, Policy, RouteClass};
+use atlas_whatsapp::{DeliveryStatus, SandboxReceipt, StatusUpdate};
+use rand::Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Rows claimed per round.
+const BATCH: u32 = 32;
+/// How long an idle worker waits before looking again.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// Counters the metrics endpoint shows.
+#[derive(Debug, Default)]
+pub struct OutboxCounters {
+    pub sent: AtomicU64,
+    pub retried: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+/// Runs the outbox worker until `stop` turns true.
+pub fn spawn_outbox_worker(state: AppState, delivery: Arc<Delivery>, channel_cap: Policy, counters: Arc<OutboxCounters>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let items = match delivery.claim(BATCH).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "outbox claim failed");
+                    Vec::new()
+                }
+            };
+            if items.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let mut sends = JoinSet::new();
+            for item in items {
+                let (state, delivery, counters) = (state.clone(), delivery.clone(), counters.clone());
+                sends.spawn(async move {
+                    wait_for_channel_quota(&state, &item.channel_id.to_string(), &channel_cap).await;
+                    let jitter: f64 = rand::rng().random_range(0.0..1.0);
+                    match delivery.deliver(&item, jitter).await {
+                        Ok(DeliveryOutcome::Sent(_)) => {
+                            counters.sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(DeliveryOutcome::Retrying { at, error }) => {
+                            counters.retried.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(outbox_id = %item.id, code = %error.code, retry_at = %at, "delivery will be retried");
+                        }
+                        Ok(DeliveryOutcome::Failed(message)) => {
+                            counters.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(outbox_id = %item.id, error = ?message.error, "delivery failed for good");
+                        }
+                        Err(e) => tracing::warn!(outbox_id = %item.id, error = ?e, "delivery step failed; the row returns after its lease"),
+                    }
+                });
+            }
+            while sends.join_next().await.is_some() {}
+        }
+    });
+}
+
+/// Waits until the channel's throughput cap admits one more send (shared by every replica
+/// when the limiter is Redis).
+async fn wait_for_channel_quota(state: &AppState, channel: &str, cap: &Policy) {
+    let bucket = bucket_key(RouteClass::Messages, &format!("channel:{channel}"));
+    for _ in 0..1000 {
+        match state.limiter.check(&bucket, cap).await {
+            Ok(v) if v.allowed => return,
+            Ok(v) => tokio::time::sleep(v.retry_after.max(Duration::from_millis(1))).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Reports the sandbox's statuses for each accepted send: `sent`, `delivered`, then `read`,
+/// through the same path as Meta's status webhooks.
+pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedReceiver<SandboxReceipt>) {
+    tokio::spawn(async move {
+        while let Some(receipt) = receipts.recv().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                for (delay, status) in [(50, DeliveryStatus::Sent), (100, DeliveryStatus::Delivered), (200, DeliveryStatus::Read)] {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                    let update = StatusUpdate {
+                        phone_number_id: receipt.channel.phone_number_id.clone(),
+                        wamid: receipt.provider_message_id.clone(),
+                        status,
+                        timestamp: state.clock.now(),
+                        recipient_id: Some(receipt.to.digits().to_owned()),
+                        error: None,
+                    };
+                    if let Err(e) = atlas_http::apply_statuses(&state, receipt.org_id, &[update]).await {
+                        tracing::warn!(error = ?e, "sandbox status not applied");
+                    }
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,35 @@
+//! Messaging, the domain of seed 000: customers, channels, conversations, messages, drafts and
+//! templates; the 24-hour window rule and the one pure decision of what a send may carry;
+//! delivery states that merge out-of-order provider statuses; the outbox retry policy; the
+//! ports (`ConversationStore`, `Outbox`, `MessagingProvider`, `SecretCipher`) and the use cases
+//! over them (`Messaging`, `Delivery`). Pure: no runtime, database or HTTP client.
+
+mod delivery;
+mod model;
+mod ports;
+mod retry;
+mod service;
+mod window;
+
+pub use delivery::{DeliveryRecord, DeliveryState, StatusEvent};
+pub use model::{
+    check_template_body, placeholders, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId,
+    ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, Direction, Draft, DraftId, Message, MessageError,
+    MessageId, MessageKind, MessageTemplate, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateBodyError, TemplateCategory,
+    TemplateId, TemplateStatus,
+};
+pub use ports::{
+    ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
+    OutboxItem, ProviderAccepted, ProviderError, ProviderErrorKind, SecretCipher, StatusApplied,
+};
+#[cfg(any(test, feature = "mocks"))]
+pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher};
+pub use retry::{GiveUp, RetryDecision, RetryPolicy};
+pub use service::{
+    ConnectChannel, Delivery, DeliveryOutcome, InboundEvent, Messaging, MessagingError, ProviderByKind, RegisterTemplate, SendCommand,
+    SendReceipt, SendTarget,
+};
+pub use window::{
+    bump_last_inbound, decide_send, effective_inbound_at, last_inbound_at, window_expires_at, window_open, OutboundContent, SendRefusal,
+    SendRequest, TemplateLookup, TemplateProblem, TemplateRequest, MAX_TEXT_CHARS, WINDOW,
+};

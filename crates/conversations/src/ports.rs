@@ -1,0 +1,459 @@
+//! The messaging ports: [`ConversationStore`] (channels, templates, customers, conversations,
+//! messages, drafts, pending statuses), [`Outbox`] (durable delivery work), [`MessagingProvider`]
+//! (WhatsApp Cloud API or the sandbox) and [`SecretCipher`] (channel secrets at rest), with the
+//! records they exchange and the port error [`ConversationError`].
+//!
+//! Atomicity: every mutating method commits its whole effect, and the call's `JournalEntry`
+//! (the run and the idempotency outcome to replay) when it takes one, in **one transaction**.
+//! When the journal depends on what the store found or created (ids of an upserted customer,
+//! the default flag of a channel), the method takes a [`Journal`] (any closure
+//! `Fn(&Outcome) -> JournalEntry + Send + Sync`) and calls it inside the transaction.
+//!
+//! Tenancy: every method that takes an `org_id` only ever sees that organization's rows; a row
+//! of another organization is reported exactly as an absent one.
+
+use crate::delivery::StatusEvent;
+use crate::model::{
+    Channel, ChannelId, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId, Draft, Message, MessageError,
+    MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template,
+};
+use crate::window::OutboundContent;
+use crate::Customer;
+use async_trait::async_trait;
+use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
+use atlas_runs::{JournalEntry, RunId};
+use std::fmt;
+use thiserror::Error;
+use time::{Duration, OffsetDateTime};
+
+/// Builds a call's journal entry from what the store found or created, inside the store's
+/// transaction. Every closure `Fn(&T) -> J + Send + Sync` is one, so callers write
+/// `&|outcome: &Enqueued| entry_for(outcome)`. (A named trait rather than `dyn Fn` because the
+/// ports are mocked with mockall, which cannot mock `Fn` arguments; the ports spell it
+/// `&'j (dyn Journal<T> + 'j)` for the same reason.)
+pub trait Journal<T, J = JournalEntry>: Send + Sync {
+    /// The entry (the run and the idempotency outcome to replay) for `outcome`.
+    fn entry(&self, outcome: &T) -> J;
+}
+
+impl<T, J, F> Journal<T, J> for F
+where
+    F: Fn(&T) -> J + Send + Sync,
+{
+    fn entry(&self, outcome: &T) -> J {
+        self(outcome)
+    }
+}
+
+/// Failures of the messaging stores.
+#[derive(Debug, Error)]
+pub enum ConversationError {
+    /// Absent, or belonging to another organization.
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the row: names what already exists (`channel`, `template`).
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    /// The row is not in a state that allows the call (an outbox row already finished, or
+    /// claimed again at a later attempt).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An inbound message to record (from Meta's webhook, the sandbox, or `POST /v1/atlas/events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInbound {
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    /// The customer (Meta's `from` / `wa_id`).
+    pub from: PhoneNumber,
+    /// The contact's profile name, when given: set on the customer (latest wins).
+    pub profile_name: Option<String>,
+    /// The id to give the message if it is new.
+    pub message_id: MessageId,
+    /// Meta's `wamid…`; unique per organization when present. `None` for external events
+    /// (their duplicates are caught by the idempotency key instead).
+    pub provider_message_id: Option<String>,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    /// The message's own timestamp (already clamped to now: see `effective_inbound_at`).
+    pub timestamp: OffsetDateTime,
+    /// When Atlas received it: the `created_at` of a customer or conversation created for it.
+    pub received_at: OffsetDateTime,
+}
+
+/// What recording an inbound message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRecorded {
+    /// The customer, created or found by (organization, phone number).
+    pub customer: Customer,
+    /// The conversation, created or found by (organization, channel, customer), after the bump.
+    pub conversation: Conversation,
+    /// The stored message (the earlier one for a duplicate).
+    pub message: Message,
+    /// The provider message id was already stored: nothing changed, and that is not an error.
+    pub duplicate: bool,
+}
+
+/// An outbound message to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbound {
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub to: PhoneNumber,
+    pub message_id: MessageId,
+    pub outbox_id: OutboxId,
+    pub content: OutboundContent,
+    pub queued_at: OffsetDateTime,
+    /// After this instant the outbox fails the message instead of sending it.
+    pub deadline: OffsetDateTime,
+}
+
+/// The ids a queued send produced (the send's response needs them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub customer_id: CustomerId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub outbox_id: OutboxId,
+}
+
+/// What applying a provider status did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatusApplied {
+    /// The message is known: `message` is its state after the event; `changed` is false for a
+    /// duplicate or stale event.
+    Applied { message: Box<Message>, changed: bool },
+    /// No message carries this provider id yet: the event is kept and applied when the id is
+    /// recorded (`Outbox::complete`). Never dropped.
+    Pending,
+}
+
+/// The store of channels, templates, customers, conversations, messages and drafts.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ConversationStore: Send + Sync + fmt::Debug {
+    /// Connects a channel. `sealed_secrets` are the channel's secrets already encrypted by the
+    /// caller (see [`SecretCipher`]); the store keeps them opaque. The store sets `is_default`
+    /// to whether the organization had no channel before (decided inside the transaction), and
+    /// commits `journal.entry(&stored channel)`.
+    ///
+    /// # Errors
+    /// `Duplicate("channel")` when the organization already has a channel with this
+    /// `phone_number_id`; `Store` when the backing store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn create_channel<'j>(
+        &self,
+        channel: &NewChannel,
+        sealed_secrets: &[u8],
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError>;
+
+    /// The organization's channels, newest first (creation time, then id). Never secrets.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn list_channels(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Channel>, ConversationError>;
+
+    /// One channel of the organization.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn get_channel(&self, org_id: OrgId, id: ChannelId) -> Result<Option<Channel>, ConversationError>;
+
+    /// The organization's default channel (the one sends by phone number use).
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn default_channel(&self, org_id: OrgId) -> Result<Option<Channel>, ConversationError>;
+
+    /// A channel by id alone, with its sealed secrets: for Meta's webhook route (which carries
+    /// no credential, only the channel id) and for the outbox worker.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn channel_with_secrets(&self, id: ChannelId) -> Result<Option<(Channel, Vec<u8>)>, ConversationError>;
+
+    /// Registers a template.
+    ///
+    /// # Errors
+    /// `Duplicate("template")` when the organization has one with this (name, language);
+    /// `Store` when the backing store fails.
+    async fn create_template(&self, template: &Template, journal: &JournalEntry) -> Result<(), ConversationError>;
+
+    /// The organization's templates, newest first.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn list_templates(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Template>, ConversationError>;
+
+    /// The organization's templates a send's `template_id` may mean: those whose name is
+    /// `reference` (every language and status) and the one whose id (`tpl_…`) is `reference`.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn find_templates(&self, org_id: OrgId, reference: &str) -> Result<Vec<Template>, ConversationError>;
+
+    /// Records an inbound message, in one transaction:
+    /// 1. upsert the customer by (organization, phone number); set its name to
+    ///    `profile_name` when one is given;
+    /// 2. upsert the conversation by (organization, channel, customer): a unique constraint
+    ///    makes it one per triple even under concurrent inserts;
+    /// 3. insert the message, unique by (organization, provider message id) when that id is
+    ///    present: on a duplicate no row changes (not even the customer's name) and
+    ///    `duplicate` is true; it is not an error, and the constraint decides, never a
+    ///    read-then-write check;
+    /// 4. for a new message, set `last_inbound_at = max(existing, timestamp)` and the status to
+    ///    `status.after_inbound()` (a closed conversation reopens);
+    /// 5. commit `journal.entry(&outcome)` when it returns one, duplicates included (the
+    ///    Meta webhook may record none per message; `POST /events` records its run).
+    ///
+    /// # Errors
+    /// `NotFound` when the channel is not the organization's; `Store` when the store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn record_inbound<'j>(
+        &self,
+        inbound: &NewInbound,
+        journal: &'j (dyn Journal<InboundRecorded, Option<JournalEntry>> + 'j),
+    ) -> Result<InboundRecorded, ConversationError>;
+
+    /// Queues an outbound message, in one transaction: upsert the customer by (organization,
+    /// phone) and the conversation by (organization, channel, customer) as `record_inbound`
+    /// does (without touching `last_inbound_at`), insert the message as
+    /// `Message::queued(..)` and its outbox row (attempt 0, due at `queued_at`, with
+    /// `deadline`, linked to the journal entry's `run.id` so the worker's outcome finishes that run),
+    /// and commit `journal.entry(&ids)`.
+    ///
+    /// # Errors
+    /// `NotFound` when the channel is not the organization's; `Store` when the store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn enqueue_outbound<'j>(
+        &self,
+        outbound: &NewOutbound,
+        journal: &'j (dyn Journal<Enqueued> + 'j),
+    ) -> Result<Enqueued, ConversationError>;
+
+    /// Applies a provider status to the organization's message with this provider id, with
+    /// `DeliveryRecord::apply` (read-modify-write under a row lock, or an equivalent atomic
+    /// update). When no message carries the id yet, keeps the event as pending (unique per
+    /// (organization, provider id, state, at), so Meta's retries do not pile up) and returns
+    /// `Pending`.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn apply_status(&self, org_id: OrgId, provider_message_id: &str, event: &StatusEvent)
+        -> Result<StatusApplied, ConversationError>;
+
+    /// The organization's message with this provider id.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn message_by_provider_id(&self, org_id: OrgId, provider_message_id: &str) -> Result<Option<Message>, ConversationError>;
+
+    /// The organization's conversations, newest first (creation time, then id).
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn list_conversations(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Conversation>, ConversationError>;
+
+    /// One conversation of the organization, with its customer.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn get_conversation(&self, org_id: OrgId, id: ConversationId) -> Result<Option<Conversation>, ConversationError>;
+
+    /// The conversation of (organization, channel, customer phone number), if one exists.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn find_conversation(
+        &self,
+        org_id: OrgId,
+        channel_id: ChannelId,
+        phone_number: &PhoneNumber,
+    ) -> Result<Option<Conversation>, ConversationError>;
+
+    /// A conversation's messages, newest first (`created_at`, then id).
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
+    async fn list_messages(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, ConversationError>;
+
+    /// Sets a conversation's status (`handed_off` on a handoff) with the call's journal entry;
+    /// setting the status it already has succeeds and changes nothing else.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
+    async fn set_conversation_status(
+        &self,
+        org_id: OrgId,
+        id: ConversationId,
+        status: ConversationStatus,
+        journal: &JournalEntry,
+    ) -> Result<Conversation, ConversationError>;
+
+    /// Stores a draft reply with the call's journal entry.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
+    async fn save_draft(&self, draft: &Draft, journal: &JournalEntry) -> Result<(), ConversationError>;
+
+    /// A conversation's drafts, newest first.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
+    async fn list_drafts(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        page: &PageRequest,
+    ) -> Result<Page<Draft>, ConversationError>;
+}
+
+/// One claimed unit of delivery work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: OutboxId,
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    /// The recipient.
+    pub to: PhoneNumber,
+    pub content: OutboundContent,
+    /// This attempt's number, 1 for the first: `claim` counts it, so an attempt whose worker
+    /// died counts too.
+    pub attempt: u32,
+    pub queued_at: OffsetDateTime,
+    /// After this the message fails instead of being sent.
+    pub deadline: OffsetDateTime,
+    /// Until then the row is this worker's; afterwards `claim` hands it out again.
+    pub lease_until: OffsetDateTime,
+    /// The send's run, finished by `complete` or `fail`.
+    pub run_id: Option<RunId>,
+}
+
+/// Durable delivery work: rows queued with their message, claimed by workers under a lease.
+///
+/// Crash semantics (at-least-once): a row whose worker died while the provider call was in
+/// flight comes back after its lease and is sent again; the provider offers no idempotency key
+/// for sends, so the customer may then receive the message twice. A row is never lost.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait Outbox: Send + Sync + fmt::Debug {
+    /// Claims up to `limit` rows that are due (`next_attempt_at <= now`) and not leased (or
+    /// whose lease expired), oldest first, without two workers ever holding one row (`FOR UPDATE
+    /// SKIP LOCKED`). Each claimed row gets `lease_until = now + lease` and `attempt + 1`, and
+    /// its message advances to `sending`, in the claim's transaction.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<OutboxItem>, ConversationError>;
+
+    /// Records the provider's acceptance, in one transaction: sets the message's provider id,
+    /// applies `sent` at `at`, then every status kept pending for that provider id; finishes the
+    /// row and marks its run `succeeded`. Returns the message after all that. Completing a
+    /// finished row with the same provider id succeeds and changes nothing.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown row; `Conflict` when the row already finished otherwise.
+    async fn complete(&self, id: OutboxId, provider_message_id: &str, at: OffsetDateTime) -> Result<Message, ConversationError>;
+
+    /// Schedules attempt `attempt + 1` at `next_at`, releasing the lease and keeping `error` as
+    /// the row's last error (the message stays `sending`).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown row; `Conflict` when the row finished or was claimed again
+    /// (its attempt is no longer `attempt`): a stale worker changes nothing.
+    async fn retry(&self, id: OutboxId, attempt: u32, next_at: OffsetDateTime, error: &MessageError) -> Result<(), ConversationError>;
+
+    /// Gives up, in one transaction: applies `failed` with `error` at `at` to the message,
+    /// finishes the row and marks its run `failed` with the error. Returns the message.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown row; `Conflict` when the row already finished.
+    async fn fail(&self, id: OutboxId, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError>;
+}
+
+/// The provider accepted a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderAccepted {
+    /// Meta's `wamid…` (or the sandbox's id): statuses will name it.
+    pub provider_message_id: String,
+}
+
+/// Whether a provider failure is worth retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderErrorKind {
+    /// HTTP 5xx, timeouts, connection failures, rate limits (Graph 130429, 131056, 80007…).
+    Retryable,
+    /// The request itself is refused (131047 re-engagement, invalid recipient, template
+    /// errors, bad credentials): retrying cannot help.
+    Permanent,
+}
+
+/// A provider failure.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub kind: ProviderErrorKind,
+    /// The provider's own code (Graph's `error.code`).
+    pub code: Option<i64>,
+    pub message: String,
+    /// The provider's `Retry-After`, a lower bound on the next attempt.
+    pub retry_after: Option<Duration>,
+}
+
+impl ProviderError {
+    /// A failure worth retrying.
+    pub fn retryable(code: Option<i64>, message: impl Into<String>) -> Self {
+        Self { kind: ProviderErrorKind::Retryable, code, message: message.into(), retry_after: None }
+    }
+
+    /// A failure retrying cannot fix.
+    pub fn permanent(code: Option<i64>, message: impl Into<String>) -> Self {
+        Self { kind: ProviderErrorKind::Permanent, code, message: message.into(), retry_after: None }
+    }
+
+    /// The message's `error`: the provider's code as text (`"131047"`), or `provider_error`.
+    pub fn to_message_error(&self) -> MessageError {
+        MessageError::new(self.code.map_or_else(|| "provider_error".to_owned(), |c| c.to_string()), self.message.clone())
+    }
+}
+
+/// Sends messages through a provider.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait MessagingProvider: Send + Sync + fmt::Debug {
+    /// Sends `content` to `to` through `channel`, authenticated by `secrets`.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] classified `Retryable` or `Permanent`.
+    async fn send(
+        &self,
+        channel: &Channel,
+        secrets: &ChannelSecrets,
+        to: &PhoneNumber,
+        content: &OutboundContent,
+    ) -> Result<ProviderAccepted, ProviderError>;
+}
+
+/// Encrypts channel secrets at rest (an AEAD under a key derived from `ATLAS_SECRET_KEY`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretCipher: Send + Sync + fmt::Debug {
+    /// Encrypts `plaintext` (with a fresh nonce inside the result).
+    fn seal(&self, plaintext: &[u8]) -> Vec<u8>;
+
+    /// Decrypts what `seal` produced.
+    ///
+    /// # Errors
+    /// `SecretsUnreadable` when the bytes were altered or sealed under another key.
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, SecretsUnreadable>;
+}

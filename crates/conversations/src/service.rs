@@ -1,0 +1,637 @@
+//! The messaging use cases over the ports: [`Messaging`] (connect channels, register templates,
+//! send under the window rules, ingest inbound messages and provider statuses, hand off, draft,
+//! read) and [`Delivery`] (one outbox row through the provider, with retries), and the one
+//! domain error the HTTP layer maps, [`MessagingError`].
+//!
+//! A refusal by a business rule (`WINDOW_CLOSED`, `TEMPLATE_NOT_FOUND`, `VALIDATION_ERROR`,
+//! `NOT_FOUND`) commits nothing here: the caller records its failed run and replayable answer
+//! with `RunStore::record`, as for any refused call.
+
+use crate::delivery::{DeliveryState, StatusEvent};
+use crate::model::{
+    check_template_body, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId,
+    Draft, DraftId, Message, MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateCategory,
+    TemplateId, TemplateStatus,
+};
+use crate::ports::{
+    ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
+    OutboxItem, ProviderAccepted, ProviderError, ProviderErrorKind, SecretCipher, StatusApplied,
+};
+use crate::retry::{RetryDecision, RetryPolicy};
+use crate::window::{decide_send, effective_inbound_at, window_open, SendRefusal, SendRequest, MAX_TEXT_CHARS};
+use async_trait::async_trait;
+use atlas_kernel::{Clock, OrgId, Page, PageRequest, PhoneNumber, StoreError};
+use atlas_runs::JournalEntry;
+use std::sync::Arc;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// Why a messaging use case refused or failed. The HTTP layer maps each variant once; the
+/// envelope code each one means is [`MessagingError::code`].
+#[derive(Debug, Error)]
+pub enum MessagingError {
+    /// The send is refused by the window or template rules (`WINDOW_CLOSED`,
+    /// `TEMPLATE_NOT_FOUND`, or `VALIDATION_ERROR` for a malformed send): see `SendRefusal::code`.
+    #[error(transparent)]
+    Refused(#[from] SendRefusal),
+    /// A field is malformed (`VALIDATION_ERROR`, `details.fields[]` names `field`).
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+    /// The conversation (or channel, message) is absent or another organization's (`NOT_FOUND`).
+    #[error("not found")]
+    NotFound,
+    /// A send by phone number, or an inbound event, needs a channel and the organization has
+    /// none (`VALIDATION_ERROR` on `channel_id`, hint: connect one with `POST /v1/atlas/channels`).
+    #[error("the organization has no channel connected")]
+    NoChannel,
+    /// A unique rule refused the new row: `channel` (same `phone_number_id`) or `template` (same
+    /// name and language) (`VALIDATION_ERROR` on that resource's key field).
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    /// An outbox row changed under a worker (`INTERNAL_ERROR`; only workers see it).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// The channel's stored secrets do not decrypt: `ATLAS_SECRET_KEY` changed (`INTERNAL_ERROR`).
+    #[error(transparent)]
+    Secrets(#[from] SecretsUnreadable),
+    /// The store failed (`INTERNAL_ERROR`).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl MessagingError {
+    /// The envelope error code this error means.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MessagingError::Refused(refusal) => refusal.code(),
+            MessagingError::Invalid { .. } | MessagingError::NoChannel | MessagingError::Duplicate(_) => "VALIDATION_ERROR",
+            MessagingError::NotFound => "NOT_FOUND",
+            MessagingError::Conflict(_) | MessagingError::Secrets(_) | MessagingError::Store(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// Whether this is a business outcome (a 4xx whose run and answer are recorded and
+    /// replayed), as opposed to an infrastructure failure that stores nothing.
+    pub fn is_business_outcome(&self) -> bool {
+        !matches!(self, MessagingError::Conflict(_) | MessagingError::Secrets(_) | MessagingError::Store(_))
+    }
+}
+
+impl From<ConversationError> for MessagingError {
+    fn from(e: ConversationError) -> Self {
+        match e {
+            ConversationError::NotFound => MessagingError::NotFound,
+            ConversationError::Duplicate(what) => MessagingError::Duplicate(what),
+            ConversationError::Conflict(what) => MessagingError::Conflict(what),
+            ConversationError::Store(s) => MessagingError::Store(s),
+        }
+    }
+}
+
+/// `POST /v1/atlas/channels`.
+#[derive(Debug, Clone)]
+pub struct ConnectChannel {
+    pub provider: ChannelProvider,
+    pub name: String,
+    pub phone_number_id: String,
+    pub display_phone_number: String,
+    pub verify_token: String,
+    pub secrets: ChannelSecrets,
+}
+
+/// `POST /v1/atlas/templates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterTemplate {
+    pub name: String,
+    pub language: String,
+    pub category: TemplateCategory,
+    pub status: TemplateStatus,
+    pub body: String,
+}
+
+/// Whom a send goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendTarget {
+    /// A phone number, through `channel_id` or the organization's default channel; the customer
+    /// and conversation are created or reused (`POST /v1/atlas/messages`,
+    /// `send_message_to_phone`).
+    Phone { phone_number: PhoneNumber, channel_id: Option<ChannelId> },
+    /// An existing conversation, through its own channel (`actions` `reply`, `send_message`).
+    Conversation(ConversationId),
+}
+
+/// A send: to whom, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendCommand {
+    pub target: SendTarget,
+    pub request: SendRequest,
+}
+
+/// What a queued send reports (every send response is built from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReceipt {
+    pub customer_id: CustomerId,
+    pub conversation_id: ConversationId,
+    pub message_id: MessageId,
+    pub outbox_id: OutboxId,
+    pub channel_id: ChannelId,
+    pub phone_number: PhoneNumber,
+    /// Always `queued`: the provider is called by the outbox worker.
+    pub delivery_state: DeliveryState,
+    /// Whether the window was open when the send was decided.
+    pub window_open: bool,
+    /// `text` or `template`: what the decision chose.
+    pub kind: MessageKind,
+}
+
+/// An inbound message as a driving adapter hands it over (Meta webhook, sandbox, `POST /events`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundEvent {
+    /// The channel it came through; `None` (external events) means the default channel.
+    pub channel_id: Option<ChannelId>,
+    pub from: PhoneNumber,
+    pub profile_name: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub kind: MessageKind,
+    pub text: Option<String>,
+    /// The message's own timestamp; `None` means now. A future one counts as now.
+    pub timestamp: Option<OffsetDateTime>,
+}
+
+/// The messaging use cases.
+#[derive(Debug, Clone)]
+pub struct Messaging {
+    store: Arc<dyn ConversationStore>,
+    cipher: Arc<dyn SecretCipher>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> MessagingError {
+    MessagingError::Invalid { field, message: message.into() }
+}
+
+fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, MessagingError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(invalid(field, "must not be blank"));
+    }
+    if value.chars().count() > max {
+        return Err(invalid(field, format!("at most {max} characters")));
+    }
+    Ok(value.to_owned())
+}
+
+impl Messaging {
+    /// The use cases over `store`, sealing channel secrets with `cipher`, telling time by
+    /// `clock`, with the default [`RetryPolicy`] (its `max_age` sets each send's deadline).
+    pub fn new(store: Arc<dyn ConversationStore>, cipher: Arc<dyn SecretCipher>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, cipher, clock, policy: RetryPolicy::default() }
+    }
+
+    /// The same use cases with another retry policy.
+    #[must_use]
+    pub fn with_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Connects a channel; its secrets are sealed before they reach the store. The first
+    /// channel of an organization becomes its default.
+    ///
+    /// # Errors
+    /// `Invalid` for a blank or oversized field (a WhatsApp channel needs a numeric
+    /// `phone_number_id`, an `access_token`, an `app_secret` and a `verify_token`);
+    /// `Duplicate("channel")` for a `phone_number_id` already connected.
+    pub async fn connect_channel(
+        &self,
+        org_id: OrgId,
+        request: ConnectChannel,
+        journal: &dyn Journal<Channel>,
+    ) -> Result<Channel, MessagingError> {
+        let whatsapp = request.provider == ChannelProvider::Whatsapp;
+        let name = bounded("name", &request.name, 100)?;
+        let phone_number_id = bounded("phone_number_id", &request.phone_number_id, 64)?;
+        if whatsapp && !phone_number_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid("phone_number_id", "Meta's phone number id is numeric"));
+        }
+        let display_phone_number = bounded("display_phone_number", &request.display_phone_number, 32)?;
+        let verify_token = request.verify_token.trim().to_owned();
+        if whatsapp {
+            bounded("verify_token", &verify_token, 256)?;
+            bounded("access_token", &request.secrets.access_token, 4096)?;
+            bounded("app_secret", &request.secrets.app_secret, 256)?;
+        }
+        let channel = NewChannel {
+            id: ChannelId::generate(),
+            org_id,
+            provider: request.provider,
+            name,
+            phone_number_id,
+            display_phone_number,
+            verify_token,
+            created_at: self.clock.now(),
+        };
+        let sealed = self.cipher.seal(&request.secrets.to_plaintext());
+        Ok(self.store.create_channel(&channel, &sealed, journal).await?)
+    }
+
+    /// The organization's channels, newest first, without secrets.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn channels(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Channel>, MessagingError> {
+        Ok(self.store.list_channels(org_id, page).await?)
+    }
+
+    /// One channel of the organization.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such channel.
+    pub async fn channel(&self, org_id: OrgId, id: ChannelId) -> Result<Channel, MessagingError> {
+        self.store.get_channel(org_id, id).await?.ok_or(MessagingError::NotFound)
+    }
+
+    /// A channel and its decrypted secrets, by id alone: for Meta's webhook route (the
+    /// handshake's `verify_token`, the `X-Hub-Signature-256` app secret).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown channel; `Secrets` when its secrets do not decrypt.
+    pub async fn webhook_channel(&self, id: ChannelId) -> Result<(Channel, ChannelSecrets), MessagingError> {
+        let (channel, sealed) = self.store.channel_with_secrets(id).await?.ok_or(MessagingError::NotFound)?;
+        let secrets = ChannelSecrets::from_plaintext(&self.cipher.open(&sealed)?)?;
+        Ok((channel, secrets))
+    }
+
+    /// Registers a template. The name is Meta's (lower case letters, digits, `_`); the body's
+    /// parameters must be `{{1}}` … `{{n}}` without gaps.
+    ///
+    /// # Errors
+    /// `Invalid` for a malformed field; `Duplicate("template")` for a (name, language) the
+    /// organization already has.
+    pub async fn register_template(
+        &self,
+        org_id: OrgId,
+        request: RegisterTemplate,
+        journal: &dyn Journal<Template>,
+    ) -> Result<Template, MessagingError> {
+        let name = bounded("name", &request.name, 512)?;
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(invalid("name", "lower case letters, digits and `_` only"));
+        }
+        let language = bounded("language", &request.language, 15)?;
+        if !language.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_' || b == b'-') {
+            return Err(invalid("language", "a locale such as `en_US`"));
+        }
+        let body = bounded("body", &request.body, 1024)?;
+        check_template_body(&body).map_err(|e| invalid("body", e.to_string()))?;
+        let template = Template {
+            id: TemplateId::generate(),
+            org_id,
+            name,
+            language,
+            category: request.category,
+            status: request.status,
+            body,
+            created_at: self.clock.now(),
+        };
+        self.store.create_template(&template, &journal.entry(&template)).await?;
+        Ok(template)
+    }
+
+    /// The organization's templates, newest first.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn templates(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Template>, MessagingError> {
+        Ok(self.store.list_templates(org_id, page).await?)
+    }
+
+    /// Sends under the window rules: resolves the channel (the conversation's, the given
+    /// `channel_id`, or the organization's default), reads the conversation's `last_inbound_at`,
+    /// applies [`decide_send`] at the clock's now, and queues the message with its outbox row
+    /// and the journal entry in one transaction. The provider is called later, by [`Delivery`].
+    ///
+    /// The window is read before the transaction: an inbound message arriving in the same
+    /// instant may not be seen yet, which can only refuse text that would just have become
+    /// allowed, never send text outside the window.
+    ///
+    /// # Errors
+    /// `Refused` (window, template or request rules), `NotFound` for an unknown conversation,
+    /// `Invalid` (`channel_id`) for an unknown channel, `NoChannel` when the organization has none.
+    pub async fn send(
+        &self,
+        org_id: OrgId,
+        command: SendCommand,
+        journal: &dyn Journal<SendReceipt>,
+    ) -> Result<SendReceipt, MessagingError> {
+        let (channel_id, phone_number, last_inbound_at) = match command.target {
+            SendTarget::Conversation(id) => {
+                let conversation = self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)?;
+                (conversation.channel_id, conversation.customer.phone_number, conversation.last_inbound_at)
+            }
+            SendTarget::Phone { phone_number, channel_id } => {
+                let channel = self.resolve_channel(org_id, channel_id).await?;
+                let conversation = self.store.find_conversation(org_id, channel.id, &phone_number).await?;
+                (channel.id, phone_number, conversation.and_then(|c| c.last_inbound_at))
+            }
+        };
+        let templates = match &command.request.template {
+            Some(t) if !t.template_id.trim().is_empty() => self.store.find_templates(org_id, t.template_id.trim()).await?,
+            _ => Vec::new(),
+        };
+        let now = self.clock.now();
+        let content = decide_send(&command.request, last_inbound_at, now, &templates)?;
+        let kind = if content.is_template() { MessageKind::Template } else { MessageKind::Text };
+        let outbound = NewOutbound {
+            org_id,
+            channel_id,
+            to: phone_number.clone(),
+            message_id: MessageId::generate(),
+            outbox_id: OutboxId::generate(),
+            content,
+            queued_at: now,
+            deadline: self.policy.deadline(now),
+        };
+        let open = window_open(last_inbound_at, now);
+        let receipt = |e: &Enqueued| SendReceipt {
+            customer_id: e.customer_id,
+            conversation_id: e.conversation_id,
+            message_id: e.message_id,
+            outbox_id: e.outbox_id,
+            channel_id,
+            phone_number: phone_number.clone(),
+            delivery_state: DeliveryState::Queued,
+            window_open: open,
+            kind,
+        };
+        let enqueued = self.store.enqueue_outbound(&outbound, &|e: &Enqueued| journal.entry(&receipt(e))).await?;
+        Ok(receipt(&enqueued))
+    }
+
+    async fn resolve_channel(&self, org_id: OrgId, channel_id: Option<ChannelId>) -> Result<Channel, MessagingError> {
+        match channel_id {
+            Some(id) => {
+                self.store.get_channel(org_id, id).await?.ok_or_else(|| invalid("channel_id", "the organization has no such channel"))
+            }
+            None => self.store.default_channel(org_id).await?.ok_or(MessagingError::NoChannel),
+        }
+    }
+
+    /// Records an inbound message: the customer and conversation are created or reused, the
+    /// message stored once per provider id (a duplicate is reported, not refused), and the
+    /// window extended from the message's own timestamp (never from arrival; a future
+    /// timestamp counts as now).
+    ///
+    /// # Errors
+    /// `Invalid` (`channel_id`) for an unknown channel; `NoChannel` when none is given and the
+    /// organization has none; `Invalid` (`text`) for text over 4096 characters.
+    pub async fn ingest(
+        &self,
+        org_id: OrgId,
+        event: InboundEvent,
+        journal: &dyn Journal<InboundRecorded, Option<JournalEntry>>,
+    ) -> Result<InboundRecorded, MessagingError> {
+        if event.text.as_deref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
+            return Err(invalid("text", format!("at most {MAX_TEXT_CHARS} characters")));
+        }
+        let channel = self.resolve_channel(org_id, event.channel_id).await?;
+        let now = self.clock.now();
+        let inbound = NewInbound {
+            org_id,
+            channel_id: channel.id,
+            from: event.from,
+            profile_name: event.profile_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            message_id: MessageId::generate(),
+            provider_message_id: event.provider_message_id.filter(|id| !id.trim().is_empty()),
+            kind: event.kind,
+            text: event.text,
+            timestamp: effective_inbound_at(event.timestamp, now),
+            received_at: now,
+        };
+        Ok(self.store.record_inbound(&inbound, journal).await?)
+    }
+
+    /// Applies a provider status (`sent`, `delivered`, `read`, `failed`) to the organization's
+    /// message with that provider id; kept pending when the id is not recorded yet.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn apply_status(
+        &self,
+        org_id: OrgId,
+        provider_message_id: &str,
+        event: &StatusEvent,
+    ) -> Result<StatusApplied, MessagingError> {
+        Ok(self.store.apply_status(org_id, provider_message_id, event).await?)
+    }
+
+    /// The organization's message with this provider id (the agent API's status lookup).
+    ///
+    /// # Errors
+    /// `NotFound` when there is none.
+    pub async fn message_by_provider_id(&self, org_id: OrgId, provider_message_id: &str) -> Result<Message, MessagingError> {
+        self.store.message_by_provider_id(org_id, provider_message_id).await?.ok_or(MessagingError::NotFound)
+    }
+
+    /// The organization's conversations, newest first.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn conversations(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Conversation>, MessagingError> {
+        Ok(self.store.list_conversations(org_id, page).await?)
+    }
+
+    /// One conversation of the organization.
+    ///
+    /// # Errors
+    /// `NotFound` when there is none.
+    pub async fn conversation(&self, org_id: OrgId, id: ConversationId) -> Result<Conversation, MessagingError> {
+        self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)
+    }
+
+    /// A conversation's messages, newest first.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation.
+    pub async fn messages(&self, org_id: OrgId, id: ConversationId, page: &PageRequest) -> Result<Page<Message>, MessagingError> {
+        Ok(self.store.list_messages(org_id, id, page).await?)
+    }
+
+    /// Hands a conversation off to people: its status becomes `handed_off` (automation stops;
+    /// sends are still allowed).
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation.
+    pub async fn handoff(&self, org_id: OrgId, id: ConversationId, journal: &JournalEntry) -> Result<Conversation, MessagingError> {
+        self.set_status(org_id, id, ConversationStatus::HandedOff, journal).await
+    }
+
+    /// Sets a conversation's status.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation.
+    pub async fn set_status(
+        &self,
+        org_id: OrgId,
+        id: ConversationId,
+        status: ConversationStatus,
+        journal: &JournalEntry,
+    ) -> Result<Conversation, MessagingError> {
+        Ok(self.store.set_conversation_status(org_id, id, status, journal).await?)
+    }
+
+    /// Stores a draft reply (never sent, never counted for the window).
+    ///
+    /// # Errors
+    /// `Invalid` (`text`) for blank or oversized text; `NotFound` for an unknown conversation.
+    pub async fn draft(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        text: &str,
+        journal: &dyn Journal<Draft>,
+    ) -> Result<Draft, MessagingError> {
+        if text.trim().is_empty() {
+            return Err(invalid("text", "must not be blank"));
+        }
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(invalid("text", format!("at most {MAX_TEXT_CHARS} characters")));
+        }
+        let draft = Draft { id: DraftId::generate(), org_id, conversation_id, text: text.to_owned(), created_at: self.clock.now() };
+        self.store.save_draft(&draft, &journal.entry(&draft)).await?;
+        Ok(draft)
+    }
+
+    /// A conversation's drafts, newest first.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation.
+    pub async fn drafts(&self, org_id: OrgId, conversation_id: ConversationId, page: &PageRequest) -> Result<Page<Draft>, MessagingError> {
+        Ok(self.store.list_drafts(org_id, conversation_id, page).await?)
+    }
+}
+
+/// What delivering one outbox row did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The provider accepted it: the message, now `sent` (or further, from pending statuses).
+    Sent(Message),
+    /// A retryable failure: attempt `attempt + 1` is scheduled at `at`.
+    Retrying { at: OffsetDateTime, error: MessageError },
+    /// A permanent failure, or retries exhausted: the message, now `failed`.
+    Failed(Message),
+}
+
+/// Delivers outbox rows through the provider (one step; the polling loop, its throughput cap
+/// per channel and its jitter source belong to the runtime that drives it).
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    store: Arc<dyn ConversationStore>,
+    outbox: Arc<dyn Outbox>,
+    provider: Arc<dyn MessagingProvider>,
+    cipher: Arc<dyn SecretCipher>,
+    clock: Arc<dyn Clock>,
+    policy: RetryPolicy,
+}
+
+impl Delivery {
+    /// The delivery step over these ports.
+    pub fn new(
+        store: Arc<dyn ConversationStore>,
+        outbox: Arc<dyn Outbox>,
+        provider: Arc<dyn MessagingProvider>,
+        cipher: Arc<dyn SecretCipher>,
+        clock: Arc<dyn Clock>,
+        policy: RetryPolicy,
+    ) -> Self {
+        Self { store, outbox, provider, cipher, clock, policy }
+    }
+
+    /// Claims up to `limit` due rows for this worker, under the policy's lease.
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn claim(&self, limit: u32) -> Result<Vec<OutboxItem>, MessagingError> {
+        Ok(self.outbox.claim(self.clock.now(), limit, self.policy.lease).await?)
+    }
+
+    /// Delivers one claimed row: past its deadline it fails (`deadline_exceeded`) unsent; a
+    /// missing channel fails it (`channel_not_found`); otherwise the provider is called and
+    /// its answer recorded: accepted → `complete`; permanent error → `fail` with the provider's
+    /// code (no automatic resend); retryable error → `retry` at the policy's next time, or
+    /// `fail` when that would pass the deadline or the attempt limit. Secrets that do not
+    /// decrypt are retried (an operator may restore the key) until the deadline.
+    /// `jitter` in `[0, 1)` comes from the caller.
+    ///
+    /// # Errors
+    /// `Conflict` when the row changed under this worker (its lease lapsed and another worker
+    /// claimed it); `Store` when the store fails.
+    pub async fn deliver(&self, item: &OutboxItem, jitter: f64) -> Result<DeliveryOutcome, MessagingError> {
+        let now = self.clock.now();
+        if now >= item.deadline {
+            let error = MessageError::new("deadline_exceeded", "the message could not be sent before its deadline");
+            return self.fail(item, error).await;
+        }
+        let channel = self.store.channel_with_secrets(item.channel_id).await?.filter(|(c, _)| c.org_id == item.org_id);
+        let Some((channel, sealed)) = channel else {
+            return self.fail(item, MessageError::new("channel_not_found", "the message's channel no longer exists")).await;
+        };
+        let secrets = self.cipher.open(&sealed).and_then(|plain| ChannelSecrets::from_plaintext(&plain));
+        let result = match secrets {
+            Ok(secrets) => self.provider.send(&channel, &secrets, &item.to, &item.content).await,
+            Err(e) => Err(ProviderError::retryable(None, e.to_string())),
+        };
+        match result {
+            Ok(ProviderAccepted { provider_message_id }) => {
+                Ok(DeliveryOutcome::Sent(self.outbox.complete(item.id, &provider_message_id, self.clock.now()).await?))
+            }
+            Err(e) if e.kind == ProviderErrorKind::Permanent => self.fail(item, e.to_message_error()).await,
+            Err(e) => {
+                let failed_at = self.clock.now();
+                let error = e.to_message_error();
+                match self.policy.next_attempt(item.attempt, failed_at, item.deadline, jitter, e.retry_after) {
+                    RetryDecision::RetryAt(at) => {
+                        self.outbox.retry(item.id, item.attempt, at, &error).await?;
+                        Ok(DeliveryOutcome::Retrying { at, error })
+                    }
+                    RetryDecision::GiveUp(why) => {
+                        let error = MessageError::new(error.code, format!("{} (gave up: {})", error.message, why.code()));
+                        self.fail(item, error).await
+                    }
+                }
+            }
+        }
+    }
+
+    async fn fail(&self, item: &OutboxItem, error: MessageError) -> Result<DeliveryOutcome, MessagingError> {
+        Ok(DeliveryOutcome::Failed(self.outbox.fail(item.id, &error, self.clock.now()).await?))
+    }
+}
+
+/// A provider that dispatches on the channel's kind: WhatsApp channels to `whatsapp`,
+/// sandbox channels to `sandbox`.
+#[derive(Debug, Clone)]
+pub struct ProviderByKind {
+    pub whatsapp: Arc<dyn MessagingProvider>,
+    pub sandbox: Arc<dyn MessagingProvider>,
+}
+
+#[async_trait]
+impl MessagingProvider for ProviderByKind {
+    async fn send(
+        &self,
+        channel: &Channel,
+        secrets: &ChannelSecrets,
+        to: &PhoneNumber,
+        content: &crate::OutboundContent,
+    ) -> Result<ProviderAccepted, ProviderError> {
+        match channel.provider {
+            ChannelProvider::Whatsapp => self.whatsapp.send(channel, secrets, to, content).await,
+            ChannelProvider::Sandbox => self.sandbox.send(channel, secrets, to, content).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,868 @@
+//! `ConversationStore` for [`SqlStore`]: channels, templates, customers, conversations,
+//! messages, drafts and pending provider statuses, and the row conversions the outbox shares.
+//!
+//! Every race is settled by a unique index, never by a read before a write:
+//! - a channel is inserted as the default with `ON CONFLICT (org_id) WHERE is_default DO
+//!   NOTHING` and, when the organization already has its default, inserted again as an ordinary
+//!   channel: of two concurrent first channels exactly one is the default;
+//! - customers and conversations are upserted with `INSERT … ON CONFLICT DO NOTHING` (or `DO
+//!   UPDATE` of the customer's name) and then selected: concurrent inbound and outbound messages
+//!   converge on one row (on PostgreSQL the second insert waits for the first to commit);
+//! - an inbound message is inserted with `ON CONFLICT (org_id, provider_message_id) DO NOTHING`
+//!   inside a savepoint that also holds the customer and conversation upserts: when the
+//!   constraint refuses it the savepoint is rolled back, so a duplicate changes nothing at all;
+//! - a provider status and the completion that records its provider id serialise on a
+//!   transaction-scoped advisory lock of (organization, provider id) on PostgreSQL, so a status
+//!   is either applied to the message or kept pending where the completion will find it; the
+//!   message row itself is read `FOR UPDATE` before `DeliveryRecord::apply` (on SQLite the one
+//!   connection serialises both).
+
+use crate::convert::{corrupt, from_json, from_us, from_us_opt, to_json, to_us};
+use crate::entity::{channels, conversations, customers, drafts, messages, pending_statuses, templates};
+use crate::error::{db, Failure};
+use crate::journal::write_journal;
+use crate::runs::before_cursor;
+use crate::SqlStore;
+use async_trait::async_trait;
+use atlas_conversations::{
+    Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore, Customer,
+    CustomerId, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, Enqueued, InboundRecorded, Journal, Message, MessageError,
+    MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, StatusApplied, StatusEvent, Template, TemplateCategory,
+    TemplateId, TemplateStatus,
+};
+use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
+use atlas_runs::JournalEntry;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Statement, TransactionTrait, UpdateMany,
+};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Opens the one transaction of a use case (or, on a transaction, a savepoint).
+pub(crate) async fn begin(conn: &impl TransactionTrait) -> Result<DatabaseTransaction, Failure> {
+    conn.begin().await.map_err(db("opening a transaction"))
+}
+
+/// Commits `txn`.
+pub(crate) async fn commit(txn: DatabaseTransaction, context: &'static str) -> Result<(), Failure> {
+    txn.commit().await.map_err(db(context))
+}
+
+/// Rolls `txn` back (a use case that decided to change nothing).
+pub(crate) async fn rollback(txn: DatabaseTransaction) -> Result<(), Failure> {
+    txn.rollback().await.map_err(db("rolling back"))
+}
+
+impl SqlStore {
+    /// `query` with `FOR UPDATE` on PostgreSQL (SQLite's one connection already serialises).
+    pub(crate) fn for_update<E: EntityTrait>(&self, query: Select<E>) -> Select<E> {
+        if self.is_postgres() {
+            query.lock_exclusive()
+        } else {
+            query
+        }
+    }
+
+    /// On PostgreSQL, takes the transaction-scoped advisory lock of (organization, provider
+    /// message id) that `apply_status` and `Outbox::complete` share.
+    pub(crate) async fn lock_provider_id(&self, txn: &DatabaseTransaction, org_id: Uuid, provider_message_id: &str) -> Result<(), Failure> {
+        if self.is_postgres() {
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("atlas.provider_message:{org_id}:{provider_message_id}").into()],
+            ))
+            .await
+            .map_err(db("locking the provider message id"))?;
+        }
+        Ok(())
+    }
+}
+
+// ---- rows ---------------------------------------------------------------------------------
+
+fn channel_row(channel: &Channel, sealed_secrets: &[u8]) -> channels::ActiveModel {
+    channels::ActiveModel {
+        id: Set(channel.id.as_uuid()),
+        org_id: Set(channel.org_id.as_uuid()),
+        provider: Set(channel.provider.as_str().to_owned()),
+        name: Set(channel.name.clone()),
+        phone_number_id: Set(channel.phone_number_id.clone()),
+        display_phone_number: Set(channel.display_phone_number.clone()),
+        verify_token: Set(channel.verify_token.clone()),
+        sealed_secrets: Set(sealed_secrets.to_vec()),
+        is_default: Set(channel.is_default),
+        created_at_us: Set(to_us(channel.created_at)),
+    }
+}
+
+fn channel_from_row(row: channels::Model) -> Result<Channel, StoreError> {
+    let provider = ChannelProvider::parse(&row.provider)
+        .ok_or_else(|| corrupt("reading a channel", format!("channel {} has an unknown provider `{}`", row.id, row.provider)))?;
+    Ok(Channel {
+        id: ChannelId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        provider,
+        name: row.name,
+        phone_number_id: row.phone_number_id,
+        display_phone_number: row.display_phone_number,
+        verify_token: row.verify_token,
+        is_default: row.is_default,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+fn template_row(template: &Template) -> templates::ActiveModel {
+    templates::ActiveModel {
+        id: Set(template.id.as_uuid()),
+        org_id: Set(template.org_id.as_uuid()),
+        name: Set(template.name.clone()),
+        language: Set(template.language.clone()),
+        category: Set(template.category.as_str().to_owned()),
+        status: Set(template.status.as_str().to_owned()),
+        body: Set(template.body.clone()),
+        created_at_us: Set(to_us(template.created_at)),
+    }
+}
+
+fn template_from_row(row: templates::Model) -> Result<Template, StoreError> {
+    const CONTEXT: &str = "reading a template";
+    let category = TemplateCategory::parse(&row.category)
+        .ok_or_else(|| corrupt(CONTEXT, format!("template {} has an unknown category `{}`", row.id, row.category)))?;
+    let status = TemplateStatus::parse(&row.status)
+        .ok_or_else(|| corrupt(CONTEXT, format!("template {} has an unknown status `{}`", row.id, row.status)))?;
+    Ok(Template {
+        id: TemplateId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        name: row.name,
+        language: row.language,
+        category,
+        status,
+        body: row.body,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+pub(crate) fn phone_from_column(context: &'static str, stored: &str) -> Result<PhoneNumber, StoreError> {
+    PhoneNumber::parse(stored).map_err(|e| corrupt(context, format!("the stored phone number is malformed: {e}")))
+}
+
+fn customer_from_row(row: customers::Model) -> Result<Customer, StoreError> {
+    Ok(Customer {
+        id: CustomerId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        phone_number: phone_from_column("reading a customer", &row.phone_number)?,
+        name: row.name,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+fn conversation_from_rows(row: conversations::Model, customer: Customer) -> Result<Conversation, StoreError> {
+    let status = ConversationStatus::parse(&row.status)
+        .ok_or_else(|| corrupt("reading a conversation", format!("conversation {} has an unknown status `{}`", row.id, row.status)))?;
+    Ok(Conversation {
+        id: ConversationId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        channel_id: ChannelId::from_uuid(row.channel_id),
+        customer,
+        status,
+        last_inbound_at: from_us_opt(row.last_inbound_at_us)?,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+/// The row that stores `message`.
+pub(crate) fn message_row(message: &Message) -> Result<messages::ActiveModel, StoreError> {
+    let template = message.template.as_ref().map(|t| to_json("writing a message's template", t)).transpose()?;
+    Ok(messages::ActiveModel {
+        id: Set(message.id.as_uuid()),
+        org_id: Set(message.org_id.as_uuid()),
+        conversation_id: Set(message.conversation_id.as_uuid()),
+        direction: Set(message.direction.as_str().to_owned()),
+        kind: Set(message.kind.as_str().to_owned()),
+        text: Set(message.text.clone()),
+        template: Set(template),
+        provider_message_id: Set(message.provider_message_id.clone()),
+        delivery_state: Set(message.delivery_state.map(|s| s.as_str().to_owned())),
+        sent_at_us: Set(message.sent_at.map(to_us)),
+        delivered_at_us: Set(message.delivered_at.map(to_us)),
+        read_at_us: Set(message.read_at.map(to_us)),
+        failed_at_us: Set(message.failed_at.map(to_us)),
+        error_code: Set(message.error.as_ref().map(|e| e.code.clone())),
+        error_message: Set(message.error.as_ref().map(|e| e.message.clone())),
+        created_at_us: Set(to_us(message.created_at)),
+    })
+}
+
+/// The message a row stores.
+pub(crate) fn message_from_row(row: messages::Model) -> Result<Message, StoreError> {
+    const CONTEXT: &str = "reading a message";
+    let direction = Direction::parse(&row.direction)
+        .ok_or_else(|| corrupt(CONTEXT, format!("message {} has an unknown direction `{}`", row.id, row.direction)))?;
+    let kind =
+        MessageKind::parse(&row.kind).ok_or_else(|| corrupt(CONTEXT, format!("message {} has an unknown kind `{}`", row.id, row.kind)))?;
+    let delivery_state = row
+        .delivery_state
+        .as_deref()
+        .map(|s| DeliveryState::parse(s).ok_or_else(|| corrupt(CONTEXT, format!("message {} has an unknown delivery state `{s}`", row.id))))
+        .transpose()?;
+    let template = row.template.as_deref().map(|t| from_json::<MessageTemplate>("reading a message's template", t)).transpose()?;
+    let error = row.error_code.map(|code| MessageError { code, message: row.error_message.unwrap_or_default() });
+    Ok(Message {
+        id: MessageId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        conversation_id: ConversationId::from_uuid(row.conversation_id),
+        direction,
+        kind,
+        text: row.text,
+        template,
+        provider_message_id: row.provider_message_id,
+        delivery_state,
+        error,
+        created_at: from_us(row.created_at_us)?,
+        sent_at: from_us_opt(row.sent_at_us)?,
+        delivered_at: from_us_opt(row.delivered_at_us)?,
+        read_at: from_us_opt(row.read_at_us)?,
+        failed_at: from_us_opt(row.failed_at_us)?,
+    })
+}
+
+/// The `UPDATE` that writes `record` into message `id`.
+pub(crate) fn delivery_update(id: MessageId, record: &DeliveryRecord) -> UpdateMany<messages::Entity> {
+    messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryState, Expr::value(record.state.as_str()))
+        .col_expr(messages::Column::SentAtUs, Expr::value(record.sent_at.map(to_us)))
+        .col_expr(messages::Column::DeliveredAtUs, Expr::value(record.delivered_at.map(to_us)))
+        .col_expr(messages::Column::ReadAtUs, Expr::value(record.read_at.map(to_us)))
+        .col_expr(messages::Column::FailedAtUs, Expr::value(record.failed_at.map(to_us)))
+        .col_expr(messages::Column::ErrorCode, Expr::value(record.error.as_ref().map(|e| e.code.clone())))
+        .col_expr(messages::Column::ErrorMessage, Expr::value(record.error.as_ref().map(|e| e.message.clone())))
+        .filter(messages::Column::Id.eq(id.as_uuid()))
+}
+
+fn pending_row(org_id: OrgId, provider_message_id: &str, event: &StatusEvent, now: OffsetDateTime) -> pending_statuses::ActiveModel {
+    pending_statuses::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        org_id: Set(org_id.as_uuid()),
+        provider_message_id: Set(provider_message_id.to_owned()),
+        state: Set(event.state.as_str().to_owned()),
+        at_us: Set(to_us(event.at)),
+        error_code: Set(event.error.as_ref().map(|e| e.code.clone())),
+        error_message: Set(event.error.as_ref().map(|e| e.message.clone())),
+        created_at_us: Set(to_us(now)),
+    }
+}
+
+/// The status event a pending row keeps.
+pub(crate) fn pending_event(row: pending_statuses::Model) -> Result<StatusEvent, StoreError> {
+    let state = DeliveryState::parse(&row.state)
+        .ok_or_else(|| corrupt("reading a pending status", format!("pending status {} has an unknown state `{}`", row.id, row.state)))?;
+    let error = row.error_code.map(|code| MessageError { code, message: row.error_message.unwrap_or_default() });
+    Ok(StatusEvent { state, at: from_us(row.at_us)?, error })
+}
+
+fn draft_from_row(row: drafts::Model) -> Result<Draft, StoreError> {
+    Ok(Draft {
+        id: DraftId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        conversation_id: ConversationId::from_uuid(row.conversation_id),
+        text: row.text,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+// ---- shared steps -------------------------------------------------------------------------
+
+/// Whether the organization has channel `id`.
+async fn has_channel(conn: &impl ConnectionTrait, org_id: OrgId, id: ChannelId) -> Result<bool, Failure> {
+    let found = channels::Entity::find()
+        .select_only()
+        .column(channels::Column::Id)
+        .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(channels::Column::Id.eq(id.as_uuid()))
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await
+        .map_err(db("reading the channel"))?;
+    Ok(found.is_some())
+}
+
+/// Whether the organization has conversation `id`.
+async fn has_conversation(conn: &impl ConnectionTrait, org_id: OrgId, id: ConversationId) -> Result<bool, Failure> {
+    let found = conversations::Entity::find()
+        .select_only()
+        .column(conversations::Column::Id)
+        .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(conversations::Column::Id.eq(id.as_uuid()))
+        .into_tuple::<Uuid>()
+        .one(conn)
+        .await
+        .map_err(db("reading the conversation"))?;
+    Ok(found.is_some())
+}
+
+/// Inserts the customer of (organization, phone) unless it exists (setting its name to
+/// `name` when one is given, either way), then reads it.
+async fn upsert_customer(
+    txn: &DatabaseTransaction,
+    org_id: OrgId,
+    phone_number: &PhoneNumber,
+    name: Option<&str>,
+    at: OffsetDateTime,
+) -> Result<customers::Model, Failure> {
+    let mut on_conflict = OnConflict::columns([customers::Column::OrgId, customers::Column::PhoneNumber]);
+    if name.is_some() {
+        on_conflict.update_column(customers::Column::Name);
+    } else {
+        on_conflict.do_nothing();
+    }
+    customers::Entity::insert(customers::ActiveModel {
+        id: Set(CustomerId::generate().as_uuid()),
+        org_id: Set(org_id.as_uuid()),
+        phone_number: Set(phone_number.as_str().to_owned()),
+        name: Set(name.map(str::to_owned)),
+        created_at_us: Set(to_us(at)),
+    })
+    .on_conflict(on_conflict)
+    .exec_without_returning(txn)
+    .await
+    .map_err(db("upserting the customer"))?;
+    customers::Entity::find()
+        .filter(customers::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(customers::Column::PhoneNumber.eq(phone_number.as_str()))
+        .one(txn)
+        .await
+        .map_err(db("reading the customer"))?
+        .ok_or_else(|| corrupt("upserting the customer", "the customer vanished after its upsert".into()).into())
+}
+
+/// Inserts the conversation of (organization, channel, customer) unless it exists, then reads
+/// it (through `select`, which may lock it).
+async fn upsert_conversation(
+    txn: &DatabaseTransaction,
+    select: impl FnOnce(Select<conversations::Entity>) -> Select<conversations::Entity>,
+    org_id: OrgId,
+    channel_id: ChannelId,
+    customer_id: Uuid,
+    at: OffsetDateTime,
+) -> Result<conversations::Model, Failure> {
+    conversations::Entity::insert(conversations::ActiveModel {
+        id: Set(ConversationId::generate().as_uuid()),
+        org_id: Set(org_id.as_uuid()),
+        channel_id: Set(channel_id.as_uuid()),
+        customer_id: Set(customer_id),
+        status: Set(ConversationStatus::Open.as_str().to_owned()),
+        last_inbound_at_us: Set(None),
+        created_at_us: Set(to_us(at)),
+    })
+    .on_conflict(
+        OnConflict::columns([conversations::Column::OrgId, conversations::Column::ChannelId, conversations::Column::CustomerId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(txn)
+    .await
+    .map_err(db("upserting the conversation"))?;
+    select(
+        conversations::Entity::find()
+            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(conversations::Column::ChannelId.eq(channel_id.as_uuid()))
+            .filter(conversations::Column::CustomerId.eq(customer_id)),
+    )
+    .one(txn)
+    .await
+    .map_err(db("reading the conversation"))?
+    .ok_or_else(|| corrupt("upserting the conversation", "the conversation vanished after its upsert".into()).into())
+}
+
+/// The conversations of `rows` with their customers (one query for all the customers).
+async fn with_customers(conn: &impl ConnectionTrait, rows: Vec<conversations::Model>) -> Result<Vec<Conversation>, Failure> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.customer_id).collect();
+    let customers: HashMap<Uuid, customers::Model> = customers::Entity::find()
+        .filter(customers::Column::Id.is_in(ids))
+        .all(conn)
+        .await
+        .map_err(db("reading the conversations' customers"))?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect();
+    rows.into_iter()
+        .map(|row| {
+            let customer = customers
+                .get(&row.customer_id)
+                .cloned()
+                .ok_or_else(|| corrupt("reading a conversation", format!("the customer of conversation {} is missing", row.id)))?;
+            Ok(conversation_from_rows(row, customer_from_row(customer)?)?)
+        })
+        .collect()
+}
+
+/// One conversation of the organization with its customer.
+async fn load_conversation(conn: &impl ConnectionTrait, org_id: OrgId, id: ConversationId) -> Result<Option<Conversation>, Failure> {
+    let row = conversations::Entity::find()
+        .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(conversations::Column::Id.eq(id.as_uuid()))
+        .one(conn)
+        .await
+        .map_err(db("reading the conversation"))?;
+    Ok(match row {
+        Some(row) => with_customers(conn, vec![row]).await?.pop(),
+        None => None,
+    })
+}
+
+#[async_trait]
+impl ConversationStore for SqlStore {
+    async fn create_channel<'j>(
+        &self,
+        channel: &NewChannel,
+        sealed_secrets: &[u8],
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError> {
+        let txn = begin(&self.db).await?;
+        // As the default unless the organization has one (the partial unique index decides);
+        // a duplicate phone_number_id still fails, on its own constraint.
+        let as_default = channel.clone().into_channel(true);
+        let inserted = channels::Entity::insert(channel_row(&as_default, sealed_secrets))
+            .on_conflict(
+                OnConflict::column(channels::Column::OrgId)
+                    .target_and_where(Expr::col(channels::Column::IsDefault).into())
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("inserting the channel"))?;
+        let stored = if inserted == 1 {
+            as_default
+        } else {
+            let ordinary = channel.clone().into_channel(false);
+            channels::Entity::insert(channel_row(&ordinary, sealed_secrets))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting the channel"))?;
+            ordinary
+        };
+        write_journal(&txn, &journal.entry(&stored)).await?;
+        commit(txn, "committing the channel").await?;
+        Ok(stored)
+    }
+
+    async fn list_channels(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Channel>, ConversationError> {
+        let mut query = channels::Entity::find().filter(channels::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(channels::Column::CreatedAtUs, channels::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(channels::Column::CreatedAtUs)
+            .order_by_desc(channels::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing channels"))?;
+        let channels = rows.into_iter().map(channel_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(channels, page, |c| (c.created_at, c.id.as_uuid())))
+    }
+
+    async fn get_channel(&self, org_id: OrgId, id: ChannelId) -> Result<Option<Channel>, ConversationError> {
+        let row = channels::Entity::find()
+            .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(channels::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading a channel"))?;
+        Ok(row.map(channel_from_row).transpose()?)
+    }
+
+    async fn default_channel(&self, org_id: OrgId) -> Result<Option<Channel>, ConversationError> {
+        let row = channels::Entity::find()
+            .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(channels::Column::IsDefault.eq(true))
+            .one(&self.db)
+            .await
+            .map_err(db("reading the default channel"))?;
+        Ok(row.map(channel_from_row).transpose()?)
+    }
+
+    async fn channel_with_secrets(&self, id: ChannelId) -> Result<Option<(Channel, Vec<u8>)>, ConversationError> {
+        let row = channels::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(db("reading a channel"))?;
+        Ok(match row {
+            Some(mut row) => {
+                let sealed = std::mem::take(&mut row.sealed_secrets);
+                Some((channel_from_row(row)?, sealed))
+            }
+            None => None,
+        })
+    }
+
+    async fn create_template(&self, template: &Template, journal: &JournalEntry) -> Result<(), ConversationError> {
+        let txn = begin(&self.db).await?;
+        templates::Entity::insert(template_row(template)).exec_without_returning(&txn).await.map_err(db("inserting the template"))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the template").await?;
+        Ok(())
+    }
+
+    async fn list_templates(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Template>, ConversationError> {
+        let mut query = templates::Entity::find().filter(templates::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(templates::Column::CreatedAtUs, templates::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(templates::Column::CreatedAtUs)
+            .order_by_desc(templates::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing templates"))?;
+        let templates = rows.into_iter().map(template_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(templates, page, |t| (t.created_at, t.id.as_uuid())))
+    }
+
+    async fn find_templates(&self, org_id: OrgId, reference: &str) -> Result<Vec<Template>, ConversationError> {
+        let mut matches = Condition::any().add(templates::Column::Name.eq(reference));
+        if let Ok(id) = reference.parse::<TemplateId>() {
+            matches = matches.add(templates::Column::Id.eq(id.as_uuid()));
+        }
+        let rows = templates::Entity::find()
+            .filter(templates::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(matches)
+            .order_by_desc(templates::Column::CreatedAtUs)
+            .order_by_desc(templates::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db("finding templates"))?;
+        Ok(rows.into_iter().map(template_from_row).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn record_inbound<'j>(
+        &self,
+        inbound: &NewInbound,
+        journal: &'j (dyn Journal<InboundRecorded, Option<JournalEntry>> + 'j),
+    ) -> Result<InboundRecorded, ConversationError> {
+        let org_id = inbound.org_id;
+        let txn = begin(&self.db).await?;
+        if !has_channel(&txn, org_id, inbound.channel_id).await? {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        }
+        // The effect runs in a savepoint: when the message turns out to be a duplicate, rolling
+        // it back undoes the customer and conversation upserts too.
+        let effect = begin(&txn).await?;
+        let customer = upsert_customer(&effect, org_id, &inbound.from, inbound.profile_name.as_deref(), inbound.received_at).await?;
+        let conversation =
+            upsert_conversation(&effect, |q| self.for_update(q), org_id, inbound.channel_id, customer.id, inbound.received_at).await?;
+        let message = Message::inbound(
+            inbound.message_id,
+            org_id,
+            ConversationId::from_uuid(conversation.id),
+            inbound.kind,
+            inbound.text.clone(),
+            inbound.provider_message_id.clone(),
+            inbound.timestamp,
+        );
+        let inserted = messages::Entity::insert(message_row(&message)?)
+            .on_conflict(OnConflict::columns([messages::Column::OrgId, messages::Column::ProviderMessageId]).do_nothing().to_owned())
+            .exec_without_returning(&effect)
+            .await
+            .map_err(db("inserting the inbound message"))?;
+        let outcome = if inserted == 1 {
+            let status = ConversationStatus::parse(&conversation.status)
+                .ok_or_else(|| corrupt("reading a conversation", format!("conversation {} has an unknown status", conversation.id)))?
+                .after_inbound();
+            let last_inbound_at = atlas_conversations::bump_last_inbound(from_us_opt(conversation.last_inbound_at_us)?, inbound.timestamp);
+            conversations::Entity::update_many()
+                .col_expr(conversations::Column::Status, Expr::value(status.as_str()))
+                .col_expr(conversations::Column::LastInboundAtUs, Expr::value(last_inbound_at.map(to_us)))
+                .filter(conversations::Column::Id.eq(conversation.id))
+                .exec(&effect)
+                .await
+                .map_err(db("bumping the conversation"))?;
+            commit(effect, "releasing the savepoint").await?;
+            let customer = customer_from_row(customer)?;
+            let conversation = conversation_from_rows(
+                conversations::Model { status: status.as_str().to_owned(), last_inbound_at_us: last_inbound_at.map(to_us), ..conversation },
+                customer.clone(),
+            )?;
+            InboundRecorded { customer, conversation, message, duplicate: false }
+        } else {
+            rollback(effect).await?;
+            // The constraint refused it: report what is stored.
+            let existing = messages::Entity::find()
+                .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+                .filter(messages::Column::ProviderMessageId.eq(inbound.provider_message_id.as_deref()))
+                .one(&txn)
+                .await
+                .map_err(db("reading the duplicate message"))?
+                .ok_or_else(|| corrupt("recording an inbound message", "a conflicting message is not found".into()))?;
+            let message = message_from_row(existing)?;
+            let conversation = load_conversation(&txn, org_id, message.conversation_id)
+                .await?
+                .ok_or_else(|| corrupt("recording an inbound message", "the duplicate's conversation is missing".into()))?;
+            InboundRecorded { customer: conversation.customer.clone(), conversation, message, duplicate: true }
+        };
+        if let Some(entry) = journal.entry(&outcome) {
+            write_journal(&txn, &entry).await?;
+        }
+        commit(txn, "committing the inbound message").await?;
+        Ok(outcome)
+    }
+
+    async fn enqueue_outbound<'j>(
+        &self,
+        outbound: &NewOutbound,
+        journal: &'j (dyn Journal<Enqueued> + 'j),
+    ) -> Result<Enqueued, ConversationError> {
+        let org_id = outbound.org_id;
+        let txn = begin(&self.db).await?;
+        if !has_channel(&txn, org_id, outbound.channel_id).await? {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        }
+        let customer = upsert_customer(&txn, org_id, &outbound.to, None, outbound.queued_at).await?;
+        let conversation = upsert_conversation(&txn, |q| q, org_id, outbound.channel_id, customer.id, outbound.queued_at).await?;
+        let enqueued = Enqueued {
+            customer_id: CustomerId::from_uuid(customer.id),
+            conversation_id: ConversationId::from_uuid(conversation.id),
+            message_id: outbound.message_id,
+            outbox_id: outbound.outbox_id,
+        };
+        let entry = journal.entry(&enqueued);
+        let message = Message::queued(outbound.message_id, org_id, enqueued.conversation_id, &outbound.content, outbound.queued_at);
+        messages::Entity::insert(message_row(&message)?)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db("inserting the outbound message"))?;
+        crate::outbox::insert_row(&txn, outbound, enqueued.conversation_id, entry.run.id).await?;
+        write_journal(&txn, &entry).await?;
+        commit(txn, "committing the outbound message").await?;
+        Ok(enqueued)
+    }
+
+    async fn apply_status(
+        &self,
+        org_id: OrgId,
+        provider_message_id: &str,
+        event: &StatusEvent,
+    ) -> Result<StatusApplied, ConversationError> {
+        let txn = begin(&self.db).await?;
+        self.lock_provider_id(&txn, org_id.as_uuid(), provider_message_id).await?;
+        let row = self
+            .for_update(
+                messages::Entity::find()
+                    .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+                    .filter(messages::Column::ProviderMessageId.eq(provider_message_id)),
+            )
+            .one(&txn)
+            .await
+            .map_err(db("reading the message"))?;
+        let applied = match row {
+            Some(row) => {
+                let mut message = message_from_row(row)?;
+                // An inbound message has no delivery record: a status about it changes nothing.
+                let mut changed = false;
+                if let Some(mut record) = message.delivery() {
+                    if record.apply(event) {
+                        delivery_update(message.id, &record).exec(&txn).await.map_err(db("applying the status"))?;
+                        message.set_delivery(record);
+                        changed = true;
+                    }
+                }
+                StatusApplied::Applied { message: Box::new(message), changed }
+            }
+            None => {
+                let now = OffsetDateTime::now_utc();
+                pending_statuses::Entity::insert(pending_row(org_id, provider_message_id, event, now))
+                    .on_conflict(
+                        OnConflict::columns([
+                            pending_statuses::Column::OrgId,
+                            pending_statuses::Column::ProviderMessageId,
+                            pending_statuses::Column::State,
+                            pending_statuses::Column::AtUs,
+                        ])
+                        .do_nothing()
+                        .to_owned(),
+                    )
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(db("keeping the status pending"))?;
+                StatusApplied::Pending
+            }
+        };
+        commit(txn, "committing the status").await?;
+        Ok(applied)
+    }
+
+    async fn message_by_provider_id(&self, org_id: OrgId, provider_message_id: &str) -> Result<Option<Message>, ConversationError> {
+        let row = messages::Entity::find()
+            .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(messages::Column::ProviderMessageId.eq(provider_message_id))
+            .one(&self.db)
+            .await
+            .map_err(db("reading a message"))?;
+        Ok(row.map(message_from_row).transpose()?)
+    }
+
+    async fn list_conversations(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Conversation>, ConversationError> {
+        let mut query = conversations::Entity::find().filter(conversations::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(conversations::Column::CreatedAtUs, conversations::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(conversations::Column::CreatedAtUs)
+            .order_by_desc(conversations::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing conversations"))?;
+        let conversations = with_customers(&self.db, rows).await?;
+        Ok(Page::from_rows(conversations, page, |c| (c.created_at, c.id.as_uuid())))
+    }
+
+    async fn get_conversation(&self, org_id: OrgId, id: ConversationId) -> Result<Option<Conversation>, ConversationError> {
+        Ok(load_conversation(&self.db, org_id, id).await?)
+    }
+
+    async fn find_conversation(
+        &self,
+        org_id: OrgId,
+        channel_id: ChannelId,
+        phone_number: &PhoneNumber,
+    ) -> Result<Option<Conversation>, ConversationError> {
+        let Some(customer) = customers::Entity::find()
+            .filter(customers::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(customers::Column::PhoneNumber.eq(phone_number.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading the customer"))?
+        else {
+            return Ok(None);
+        };
+        let row = conversations::Entity::find()
+            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(conversations::Column::ChannelId.eq(channel_id.as_uuid()))
+            .filter(conversations::Column::CustomerId.eq(customer.id))
+            .one(&self.db)
+            .await
+            .map_err(db("reading the conversation"))?;
+        Ok(row.map(|row| conversation_from_rows(row, customer_from_row(customer)?)).transpose()?)
+    }
+
+    async fn list_messages(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        page: &PageRequest,
+    ) -> Result<Page<Message>, ConversationError> {
+        if !has_conversation(&self.db, org_id, conversation_id).await? {
+            return Err(ConversationError::NotFound);
+        }
+        let mut query = messages::Entity::find()
+            .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(messages::Column::ConversationId.eq(conversation_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(messages::Column::CreatedAtUs, messages::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(messages::Column::CreatedAtUs)
+            .order_by_desc(messages::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing messages"))?;
+        let messages = rows.into_iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(messages, page, |m| (m.created_at, m.id.as_uuid())))
+    }
+
+    async fn set_conversation_status(
+        &self,
+        org_id: OrgId,
+        id: ConversationId,
+        status: ConversationStatus,
+        journal: &JournalEntry,
+    ) -> Result<Conversation, ConversationError> {
+        let txn = begin(&self.db).await?;
+        let row = self
+            .for_update(
+                conversations::Entity::find()
+                    .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+                    .filter(conversations::Column::Id.eq(id.as_uuid())),
+            )
+            .one(&txn)
+            .await
+            .map_err(db("reading the conversation"))?;
+        let Some(row) = row else {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        };
+        if row.status != status.as_str() {
+            conversations::Entity::update_many()
+                .col_expr(conversations::Column::Status, Expr::value(status.as_str()))
+                .filter(conversations::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db("setting the conversation's status"))?;
+        }
+        let row = conversations::Model { status: status.as_str().to_owned(), ..row };
+        let conversation = with_customers(&txn, vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| corrupt("setting a conversation's status", "the conversation vanished".into()))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the conversation's status").await?;
+        Ok(conversation)
+    }
+
+    async fn save_draft(&self, draft: &Draft, journal: &JournalEntry) -> Result<(), ConversationError> {
+        let txn = begin(&self.db).await?;
+        if !has_conversation(&txn, draft.org_id, draft.conversation_id).await? {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        }
+        drafts::Entity::insert(drafts::ActiveModel {
+            id: Set(draft.id.as_uuid()),
+            org_id: Set(draft.org_id.as_uuid()),
+            conversation_id: Set(draft.conversation_id.as_uuid()),
+            text: Set(draft.text.clone()),
+            created_at_us: Set(to_us(draft.created_at)),
+        })
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db("inserting the draft"))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the draft").await?;
+        Ok(())
+    }
+
+    async fn list_drafts(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        page: &PageRequest,
+    ) -> Result<Page<Draft>, ConversationError> {
+        if !has_conversation(&self.db, org_id, conversation_id).await? {
+            return Err(ConversationError::NotFound);
+        }
+        let mut query = drafts::Entity::find()
+            .filter(drafts::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(drafts::Column::ConversationId.eq(conversation_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(drafts::Column::CreatedAtUs, drafts::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(drafts::Column::CreatedAtUs)
+            .order_by_desc(drafts::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing drafts"))?;
+        let drafts = rows.into_iter().map(draft_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(drafts, page, |d| (d.created_at, d.id.as_uuid())))
+    }
+}
