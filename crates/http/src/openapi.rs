@@ -113,7 +113,12 @@ fn operation(spec: &RouteSpec, components: &mut Map<String, Value>) -> Value {
     let (request, response) = bodies(spec.operation, components);
     let success = spec.success.to_string();
     let mut responses = Map::new();
-    responses.insert(success, json!({"description": "success", "content": {"application/json": {"schema": envelope_of(response)}}}));
+    let answer = json!({"description": "success", "content": {"application/json": {"schema": envelope_of(response)}}});
+    if spec.operation == "actions.execute" {
+        // a reply is queued (202); a draft or a handoff is done at once (200)
+        responses.insert("200".into(), answer.clone());
+    }
+    responses.insert(success, answer);
     for (code, why) in [("400", "VALIDATION_ERROR"), ("401", "UNAUTHORIZED"), ("403", "FORBIDDEN or IP_NOT_ALLOWED"), ("404", "NOT_FOUND"), ("409", "IDEMPOTENCY_IN_PROGRESS"), ("413", "PAYLOAD_TOO_LARGE"), ("422", "IDEMPOTENCY_KEY_REUSED or a business rule"), ("429", "RATE_LIMITED"), ("500", "INTERNAL_ERROR")] {
         responses.insert(code.into(), json!({"description": why, "content": {"application/json": {"schema": reference("Error")}}}));
     }
