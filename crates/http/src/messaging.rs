@@ -151,13 +151,13 @@ fn id_field<T: std::str::FromStr>(raw: &Value, field: &str, required: bool) -> R
 }
 
 /// Runs one send: idempotency, the use case with a pending run, the answer rendered by `render`.
+/// `operation` names the route; `run_operation`, when given, the run more precisely.
 async fn run_send(
     state: &AppState,
     caller: &Principal,
     headers: &HeaderMap,
     raw: &Value,
-    operation: &'static str,
-    run_operation: Option<&str>,
+    (operation, run_operation): (&'static str, Option<&str>),
     command: SendCommand,
     render: &(dyn Fn(&SendReceipt, &Value) -> Value + Send + Sync),
 ) -> Response {
@@ -207,7 +207,7 @@ async fn send_message(State(state): State<AppState>, Caller(caller): Caller, hea
             "window_open": r.window_open,
         })
     };
-    run_send(&state, &caller, &headers, &raw, "messages.send", None, command, &render).await
+    run_send(&state, &caller, &headers, &raw, ("messages.send", None), command, &render).await
 }
 
 async fn tool_send_message(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<Value>) -> Response {
@@ -224,7 +224,7 @@ async fn tool_send_message(State(state): State<AppState>, Caller(caller): Caller
     let render = |r: &SendReceipt, _run: &Value| {
         json!({"conversation_id": r.conversation_id, "queued": true, "window_open": r.window_open, "outbox_id": r.outbox_id, "message_id": r.message_id, "kind": r.kind})
     };
-    run_send(&state, &caller, &headers, &raw, "tools.send_message", None, command, &render).await
+    run_send(&state, &caller, &headers, &raw, ("tools.send_message", None), command, &render).await
 }
 
 async fn tool_send_to_phone(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<Value>) -> Response {
@@ -245,7 +245,7 @@ async fn tool_send_to_phone(State(state): State<AppState>, Caller(caller): Calle
             "message_id": r.message_id, "phone_number": r.phone_number, "kind": r.kind,
         })
     };
-    run_send(&state, &caller, &headers, &raw, "tools.send_message_to_phone", None, command, &render).await
+    run_send(&state, &caller, &headers, &raw, ("tools.send_message_to_phone", None), command, &render).await
 }
 
 async fn message_status(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -435,7 +435,7 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
                 json!({"accepted": true, "action_type": "reply", "delivery_state": r.delivery_state, "conversation_id": r.conversation_id,
                        "message_id": r.message_id, "outbox_id": r.outbox_id, "window_open": r.window_open, "run": run})
             };
-            run_send(&state, &caller, &headers, &raw, "actions.execute", Some("actions.reply"), command, &render).await
+            run_send(&state, &caller, &headers, &raw, ("actions.execute", Some("actions.reply")), command, &render).await
         }
         Some("draft") => {
             let text = match payload.get("text").and_then(Value::as_str) {

@@ -506,7 +506,8 @@ pub async fn an_inbound_message_creates_its_customer_and_conversation(ports: &Me
 }
 
 /// The same provider message id recorded again (a Meta retry, even with another text, time and
-/// profile name) is reported as a duplicate with the stored message, and changes nothing.
+/// profile name) is reported as a duplicate with the stored message and changes no row; the
+/// journal entry the caller gives for it still commits.
 pub async fn a_repeated_provider_message_id_is_a_duplicate_that_changes_nothing(ports: &MessagingPorts) {
     let (org_id, channel) = organization_with_channel(ports).await;
     let pid = wamid("retried");
@@ -517,24 +518,22 @@ pub async fn a_repeated_provider_message_id_is_a_duplicate_that_changes_nothing(
         profile_name: Some("Someone else".into()),
         ..inbound(org_id, channel.id, &phone(11), Some(pid.clone()), "hola (edited)", at(3600))
     };
-    let entry = journal(org_id, "webhooks.receive", RunStatus::Succeeded);
+    let entry = journal(org_id, "events.create", RunStatus::Succeeded);
+    let mut seen_duplicate = std::sync::atomic::AtomicBool::new(false);
     let duplicate = ports
         .store
         .record_inbound(&retry, &|outcome: &InboundRecorded| {
-            // The caller sees the duplicate and may decide to journal nothing for it.
-            if outcome.duplicate {
-                None
-            } else {
-                Some(entry.clone())
-            }
+            seen_duplicate.store(outcome.duplicate, std::sync::atomic::Ordering::SeqCst);
+            Some(entry.clone())
         })
         .await
         .expect("recording the retry");
+    assert!(*seen_duplicate.get_mut(), "the journal is asked for the duplicate's entry, knowing it is one");
     assert!(duplicate.duplicate, "the repeated provider id is reported as a duplicate");
     assert_eq!(duplicate.message, original.message, "the duplicate reports the stored message");
     assert_eq!(duplicate.conversation, original.conversation, "the conversation did not change (window, status)");
     assert_eq!(duplicate.customer, original.customer, "the customer did not change (name)");
-    assert_eq!(run(ports, org_id, entry.run.id).await, None, "no journal entry was asked for, none committed");
+    assert!(run(ports, org_id, entry.run.id).await.is_some(), "the duplicate's journal entry commits (the call is still recorded)");
     assert_eq!(conversation(ports, org_id, original.conversation.id).await, original.conversation, "nothing changed in the store");
     assert_eq!(messages_of(ports, org_id, original.conversation.id).await, vec![original.message.clone()], "the message is stored once");
 
