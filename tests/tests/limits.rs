@@ -79,3 +79,26 @@ async fn an_unreachable_redis_falls_back_to_local_buckets() {
     assert!(ready.data()["checks"]["redis"].as_str().unwrap().starts_with("degraded"));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_organization_override_from_configuration_applies_to_that_organization_only() {
+    let first = TestServer::start(Backend::Sqlite, Options::default()).await.unwrap();
+    let runs = first.call(Method::GET, "/v1/atlas/runs?operation=orgs.create", Some(&first.admin_key), None).await;
+    let org = runs.data()["runs"][0]["resource_id"].as_str().unwrap().to_owned();
+    let (key, database_url) = (first.admin_key.clone(), first.database_url.clone());
+    first.stop().await;
+
+    let mut options = Options { database_url: Some(database_url), ..Options::default() };
+    options.env.insert("ATLAS_RATE_LIMIT_OVERRIDES".into(), format!("{org}:reads=2/min"));
+    let server = TestServer::start(Backend::Sqlite, options).await.unwrap();
+    let first_read = server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await;
+    assert_eq!(first_read.header("x-ratelimit-limit"), Some("2"), "the override replaced the 300/min default");
+    assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::OK);
+    assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let other = server.call(Method::POST, "/v1/atlas/auth/bootstrap", None, Some(serde_json::json!({"email": "o@example.com", "password": "another long password"}))).await;
+    let other_key = other.data()["key"]["key"].as_str().unwrap().to_owned();
+    let default = server.call(Method::GET, "/v1/atlas/runs", Some(&other_key), None).await;
+    assert_eq!(default.header("x-ratelimit-limit"), Some("300"), "another organization keeps the default");
+    server.stop().await;
+}
