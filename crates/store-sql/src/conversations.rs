@@ -1,7 +1,8 @@
 //! `ConversationStore` for [`SqlStore`]: channels, templates, customers, conversations,
 //! messages, drafts and pending provider statuses, and the row conversions the outbox shares.
 //!
-//! Every race is settled by a unique index, never by a read before a write:
+//! Every race is settled by the database (unique indexes, row and advisory locks), never by a
+//! read before a write:
 //! - a channel is inserted as the default with `ON CONFLICT (org_id) WHERE is_default DO
 //!   NOTHING` and, when the organization already has its default, inserted again as an ordinary
 //!   channel: of two concurrent first channels exactly one is the default;
