@@ -256,6 +256,7 @@ pub fn operator_journal(org_id: atlas_kernel::OrgId, operation: &str, resource_i
             updated_at: now,
         },
         idempotency: None,
+        events: Vec::new(),
     }
 }
 

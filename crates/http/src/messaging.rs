@@ -645,6 +645,7 @@ fn webhook_run(org_id: OrgId, operation: &str, resource: String, now: OffsetDate
             updated_at: now,
         },
         idempotency: None,
+        events: Vec::new(),
     }
 }
 

@@ -168,7 +168,7 @@ impl Mutation {
             *rendered = Some((status, body, location));
         }
         let org = org_id.or(self.org_id).unwrap_or_else(|| OrgId::from_uuid(uuid::Uuid::nil()));
-        JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None), idempotency }
+        JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None), idempotency, events: Vec::new() }
     }
 
     fn completion(&self, status: StatusCode, body: &[u8], location: Option<String>) -> Option<(IdempotencyScope, StoredResponse)> {
@@ -209,7 +209,7 @@ impl Mutation {
         let business = error.code.is_business_outcome();
         if let Some(org_id) = self.org_id {
             let idempotency = if business { self.completion(error.code.status(), &error.body(), None) } else { None };
-            let entry = JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency };
+            let entry = JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency, events: Vec::new() };
             if let Err(e) = self.state.runs.record(&entry).await {
                 tracing::warn!(error = ?e, "failed run not recorded");
             }

@@ -74,12 +74,30 @@ pub struct Run {
     pub updated_at: OffsetDateTime,
 }
 
-/// What a use case commits beside its effect: its run and, when the request carried a key and
-/// the idempotency store commits with effects, the outcome to replay.
+/// What a use case commits beside its effect: its run; when the request carried a key and
+/// the idempotency store commits with effects, the outcome to replay; and the events its change
+/// is news of, for the webhook outbox (written in the same transaction, delivered later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
     pub run: Run,
     pub idempotency: Option<(IdempotencyScope, StoredResponse)>,
+    pub events: Vec<OutboxEvent>,
+}
+
+/// An event for subscribers, as the webhook outbox stores it: the exact payload every delivery
+/// of it will carry (signed bytes never change between retries), its type, and the version of
+/// the resource it is about, so consumers can drop stale events. Its organization is the run's.
+/// (`atlas-webhooks` builds them; this crate only carries them.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub id: uuid::Uuid,
+    /// `atlas.event.received`, `agent.message_delivery`, `incident.created`, …
+    pub event_type: String,
+    pub occurred_at: OffsetDateTime,
+    pub resource_id: Option<String>,
+    pub version: i64,
+    /// `{"type", "timestamp", "data"}` as JSON bytes.
+    pub payload: Vec<u8>,
 }
 
 /// Which runs to list.

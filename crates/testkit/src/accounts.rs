@@ -69,6 +69,7 @@ pub fn journal(org_id: OrgId, operation: &str) -> JournalEntry {
             updated_at: at,
         },
         idempotency: None,
+        events: Vec::new(),
     }
 }
 

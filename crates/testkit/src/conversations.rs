@@ -95,6 +95,7 @@ pub fn journal(org_id: OrgId, operation: &str, status: RunStatus) -> JournalEntr
             updated_at: t0(),
         },
         idempotency: None,
+        events: Vec::new(),
     }
 }
 

@@ -52,6 +52,7 @@ async fn record(store: &dyn RunStore, run: &Run) {
         .record(&JournalEntry {
             run: run.clone(),
             idempotency: None,
+            events: Vec::new(),
         })
         .await
         .unwrap_or_else(|e| panic!("recording run {} failed: {e:?}", run.id));

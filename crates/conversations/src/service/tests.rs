@@ -43,6 +43,7 @@ fn entry(org_id: OrgId, operation: &str, resource_id: Option<String>) -> Journal
             updated_at: NOW,
         },
         idempotency: None,
+        events: Vec::new(),
     }
 }
 
