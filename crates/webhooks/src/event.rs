@@ -451,8 +451,8 @@ impl Event {
 
 /// An event as the outbox stores it: one row in the events table, written **in the same
 /// transaction as the change that caused it** and expanded into deliveries later by
-/// `DeliveryQueue::fan_out`. Carried to the SQL adapter beside the journal entry (see
-/// `JournalEntry::events` (see [`PendingEvent::outbox`]).
+/// `DeliveryQueue::fan_out`. Carried to the SQL adapter in the journal entry's `events` (see
+/// [`PendingEvent::outbox`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEvent {
     pub id: EventId,
