@@ -10,8 +10,10 @@
 //!
 //! Tables: `organizations`, `api_keys`, `users`, `refresh_tokens`, `platform_state` (the
 //! bootstrap guard), `runs`, `idempotency_records`, and messaging's `channels`, `templates`,
-//! `customers`, `conversations`, `messages`, `pending_statuses`, `drafts` and `outbox`. The
-//! unique indexes are named (`ux_…`) so the SQL store can tell which one a violation hit.
+//! `customers`, `conversations`, `messages`, `pending_statuses`, `drafts` and `outbox`, and the
+//! webhooks' `webhook_events` (the outbox of events), `webhook_endpoints`, `webhook_deliveries`
+//! and `webhook_attempts`. The unique indexes are named (`ux_…`) so the SQL store can tell
+//! which one a violation hit.
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
@@ -19,6 +21,7 @@ mod m20250101_000001_accounts;
 mod m20250101_000002_runs;
 mod m20250101_000003_idempotency;
 mod m20250101_000004_messaging;
+mod m20250101_000005_webhooks;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000002_runs::Migration),
             Box::new(m20250101_000003_idempotency::Migration),
             Box::new(m20250101_000004_messaging::Migration),
+            Box::new(m20250101_000005_webhooks::Migration),
         ]
     }
 }

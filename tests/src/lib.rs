@@ -2,6 +2,8 @@
 //! fresh SQLite file or a fresh PostgreSQL database, and a small HTTP client that speaks its
 //! envelope. Tests read as what a client does and sees.
 
+pub mod receiver;
+
 use atlas_api::config::Settings;
 use atlas_api::RunningServer;
 use atlas_kernel::{Clock, ManualClock, SystemClock};

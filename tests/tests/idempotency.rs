@@ -3,7 +3,7 @@
 
 use atlas_e2e::{on_both_backends, Backend, Options, TestServer};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::Arc;
 
 async fn key_count(server: &TestServer) -> usize {
@@ -20,7 +20,13 @@ on_both_backends!(header_and_body_keys_replay_without_executing_again, Options::
     let second = server.send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(body.clone()), &[("Idempotency-Key", "\"mint-1\"")]).await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
-    assert_eq!(second.body, first.body, "the stored answer is replayed verbatim");
+    assert!(first.data()["key"].as_str().unwrap().starts_with("atlas_sk_"));
+    assert_eq!(second.data()["key"], Value::Null, "the secret is shown once: a replay does not show it again");
+    assert_eq!(second.data()["secret_shown_once"], true);
+    let mut expected = first.body.clone();
+    expected["data"]["key"] = Value::Null;
+    expected["data"]["secret_shown_once"] = json!(true);
+    assert_eq!(second.body, expected, "otherwise the stored answer is replayed verbatim");
     assert_eq!(second.header("location"), first.header("location"), "a replay restores Location");
     assert_eq!(key_count(&server).await, before + 1, "the replay executed nothing");
 

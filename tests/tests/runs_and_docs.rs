@@ -75,6 +75,15 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("post", "/agent/v1/tools/send_message", Some("atlas.actions.execute")),
     ("post", "/agent/v1/tools/send_message_to_phone", Some("atlas.actions.execute")),
     ("get", "/agent/v1/tools/messages/{provider_message_id}/status", Some("atlas.actions.execute")),
+    ("post", "/v1/atlas/webhooks", Some("atlas.events.write")),
+    ("get", "/v1/atlas/webhooks", Some("atlas.events.read")),
+    ("get", "/v1/atlas/webhooks/{id}", Some("atlas.events.read")),
+    ("patch", "/v1/atlas/webhooks/{id}", Some("atlas.events.write")),
+    ("delete", "/v1/atlas/webhooks/{id}", Some("atlas.events.write")),
+    ("post", "/v1/atlas/webhooks/{id}/rotate-secret", Some("atlas.events.write")),
+    ("post", "/v1/atlas/webhooks/{id}/test", Some("atlas.events.write")),
+    ("get", "/v1/atlas/webhooks/{id}/deliveries", Some("atlas.events.read")),
+    ("post", "/v1/atlas/webhooks/{id}/deliveries/{delivery_id}/replay", Some("atlas.events.write")),
     ("get", "/v1/atlas/openapi.json", None),
     ("get", "/v1/atlas/docs", None),
     ("get", "/healthz", None),
@@ -99,7 +108,7 @@ async fn the_openapi_document_covers_every_route_with_its_scope() {
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, PROMISED.len(), "the document has routes this test does not know: add them to PROMISED");
     for (method, path, _) in PROMISED {
-        let concrete = path.replace("{id}", "key_00000000000000000000000000000000").replace("{provider_message_id}", "wamid.x");
+        let concrete = path.replace("{id}", "key_00000000000000000000000000000000").replace("{provider_message_id}", "wamid.x").replace("{delivery_id}", "dlv_x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = server.call(method.clone(), &concrete, None, None).await;
         assert_ne!(answer.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");

@@ -42,8 +42,10 @@ pub struct Settings {
     pub outbox_lease_secs: u64,
     /// The first retry delay of a failed delivery (`ATLAS_OUTBOX_RETRY_BASE_MS`).
     pub outbox_retry_base_ms: u64,
-    /// Whether this process runs the outbox worker (`ATLAS_WORKERS`).
+    /// Whether this process runs the outbox and webhook workers (`ATLAS_WORKERS`).
     pub workers: bool,
+    /// How long a webhook attempt may take (`ATLAS_WEBHOOK_TIMEOUT_SECS`).
+    pub webhook_timeout_secs: u64,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -65,6 +67,7 @@ struct FileSettings {
     outbox_lease_secs: Option<u64>,
     outbox_retry_base_ms: Option<u64>,
     workers: Option<bool>,
+    webhook_timeout_secs: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -218,6 +221,7 @@ impl Settings {
         };
         let outbox_lease_secs = number("ATLAS_OUTBOX_LEASE_SECS", from_file.outbox_lease_secs, 120, 2..=3600)?;
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
+        let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
@@ -241,6 +245,7 @@ impl Settings {
             outbox_lease_secs,
             outbox_retry_base_ms,
             workers,
+            webhook_timeout_secs,
         })
     }
 

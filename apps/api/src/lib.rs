@@ -12,6 +12,7 @@ pub mod worker;
 use atlas_accounts::{Accounts, SecretHasher};
 use atlas_conversations::{ChannelProvider, ChannelSecrets, ConnectChannel, Delivery, Messaging, ProviderByKind, RetryPolicy};
 use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
+use atlas_webhooks::{Dispatcher, WebhookConfig, Webhooks};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 use atlas_http::{AppState, HttpConfig, JwtKeys, Metrics, ReadinessCheck};
@@ -50,6 +51,8 @@ pub struct Wiring {
     pub fallback: Option<Arc<FallbackLimiter>>,
     /// The outbox delivery step (the worker drives it).
     pub delivery: Arc<Delivery>,
+    /// The webhook delivery step (the webhook worker drives it).
+    pub dispatcher: Arc<Dispatcher>,
     pub counters: Arc<worker::OutboxCounters>,
     /// The sandbox's receipts, taken by the first `start`.
     sandbox_receipts: Arc<Mutex<Option<mpsc::UnboundedReceiver<SandboxReceipt>>>>,
@@ -151,6 +154,17 @@ fn finish(
     secrets: &secret::Secrets,
 ) -> Result<Wiring, StartError> {
     let cipher = Arc::new(cipher::ChannelCipher::new(&secrets.channel_key));
+    let store = store.with_secret_cipher(cipher.clone());
+    let webhook_config = WebhookConfig {
+        allow_private: settings.webhooks_allow_private,
+        timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
+        lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 2 + 60),
+        ..WebhookConfig::default()
+    };
+    let resolver = Arc::new(atlas_webhook_sender::DnsResolver);
+    let webhooks = Arc::new(Webhooks::new(Arc::new(store.clone()), resolver.clone(), clock.clone(), webhook_config));
+    let dispatcher =
+        Arc::new(Dispatcher::new(Arc::new(store.clone()), Arc::new(atlas_webhook_sender::HttpSender::new()), resolver, clock.clone(), webhook_config));
     let policy = RetryPolicy {
         base_delay: time::Duration::milliseconds(settings.outbox_retry_base_ms as i64),
         lease: time::Duration::seconds(settings.outbox_lease_secs as i64),
@@ -181,6 +195,7 @@ fn finish(
     let state = AppState {
         accounts,
         messaging,
+        webhooks,
         runs: Arc::new(store.clone()),
         idempotency: Arc::new(store.clone()),
         limiter,
@@ -191,7 +206,7 @@ fn finish(
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes },
     };
-    Ok(Wiring { store, state, fallback, delivery, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
+    Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
 
 /// On an empty database, creates the default organization and returns its admin key (to be
@@ -300,6 +315,9 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     spawn_janitor(&wiring.state, shutdown.subscribe());
     if settings.workers {
         worker::spawn_outbox_worker(wiring.state.clone(), wiring.delivery.clone(), settings.channel_rate_limit, wiring.counters.clone(), shutdown.subscribe());
+    }
+    if settings.workers {
+        worker::spawn_webhook_worker(wiring.dispatcher.clone(), shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

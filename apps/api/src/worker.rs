@@ -114,3 +114,52 @@ pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedRece
         }
     });
 }
+
+/// Runs the webhook dispatcher until `stop` turns true: expands outbox events into deliveries,
+/// claims due deliveries (`FOR UPDATE SKIP LOCKED`), and attempts them concurrently.
+pub fn spawn_webhook_worker(dispatcher: Arc<atlas_webhooks::Dispatcher>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let fanned = match dispatcher.fan_out(200).await {
+                Ok(report) => report.events,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "webhook fan-out failed");
+                    0
+                }
+            };
+            let items = match dispatcher.claim(BATCH).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = ?e, "webhook claim failed");
+                    Vec::new()
+                }
+            };
+            if items.is_empty() && fanned == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            let mut attempts = JoinSet::new();
+            for item in items {
+                let dispatcher = dispatcher.clone();
+                attempts.spawn(async move {
+                    let jitter: f64 = rand::rng().random_range(0.0..1.0);
+                    match dispatcher.deliver(&item, jitter).await {
+                        Ok(report) => {
+                            if let Some(reason) = report.disabled {
+                                tracing::warn!(endpoint = %item.endpoint_id, ?reason, "webhook endpoint disabled");
+                            }
+                        }
+                        Err(e) => tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease"),
+                    }
+                });
+            }
+            while attempts.join_next().await.is_some() {}
+        }
+    });
+}

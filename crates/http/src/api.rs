@@ -51,7 +51,9 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
         "system.health" => on(filter, health),
         "system.ready" => on(filter, ready),
         "system.metrics" => on(filter, metrics),
-        other => crate::messaging::endpoint(filter, other).unwrap_or_else(|| panic!("route {other} has no handler")),
+        other => crate::messaging::endpoint(filter, other)
+            .or_else(|| crate::webhooks::endpoint(filter, other))
+            .unwrap_or_else(|| panic!("route {other} has no handler")),
     }
 }
 
@@ -167,7 +169,7 @@ async fn create_key(State(state): State<AppState>, Caller(caller): Caller, heade
     let journal = |minted: &atlas_accounts::MintedKey| {
         let view = KeyView::of(&minted.record, Some(minted.token.expose()));
         let location = format!("/v1/atlas/keys/{}", minted.record.id);
-        mutation.entry(None, None, StatusCode::CREATED, &json!(view), Some(minted.record.id.to_string()), Some(location))
+        mutation.entry_showing_secret(None, None, StatusCode::CREATED, &json!(view), Some("/key"), Some(minted.record.id.to_string()), Some(location))
     };
     match state.accounts.mint_key(&caller, request, &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -234,7 +236,7 @@ async fn create_org(State(state): State<AppState>, Caller(caller): Caller, heade
             "organization": created.organization,
             "key": KeyView::of(&created.admin_key.record, Some(created.admin_key.token.expose())),
         });
-        mutation.entry(None, None, StatusCode::CREATED, &data, Some(created.organization.id.to_string()), None)
+        mutation.entry_showing_secret(None, None, StatusCode::CREATED, &data, Some("/key/key"), Some(created.organization.id.to_string()), None)
     };
     match state.accounts.create_organization(&body.value.name, ScopeSet::empty(), &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,

@@ -17,6 +17,7 @@ mod ratelimit;
 mod request_id;
 mod routes;
 mod state;
+mod webhooks;
 
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;

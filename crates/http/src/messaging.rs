@@ -18,6 +18,7 @@ use atlas_conversations::{
 use atlas_kernel::{OrgId, PageRequest, PhoneNumber};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
 use atlas_scopes::{Actor, Principal, Scope};
+use atlas_webhooks::EventType;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -84,6 +85,29 @@ impl From<MessagingError> for ApiError {
 
 fn now(state: &AppState) -> OffsetDateTime {
     state.clock.now()
+}
+
+/// An event for webhook subscribers, as a journal entry carries it into the outbox.
+fn outbox_event(org_id: OrgId, event_type: EventType, at: OffsetDateTime, data: Value, resource_id: String) -> atlas_runs::OutboxEvent {
+    atlas_webhooks::Event::new(org_id, event_type, at, data, Some(resource_id), 1).outbox()
+}
+
+/// `atlas.event.received` for a newly recorded inbound message.
+fn event_received(org_id: OrgId, recorded: &InboundRecorded, at: OffsetDateTime) -> atlas_runs::OutboxEvent {
+    let data = json!({
+        "event_type": "message.received",
+        "conversation_id": recorded.conversation.id,
+        "customer": recorded.customer,
+        "channel_id": recorded.conversation.channel_id,
+        "message": recorded.message,
+    });
+    outbox_event(org_id, EventType::EVENT_RECEIVED, at, data, recorded.message.id.to_string())
+}
+
+/// `atlas.action.executed` for an action, with what it did.
+fn action_executed(org_id: OrgId, action: &str, conversation: ConversationId, result: Value, run: &Value, at: OffsetDateTime) -> atlas_runs::OutboxEvent {
+    let data = json!({"action_type": action, "conversation_id": conversation, "result": result, "run": run});
+    outbox_event(org_id, EventType::ACTION_EXECUTED, at, data, conversation.to_string())
 }
 
 // ---------------------------------------------------------------- sends
@@ -172,9 +196,15 @@ async fn run_send(
     mutation.set_pending();
     let status = StatusCode::from_u16(spec(operation).success).unwrap_or(StatusCode::ACCEPTED);
     let run = mutation.run_summary();
+    let at = state.clock.now();
     let journal = |receipt: &SendReceipt| {
         let data = render(receipt, &run);
-        mutation.entry(None, None, status, &data, Some(receipt.message_id.to_string()), None)
+        let mut entry = mutation.entry(None, None, status, &data, Some(receipt.message_id.to_string()), None);
+        if run_operation == Some("actions.reply") {
+            let result = json!({"message_id": receipt.message_id, "delivery_state": receipt.delivery_state});
+            entry.events.push(action_executed(caller.org_id, "reply", receipt.conversation_id, result, &run, at));
+        }
+        entry
     };
     match state.messaging.send(caller.org_id, command, &journal).await {
         Ok(_) => mutation.respond().await,
@@ -342,7 +372,7 @@ struct EventBody {
     message: EventMessage,
 }
 
-fn inbound_journal(mutation: &Mutation, status: StatusCode) -> impl Fn(&InboundRecorded) -> Option<JournalEntry> + Send + Sync + '_ {
+fn inbound_journal(mutation: &Mutation, org_id: OrgId, at: OffsetDateTime, status: StatusCode) -> impl Fn(&InboundRecorded) -> Option<JournalEntry> + Send + Sync + '_ {
     move |recorded: &InboundRecorded| {
         let data = json!({
             "accepted": true,
@@ -351,7 +381,11 @@ fn inbound_journal(mutation: &Mutation, status: StatusCode) -> impl Fn(&InboundR
             "customer_id": recorded.customer.id,
             "message_id": recorded.message.id,
         });
-        Some(mutation.entry(None, None, status, &data, Some(recorded.message.id.to_string()), None))
+        let mut entry = mutation.entry(None, None, status, &data, Some(recorded.message.id.to_string()), None);
+        if !recorded.duplicate {
+            entry.events.push(event_received(org_id, recorded, at));
+        }
+        Some(entry)
     }
 }
 
@@ -394,7 +428,7 @@ async fn ingest_event(State(state): State<AppState>, Caller(caller): Caller, hea
         Err(e) => return e.into_response(),
     };
     let outcome = {
-        let journal = inbound_journal(&mutation, StatusCode::OK);
+        let journal = inbound_journal(&mutation, caller.org_id, now(&state), StatusCode::OK);
         state.messaging.ingest(caller.org_id, event, &journal).await
     };
     match outcome {
@@ -449,9 +483,12 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
             };
             mutation.set_operation("actions.draft");
             let run = mutation.run_summary();
+            let at = now(&state);
             let journal = |draft: &atlas_conversations::Draft| {
                 let data = json!({"accepted": true, "action_type": "draft", "draft": draft, "conversation_id": draft.conversation_id, "run": run});
-                mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None)
+                let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None);
+                entry.events.push(action_executed(caller.org_id, "draft", draft.conversation_id, json!({"draft": draft}), &run, at));
+                entry
             };
             match state.messaging.draft(caller.org_id, conversation, &text, &journal).await {
                 Ok(_) => mutation.respond().await,
@@ -467,7 +504,8 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
             mutation.set_operation("actions.handoff");
             let run = mutation.run_summary();
             let data = json!({"accepted": true, "action_type": "handoff", "conversation_id": conversation, "status": "handed_off", "run": run});
-            let entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
+            let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
+            entry.events.push(action_executed(caller.org_id, "handoff", conversation, json!({"status": "handed_off"}), &run, now(&state)));
             match state.messaging.handoff(caller.org_id, conversation, &entry).await {
                 Ok(_) => mutation.respond().await,
                 Err(e) => mutation.fail(e.into()).await,
@@ -711,7 +749,11 @@ async fn webhook(State(state): State<AppState>, Path(id): Path<String>, request:
         };
         let now = now(&state);
         let journal = |recorded: &InboundRecorded| {
-            (!recorded.duplicate).then(|| webhook_run(org_id, "webhook.message", recorded.message.id.to_string(), now))
+            (!recorded.duplicate).then(|| {
+                let mut entry = webhook_run(org_id, "webhook.message", recorded.message.id.to_string(), now);
+                entry.events.push(event_received(org_id, recorded, now));
+                entry
+            })
         };
         if let Err(e) = state.messaging.ingest(org_id, event, &journal).await {
             return ApiError::from(e).into_response();

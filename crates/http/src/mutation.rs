@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::sync::Mutex;
 
-/// A success answer as rendered once: status, envelope bytes, `Location`.
-type Rendered = (StatusCode, Vec<u8>, Option<String>);
+/// A success answer as rendered once: status, the envelope bytes sent, the bytes stored for
+/// replays (without a shown-once secret), `Location`.
+type Rendered = (StatusCode, Vec<u8>, Vec<u8>, Option<String>);
 
 /// What beginning a mutation decided.
 #[derive(Debug)]
@@ -162,10 +163,39 @@ impl Mutation {
     /// the stored bytes are the bytes sent). `org_id` and `actor` override the caller's for
     /// calls that create their own organization (bootstrap).
     pub fn entry(&self, org_id: Option<OrgId>, actor: Option<Actor>, status: StatusCode, data: &Value, resource_id: Option<String>, location: Option<String>) -> JournalEntry {
+        self.entry_showing_secret(org_id, actor, status, data, None, resource_id, location)
+    }
+
+    /// [`entry`](Self::entry) for an answer that shows a secret once (at the JSON pointer
+    /// `secret_field` of `data`: `/key` of a minted key, `/secret` of a webhook): the stored
+    /// answer a replay returns carries `null` there and `"secret_shown_once": true`, so a
+    /// secret is never kept in the idempotency store nor shown twice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn entry_showing_secret(
+        &self,
+        org_id: Option<OrgId>,
+        actor: Option<Actor>,
+        status: StatusCode,
+        data: &Value,
+        secret_field: Option<&str>,
+        resource_id: Option<String>,
+        location: Option<String>,
+    ) -> JournalEntry {
         let body = success_body(data);
-        let idempotency = self.completion(status, &body, location.clone());
+        let stored = match secret_field {
+            Some(pointer) if data.pointer(pointer).is_some() => {
+                let mut redacted = data.clone();
+                if let Some(secret) = redacted.pointer_mut(pointer) {
+                    *secret = Value::Null;
+                }
+                redacted["secret_shown_once"] = Value::Bool(true);
+                success_body(&redacted)
+            }
+            _ => body.clone(),
+        };
+        let idempotency = self.completion(status, &stored, location.clone());
         if let Ok(mut rendered) = self.rendered.lock() {
-            *rendered = Some((status, body, location));
+            *rendered = Some((status, body, stored, location));
         }
         let org = org_id.or(self.org_id).unwrap_or_else(|| OrgId::from_uuid(uuid::Uuid::nil()));
         JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None), idempotency, events: Vec::new() }
@@ -183,12 +213,12 @@ impl Mutation {
     /// the effect about the outcome now).
     pub async fn respond(self) -> Response {
         let rendered = self.rendered.lock().ok().and_then(|mut r| r.take());
-        let Some((status, body, location)) = rendered else {
+        let Some((status, body, stored_body, location)) = rendered else {
             return ApiError::internal("mutation answered without a journal entry").into_response();
         };
         if let Some(scope) = &self.claim {
             if !self.state.idempotency.commits_with_effect() {
-                let stored = StoredResponse { status: status.as_u16(), body: body.clone(), location: location.clone(), etag: None };
+                let stored = StoredResponse { status: status.as_u16(), body: stored_body, location: location.clone(), etag: None };
                 if let Err(e) = self.state.idempotency.complete(scope, &stored, self.state.clock.now()).await {
                     tracing::warn!(error = ?e, "idempotency outcome not recorded; a retry will run afresh");
                 }

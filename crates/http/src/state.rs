@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 use async_trait::async_trait;
 use atlas_accounts::Accounts;
 use atlas_conversations::Messaging;
+use atlas_webhooks::Webhooks;
 use atlas_idempotency::IdempotencyStore;
 use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
@@ -44,6 +45,7 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub messaging: Arc<Messaging>,
+    pub webhooks: Arc<Webhooks>,
     pub runs: Arc<dyn RunStore>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub limiter: Arc<dyn RateLimiter>,

@@ -17,10 +17,14 @@
 //!   is either applied to the message or kept pending where the completion will find it; the
 //!   message row itself is read `FOR UPDATE` before `DeliveryRecord::apply` (on SQLite the one
 //!   connection serialises both).
+//!
+//! A status that changes an outbound message's delivery record writes its
+//! `agent.message_delivery` webhook event in the same transaction (see `events`).
 
 use crate::convert::{corrupt, from_json, from_us, from_us_opt, to_json, to_us};
 use crate::entity::{channels, conversations, customers, drafts, messages, pending_statuses, templates};
 use crate::error::{db, Failure};
+use crate::events::message_delivery_changed;
 use crate::journal::write_journal;
 use crate::runs::before_cursor;
 use crate::SqlStore;
@@ -672,6 +676,7 @@ impl ConversationStore for SqlStore {
                     if record.apply(event) {
                         delivery_update(message.id, &record).exec(&txn).await.map_err(db("applying the status"))?;
                         message.set_delivery(record);
+                        message_delivery_changed(&txn, &message, event.at).await?;
                         changed = true;
                     }
                 }

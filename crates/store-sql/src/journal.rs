@@ -1,17 +1,22 @@
 //! The journal: what every mutating use case commits beside its effect, inside its
 //! transaction. Only [`write_journal`] writes runs and completes idempotency records on the
-//! effect's behalf.
+//! effect's behalf; it also writes the entry's events into the webhook outbox
+//! (`webhook_events`), with [`insert_events`], the one writer of that table that adapters
+//! emitting events of their own share.
 
+use crate::convert::to_us;
+use crate::entity::webhook_events;
 use crate::error::{db, Failure};
 use crate::idempotency::completion;
 use crate::runs::run_row;
-use atlas_runs::JournalEntry;
-use sea_orm::{DatabaseTransaction, EntityTrait};
+use atlas_runs::{JournalEntry, OutboxEvent};
+use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
+use uuid::Uuid;
 
-/// Inserts the entry's run and, when the entry carries an idempotency outcome, completes the
-/// claimed (in-progress) record with the response, all through `txn`. A record that is no
-/// longer in progress (taken over after its lease, or already completed) is left alone and
-/// logged: the effect still commits.
+/// Inserts the entry's run, its events (in the run's organization) and, when the entry carries
+/// an idempotency outcome, completes the claimed (in-progress) record with the response, all
+/// through `txn`. A record that is no longer in progress (taken over after its lease, or
+/// already completed) is left alone and logged: the effect still commits.
 pub(crate) async fn write_journal(
     txn: &DatabaseTransaction,
     entry: &JournalEntry,
@@ -20,6 +25,7 @@ pub(crate) async fn write_journal(
         .exec_without_returning(txn)
         .await
         .map_err(db("recording the run"))?;
+    insert_events(txn, entry.run.org_id.as_uuid(), &entry.events).await?;
     if let Some((scope, response)) = &entry.idempotency {
         let done = completion(scope, response, entry.run.updated_at)
             .exec(txn)
@@ -32,6 +38,50 @@ pub(crate) async fn write_journal(
                 "the idempotency key was no longer claimed by this call; its outcome is not stored for replay"
             );
         }
+    }
+    Ok(())
+}
+
+/// The undispatched outbox row of `event`, in organization `org_id`.
+pub(crate) fn event_row(org_id: Uuid, event: &OutboxEvent) -> webhook_events::ActiveModel {
+    webhook_events::ActiveModel {
+        id: Set(event.id),
+        org_id: Set(org_id),
+        event_type: Set(event.event_type.clone()),
+        resource_id: Set(event.resource_id.clone()),
+        version: Set(event.version),
+        occurred_at_us: Set(to_us(event.occurred_at)),
+        payload: Set(event.payload.clone()),
+        fanned_out_at_us: Set(None),
+    }
+}
+
+/// Inserts `events` of organization `org_id` into the webhook outbox through `txn`, as one
+/// multi-row `INSERT` (nothing when there are none).
+pub(crate) async fn insert_events(
+    txn: &DatabaseTransaction,
+    org_id: Uuid,
+    events: &[OutboxEvent],
+) -> Result<(), Failure> {
+    insert_event_rows(txn, events.iter().map(|event| event_row(org_id, event)).collect()).await
+}
+
+/// The most rows one `INSERT` carries (8 parameters each, well within both backends' limits).
+const EVENTS_PER_INSERT: usize = 1_000;
+
+/// Inserts outbox rows through `txn`: one multi-row `INSERT` (one per thousand rows; nothing
+/// when there are none).
+pub(crate) async fn insert_event_rows(
+    txn: &DatabaseTransaction,
+    mut rows: Vec<webhook_events::ActiveModel>,
+) -> Result<(), Failure> {
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(EVENTS_PER_INSERT));
+        webhook_events::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await
+            .map_err(db("writing the events to the webhook outbox"))?;
+        rows = rest;
     }
     Ok(())
 }

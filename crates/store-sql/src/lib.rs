@@ -1,12 +1,24 @@
 //! The SQL adapter: [`SqlStore`] implements the `AccountStore`, `RunStore`,
-//! `IdempotencyStore`, `ConversationStore` and `Outbox` ports over sea-orm, on PostgreSQL or
-//! SQLite (chosen by the URL), with the schema of `atlas-migrations`.
+//! `IdempotencyStore`, `ConversationStore`, `Outbox`, `WebhookStore` and `DeliveryQueue` ports
+//! over sea-orm, on PostgreSQL or SQLite (chosen by the URL), with the schema of
+//! `atlas-migrations`.
 //!
 //! # Transactions
 //! Every mutating port method opens one transaction, does its effect, writes the call's
 //! [`atlas_runs::JournalEntry`] (the run, and the completion of the claimed idempotency record
 //! when the entry carries one) and commits: all of it or nothing. The idempotency store
 //! therefore reports `commits_with_effect() == true`.
+//!
+//! # Webhook events
+//! The journal entry's `events` are written into the webhook outbox (`webhook_events`) in the
+//! same transaction, and the messaging adapter writes its own (`agent.message_delivery` when an
+//! outbound message's delivery state changes, `atlas.run.updated` when a send's run finishes)
+//! beside the changes they are news of: an event exists exactly when its cause committed.
+//!
+//! # Webhook secrets
+//! Endpoint secrets reach the store in the clear and are stored sealed by the cipher set with
+//! [`SqlStore::with_secret_cipher`]. **The server always sets one.** Without it (tests only)
+//! they are stored as they are, in the clear.
 //!
 //! # SQLite
 //! A SQLite database has one writer at a time, and a deferred transaction that starts reading
@@ -23,10 +35,12 @@
 //! # PostgreSQL
 //! A pool of connections at READ COMMITTED. Races are settled by unique constraints (the
 //! bootstrap guard, idempotency storage keys, one customer per phone number and one
-//! conversation per channel and customer, one message per provider id), `INSERT … ON CONFLICT
-//! DO NOTHING`, compare-and-set updates, `SELECT … FOR UPDATE` (refresh-token rotation,
-//! delivery statuses), `FOR UPDATE SKIP LOCKED` (outbox claims) and one transaction-scoped
-//! advisory lock (a provider status against the completion that records its provider id).
+//! conversation per channel and customer, one message per provider id, one webhook delivery
+//! per event and endpoint, one attempt number per delivery), `INSERT … ON CONFLICT DO NOTHING`,
+//! compare-and-set updates, `SELECT … FOR UPDATE` (refresh-token rotation, delivery statuses,
+//! webhook endpoints), `FOR UPDATE SKIP LOCKED` (outbox claims, webhook fan-out and delivery
+//! claims) and one transaction-scoped advisory lock (a provider status against the completion
+//! that records its provider id).
 //!
 //! # Time
 //! Timestamps are stored as microseconds since the Unix epoch: a record read back carries its
@@ -37,11 +51,15 @@ mod conversations;
 mod convert;
 pub mod entity;
 mod error;
+mod events;
 mod idempotency;
 mod journal;
 mod outbox;
 mod runs;
+mod webhook_queue;
+mod webhooks;
 
+use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
 use atlas_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{
@@ -52,6 +70,7 @@ use sea_orm::{
     SqlxSqliteConnector,
 };
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a SQLite statement waits for another process's write lock before failing.
@@ -62,6 +81,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// Seals webhook endpoint secrets at rest; `None` stores them in the clear (tests only).
+    secret_cipher: Option<Arc<dyn SecretCipher>>,
 }
 
 impl SqlStore {
@@ -94,13 +115,24 @@ impl SqlStore {
                 .await
                 .map_err(|e| StoreError::new("connecting to the database", e))?
         };
-        Ok(SqlStore { db })
+        Ok(SqlStore { db, secret_cipher: None })
     }
 
     /// Wraps an existing sea-orm connection (which must follow the SQLite rules of the module
     /// doc when it is a SQLite one).
     pub fn from_connection(db: DatabaseConnection) -> SqlStore {
-        SqlStore { db }
+        SqlStore { db, secret_cipher: None }
+    }
+
+    /// The store, sealing webhook endpoint secrets with `cipher` (the AEAD that seals channel
+    /// secrets). Used for nothing else: channel secrets arrive sealed already.
+    ///
+    /// **The server must always set one.** A store without a cipher stores webhook secrets in
+    /// the clear, which only tests may do; and a store reading rows sealed under a cipher needs
+    /// that same cipher.
+    #[must_use]
+    pub fn with_secret_cipher(self, cipher: Arc<dyn SecretCipher>) -> SqlStore {
+        SqlStore { secret_cipher: Some(cipher), ..self }
     }
 
     /// Applies every pending migration of `atlas-migrations`.

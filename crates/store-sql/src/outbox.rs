@@ -1,6 +1,8 @@
 //! `Outbox` for [`SqlStore`]: the `outbox` rows `enqueue_outbound` queues beside their
 //! messages, claimed by workers under a lease, and their outcomes (`complete`, `retry`,
-//! `fail`), each in one transaction with the message's delivery state and the send's run.
+//! `fail`), each in one transaction with the message's delivery state, the send's run and the
+//! webhook events of both (`agent.message_delivery` when the message's delivery state changed,
+//! `atlas.run.updated` when the run finished).
 //!
 //! A claim selects due, unleased, unfinished rows oldest first; on PostgreSQL `FOR UPDATE SKIP
 //! LOCKED`, so concurrent claimers each take different rows and never wait for one another;
@@ -13,9 +15,10 @@
 
 use crate::conversations::{begin, commit, delivery_update, message_from_row, pending_event, phone_from_column, rollback};
 use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
-use crate::entity::{messages, outbox, pending_statuses};
+use crate::entity::{messages, outbox, pending_statuses, runs};
 use crate::error::{db, Failure};
-use crate::runs::finishing;
+use crate::events::{message_delivery_changed, run_finished};
+use crate::runs::{finishing, run_from_row};
 use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::{
@@ -115,7 +118,8 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Moves the row's run (when it has one) to `status`.
+    /// Moves the row's run (when it has one, still pending) to `status`, and writes its
+    /// `atlas.run.updated` event when it did.
     async fn finish_run(
         txn: &DatabaseTransaction,
         row: &outbox::Model,
@@ -123,11 +127,20 @@ impl SqlStore {
         error: Option<RunError>,
         at: OffsetDateTime,
     ) -> Result<(), Failure> {
-        if let Some(run_id) = row.run_id {
-            finishing(OrgId::from_uuid(row.org_id), RunId::from_uuid(run_id), status, error, at)
-                .exec(txn)
+        let Some(run_id) = row.run_id else {
+            return Ok(());
+        };
+        let finished = finishing(OrgId::from_uuid(row.org_id), RunId::from_uuid(run_id), status, error, at)
+            .exec(txn)
+            .await
+            .map_err(db("finishing the send's run"))?;
+        if finished.rows_affected == 1 {
+            let run = runs::Entity::find_by_id(run_id)
+                .one(txn)
                 .await
-                .map_err(db("finishing the send's run"))?;
+                .map_err(db("reading the finished run"))?
+                .ok_or_else(|| corrupt("finishing the send's run", format!("run {run_id} vanished")))?;
+            run_finished(txn, &run_from_row(run)?).await?;
         }
         Ok(())
     }
@@ -203,7 +216,8 @@ impl Outbox for SqlStore {
             };
         }
         let mut message = message_from_row(message_row)?;
-        let mut record = record_of(&message)?;
+        let before = record_of(&message)?;
+        let mut record = before.clone();
         record.apply(&StatusEvent::new(DeliveryState::Sent, at));
         let pending = pending_statuses::Entity::find()
             .filter(pending_statuses::Column::OrgId.eq(row.org_id))
@@ -230,7 +244,11 @@ impl Outbox for SqlStore {
             .await
             .map_err(db("recording the provider message id"))?;
         message.provider_message_id = Some(provider_message_id.to_owned());
+        let changed = record != before;
         message.set_delivery(record);
+        if changed {
+            message_delivery_changed(&txn, &message, at).await?;
+        }
         Self::finish_row(&txn, &row, None, at).await?;
         Self::finish_run(&txn, &row, RunStatus::Succeeded, None, at).await?;
         commit(txn, "committing the completion").await?;
@@ -280,6 +298,7 @@ impl Outbox for SqlStore {
         if record.apply(&StatusEvent::failed(at, error.clone())) {
             delivery_update(message.id, &record).exec(&txn).await.map_err(db("failing the message"))?;
             message.set_delivery(record);
+            message_delivery_changed(&txn, &message, at).await?;
         }
         Self::finish_row(&txn, &row, Some(error), at).await?;
         let run_error = RunError { code: error.code.clone(), message: error.message.clone() };

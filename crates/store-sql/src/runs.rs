@@ -41,7 +41,7 @@ pub(crate) fn run_row(run: &Run) -> runs::ActiveModel {
 }
 
 /// The run a row stores.
-fn run_from_row(row: runs::Model) -> Result<Run, StoreError> {
+pub(crate) fn run_from_row(row: runs::Model) -> Result<Run, StoreError> {
     const CONTEXT: &str = "reading a run";
     let actor = match (row.actor_type.as_str(), row.actor_id) {
         ("api_key", Some(id)) => Actor::ApiKey(KeyId::from_uuid(id)),

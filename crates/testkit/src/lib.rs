@@ -8,3 +8,4 @@ pub mod idempotency;
 pub mod ratelimit;
 pub mod runs;
 pub mod services;
+pub mod webhooks;

@@ -1,7 +1,8 @@
 //! The sea-orm entities: one module per table of the `atlas-migrations` schema. Timestamps are
 //! `i64` microseconds since the Unix epoch (`*_at_us`), ids are UUIDs, scope lists, IP
-//! allowlists, message templates and outbound contents are JSON in text columns. Rows are
-//! converted to domain records by the port implementations, never handed out as they are.
+//! allowlists, message templates, outbound contents and webhook filters are JSON in text
+//! columns. Rows are converted to domain records by the port implementations, never handed out
+//! as they are.
 
 pub mod api_keys;
 pub mod channels;
@@ -18,3 +19,7 @@ pub mod refresh_tokens;
 pub mod runs;
 pub mod templates;
 pub mod users;
+pub mod webhook_attempts;
+pub mod webhook_deliveries;
+pub mod webhook_endpoints;
+pub mod webhook_events;

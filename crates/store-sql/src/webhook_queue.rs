@@ -1,0 +1,412 @@
+//! `DeliveryQueue` for [`SqlStore`]: the workers' side of webhooks. Fan-out expands outbox
+//! events into deliveries, workers claim due deliveries under a lease, record each attempt with
+//! what follows it, and disable endpoints; every method is one transaction.
+//!
+//! - `fan_out` selects undispatched events in creation order (`FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL, so concurrent fan-outs take different events and never wait), reads the
+//!   enabled endpoints of their organizations, matches filters in Rust (`EventFilters::
+//!   matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`), inserts one
+//!   delivery per match with `ON CONFLICT (event_id, endpoint_id) DO NOTHING` and marks the
+//!   events dispatched.
+//! - `claim` selects pending, due, unleased deliveries of enabled endpoints, oldest due first
+//!   and then in event order (event ids are UUIDv7), with `FOR UPDATE SKIP LOCKED` on
+//!   PostgreSQL; leases them, counts the attempt, starts the schedule's window on its first
+//!   attempt, and hands out each with its endpoint's URL and opened secrets and the event's
+//!   payload. A delivery whose endpoint's secrets cannot be opened (the secret key changed) is
+//!   logged and left out, still leased: it comes back after its lease instead of failing every
+//!   claim.
+//! - An event whose stored type does not parse matches no endpoint (logged) and is marked
+//!   dispatched, so it cannot stop fan-out either.
+//! - `record_attempt` locks the endpoint, then applies the outcome to the delivery only while
+//!   this worker's claim still holds (pending, `attempt_count` equal to the attempt's number,
+//!   leased), inserts the attempt (unique per delivery and number) and updates the endpoint's
+//!   `failing_since`.
+//! - `disable_endpoint` disables an enabled endpoint (bumping its version) and fails its
+//!   pending deliveries.
+//!
+//! On SQLite the same statements run without lock clauses: the one connection serialises them.
+
+use crate::conversations::{begin, commit, rollback};
+use crate::convert::{corrupt, from_us_opt, to_us};
+use crate::entity::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
+use crate::error::{db, Failure};
+use crate::webhooks::{
+    attempt_row, event_type_from_column, fail_pending_deliveries, filters_from_column, new_delivery_row, DISABLED, ENABLED,
+};
+use crate::SqlStore;
+use async_trait::async_trait;
+use atlas_kernel::OrgId;
+use atlas_webhooks::{
+    AfterAttempt, Attempt, AttemptOutcome, DeliveryId, DeliveryItem, DeliveryQueue, DeliveryStatus, DisabledReason, EndpointHealth,
+    EndpointId, EventFilters, EventId, EventType, FanOutReport, WebhookError,
+};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// The most deliveries one `INSERT` carries (15 parameters each, within both backends' limits).
+const DELIVERIES_PER_INSERT: usize = 500;
+
+/// Whether endpoint `id` exists, through `txn`.
+async fn endpoint_exists(txn: &DatabaseTransaction, id: Uuid) -> Result<bool, Failure> {
+    let found = webhook_endpoints::Entity::find()
+        .select_only()
+        .column(webhook_endpoints::Column::Id)
+        .filter(webhook_endpoints::Column::Id.eq(id))
+        .into_tuple::<Uuid>()
+        .one(txn)
+        .await
+        .map_err(db("reading the endpoint"))?;
+    Ok(found.is_some())
+}
+
+/// Inserts `rows`, skipping any (event, endpoint) that already has its delivery; returns how
+/// many were inserted.
+async fn insert_deliveries(txn: &DatabaseTransaction, mut rows: Vec<webhook_deliveries::ActiveModel>) -> Result<u64, Failure> {
+    let mut inserted = 0;
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(DELIVERIES_PER_INSERT));
+        inserted += webhook_deliveries::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([webhook_deliveries::Column::EventId, webhook_deliveries::Column::EndpointId]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await
+            .map_err(db("inserting the deliveries"))?;
+        rows = rest;
+    }
+    Ok(inserted)
+}
+
+/// A claimed row with the attempt the claim made of it.
+struct Claimed {
+    row: webhook_deliveries::Model,
+    attempt: u32,
+    schedule_attempt: u32,
+    first_attempt_at: OffsetDateTime,
+}
+
+/// `row` (as read before the claim's update) claimed at `now`.
+fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claimed, Failure> {
+    const CONTEXT: &str = "claiming a delivery";
+    let negative = || corrupt(CONTEXT, format!("delivery {} has a negative count", row.id));
+    let before = u32::try_from(row.attempt_count).map_err(|_| negative())?;
+    let base = u32::try_from(row.schedule_base).map_err(|_| negative())?;
+    let attempt = before.saturating_add(1);
+    let schedule_attempt = attempt.saturating_sub(base);
+    let first_attempt_at = if schedule_attempt <= 1 { Some(now) } else { from_us_opt(row.first_attempt_at_us)? };
+    // A later attempt whose first was never stamped (impossible through this store) counts from now.
+    Ok(Claimed { attempt, schedule_attempt, first_attempt_at: first_attempt_at.unwrap_or(now), row })
+}
+
+#[async_trait]
+impl DeliveryQueue for SqlStore {
+    async fn fan_out(&self, now: OffsetDateTime, limit: u32) -> Result<FanOutReport, WebhookError> {
+        let now_us = to_us(now);
+        let txn = begin(&self.db).await?;
+        let mut query = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .column(webhook_events::Column::OrgId)
+            .column(webhook_events::Column::EventType)
+            .filter(webhook_events::Column::FannedOutAtUs.is_null())
+            .order_by_asc(webhook_events::Column::Id)
+            .limit(u64::from(limit));
+        if self.is_postgres() {
+            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let events = query.into_tuple::<(Uuid, Uuid, String)>().all(&txn).await.map_err(db("claiming events to fan out"))?;
+        if events.is_empty() {
+            rollback(txn).await?;
+            return Ok(FanOutReport::default());
+        }
+        let mut orgs: Vec<Uuid> = events.iter().map(|(_, org_id, _)| *org_id).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let endpoints = webhook_endpoints::Entity::find()
+            .select_only()
+            .column(webhook_endpoints::Column::Id)
+            .column(webhook_endpoints::Column::OrgId)
+            .column(webhook_endpoints::Column::Filters)
+            .filter(webhook_endpoints::Column::OrgId.is_in(orgs))
+            .filter(webhook_endpoints::Column::State.eq(ENABLED))
+            .order_by_asc(webhook_endpoints::Column::Id)
+            .into_tuple::<(Uuid, Uuid, String)>()
+            .all(&txn)
+            .await
+            .map_err(db("reading the enabled endpoints"))?;
+        let mut by_org: HashMap<Uuid, Vec<(Uuid, EventFilters)>> = HashMap::new();
+        for (id, org_id, filters) in endpoints {
+            by_org.entry(org_id).or_default().push((id, filters_from_column(id, &filters)?));
+        }
+        let mut rows = Vec::new();
+        for (event_id, org_id, stored_type) in &events {
+            let Ok(event_type) = EventType::parse(stored_type) else {
+                tracing::warn!(event_id = %EventId::from_uuid(*event_id), event_type = %stored_type, "an event of an unknown type matches no endpoint");
+                continue;
+            };
+            for (endpoint_id, filters) in by_org.get(org_id).into_iter().flatten() {
+                if filters.matches_any(&event_type) {
+                    rows.push(new_delivery_row(DeliveryId::generate().as_uuid(), *org_id, *endpoint_id, *event_id, stored_type, now_us));
+                }
+            }
+        }
+        let deliveries = insert_deliveries(&txn, rows).await?;
+        let ids: Vec<Uuid> = events.iter().map(|(id, _, _)| *id).collect();
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::FannedOutAtUs, Expr::value(now_us))
+            .filter(webhook_events::Column::Id.is_in(ids))
+            .exec(&txn)
+            .await
+            .map_err(db("marking the events fanned out"))?;
+        commit(txn, "committing the fan-out").await?;
+        Ok(FanOutReport {
+            events: u32::try_from(events.len()).unwrap_or(u32::MAX),
+            deliveries: u32::try_from(deliveries).unwrap_or(u32::MAX),
+        })
+    }
+
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<DeliveryItem>, WebhookError> {
+        let now_us = to_us(now);
+        let txn = begin(&self.db).await?;
+        let enabled = Query::select()
+            .column(webhook_endpoints::Column::Id)
+            .from(webhook_endpoints::Entity)
+            .and_where(webhook_endpoints::Column::State.eq(ENABLED))
+            .to_owned();
+        let mut query = webhook_deliveries::Entity::find()
+            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::Column::NextAttemptAtUs.lte(now_us))
+            .filter(
+                Condition::any()
+                    .add(webhook_deliveries::Column::LeaseUntilUs.is_null())
+                    .add(webhook_deliveries::Column::LeaseUntilUs.lte(now_us)),
+            )
+            .filter(webhook_deliveries::Column::EndpointId.in_subquery(enabled))
+            .order_by_asc(webhook_deliveries::Column::NextAttemptAtUs)
+            .order_by_asc(webhook_deliveries::Column::EventId)
+            .order_by_asc(webhook_deliveries::Column::Id)
+            .limit(u64::from(limit));
+        if self.is_postgres() {
+            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+        }
+        let rows = query.all(&txn).await.map_err(db("claiming deliveries"))?;
+        if rows.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
+        let lease_until = now + lease;
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+        webhook_deliveries::Entity::update_many()
+            .col_expr(webhook_deliveries::Column::LeaseUntilUs, Expr::value(to_us(lease_until)))
+            .col_expr(webhook_deliveries::Column::AttemptCount, Expr::col(webhook_deliveries::Column::AttemptCount).add(1))
+            .filter(webhook_deliveries::Column::Id.is_in(ids.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("leasing the claimed deliveries"))?;
+        // The first attempt of the current schedule opens its 24-hour window.
+        webhook_deliveries::Entity::update_many()
+            .col_expr(webhook_deliveries::Column::FirstAttemptAtUs, Expr::value(now_us))
+            .filter(webhook_deliveries::Column::Id.is_in(ids))
+            .filter(Expr::col(webhook_deliveries::Column::AttemptCount).eq(Expr::col(webhook_deliveries::Column::ScheduleBase).add(1)))
+            .exec(&txn)
+            .await
+            .map_err(db("stamping the first attempts"))?;
+        let claims = rows.into_iter().map(|row| claimed(row, now)).collect::<Result<Vec<_>, _>>()?;
+        let mut endpoint_ids: Vec<Uuid> = claims.iter().map(|c| c.row.endpoint_id).collect();
+        endpoint_ids.sort_unstable();
+        endpoint_ids.dedup();
+        let endpoints: HashMap<Uuid, webhook_endpoints::Model> = webhook_endpoints::Entity::find()
+            .filter(webhook_endpoints::Column::Id.is_in(endpoint_ids))
+            .all(&txn)
+            .await
+            .map_err(db("reading the claimed deliveries' endpoints"))?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let event_ids: Vec<Uuid> = claims.iter().map(|c| c.row.event_id).collect();
+        let payloads: HashMap<Uuid, Vec<u8>> = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .column(webhook_events::Column::Payload)
+            .filter(webhook_events::Column::Id.is_in(event_ids))
+            .into_tuple::<(Uuid, Vec<u8>)>()
+            .all(&txn)
+            .await
+            .map_err(db("reading the claimed deliveries' events"))?
+            .into_iter()
+            .collect();
+        let mut items = Vec::with_capacity(claims.len());
+        for claim in claims {
+            const CONTEXT: &str = "claiming a delivery";
+            let row = &claim.row;
+            let endpoint = endpoints
+                .get(&row.endpoint_id)
+                .ok_or_else(|| corrupt(CONTEXT, format!("the endpoint of delivery {} is missing", row.id)))?;
+            let secrets = match self.open_secrets(endpoint.id, &endpoint.sealed_secrets) {
+                Ok(secrets) => secrets,
+                Err(e) => {
+                    tracing::error!(
+                        delivery_id = %DeliveryId::from_uuid(row.id),
+                        endpoint_id = %EndpointId::from_uuid(endpoint.id),
+                        error = %e,
+                        "the endpoint's secrets cannot be opened (was the secret key changed?): the delivery stays leased until its lease ends"
+                    );
+                    continue;
+                }
+            };
+            let payload = payloads
+                .get(&row.event_id)
+                .cloned()
+                .ok_or_else(|| corrupt(CONTEXT, format!("the event of delivery {} is missing", row.id)))?;
+            items.push(DeliveryItem {
+                id: DeliveryId::from_uuid(row.id),
+                org_id: OrgId::from_uuid(row.org_id),
+                endpoint_id: EndpointId::from_uuid(row.endpoint_id),
+                url: endpoint.url.clone(),
+                secrets,
+                event_id: EventId::from_uuid(row.event_id),
+                event_type: event_type_from_column(CONTEXT, &row.event_type)?,
+                payload,
+                attempt: claim.attempt,
+                schedule_attempt: claim.schedule_attempt,
+                first_attempt_at: claim.first_attempt_at,
+                lease_until,
+            });
+        }
+        commit(txn, "committing the claim").await?;
+        Ok(items)
+    }
+
+    async fn record_attempt(
+        &self,
+        endpoint_id: EndpointId,
+        attempt: &Attempt,
+        next: &AfterAttempt,
+    ) -> Result<EndpointHealth, WebhookError> {
+        let endpoint = endpoint_id.as_uuid();
+        let delivery = attempt.delivery_id.as_uuid();
+        let txn = begin(&self.db).await?;
+        // The endpoint first: the lock order of every method that touches both.
+        let failing_since = self
+            .lock_endpoint(
+                webhook_endpoints::Entity::find()
+                    .select_only()
+                    .column(webhook_endpoints::Column::FailingSinceUs)
+                    .filter(webhook_endpoints::Column::Id.eq(endpoint)),
+            )
+            .into_tuple::<Option<i64>>()
+            .one(&txn)
+            .await
+            .map_err(db("reading the endpoint"))?;
+        let Some(failing_since) = failing_since else {
+            rollback(txn).await?;
+            return Err(WebhookError::NotFound);
+        };
+        let ended_us = to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)));
+        let none = Option::<i64>::None;
+        let mut update = webhook_deliveries::Entity::update_many().col_expr(webhook_deliveries::Column::LeaseUntilUs, Expr::value(none));
+        update = match next {
+            AfterAttempt::Retry { at } => update
+                .col_expr(webhook_deliveries::Column::NextAttemptAtUs, Expr::value(to_us(*at)))
+                .col_expr(webhook_deliveries::Column::LastErrorCode, Expr::value(attempt.error.as_ref().map(|e| e.code.clone())))
+                .col_expr(webhook_deliveries::Column::LastErrorMessage, Expr::value(attempt.error.as_ref().map(|e| e.message.clone()))),
+            AfterAttempt::Succeed => update
+                .col_expr(webhook_deliveries::Column::Status, Expr::value(DeliveryStatus::Succeeded.as_str()))
+                .col_expr(webhook_deliveries::Column::NextAttemptAtUs, Expr::value(none))
+                .col_expr(webhook_deliveries::Column::FinishedAtUs, Expr::value(ended_us)),
+            AfterAttempt::GiveUp { error } => update
+                .col_expr(webhook_deliveries::Column::Status, Expr::value(DeliveryStatus::Failed.as_str()))
+                .col_expr(webhook_deliveries::Column::NextAttemptAtUs, Expr::value(none))
+                .col_expr(webhook_deliveries::Column::FinishedAtUs, Expr::value(ended_us))
+                .col_expr(webhook_deliveries::Column::LastErrorCode, Expr::value(error.code.clone()))
+                .col_expr(webhook_deliveries::Column::LastErrorMessage, Expr::value(error.message.clone())),
+        };
+        // No delivery has a negative count, so a number beyond i32 matches nothing: reclaimed.
+        let number = i32::try_from(attempt.number).unwrap_or(-1);
+        let applied = update
+            .filter(webhook_deliveries::Column::Id.eq(delivery))
+            .filter(webhook_deliveries::Column::EndpointId.eq(endpoint))
+            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::Column::AttemptCount.eq(number))
+            .filter(webhook_deliveries::Column::LeaseUntilUs.is_not_null())
+            .exec(&txn)
+            .await
+            .map_err(db("applying the attempt's outcome"))?;
+        if applied.rows_affected == 0 {
+            let exists = webhook_deliveries::Entity::find()
+                .select_only()
+                .column(webhook_deliveries::Column::Id)
+                .filter(webhook_deliveries::Column::Id.eq(delivery))
+                .filter(webhook_deliveries::Column::EndpointId.eq(endpoint))
+                .into_tuple::<Uuid>()
+                .one(&txn)
+                .await
+                .map_err(db("reading the delivery"))?
+                .is_some();
+            rollback(txn).await?;
+            return Err(if exists { WebhookError::Conflict("delivery_reclaimed") } else { WebhookError::NotFound });
+        }
+        match webhook_attempts::Entity::insert(attempt_row(attempt)).exec_without_returning(&txn).await.map_err(db("recording the attempt"))
+        {
+            Ok(_) => {}
+            Err(Failure::Conflict(..)) => {
+                rollback(txn).await?;
+                return Err(WebhookError::Conflict("delivery_reclaimed"));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let failing_since = if attempt.outcome == AttemptOutcome::Succeeded {
+            if failing_since.is_some() {
+                webhook_endpoints::Entity::update_many()
+                    .col_expr(webhook_endpoints::Column::FailingSinceUs, Expr::value(none))
+                    .filter(webhook_endpoints::Column::Id.eq(endpoint))
+                    .exec(&txn)
+                    .await
+                    .map_err(db("clearing the endpoint's failure streak"))?;
+            }
+            None
+        } else if let Some(since) = failing_since {
+            Some(since)
+        } else {
+            let since = to_us(attempt.at);
+            webhook_endpoints::Entity::update_many()
+                .col_expr(webhook_endpoints::Column::FailingSinceUs, Expr::value(since))
+                .filter(webhook_endpoints::Column::Id.eq(endpoint))
+                .filter(webhook_endpoints::Column::FailingSinceUs.is_null())
+                .exec(&txn)
+                .await
+                .map_err(db("starting the endpoint's failure streak"))?;
+            Some(since)
+        };
+        commit(txn, "committing the attempt").await?;
+        Ok(EndpointHealth { failing_since: from_us_opt(failing_since)? })
+    }
+
+    async fn disable_endpoint(&self, endpoint_id: EndpointId, reason: DisabledReason, at: OffsetDateTime) -> Result<bool, WebhookError> {
+        let id = endpoint_id.as_uuid();
+        let at_us = to_us(at);
+        let txn = begin(&self.db).await?;
+        let disabled = webhook_endpoints::Entity::update_many()
+            .col_expr(webhook_endpoints::Column::State, Expr::value(DISABLED))
+            .col_expr(webhook_endpoints::Column::DisabledReason, Expr::value(reason.as_str()))
+            .col_expr(webhook_endpoints::Column::DisabledAtUs, Expr::value(at_us))
+            .col_expr(webhook_endpoints::Column::UpdatedAtUs, Expr::value(at_us))
+            .col_expr(webhook_endpoints::Column::Version, Expr::col(webhook_endpoints::Column::Version).add(1))
+            .filter(webhook_endpoints::Column::Id.eq(id))
+            .filter(webhook_endpoints::Column::State.eq(ENABLED))
+            .exec(&txn)
+            .await
+            .map_err(db("disabling the endpoint"))?;
+        if disabled.rows_affected == 0 {
+            let exists = endpoint_exists(&txn, id).await?;
+            rollback(txn).await?;
+            return if exists { Ok(false) } else { Err(WebhookError::NotFound) };
+        }
+        fail_pending_deliveries(&txn, id, Some(reason.as_str()), at_us).await?;
+        commit(txn, "committing the disabling").await?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,250 @@
+//! Webhooks end to end with a local receiver: signed deliveries that both conventions verify,
+//! retries at the scheduled times, durability across a restart, 410 disabling the endpoint,
+//! replays, the SSRF guard, and filters that never send an unsubscribed event.
+
+use atlas_e2e::receiver::Receiver;
+use atlas_e2e::{Backend, Options, TestServer};
+use atlas_kernel::{Clock, ManualClock};
+use atlas_webhooks::{verify, verify_atlas_signature, StandardHeaders, WebhookSecret};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+async fn subscribe(server: &TestServer, url: &str, events: &[&str]) -> (String, WebhookSecret) {
+    let created = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": events, "description": "test"}))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let secret = created.data()["secret"].as_str().expect("the secret is shown at creation");
+    assert!(secret.starts_with("whsec_"));
+    (created.data()["id"].as_str().unwrap().to_owned(), WebhookSecret::parse(secret).unwrap())
+}
+
+async fn inbound_event(server: &TestServer, phone: &str) -> Value {
+    let answer = server
+        .call(Method::POST, "/v1/atlas/events", Some(&server.admin_key), Some(json!({"customer": {"phone_number": phone}, "event_type": "message.received", "message": {"text": "hello"}})))
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.data().clone()
+}
+
+async fn deliveries(server: &TestServer, endpoint: &str) -> Vec<Value> {
+    let answer = server.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}/deliveries"), Some(&server.admin_key), None).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.data()["deliveries"].as_array().unwrap().clone()
+}
+
+fn verify_both(secret: &WebhookSecret, received: &atlas_e2e::receiver::Received, now: time::OffsetDateTime) {
+    let headers = StandardHeaders::from_lookup(|name| received.headers.get(name).and_then(|v| v.to_str().ok()));
+    verify(secret, &headers, &received.body, now, time::Duration::minutes(5)).expect("the Standard Webhooks signature verifies");
+    verify_atlas_signature(secret, Some(received.header("x-atlas-signature")), &received.body).expect("the X-Atlas-Signature verifies");
+}
+
+macro_rules! on_both_backends {
+    ($name:ident, $options:expr, |$server:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn scenario($server: TestServer) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                scenario(TestServer::start(Backend::Sqlite, $options).await.unwrap()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let mut options: Options = $options;
+                options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+                let Some(server) = TestServer::start(Backend::Postgres, options).await else { return };
+                scenario(server).await;
+            }
+        }
+    };
+}
+
+on_both_backends!(a_subscribed_event_arrives_signed_both_ways, Options::default(), |server| {
+    let receiver = Receiver::start().await;
+    let (endpoint, secret) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
+    let event = inbound_event(&server, "+14155550101").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    verify_both(&secret, &got[0], time::OffsetDateTime::now_utc());
+    assert_eq!(got[0].header("x-atlas-event"), "atlas.event.received");
+    assert!(got[0].header("webhook-id").starts_with("dlv_"));
+    assert_eq!(got[0].header("x-atlas-delivery"), got[0].header("webhook-id"));
+    let payload = got[0].json();
+    assert_eq!(payload["type"], "atlas.event.received");
+    assert_eq!(payload["data"]["conversation_id"], event["conversation_id"]);
+    assert_eq!(payload["data"]["version"], 1, "payloads carry the resource version");
+    assert!(payload["timestamp"].is_string());
+
+    let listed = deliveries(&server, &endpoint).await;
+    assert_eq!(listed.len(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut delivery = listed[0].clone();
+    while delivery["status"] != "succeeded" {
+        assert!(std::time::Instant::now() < deadline, "{delivery}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        delivery = deliveries(&server, &endpoint).await[0].clone();
+    }
+    assert_eq!(delivery["attempts"][0]["status_code"], 200);
+
+    let listed = server.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), None).await;
+    assert!(listed.data().get("secret").is_none(), "the secret is never shown again");
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_three_times_gets_the_event_on_the_fourth_attempt_at_the_scheduled_times() {
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let server = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), ..Options::default() }).await.unwrap();
+    let receiver = Receiver::start().await;
+    receiver.script(&[500, 500, 500]);
+    let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.*"]).await;
+    inbound_event(&server, "+14155550102").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    // The schedule after a failure: 1 s, 5 s, 25 s; jitter only ever lengthens, by at most 10%.
+    for (n, wait) in [(2usize, 1.0f64), (3, 5.0), (4, 25.0)] {
+        clock.advance(time::Duration::seconds_f64(wait * 0.9));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(receiver.received().len(), n - 1, "attempt {n} is not made before its time");
+        clock.advance(time::Duration::seconds_f64(wait * 0.21));
+        receiver.wait_for(n, Duration::from_secs(10)).await;
+    }
+    let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 500, 500, 200]);
+    let bodies: Vec<Vec<u8>> = receiver.received().iter().map(|r| r.body.clone()).collect();
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every attempt carries the same payload");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let delivery = deliveries(&server, &endpoint).await[0].clone();
+        if delivery["status"] == "succeeded" {
+            let attempts = delivery["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), 4);
+            let at = |a: &Value| time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+            let mut times: Vec<_> = attempts.iter().map(at).collect();
+            times.sort();
+            for (gap, expected) in times.windows(2).map(|w| (w[1] - w[0]).as_seconds_f64()).zip([1.0, 5.0, 25.0]) {
+                assert!(gap >= expected && gap <= expected * 1.11 + 0.01, "gap {gap} for a scheduled {expected}");
+            }
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{delivery}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_across_a_restart_still_gets_every_event() {
+    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+    let port = Receiver::free_port();
+    let first = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), ..Options::default() }).await.unwrap();
+    let (endpoint, secret) = subscribe(&first, &format!("http://127.0.0.1:{port}/hook"), &["atlas.event.received"]).await;
+    for n in 0..3 {
+        inbound_event(&first, &format!("+1415555020{n}")).await;
+    }
+    // Let the first attempts fail against the closed port.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while deliveries(&first, &endpoint).await.iter().filter(|d| d["attempt_count"].as_u64().unwrap_or(0) >= 1).count() < 3 {
+        assert!(std::time::Instant::now() < deadline, "the first attempts were not made");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (key, database) = (first.admin_key.clone(), first.database_url.clone());
+    first.stop().await;
+
+    let receiver = Receiver::start_on(port).await;
+    let mut second = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), database_url: Some(database), ..Options::default() }).await.unwrap();
+    second.admin_key = key;
+    clock.advance(time::Duration::seconds(2));
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    let mut phones: Vec<String> = got.iter().map(|r| r.json()["data"]["customer"]["phone_number"].as_str().unwrap().to_owned()).collect();
+    phones.sort();
+    assert_eq!(phones, ["+14155550200", "+14155550201", "+14155550202"]);
+    for r in &got {
+        verify_both(&secret, r, clock.now());
+    }
+    second.stop().await;
+}
+
+on_both_backends!(gone_disables_the_endpoint_and_a_replay_sends_again, Options::default(), |server| {
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
+    inbound_event(&server, "+14155550301").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let delivery = loop {
+        let d = deliveries(&server, &endpoint).await[0].clone();
+        if d["status"] == "succeeded" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let replay = server
+        .call(Method::POST, &format!("/v1/atlas/webhooks/{endpoint}/deliveries/{}/replay", delivery["id"].as_str().unwrap()), Some(&server.admin_key), None)
+        .await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED, "{:?}", replay.body);
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body, got[1].body, "a replay re-sends the same event");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = deliveries(&server, &endpoint).await[0].clone();
+        if d["status"] == "succeeded" && d["attempts"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "a replay is a new attempt record: {d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    receiver.script(&[410]);
+    inbound_event(&server, "+14155550302").await;
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let hook = server.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), None).await;
+        if hook.data()["enabled"] == false {
+            assert_eq!(hook.data()["disabled_reason"], "gone");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "410 disables the endpoint: {:?}", hook.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    inbound_event(&server, "+14155550303").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 3, "a disabled endpoint gets nothing");
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
+    let mut options = Options::default();
+    options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "false".into());
+    let server = TestServer::start(Backend::Sqlite, options).await.unwrap();
+    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"] {
+        let refused = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": ["atlas.*"]}))).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
+        assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url");
+    }
+    let malformed = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "ftp://example.com", "events": ["atlas.*"]}))).await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let unknown = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "https://example.com/h", "events": ["billing.paid"]}))).await;
+    assert_eq!(unknown.body["error"]["details"]["fields"][0]["field"], "events");
+    server.stop().await;
+}
+
+on_both_backends!(an_unsubscribed_event_type_is_never_sent, Options::default(), |server| {
+    let receiver = Receiver::start().await;
+    let (_, _) = subscribe(&server, &receiver.url(), &["agent.message_delivery"]).await;
+    let event = inbound_event(&server, "+14155550401").await;
+    let send = server
+        .call(Method::POST, "/agent/v1/tools/send_message", Some(&server.admin_key), Some(json!({"conversation_id": event["conversation_id"], "text": "hi"})))
+        .await;
+    assert_eq!(send.status, StatusCode::ACCEPTED);
+    let got = receiver.wait_for(3, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let types: Vec<String> = receiver.received().iter().map(|r| r.header("x-atlas-event").to_owned()).collect();
+    assert!(types.iter().all(|t| t == "agent.message_delivery"), "only subscribed types: {types:?}");
+    let states: Vec<String> = got.iter().map(|r| r.json()["data"]["delivery_state"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(states.contains(&"read".to_owned()), "the sandbox's read receipt arrives as an event: {states:?}");
+    let versions: Vec<i64> = got.iter().map(|r| r.json()["data"]["version"].as_i64().unwrap()).collect();
+    assert!(versions.iter().all(|v| *v >= 1));
+});
