@@ -61,6 +61,10 @@ if [ -f benches/messages.sh ]; then
   # shellcheck source=/dev/null
   source benches/messages.sh
 fi
+if [ -f benches/webhooks.sh ]; then
+  # shellcheck source=/dev/null
+  source benches/webhooks.sh
+fi
 
 echo
 echo "== summary"
