@@ -73,18 +73,9 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Organizations::Table)
-                    .col(
-                        ColumnDef::new(Organizations::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Organizations::Id).uuid().not_null().primary_key())
                     .col(ColumnDef::new(Organizations::Name).text().not_null())
-                    .col(
-                        ColumnDef::new(Organizations::CreatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Organizations::CreatedAtUs).big_integer().not_null())
                     .to_owned(),
             )
             .await?;
@@ -111,11 +102,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ApiKeys::Scopes).text().not_null())
                     .col(ColumnDef::new(ApiKeys::ExpiresAtUs).big_integer().null())
                     .col(ColumnDef::new(ApiKeys::AllowedIps).text().not_null())
-                    .col(
-                        ColumnDef::new(ApiKeys::CreatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(ApiKeys::CreatedAtUs).big_integer().not_null())
                     .col(ColumnDef::new(ApiKeys::LastUsedAtUs).big_integer().null())
                     .col(ColumnDef::new(ApiKeys::RevokedAtUs).big_integer().null())
                     .foreign_key(
@@ -128,16 +115,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_api_keys_hash")
-                    .table(ApiKeys::Table)
-                    .col(ApiKeys::Hash)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        manager.create_index(Index::create().name("ux_api_keys_hash").table(ApiKeys::Table).col(ApiKeys::Hash).unique().to_owned()).await?;
         manager
             .create_index(
                 Index::create()
@@ -171,16 +149,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("ux_users_email")
-                    .table(Users::Table)
-                    .col(Users::Email)
-                    .unique()
-                    .to_owned(),
-            )
-            .await?;
+        manager.create_index(Index::create().name("ux_users_email").table(Users::Table).col(Users::Email).unique().to_owned()).await?;
         manager
             .create_index(
                 Index::create()
@@ -197,32 +166,15 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(RefreshTokens::Table)
-                    .col(
-                        ColumnDef::new(RefreshTokens::Id)
-                            .uuid()
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(RefreshTokens::Id).uuid().not_null().primary_key())
                     .col(ColumnDef::new(RefreshTokens::OrgId).uuid().not_null())
                     .col(ColumnDef::new(RefreshTokens::UserId).uuid().not_null())
                     .col(ColumnDef::new(RefreshTokens::FamilyId).uuid().not_null())
                     .col(ColumnDef::new(RefreshTokens::Hash).text().not_null())
-                    .col(
-                        ColumnDef::new(RefreshTokens::CreatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(RefreshTokens::ExpiresAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(RefreshTokens::CreatedAtUs).big_integer().not_null())
+                    .col(ColumnDef::new(RefreshTokens::ExpiresAtUs).big_integer().not_null())
                     .col(ColumnDef::new(RefreshTokens::UsedAtUs).big_integer().null())
-                    .col(
-                        ColumnDef::new(RefreshTokens::RevokedAtUs)
-                            .big_integer()
-                            .null(),
-                    )
+                    .col(ColumnDef::new(RefreshTokens::RevokedAtUs).big_integer().null())
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_refresh_tokens_org")
@@ -242,21 +194,12 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("ux_refresh_tokens_hash")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::Hash)
-                    .unique()
-                    .to_owned(),
+                Index::create().name("ux_refresh_tokens_hash").table(RefreshTokens::Table).col(RefreshTokens::Hash).unique().to_owned(),
             )
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("ix_refresh_tokens_family")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::FamilyId)
-                    .to_owned(),
+                Index::create().name("ix_refresh_tokens_family").table(RefreshTokens::Table).col(RefreshTokens::FamilyId).to_owned(),
             )
             .await?;
         manager
@@ -275,37 +218,18 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(PlatformState::Table)
-                    .col(
-                        ColumnDef::new(PlatformState::Name)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
-                    .col(
-                        ColumnDef::new(PlatformState::CreatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(PlatformState::Name).string_len(64).not_null().primary_key())
+                    .col(ColumnDef::new(PlatformState::CreatedAtUs).big_integer().not_null())
                     .to_owned(),
             )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(PlatformState::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(RefreshTokens::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Users::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(ApiKeys::Table).to_owned())
-            .await?;
-        manager
-            .drop_table(Table::drop().table(Organizations::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(PlatformState::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(RefreshTokens::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Users::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(ApiKeys::Table).to_owned()).await?;
+        manager.drop_table(Table::drop().table(Organizations::Table).to_owned()).await
     }
 }

@@ -60,17 +60,13 @@ impl MigrationTrait for Migration {
             if let Some(column) = column {
                 index.col(column);
             }
-            index
-                .col((Runs::CreatedAtUs, IndexOrder::Desc))
-                .col((Runs::Id, IndexOrder::Desc));
+            index.col((Runs::CreatedAtUs, IndexOrder::Desc)).col((Runs::Id, IndexOrder::Desc));
             manager.create_index(index).await?;
         }
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(Runs::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(Runs::Table).to_owned()).await
     }
 }

@@ -32,58 +32,17 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(IdempotencyRecords::Table)
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::StorageKey)
-                            .string_len(64)
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(IdempotencyRecords::StorageKey).string_len(64).not_null().primary_key())
                     .col(ColumnDef::new(IdempotencyRecords::OrgId).uuid().not_null())
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::Fingerprint)
-                            .string_len(64)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::State)
-                            .string_len(16)
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::LeaseUntilUs)
-                            .big_integer()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::ResponseStatus)
-                            .integer()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::ResponseBody)
-                            .blob()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::ResponseLocation)
-                            .text()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::ResponseEtag)
-                            .text()
-                            .null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::CreatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(IdempotencyRecords::UpdatedAtUs)
-                            .big_integer()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(IdempotencyRecords::Fingerprint).string_len(64).not_null())
+                    .col(ColumnDef::new(IdempotencyRecords::State).string_len(16).not_null())
+                    .col(ColumnDef::new(IdempotencyRecords::LeaseUntilUs).big_integer().null())
+                    .col(ColumnDef::new(IdempotencyRecords::ResponseStatus).integer().null())
+                    .col(ColumnDef::new(IdempotencyRecords::ResponseBody).blob().null())
+                    .col(ColumnDef::new(IdempotencyRecords::ResponseLocation).text().null())
+                    .col(ColumnDef::new(IdempotencyRecords::ResponseEtag).text().null())
+                    .col(ColumnDef::new(IdempotencyRecords::CreatedAtUs).big_integer().not_null())
+                    .col(ColumnDef::new(IdempotencyRecords::UpdatedAtUs).big_integer().not_null())
                     .to_owned(),
             )
             .await?;
@@ -109,8 +68,6 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table(IdempotencyRecords::Table).to_owned())
-            .await
+        manager.drop_table(Table::drop().table(IdempotencyRecords::Table).to_owned()).await
     }
 }

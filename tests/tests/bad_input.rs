@@ -21,10 +21,16 @@ on_both_backends!(malformed_requests_are_4xx_with_field_level_messages, Options:
     assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.nope.read"]}"#.to_vec(), "scopes[0]").await;
     assert_field_error(&server, br#"{"name": "x", "scopes": "atlas.runs.read"}"#.to_vec(), "scopes").await;
     assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.runs.read"], "expires_at": "tomorrow"}"#.to_vec(), "expires_at").await;
-    assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.runs.read"], "allowed_ips": ["10.0.0.0/99"]}"#.to_vec(), "allowed_ips[0]").await;
+    assert_field_error(
+        &server,
+        br#"{"name": "x", "scopes": ["atlas.runs.read"], "allowed_ips": ["10.0.0.0/99"]}"#.to_vec(),
+        "allowed_ips[0]",
+    )
+    .await;
     assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.runs.read"], "colour": "red"}"#.to_vec(), "colour").await;
     assert_field_error(&server, b"{\"name\": \"\xff\xfe\", \"scopes\": []}".to_vec(), "body").await;
-    assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.runs.read"], "organization_id": "org_1"}"#.to_vec(), "organization_id").await;
+    assert_field_error(&server, br#"{"name": "x", "scopes": ["atlas.runs.read"], "organization_id": "org_1"}"#.to_vec(), "organization_id")
+        .await;
     assert_field_error(&server, br#"[1, 2]"#.to_vec(), "body").await;
 
     let mut huge = br#"{"name": ""#.to_vec();
@@ -52,7 +58,15 @@ on_both_backends!(malformed_requests_are_4xx_with_field_level_messages, Options:
     assert_eq!(bad_id.status, StatusCode::NOT_FOUND);
     let wrong_method = server.call(Method::PUT, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({}))).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
-    let bad_key = server.send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({"name": "x", "scopes": ["atlas.runs.read"]})), &[("Idempotency-Key", "")]).await;
+    let bad_key = server
+        .send(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(json!({"name": "x", "scopes": ["atlas.runs.read"]})),
+            &[("Idempotency-Key", "")],
+        )
+        .await;
     assert_eq!(bad_key.status, StatusCode::BAD_REQUEST);
 
     let after = server.call(Method::GET, "/v1/atlas/keys", Some(&server.admin_key), None).await.data()["keys"].as_array().unwrap().len();

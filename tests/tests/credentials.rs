@@ -8,19 +8,35 @@ use serde_json::json;
 
 on_both_backends!(bootstrap_sign_in_and_refresh_rotation, Options::default(), |server| {
     let boot = server
-        .call(Method::POST, "/v1/atlas/auth/bootstrap", None, Some(json!({"email": "Ada@Example.com", "password": "correct horse battery", "username": "ada"})))
+        .call(
+            Method::POST,
+            "/v1/atlas/auth/bootstrap",
+            None,
+            Some(json!({"email": "Ada@Example.com", "password": "correct horse battery", "username": "ada"})),
+        )
         .await;
     assert_eq!(boot.status, StatusCode::CREATED, "{:?}", boot.body);
     assert_eq!(boot.data()["user"]["email"], "ada@example.com");
     assert!(boot.data()["key"]["key"].as_str().unwrap().starts_with("atlas_sk_"));
 
-    let again = server.call(Method::POST, "/v1/atlas/auth/bootstrap", None, Some(json!({"email": "eve@example.com", "password": "another long password"}))).await;
+    let again = server
+        .call(
+            Method::POST,
+            "/v1/atlas/auth/bootstrap",
+            None,
+            Some(json!({"email": "eve@example.com", "password": "another long password"})),
+        )
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "bootstrap is closed once a user exists");
 
-    let wrong = server.call(Method::POST, "/v1/atlas/auth/token", None, Some(json!({"email": "ada@example.com", "password": "wrong password!"}))).await;
+    let wrong = server
+        .call(Method::POST, "/v1/atlas/auth/token", None, Some(json!({"email": "ada@example.com", "password": "wrong password!"})))
+        .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
 
-    let signed = server.call(Method::POST, "/v1/atlas/auth/token", None, Some(json!({"email": "ada@example.com", "password": "correct horse battery"}))).await;
+    let signed = server
+        .call(Method::POST, "/v1/atlas/auth/token", None, Some(json!({"email": "ada@example.com", "password": "correct horse battery"})))
+        .await;
     assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
     let jwt = signed.data()["token"].as_str().unwrap().to_owned();
     let first_refresh = signed.data()["refresh_token"].as_str().unwrap().to_owned();
@@ -54,10 +70,13 @@ on_both_backends!(a_narrow_key_is_refused_what_it_lacks, Options::default(), |se
     assert_eq!(refused.body["error"]["details"]["missing_scope"], "atlas.keys.read");
 
     let (_, minter) = server.mint(&["atlas.keys.write", "atlas.messages.send"]).await;
-    let wider = server.call(Method::POST, "/v1/atlas/keys", Some(&minter), Some(json!({"name": "wider", "scopes": ["atlas.runs.read"]}))).await;
+    let wider =
+        server.call(Method::POST, "/v1/atlas/keys", Some(&minter), Some(json!({"name": "wider", "scopes": ["atlas.runs.read"]}))).await;
     assert_eq!(wider.status, StatusCode::FORBIDDEN, "no key mints a scope it lacks: {:?}", wider.body);
     assert_eq!(wider.body["error"]["details"]["missing_scope"], "atlas.runs.read");
-    let narrower = server.call(Method::POST, "/v1/atlas/keys", Some(&minter), Some(json!({"name": "narrower", "scopes": ["atlas.messages.send"]}))).await;
+    let narrower = server
+        .call(Method::POST, "/v1/atlas/keys", Some(&minter), Some(json!({"name": "narrower", "scopes": ["atlas.messages.send"]})))
+        .await;
     assert_eq!(narrower.status, StatusCode::CREATED);
 
     let operator_scope = server.call(Method::POST, "/v1/atlas/orgs", Some(&server.admin_key), Some(json!({"name": "other"}))).await;

@@ -14,10 +14,13 @@ async fn key_count(server: &TestServer) -> usize {
 on_both_backends!(header_and_body_keys_replay_without_executing_again, Options::default(), |server| {
     let before = key_count(&server).await;
     let body = json!({"name": "replayed", "scopes": ["atlas.runs.read"]});
-    let first = server.send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(body.clone()), &[("Idempotency-Key", "mint-1")]).await;
+    let first =
+        server.send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(body.clone()), &[("Idempotency-Key", "mint-1")]).await;
     assert_eq!(first.status, StatusCode::CREATED);
     assert!(first.header("idempotent-replayed").is_none());
-    let second = server.send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(body.clone()), &[("Idempotency-Key", "\"mint-1\"")]).await;
+    let second = server
+        .send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(body.clone()), &[("Idempotency-Key", "\"mint-1\"")])
+        .await;
     assert_eq!(second.status, StatusCode::CREATED);
     assert_eq!(second.header("idempotent-replayed"), Some("true"));
     assert!(first.data()["key"].as_str().unwrap().starts_with("atlas_sk_"));
@@ -38,23 +41,47 @@ on_both_backends!(header_and_body_keys_replay_without_executing_again, Options::
     assert_eq!(a.data()["id"], b.data()["id"]);
 
     let reused = server
-        .send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({"name": "other", "scopes": ["atlas.runs.read"]})), &[("Idempotency-Key", "mint-1")])
+        .send(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(json!({"name": "other", "scopes": ["atlas.runs.read"]})),
+            &[("Idempotency-Key", "mint-1")],
+        )
         .await;
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reused.code(), "IDEMPOTENCY_KEY_REUSED");
 
     let conflicting = server
-        .send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({"name": "x", "scopes": ["atlas.runs.read"], "idempotency_key": "k-a"})), &[("Idempotency-Key", "k-b")])
+        .send(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(json!({"name": "x", "scopes": ["atlas.runs.read"], "idempotency_key": "k-a"})),
+            &[("Idempotency-Key", "k-b")],
+        )
         .await;
     assert_eq!(conflicting.status, StatusCode::BAD_REQUEST);
     assert_eq!(conflicting.code(), "VALIDATION_ERROR");
 
     let refused = server
-        .send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({"name": "wide", "scopes": ["atlas.platform.admin"]})), &[("Idempotency-Key", "mint-3")])
+        .send(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(json!({"name": "wide", "scopes": ["atlas.platform.admin"]})),
+            &[("Idempotency-Key", "mint-3")],
+        )
         .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let refused_again = server
-        .send(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(json!({"name": "wide", "scopes": ["atlas.platform.admin"]})), &[("Idempotency-Key", "mint-3")])
+        .send(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(json!({"name": "wide", "scopes": ["atlas.platform.admin"]})),
+            &[("Idempotency-Key", "mint-3")],
+        )
         .await;
     assert_eq!(refused_again.header("idempotent-replayed"), Some("true"), "a business refusal is a stored outcome");
     assert_eq!(refused_again.body, refused.body);

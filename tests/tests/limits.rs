@@ -35,7 +35,14 @@ async fn the_fourth_read_in_a_minute_is_429_with_headers() {
     let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "Retry-After {retry} is about one emission interval");
     assert_eq!(limited.header("x-ratelimit-remaining"), Some("0"));
-    let writes = server.call(Method::POST, "/v1/atlas/keys", Some(&server.admin_key), Some(serde_json::json!({"name": "w", "scopes": ["atlas.runs.read"]}))).await;
+    let writes = server
+        .call(
+            Method::POST,
+            "/v1/atlas/keys",
+            Some(&server.admin_key),
+            Some(serde_json::json!({"name": "w", "scopes": ["atlas.runs.read"]})),
+        )
+        .await;
     assert_eq!(writes.status, StatusCode::CREATED, "other classes have their own bucket");
     server.stop().await;
 }
@@ -96,7 +103,14 @@ async fn a_per_organization_override_from_configuration_applies_to_that_organiza
     assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::OK);
     assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::TOO_MANY_REQUESTS);
 
-    let other = server.call(Method::POST, "/v1/atlas/auth/bootstrap", None, Some(serde_json::json!({"email": "o@example.com", "password": "another long password"}))).await;
+    let other = server
+        .call(
+            Method::POST,
+            "/v1/atlas/auth/bootstrap",
+            None,
+            Some(serde_json::json!({"email": "o@example.com", "password": "another long password"})),
+        )
+        .await;
     let other_key = other.data()["key"]["key"].as_str().unwrap().to_owned();
     let default = server.call(Method::GET, "/v1/atlas/runs", Some(&other_key), None).await;
     assert_eq!(default.header("x-ratelimit-limit"), Some("300"), "another organization keeps the default");

@@ -32,8 +32,10 @@ async fn setup(backend: Backend, clock: Option<ManualClock>) -> Option<Setup> {
             Method::POST,
             "/v1/atlas/channels",
             Some(&server.admin_key),
-            Some(json!({"provider": "whatsapp", "name": "main", "phone_number_id": PHONE_NUMBER_ID, "display_phone_number": "+15550001111",
-                        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me"})),
+            Some(
+                json!({"provider": "whatsapp", "name": "main", "phone_number_id": PHONE_NUMBER_ID, "display_phone_number": "+15550001111",
+                        "access_token": ACCESS_TOKEN, "app_secret": APP_SECRET, "verify_token": "verify-me"}),
+            ),
         )
         .await;
     assert_eq!(channel.status, StatusCode::CREATED, "{:?}", channel.body);
@@ -71,7 +73,10 @@ impl Setup {
     }
 
     async fn messages(&self, conversation: &str) -> Vec<Value> {
-        let answer = self.server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&self.server.admin_key), None).await;
+        let answer = self
+            .server
+            .call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&self.server.admin_key), None)
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
         answer.data()["messages"].as_array().unwrap().clone()
     }
@@ -102,7 +107,11 @@ impl Setup {
     async fn inbound(&self, from: &str, wamid: &str, at: i64) -> Value {
         let answer = self.webhook(&WebhookPayload::new(PHONE_NUMBER_ID).text_message(from, Some("Ada"), wamid, at, "Hello there")).await;
         assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
-        self.conversations().await.into_iter().find(|c| c["customer"]["phone_number"] == format!("+{from}")).expect("a conversation for the sender")
+        self.conversations()
+            .await
+            .into_iter()
+            .find(|c| c["customer"]["phone_number"] == format!("+{from}"))
+            .expect("a conversation for the sender")
     }
 }
 
@@ -167,7 +176,10 @@ on_both_backends!(an_inbound_message_opens_the_window_and_a_reply_goes_out_as_te
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 
-    let status = s.server.call(Method::GET, &format!("/agent/v1/tools/messages/{}/status", sent[0].wamid.clone().unwrap()), Some(&s.server.admin_key), None).await;
+    let status = s
+        .server
+        .call(Method::GET, &format!("/agent/v1/tools/messages/{}/status", sent[0].wamid.clone().unwrap()), Some(&s.server.admin_key), None)
+        .await;
     assert_eq!(status.data()["status"], "sent");
 });
 
@@ -188,10 +200,21 @@ async fn after_twenty_four_hours_text_is_window_closed_and_a_template_goes_out()
     assert_eq!(unknown.code(), "TEMPLATE_NOT_FOUND");
     let template = s
         .server
-        .call(Method::POST, "/v1/atlas/templates", Some(&s.server.admin_key), Some(json!({"name": "appointment_reminder", "language": "en_US", "category": "utility", "body": "Hi {{1}}, see you tomorrow."})))
+        .call(
+            Method::POST,
+            "/v1/atlas/templates",
+            Some(&s.server.admin_key),
+            Some(
+                json!({"name": "appointment_reminder", "language": "en_US", "category": "utility", "body": "Hi {{1}}, see you tomorrow."}),
+            ),
+        )
         .await;
     assert_eq!(template.status, StatusCode::CREATED, "{:?}", template.body);
-    let mismatch = s.send(json!({"phone_number": "+14155550002", "template_id": "appointment_reminder", "category": "marketing", "parameters": ["Ada"]})).await;
+    let mismatch = s
+        .send(
+            json!({"phone_number": "+14155550002", "template_id": "appointment_reminder", "category": "marketing", "parameters": ["Ada"]}),
+        )
+        .await;
     assert_eq!(mismatch.code(), "TEMPLATE_NOT_FOUND", "the category must match the registered one");
     let legacy = s.send(json!({"phone_number": "+14155550002", "template_id": "appointment_reminder", "category": "transactional", "parameters": ["Ada"]})).await;
     assert_eq!(legacy.status, StatusCode::ACCEPTED, "transactional is the legacy name of utility: {:?}", legacy.body);
@@ -217,7 +240,10 @@ on_both_backends!(a_bad_signature_is_401_and_stores_nothing, |s| {
     let handshake = s
         .server
         .http
-        .get(format!("{}/v1/atlas/channels/{}/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444", s.server.base, s.channel))
+        .get(format!(
+            "{}/v1/atlas/channels/{}/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444",
+            s.server.base, s.channel
+        ))
         .send()
         .await
         .unwrap();
@@ -244,7 +270,14 @@ on_both_backends!(the_same_inbound_message_is_stored_once_even_concurrently, |s|
     for _ in 0..6 {
         let (http, url, body, signature) = (s.server.http.clone(), url.clone(), body.clone(), signature.clone());
         concurrent.push(tokio::spawn(async move {
-            http.post(url).header("content-type", "application/json").header("X-Hub-Signature-256", signature).body(body).send().await.unwrap().status()
+            http.post(url)
+                .header("content-type", "application/json")
+                .header("X-Hub-Signature-256", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
         }));
     }
     for task in concurrent {
@@ -271,7 +304,8 @@ on_both_backends!(a_batch_from_several_customers_is_processed_whole, |s| {
     let di = conversations.iter().find(|c| c["customer"]["phone_number"] == "+14155550006").unwrap();
     assert_eq!(di["customer"]["name"], "Di");
     let expected = time::OffsetDateTime::from_unix_timestamp(now - 10).unwrap();
-    let last = time::OffsetDateTime::parse(cy["last_inbound_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+    let last =
+        time::OffsetDateTime::parse(cy["last_inbound_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
     assert_eq!(last, expected, "the window opens from the message's own timestamp");
 });
 
@@ -319,7 +353,8 @@ on_both_backends!(statuses_out_of_order_end_at_the_highest_state, |s| {
     let t = unix_now();
     let read_first = WebhookPayload::new(PHONE_NUMBER_ID).status(&wamid, "read", t + 3, "14155550009");
     assert_eq!(s.webhook(&read_first).await.status, StatusCode::OK);
-    let late = WebhookPayload::new(PHONE_NUMBER_ID).status(&wamid, "delivered", t + 2, "14155550009").status(&wamid, "sent", t + 1, "14155550009");
+    let late =
+        WebhookPayload::new(PHONE_NUMBER_ID).status(&wamid, "delivered", t + 2, "14155550009").status(&wamid, "sent", t + 1, "14155550009");
     assert_eq!(s.webhook(&late).await.status, StatusCode::OK);
     let message = s.message(&id, &message_id).await;
     assert_eq!(message["delivery_state"], "read", "a late delivered never moves a read message back");
@@ -343,7 +378,12 @@ on_both_backends!(handoff_marks_the_conversation_and_stops_nothing_already_queue
 
     let draft = s
         .server
-        .call(Method::POST, "/v1/atlas/actions", Some(&s.server.admin_key), Some(json!({"conversation_id": id, "action_type": "draft", "payload": {"text": "for a human to approve"}})))
+        .call(
+            Method::POST,
+            "/v1/atlas/actions",
+            Some(&s.server.admin_key),
+            Some(json!({"conversation_id": id, "action_type": "draft", "payload": {"text": "for a human to approve"}})),
+        )
         .await;
     assert_eq!(draft.data()["draft"]["text"], "for a human to approve");
     assert_eq!(s.fake.sends().len(), 1, "a draft is never sent");
@@ -369,7 +409,12 @@ async fn the_tool_manifest_follows_the_callers_scopes() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 
     let by_phone = server
-        .call(Method::POST, "/agent/v1/tools/send_message_to_phone", Some(&agent), Some(json!({"phone_number": "+14155550011", "text": "hi"})))
+        .call(
+            Method::POST,
+            "/agent/v1/tools/send_message_to_phone",
+            Some(&agent),
+            Some(json!({"phone_number": "+14155550011", "text": "hi"})),
+        )
         .await;
     assert_eq!(by_phone.code(), "WINDOW_CLOSED", "{:?}", by_phone.body);
     server.stop().await;
@@ -388,7 +433,12 @@ async fn the_sandbox_default_delivers_and_reports_read() {
         .await;
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     let send = server
-        .call(Method::POST, "/agent/v1/tools/send_message", Some(&server.admin_key), Some(json!({"conversation_id": conversation, "text": "Thanks for your message!"})))
+        .call(
+            Method::POST,
+            "/agent/v1/tools/send_message",
+            Some(&server.admin_key),
+            Some(json!({"conversation_id": conversation, "text": "Thanks for your message!"})),
+        )
         .await;
     assert_eq!(send.status, StatusCode::ACCEPTED, "{:?}", send.body);
     assert_eq!(send.data()["queued"], true);
@@ -396,7 +446,8 @@ async fn the_sandbox_default_delivers_and_reports_read() {
     let message_id = send.data()["message_id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let messages = server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&server.admin_key), None).await;
+        let messages =
+            server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&server.admin_key), None).await;
         let message = messages.data()["messages"].as_array().unwrap().iter().find(|m| m["id"] == message_id.as_str()).unwrap().clone();
         if message["delivery_state"] == "read" {
             assert!(message["delivered_at"].is_string());

@@ -42,7 +42,8 @@ on_both_backends!(runs_list_newest_first_with_a_cursor_that_survives_inserts, Op
     assert_eq!(system[0]["actor"]["type"], "system");
     let (failed, _) = runs_page(&server, "status=failed").await;
     assert!(failed.is_empty());
-    let one = server.call(Method::GET, &format!("/v1/atlas/runs/{}", first[0]["id"].as_str().unwrap()), Some(&server.admin_key), None).await;
+    let one =
+        server.call(Method::GET, &format!("/v1/atlas/runs/{}", first[0]["id"].as_str().unwrap()), Some(&server.admin_key), None).await;
     assert_eq!(one.data()["id"], first[0]["id"]);
     let (future, _) = runs_page(&server, "since=2999-01-01T00:00:00Z").await;
     assert!(future.is_empty(), "the time filter applies");
@@ -108,7 +109,10 @@ async fn the_openapi_document_covers_every_route_with_its_scope() {
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|item| item.as_object().unwrap().len()).sum();
     assert_eq!(documented, PROMISED.len(), "the document has routes this test does not know: add them to PROMISED");
     for (method, path, _) in PROMISED {
-        let concrete = path.replace("{id}", "key_00000000000000000000000000000000").replace("{provider_message_id}", "wamid.x").replace("{delivery_id}", "dlv_x");
+        let concrete = path
+            .replace("{id}", "key_00000000000000000000000000000000")
+            .replace("{provider_message_id}", "wamid.x")
+            .replace("{delivery_id}", "dlv_x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = server.call(method.clone(), &concrete, None, None).await;
         assert_ne!(answer.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");

@@ -11,7 +11,14 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn subscribe(server: &TestServer, url: &str, events: &[&str]) -> (String, WebhookSecret) {
-    let created = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": events, "description": "test"}))).await;
+    let created = server
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(&server.admin_key),
+            Some(json!({"url": url, "events": events, "description": "test"})),
+        )
+        .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let secret = created.data()["secret"].as_str().expect("the secret is shown at creation");
     assert!(secret.starts_with("whsec_"));
@@ -20,7 +27,12 @@ async fn subscribe(server: &TestServer, url: &str, events: &[&str]) -> (String, 
 
 async fn inbound_event(server: &TestServer, phone: &str) -> Value {
     let answer = server
-        .call(Method::POST, "/v1/atlas/events", Some(&server.admin_key), Some(json!({"customer": {"phone_number": phone}, "event_type": "message.received", "message": {"text": "hello"}})))
+        .call(
+            Method::POST,
+            "/v1/atlas/events",
+            Some(&server.admin_key),
+            Some(json!({"customer": {"phone_number": phone}, "event_type": "message.received", "message": {"text": "hello"}})),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
     answer.data().clone()
@@ -120,7 +132,8 @@ async fn a_receiver_failing_three_times_gets_the_event_on_the_fourth_attempt_at_
         if delivery["status"] == "succeeded" {
             let attempts = delivery["attempts"].as_array().unwrap();
             assert_eq!(attempts.len(), 4);
-            let at = |a: &Value| time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+            let at =
+                |a: &Value| time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
             let mut times: Vec<_> = attempts.iter().map(at).collect();
             times.sort();
             for (gap, expected) in times.windows(2).map(|w| (w[1] - w[0]).as_seconds_f64()).zip([1.0, 5.0, 25.0]) {
@@ -153,7 +166,10 @@ async fn a_receiver_down_across_a_restart_still_gets_every_event() {
     first.stop().await;
 
     let receiver = Receiver::start_on(port).await;
-    let mut second = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), database_url: Some(database), ..Options::default() }).await.unwrap();
+    let mut second =
+        TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), database_url: Some(database), ..Options::default() })
+            .await
+            .unwrap();
     second.admin_key = key;
     clock.advance(time::Duration::seconds(2));
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;
@@ -181,7 +197,12 @@ on_both_backends!(gone_disables_the_endpoint_and_a_replay_sends_again, Options::
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let replay = server
-        .call(Method::POST, &format!("/v1/atlas/webhooks/{endpoint}/deliveries/{}/replay", delivery["id"].as_str().unwrap()), Some(&server.admin_key), None)
+        .call(
+            Method::POST,
+            &format!("/v1/atlas/webhooks/{endpoint}/deliveries/{}/replay", delivery["id"].as_str().unwrap()),
+            Some(&server.admin_key),
+            None,
+        )
         .await;
     assert_eq!(replay.status, StatusCode::ACCEPTED, "{:?}", replay.body);
     let got = receiver.wait_for(2, Duration::from_secs(10)).await;
@@ -219,14 +240,27 @@ async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
     let mut options = Options::default();
     options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "false".into());
     let server = TestServer::start(Backend::Sqlite, options).await.unwrap();
-    for url in ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"] {
-        let refused = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": ["atlas.*"]}))).await;
+    for url in
+        ["http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://10.1.2.3/hook", "http://[::1]/hook", "http://169.254.169.254/latest"]
+    {
+        let refused = server
+            .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": ["atlas.*"]})))
+            .await;
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
         assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url");
     }
-    let malformed = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "ftp://example.com", "events": ["atlas.*"]}))).await;
+    let malformed = server
+        .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "ftp://example.com", "events": ["atlas.*"]})))
+        .await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
-    let unknown = server.call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "https://example.com/h", "events": ["billing.paid"]}))).await;
+    let unknown = server
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(&server.admin_key),
+            Some(json!({"url": "https://example.com/h", "events": ["billing.paid"]})),
+        )
+        .await;
     assert_eq!(unknown.body["error"]["details"]["fields"][0]["field"], "events");
     server.stop().await;
 }
@@ -236,7 +270,12 @@ on_both_backends!(an_unsubscribed_event_type_is_never_sent, Options::default(), 
     let (_, _) = subscribe(&server, &receiver.url(), &["agent.message_delivery"]).await;
     let event = inbound_event(&server, "+14155550401").await;
     let send = server
-        .call(Method::POST, "/agent/v1/tools/send_message", Some(&server.admin_key), Some(json!({"conversation_id": event["conversation_id"], "text": "hi"})))
+        .call(
+            Method::POST,
+            "/agent/v1/tools/send_message",
+            Some(&server.admin_key),
+            Some(json!({"conversation_id": event["conversation_id"], "text": "hi"})),
+        )
         .await;
     assert_eq!(send.status, StatusCode::ACCEPTED);
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;

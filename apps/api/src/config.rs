@@ -46,6 +46,8 @@ pub struct Settings {
     pub workers: bool,
     /// How long a webhook attempt may take (`ATLAS_WEBHOOK_TIMEOUT_SECS`).
     pub webhook_timeout_secs: u64,
+    /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
+    pub database_pool: u32,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -68,6 +70,7 @@ struct FileSettings {
     outbox_retry_base_ms: Option<u64>,
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
+    database_pool: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -122,7 +125,8 @@ impl Settings {
         let from_file = match &file_path {
             None => FileSettings::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| bad("ATLAS_CONFIG", format!("cannot read {}: {e}", path.display())))?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| bad("ATLAS_CONFIG", format!("cannot read {}: {e}", path.display())))?;
                 toml::from_str(&text).map_err(|e| bad("ATLAS_CONFIG", format!("{}: {e}", path.display())))?
             }
         };
@@ -174,12 +178,16 @@ impl Settings {
             Some(v) => parse_bool("ATLAS_MIGRATE_ON_START", v)?,
             None => from_file.migrate_on_start.unwrap_or(true),
         };
-        let whatsapp_graph_url = pick("ATLAS_WHATSAPP_GRAPH_URL", from_file.whatsapp_graph_url).unwrap_or_else(|| "https://graph.facebook.com".into());
+        let whatsapp_graph_url =
+            pick("ATLAS_WHATSAPP_GRAPH_URL", from_file.whatsapp_graph_url).unwrap_or_else(|| "https://graph.facebook.com".into());
         if !whatsapp_graph_url.starts_with("http://") && !whatsapp_graph_url.starts_with("https://") {
             return Err(bad("ATLAS_WHATSAPP_GRAPH_URL", "must be an http(s) URL"));
         }
-        let whatsapp_graph_version = pick("ATLAS_WHATSAPP_GRAPH_VERSION", from_file.whatsapp_graph_version).unwrap_or_else(|| "v23.0".into());
-        if !whatsapp_graph_version.starts_with('v') || !whatsapp_graph_version[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        let whatsapp_graph_version =
+            pick("ATLAS_WHATSAPP_GRAPH_VERSION", from_file.whatsapp_graph_version).unwrap_or_else(|| "v23.0".into());
+        if !whatsapp_graph_version.starts_with('v')
+            || !whatsapp_graph_version[1..].split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
             return Err(bad("ATLAS_WHATSAPP_GRAPH_VERSION", "must look like v23.0"));
         }
 
@@ -222,6 +230,7 @@ impl Settings {
         let outbox_lease_secs = number("ATLAS_OUTBOX_LEASE_SECS", from_file.outbox_lease_secs, 120, 2..=3600)?;
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
+        let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
@@ -246,6 +255,7 @@ impl Settings {
             outbox_retry_base_ms,
             workers,
             webhook_timeout_secs,
+            database_pool,
         })
     }
 
@@ -311,7 +321,8 @@ mod tests {
     #[test]
     fn overrides_parse_per_organization_and_class() {
         let org = OrgId::generate();
-        let s = Settings::load(None, &env(&[("ATLAS_RATE_LIMIT_OVERRIDES", &format!("{org}:messages=600/min, {org}:reads=10/s"))])).unwrap();
+        let s =
+            Settings::load(None, &env(&[("ATLAS_RATE_LIMIT_OVERRIDES", &format!("{org}:messages=600/min, {org}:reads=10/s"))])).unwrap();
         assert_eq!(s.rate_limit_overrides.len(), 2);
         assert_eq!(s.rate_limit_overrides[0], (org, RouteClass::Messages, Policy::parse("600/min").unwrap()));
     }

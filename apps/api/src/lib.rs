@@ -11,20 +11,20 @@ pub mod worker;
 
 use atlas_accounts::{Accounts, SecretHasher};
 use atlas_conversations::{ChannelProvider, ChannelSecrets, ConnectChannel, Delivery, Messaging, ProviderByKind, RetryPolicy};
-use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
-use atlas_webhooks::{Dispatcher, WebhookConfig, Webhooks};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
 use atlas_http::{AppState, HttpConfig, JwtKeys, Metrics, ReadinessCheck};
 use atlas_kernel::{Clock, SystemClock};
 use atlas_ratelimit::{FallbackLimiter, InProcessLimiter, Policies, RateLimiter};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
 use atlas_scopes::{Actor, ScopeSet};
 use atlas_store_sql::SqlStore;
+use atlas_webhooks::{Dispatcher, WebhookConfig, Webhooks};
+use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
 use config::Settings;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::Mutex;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -96,7 +96,7 @@ impl ReadinessCheck for RedisReady {
 /// # Errors
 /// When the database cannot be reached or migrated, or the secret key is unusable.
 pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, StartError> {
-    let store = SqlStore::connect(&settings.database_url).await.map_err(StartError::Database)?;
+    let store = SqlStore::connect_with_pool(&settings.database_url, settings.database_pool).await.map_err(StartError::Database)?;
     if settings.migrate_on_start {
         store.migrate().await.map_err(StartError::Database)?;
     }
@@ -121,7 +121,8 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
                 Ok(redis) => Arc::new(redis),
                 Err(e) => {
                     tracing::warn!(error = %e, "Redis unreachable at start; rate limits use local buckets until it answers");
-                    let lazy = atlas_store_redis::RedisRateLimiter::connect_lazy(url).map_err(|e| StartError::Secret(format!("ATLAS_REDIS_URL: {e}")))?;
+                    let lazy = atlas_store_redis::RedisRateLimiter::connect_lazy(url)
+                        .map_err(|e| StartError::Secret(format!("ATLAS_REDIS_URL: {e}")))?;
                     Arc::new(lazy)
                 }
             };
@@ -131,7 +132,11 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
                     .on_recovery(|| tracing::info!("Redis rate limiter reachable again")),
             );
             let counter = fallback.clone();
-            metrics.register_gauge("atlas_ratelimit_fallbacks_total", "Rate-limit checks served locally because Redis failed.", move || counter.fallbacks());
+            metrics.register_gauge(
+                "atlas_ratelimit_fallbacks_total",
+                "Rate-limit checks served locally because Redis failed.",
+                move || counter.fallbacks(),
+            );
             readiness.push(Arc::new(RedisReady(fallback.clone())));
             (fallback.clone(), Some(fallback))
         }
@@ -163,8 +168,13 @@ fn finish(
     };
     let resolver = Arc::new(atlas_webhook_sender::DnsResolver);
     let webhooks = Arc::new(Webhooks::new(Arc::new(store.clone()), resolver.clone(), clock.clone(), webhook_config));
-    let dispatcher =
-        Arc::new(Dispatcher::new(Arc::new(store.clone()), Arc::new(atlas_webhook_sender::HttpSender::new()), resolver, clock.clone(), webhook_config));
+    let dispatcher = Arc::new(Dispatcher::new(
+        Arc::new(store.clone()),
+        Arc::new(atlas_webhook_sender::HttpSender::new()),
+        resolver,
+        clock.clone(),
+        webhook_config,
+    ));
     let policy = RetryPolicy {
         base_delay: time::Duration::milliseconds(settings.outbox_retry_base_ms as i64),
         lease: time::Duration::seconds(settings.outbox_lease_secs as i64),
@@ -230,7 +240,11 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         secrets: ChannelSecrets { access_token: String::new(), app_secret: String::new() },
     };
     let journal = |channel: &atlas_conversations::Channel| operator_journal(org_id, "channels.create", channel.id.to_string());
-    state.messaging.connect_channel(org_id, sandbox, &journal).await.map_err(|e| StartError::FirstStart(format!("sandbox channel: {e}")))?;
+    state
+        .messaging
+        .connect_channel(org_id, sandbox, &journal)
+        .await
+        .map_err(|e| StartError::FirstStart(format!("sandbox channel: {e}")))?;
     Ok(Some(created))
 }
 
@@ -245,11 +259,8 @@ pub async fn create_organization(state: &AppState, name: &str, extra: ScopeSet) 
     };
     let mut entropy = [0u8; 30];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut entropy);
-    let created = state
-        .accounts
-        .create_organization(name, extra, &entropy, &journal)
-        .await
-        .map_err(|e| StartError::FirstStart(e.to_string()))?;
+    let created =
+        state.accounts.create_organization(name, extra, &entropy, &journal).await.map_err(|e| StartError::FirstStart(e.to_string()))?;
     Ok((created.organization.id.to_string(), created.admin_key.token.expose().to_owned()))
 }
 
@@ -314,7 +325,13 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     let (shutdown, mut stopped) = watch::channel(false);
     spawn_janitor(&wiring.state, shutdown.subscribe());
     if settings.workers {
-        worker::spawn_outbox_worker(wiring.state.clone(), wiring.delivery.clone(), settings.channel_rate_limit, wiring.counters.clone(), shutdown.subscribe());
+        worker::spawn_outbox_worker(
+            wiring.state.clone(),
+            wiring.delivery.clone(),
+            settings.channel_rate_limit,
+            wiring.counters.clone(),
+            shutdown.subscribe(),
+        );
     }
     if settings.workers {
         worker::spawn_webhook_worker(wiring.dispatcher.clone(), shutdown.subscribe());

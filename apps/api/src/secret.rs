@@ -47,7 +47,8 @@ impl Secrets {
                         let mut bytes = [0u8; 32];
                         rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
                         let key = hex::encode(bytes);
-                        std::fs::write(&file, &key).map_err(|e| StartError::Secret(format!("secret key: cannot write {}: {e}", file.display())))?;
+                        std::fs::write(&file, &key)
+                            .map_err(|e| StartError::Secret(format!("secret key: cannot write {}: {e}", file.display())))?;
                         tracing::warn!(file = %file.display(), "ATLAS_SECRET_KEY is unset: generated one beside the database; keep this file with it");
                         key
                     }

@@ -29,7 +29,13 @@ pub struct OutboxCounters {
 }
 
 /// Runs the outbox worker until `stop` turns true.
-pub fn spawn_outbox_worker(state: AppState, delivery: Arc<Delivery>, channel_cap: Policy, counters: Arc<OutboxCounters>, mut stop: watch::Receiver<bool>) {
+pub fn spawn_outbox_worker(
+    state: AppState,
+    delivery: Arc<Delivery>,
+    channel_cap: Policy,
+    counters: Arc<OutboxCounters>,
+    mut stop: watch::Receiver<bool>,
+) {
     tokio::spawn(async move {
         loop {
             if *stop.borrow() {
@@ -155,7 +161,9 @@ pub fn spawn_webhook_worker(dispatcher: Arc<atlas_webhooks::Dispatcher>, mut sto
                                 tracing::warn!(endpoint = %item.endpoint_id, ?reason, "webhook endpoint disabled");
                             }
                         }
-                        Err(e) => tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease"),
+                        Err(e) => {
+                            tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease")
+                        }
                     }
                 });
             }

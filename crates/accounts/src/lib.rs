@@ -10,7 +10,6 @@ mod store;
 pub use model::{ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome, User};
 pub use secrets::{hash_password, verify_password, SecretHasher};
 pub use service::{
-    AccessError, Accounts, AuthError, BootstrapRequest, Bootstrapped, Credential, MintKeyRequest, MintedKey,
-    IssuedSession, NewOrganization,
+    AccessError, Accounts, AuthError, BootstrapRequest, Bootstrapped, Credential, IssuedSession, MintKeyRequest, MintedKey, NewOrganization,
 };
 pub use store::{AccountError, AccountStore};

@@ -4,8 +4,8 @@
 //! bootstrap the first user, sign in with a password and rotate refresh tokens.
 
 use crate::{
-    hash_password, verify_password, AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId,
-    RefreshToken, RotateOutcome, SecretHasher, User,
+    hash_password, verify_password, AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome,
+    SecretHasher, User,
 };
 use atlas_kernel::{Clock, OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
@@ -328,7 +328,8 @@ impl Accounts {
             role: Role::Admin,
             created_at: now,
         };
-        let key_request = MintKeyRequest { name: "bootstrap admin".into(), scopes: Role::Admin.scopes(), expires_at: None, allowed_ips: Vec::new() };
+        let key_request =
+            MintKeyRequest { name: "bootstrap admin".into(), scopes: Role::Admin.scopes(), expires_at: None, allowed_ips: Vec::new() };
         let admin_key = self.new_key(organization.id, key_request, entropy);
         let done = Bootstrapped { organization, user, admin_key };
         self.store.bootstrap(&done.organization, &done.user, &done.admin_key.record, &journal(&done)).await?;
@@ -408,7 +409,9 @@ fn validate_name(name: &str) -> Result<(), AccessError> {
 fn validate_email(email: &str) -> Result<String, AccessError> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'))
         && !email.chars().any(char::is_whitespace);
     if valid {
         Ok(email)

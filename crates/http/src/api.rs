@@ -127,11 +127,7 @@ impl KeyView {
 }
 
 fn parse_scopes(names: &[String]) -> Result<ScopeSet, ApiError> {
-    names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| Scope::parse(n).map_err(|e| ApiError::field(&format!("scopes[{i}]"), e.to_string())))
-        .collect()
+    names.iter().enumerate().map(|(i, n)| Scope::parse(n).map_err(|e| ApiError::field(&format!("scopes[{i}]"), e.to_string()))).collect()
 }
 
 fn mint_request(body: CreateKeyBody) -> Result<MintKeyRequest, ApiError> {
@@ -169,7 +165,15 @@ async fn create_key(State(state): State<AppState>, Caller(caller): Caller, heade
     let journal = |minted: &atlas_accounts::MintedKey| {
         let view = KeyView::of(&minted.record, Some(minted.token.expose()));
         let location = format!("/v1/atlas/keys/{}", minted.record.id);
-        mutation.entry_showing_secret(None, None, StatusCode::CREATED, &json!(view), Some("/key"), Some(minted.record.id.to_string()), Some(location))
+        mutation.entry_showing_secret(
+            None,
+            None,
+            StatusCode::CREATED,
+            &json!(view),
+            Some("/key"),
+            Some(minted.record.id.to_string()),
+            Some(location),
+        )
     };
     match state.accounts.mint_key(&caller, request, &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -184,7 +188,11 @@ struct PageQuery {
     cursor: Option<String>,
 }
 
-async fn list_keys(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<PageQuery>) -> Result<Response, ApiError> {
+async fn list_keys(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let keys = state.accounts.list_keys(caller.org_id, &page).await?;
     let keys = keys.map(|k| KeyView::of(&k, None));
@@ -236,7 +244,15 @@ async fn create_org(State(state): State<AppState>, Caller(caller): Caller, heade
             "organization": created.organization,
             "key": KeyView::of(&created.admin_key.record, Some(created.admin_key.token.expose())),
         });
-        mutation.entry_showing_secret(None, None, StatusCode::CREATED, &data, Some("/key/key"), Some(created.organization.id.to_string()), None)
+        mutation.entry_showing_secret(
+            None,
+            None,
+            StatusCode::CREATED,
+            &data,
+            Some("/key/key"),
+            Some(created.organization.id.to_string()),
+            None,
+        )
     };
     match state.accounts.create_organization(&body.value.name, ScopeSet::empty(), &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -298,7 +314,14 @@ async fn bootstrap(State(state): State<AppState>, body: JsonBody<BootstrapBody>)
             "organization": done.organization,
             "key": KeyView::of(&done.admin_key.record, Some(done.admin_key.token.expose())),
         });
-        mutation.entry(Some(done.organization.id), Some(Actor::User(done.user.id)), StatusCode::CREATED, &data, Some(done.user.id.to_string()), None)
+        mutation.entry(
+            Some(done.organization.id),
+            Some(Actor::User(done.user.id)),
+            StatusCode::CREATED,
+            &data,
+            Some(done.user.id.to_string()),
+            None,
+        )
     };
     match state.accounts.bootstrap(request, &entropy(), &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -334,7 +357,8 @@ pub struct SessionView {
 }
 
 fn session(state: &AppState, issued: &atlas_accounts::IssuedSession) -> Result<Value, ApiError> {
-    let (token, expires_at) = state.jwt.issue(issued.user.id, issued.user.org_id, issued.user.role, state.clock.now()).map_err(ApiError::internal)?;
+    let (token, expires_at) =
+        state.jwt.issue(issued.user.id, issued.user.org_id, issued.user.role, state.clock.now()).map_err(ApiError::internal)?;
     Ok(json!(SessionView {
         token,
         refresh_token: issued.refresh_token.clone(),
@@ -347,7 +371,9 @@ fn session(state: &AppState, issued: &atlas_accounts::IssuedSession) -> Result<V
 async fn sign_in(State(state): State<AppState>, _ip: ClientIp, body: JsonBody<TokenBody>) -> Response {
     let spec = spec("auth.token");
     let mutation = Mutation::unkeyed(&state, spec, None, Actor::System);
-    let journal = |user: &User| mutation.entry(Some(user.org_id), Some(Actor::User(user.id)), StatusCode::OK, &json!({}), Some(user.id.to_string()), None);
+    let journal = |user: &User| {
+        mutation.entry(Some(user.org_id), Some(Actor::User(user.id)), StatusCode::OK, &json!({}), Some(user.id.to_string()), None)
+    };
     match state.accounts.sign_in(&body.value.email, &body.value.password, &entropy(), &journal).await {
         Ok(issued) => match session(&state, &issued) {
             Ok(data) => Envelope::ok(data).into_response(),
@@ -367,7 +393,8 @@ async fn refresh(State(state): State<AppState>, body: JsonBody<RefreshBody>) -> 
         RotateOutcome::Reused { family, org_id } => {
             let mut entry = mutation.entry(Some(*org_id), None, StatusCode::UNAUTHORIZED, &json!({}), Some(family.to_string()), None);
             entry.run.status = RunStatus::Failed;
-            entry.run.error = Some(atlas_runs::RunError { code: "UNAUTHORIZED".into(), message: "refresh token reuse: family revoked".into() });
+            entry.run.error =
+                Some(atlas_runs::RunError { code: "UNAUTHORIZED".into(), message: "refresh token reuse: family revoked".into() });
             entry
         }
         _ => mutation.entry(None, None, StatusCode::UNAUTHORIZED, &json!({}), None, None),
@@ -394,7 +421,11 @@ struct RunsQuery {
     until: Option<String>,
 }
 
-async fn list_runs(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<RunsQuery>) -> Result<Response, ApiError> {
+async fn list_runs(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<RunsQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let status = q
         .status
@@ -463,8 +494,6 @@ async fn ready(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = state.metrics.render().into_response();
-    response
-        .headers_mut()
-        .insert("content-type", axum::http::HeaderValue::from_static("text/plain; version=0.0.4"));
+    response.headers_mut().insert("content-type", axum::http::HeaderValue::from_static("text/plain; version=0.0.4"));
     response
 }

@@ -83,7 +83,10 @@ impl ErrorCode {
 
     /// Whether retrying the same request may succeed.
     pub const fn retryable(self) -> bool {
-        matches!(self, ErrorCode::IdempotencyInProgress | ErrorCode::RateLimited | ErrorCode::ProviderUnavailable | ErrorCode::InternalError)
+        matches!(
+            self,
+            ErrorCode::IdempotencyInProgress | ErrorCode::RateLimited | ErrorCode::ProviderUnavailable | ErrorCode::InternalError
+        )
     }
 
     /// Whether an outcome with this code is a committed business decision, stored for replay
@@ -141,13 +144,13 @@ impl ApiError {
 
     /// 401.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(ErrorCode::Unauthorized, message).hint("send `Authorization: Bearer atlas_sk_…` with a live key, or a current access token")
+        Self::new(ErrorCode::Unauthorized, message)
+            .hint("send `Authorization: Bearer atlas_sk_…` with a live key, or a current access token")
     }
 
     /// 403 naming the scope the credential lacks.
     pub fn missing_scope(scope: Scope) -> Self {
-        Self::new(ErrorCode::Forbidden, format!("this credential lacks the scope `{scope}`"))
-            .detail("missing_scope", json!(scope.as_str()))
+        Self::new(ErrorCode::Forbidden, format!("this credential lacks the scope `{scope}`")).detail("missing_scope", json!(scope.as_str()))
     }
 
     /// 404 without saying whether the thing exists elsewhere.
@@ -238,8 +241,9 @@ impl From<AccessError> for ApiError {
         match e {
             AccessError::ScopeNotHeld(missing) => {
                 let names: Vec<_> = missing.iter().map(|s| s.as_str()).collect();
-                let mut err = ApiError::new(ErrorCode::Forbidden, format!("a key cannot grant scopes its creator lacks: {}", names.join(", ")))
-                    .detail("missing_scopes", json!(names));
+                let mut err =
+                    ApiError::new(ErrorCode::Forbidden, format!("a key cannot grant scopes its creator lacks: {}", names.join(", ")))
+                        .detail("missing_scopes", json!(names));
                 if let Some(first) = missing.first() {
                     err = err.detail("missing_scope", json!(first.as_str()));
                 }

@@ -18,8 +18,11 @@ pub struct JsonBody<T> {
 }
 
 fn organization_id_refused(place: &str) -> ApiError {
-    ApiError::new(ErrorCode::ValidationError, format!("organization_id is not accepted in the {place}: the organization comes from the credential"))
-        .detail("fields", json!([{ "field": "organization_id", "message": "not allowed; the credential decides the organization" }]))
+    ApiError::new(
+        ErrorCode::ValidationError,
+        format!("organization_id is not accepted in the {place}: the organization comes from the credential"),
+    )
+    .detail("fields", json!([{ "field": "organization_id", "message": "not allowed; the credential decides the organization" }]))
 }
 
 /// Turns a serde error at a path into a field-level VALIDATION_ERROR.
@@ -51,13 +54,13 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for JsonBody<T> {
         let bytes = axum::body::to_bytes(request.into_body(), state.config.max_body_bytes).await.map_err(|_| {
             ApiError::new(ErrorCode::PayloadTooLarge, format!("the body is larger than {} bytes", state.config.max_body_bytes))
         })?;
-        let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::field("body", format!("not valid UTF-8 (at byte {})", e.valid_up_to())))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|e| ApiError::field("body", format!("not valid UTF-8 (at byte {})", e.valid_up_to())))?;
         let raw: Value = if text.trim().is_empty() {
             json!({})
         } else {
-            serde_json::from_str(text).map_err(|e| {
-                ApiError::field("body", format!("malformed JSON at line {} column {}: {}", e.line(), e.column(), short(&e)))
-            })?
+            serde_json::from_str(text)
+                .map_err(|e| ApiError::field("body", format!("malformed JSON at line {} column {}: {}", e.line(), e.column(), short(&e))))?
         };
         if !raw.is_object() {
             return Err(ApiError::field("body", "must be a JSON object"));

@@ -43,7 +43,13 @@ impl JwtKeys {
     }
 
     /// Signs an access token for a user; returns it and its expiry.
-    pub fn issue(&self, user: UserId, org: OrgId, role: Role, now: OffsetDateTime) -> Result<(String, OffsetDateTime), jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: Role,
+        now: OffsetDateTime,
+    ) -> Result<(String, OffsetDateTime), jsonwebtoken::errors::Error> {
         let expires_at = now + ACCESS_LIFETIME;
         let claims = Claims {
             sub: user.to_string(),

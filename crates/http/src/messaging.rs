@@ -105,7 +105,14 @@ fn event_received(org_id: OrgId, recorded: &InboundRecorded, at: OffsetDateTime)
 }
 
 /// `atlas.action.executed` for an action, with what it did.
-fn action_executed(org_id: OrgId, action: &str, conversation: ConversationId, result: Value, run: &Value, at: OffsetDateTime) -> atlas_runs::OutboxEvent {
+fn action_executed(
+    org_id: OrgId,
+    action: &str,
+    conversation: ConversationId,
+    result: Value,
+    run: &Value,
+    at: OffsetDateTime,
+) -> atlas_runs::OutboxEvent {
     let data = json!({"action_type": action, "conversation_id": conversation, "result": result, "run": run});
     outbox_event(org_id, EventType::ACTION_EXECUTED, at, data, conversation.to_string())
 }
@@ -133,7 +140,11 @@ impl SendFields {
         let category = self
             .category
             .as_deref()
-            .map(|c| TemplateCategory::parse(c).ok_or_else(|| ApiError::field("category", "must be utility, marketing or authentication (transactional means utility)")))
+            .map(|c| {
+                TemplateCategory::parse(c).ok_or_else(|| {
+                    ApiError::field("category", "must be utility, marketing or authentication (transactional means utility)")
+                })
+            })
             .transpose()?;
         let template = match self.template_id {
             None => {
@@ -142,7 +153,9 @@ impl SendFields {
                 }
                 None
             }
-            Some(template_id) => Some(TemplateRequest { template_id, category, language: self.language, parameters: self.parameters.unwrap_or_default() }),
+            Some(template_id) => {
+                Some(TemplateRequest { template_id, category, language: self.language, parameters: self.parameters.unwrap_or_default() })
+            }
         };
         Ok(SendRequest { text: self.text, template })
     }
@@ -243,7 +256,8 @@ async fn send_message(State(state): State<AppState>, Caller(caller): Caller, hea
 async fn tool_send_message(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<Value>) -> Response {
     let raw = body.raw;
     let prepared = (|| {
-        let conversation: ConversationId = id_field(&raw, "conversation_id", true)?.ok_or_else(|| ApiError::field("conversation_id", "is required"))?;
+        let conversation: ConversationId =
+            id_field(&raw, "conversation_id", true)?.ok_or_else(|| ApiError::field("conversation_id", "is required"))?;
         let request = send_fields(&raw, &["conversation_id"])?;
         Ok::<_, ApiError>(SendCommand { target: SendTarget::Conversation(conversation), request })
     })();
@@ -251,9 +265,7 @@ async fn tool_send_message(State(state): State<AppState>, Caller(caller): Caller
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    let render = |r: &SendReceipt, _run: &Value| {
-        json!({"conversation_id": r.conversation_id, "queued": true, "window_open": r.window_open, "outbox_id": r.outbox_id, "message_id": r.message_id, "kind": r.kind})
-    };
+    let render = |r: &SendReceipt, _run: &Value| json!({"conversation_id": r.conversation_id, "queued": true, "window_open": r.window_open, "outbox_id": r.outbox_id, "message_id": r.message_id, "kind": r.kind});
     run_send(&state, &caller, &headers, &raw, ("tools.send_message", None), command, &render).await
 }
 
@@ -281,7 +293,11 @@ async fn tool_send_to_phone(State(state): State<AppState>, Caller(caller): Calle
 async fn message_status(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let message = state.messaging.message_by_provider_id(caller.org_id, &id).await?;
     let state_name = message.delivery_state.map(|s| s.as_str()).unwrap_or("received");
-    let updated_at = [message.failed_at, message.read_at, message.delivered_at, message.sent_at].into_iter().flatten().max().unwrap_or(message.created_at);
+    let updated_at = [message.failed_at, message.read_at, message.delivered_at, message.sent_at]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(message.created_at);
     Ok(Envelope::ok(json!({
         "status": state_name,
         "updated_at": updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
@@ -301,7 +317,11 @@ struct PageQuery {
     cursor: Option<String>,
 }
 
-async fn list_conversations(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<PageQuery>) -> Result<Response, ApiError> {
+async fn list_conversations(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let now = now(&state);
     let conversations = state.messaging.conversations(caller.org_id, &page).await?.map(|c| c.view(now));
@@ -312,7 +332,12 @@ fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("conversation"))
 }
 
-async fn list_messages(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>, QueryParams(q): QueryParams<PageQuery>) -> Result<Response, ApiError> {
+async fn list_messages(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let id = conversation_id(&id)?;
     state.messaging.conversation(caller.org_id, id).await?;
@@ -372,7 +397,12 @@ struct EventBody {
     message: EventMessage,
 }
 
-fn inbound_journal(mutation: &Mutation, org_id: OrgId, at: OffsetDateTime, status: StatusCode) -> impl Fn(&InboundRecorded) -> Option<JournalEntry> + Send + Sync + '_ {
+fn inbound_journal(
+    mutation: &Mutation,
+    org_id: OrgId,
+    at: OffsetDateTime,
+    status: StatusCode,
+) -> impl Fn(&InboundRecorded) -> Option<JournalEntry> + Send + Sync + '_ {
     move |recorded: &InboundRecorded| {
         let data = json!({
             "accepted": true,
@@ -401,12 +431,16 @@ async fn ingest_event(State(state): State<AppState>, Caller(caller): Caller, hea
             }
         }
         let from = PhoneNumber::parse(&b.customer.phone_number).map_err(|e| ApiError::field("customer.phone_number", e.to_string()))?;
-        let channel_id = b.channel_id.as_deref().map(|c| c.parse().map_err(|_| ApiError::field("channel_id", "is not a channel id"))).transpose()?;
+        let channel_id =
+            b.channel_id.as_deref().map(|c| c.parse().map_err(|_| ApiError::field("channel_id", "is not a channel id"))).transpose()?;
         let timestamp = b
             .message
             .timestamp
             .as_deref()
-            .map(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(|_| ApiError::field("message.timestamp", "must be RFC 3339")))
+            .map(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| ApiError::field("message.timestamp", "must be RFC 3339"))
+            })
             .transpose()?;
         Ok(InboundEvent {
             channel_id,
@@ -448,7 +482,8 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
     };
     for key in raw.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
         if !["conversation_id", "action_type", "payload", "idempotency_key"].contains(&key.as_str()) {
-            return field_error(&key, "unknown field, expected one of conversation_id, action_type, payload, idempotency_key").into_response();
+            return field_error(&key, "unknown field, expected one of conversation_id, action_type, payload, idempotency_key")
+                .into_response();
         }
     }
     let payload = raw.get("payload").cloned().unwrap_or_else(|| json!({}));
@@ -485,7 +520,8 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
             let run = mutation.run_summary();
             let at = now(&state);
             let journal = |draft: &atlas_conversations::Draft| {
-                let data = json!({"accepted": true, "action_type": "draft", "draft": draft, "conversation_id": draft.conversation_id, "run": run});
+                let data =
+                    json!({"accepted": true, "action_type": "draft", "draft": draft, "conversation_id": draft.conversation_id, "run": run});
                 let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None);
                 entry.events.push(action_executed(caller.org_id, "draft", draft.conversation_id, json!({"draft": draft}), &run, at));
                 entry
@@ -503,7 +539,8 @@ async fn execute_action(State(state): State<AppState>, Caller(caller): Caller, h
             };
             mutation.set_operation("actions.handoff");
             let run = mutation.run_summary();
-            let data = json!({"accepted": true, "action_type": "handoff", "conversation_id": conversation, "status": "handed_off", "run": run});
+            let data =
+                json!({"accepted": true, "action_type": "handoff", "conversation_id": conversation, "status": "handed_off", "run": run});
             let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
             entry.events.push(action_executed(caller.org_id, "handoff", conversation, json!({"status": "handed_off"}), &run, now(&state)));
             match state.messaging.handoff(caller.org_id, conversation, &entry).await {
@@ -549,7 +586,12 @@ struct ChannelBody {
     verify_token: Option<String>,
 }
 
-async fn create_channel(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<ChannelBody>) -> Response {
+async fn create_channel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: JsonBody<ChannelBody>,
+) -> Response {
     let b = body.value;
     let provider = match b.provider.as_str() {
         "whatsapp" => ChannelProvider::Whatsapp,
@@ -586,7 +628,11 @@ fn channel_view(channel: &Channel) -> Value {
     data
 }
 
-async fn list_channels(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<PageQuery>) -> Result<Response, ApiError> {
+async fn list_channels(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let channels = state.messaging.channels(caller.org_id, &page).await?.map(|c| channel_view(&c));
     Ok(Envelope::ok(json!({"channels": channels.items, "next_cursor": channels.next_cursor})).into_response())
@@ -606,10 +652,16 @@ struct TemplateBody {
     body: String,
 }
 
-async fn create_template(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<TemplateBody>) -> Response {
+async fn create_template(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: JsonBody<TemplateBody>,
+) -> Response {
     let b = body.value;
     let prepared = (|| {
-        let category = TemplateCategory::parse(&b.category).ok_or_else(|| ApiError::field("category", "must be utility, marketing or authentication (transactional means utility)"))?;
+        let category = TemplateCategory::parse(&b.category)
+            .ok_or_else(|| ApiError::field("category", "must be utility, marketing or authentication (transactional means utility)"))?;
         let status = match b.status.as_deref() {
             None => TemplateStatus::Approved,
             Some(s) => TemplateStatus::parse(s).ok_or_else(|| ApiError::field("status", "must be approved, pending or rejected"))?,
@@ -626,7 +678,14 @@ async fn create_template(State(state): State<AppState>, Caller(caller): Caller, 
         Err(e) => return e.into_response(),
     };
     let journal = |template: &Template| {
-        mutation.entry(None, None, StatusCode::CREATED, &json!(template), Some(template.id.to_string()), Some(format!("/v1/atlas/templates/{}", template.id)))
+        mutation.entry(
+            None,
+            None,
+            StatusCode::CREATED,
+            &json!(template),
+            Some(template.id.to_string()),
+            Some(format!("/v1/atlas/templates/{}", template.id)),
+        )
     };
     match state.messaging.register_template(caller.org_id, request, &journal).await {
         Ok(_) => mutation.respond().await,
@@ -634,7 +693,11 @@ async fn create_template(State(state): State<AppState>, Caller(caller): Caller, 
     }
 }
 
-async fn list_templates(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<PageQuery>) -> Result<Response, ApiError> {
+async fn list_templates(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let templates = state.messaging.templates(caller.org_id, &page).await?;
     Ok(Envelope::ok(json!({"templates": templates.items, "next_cursor": templates.next_cursor})).into_response())
@@ -795,36 +858,46 @@ const TOOLS: &[Tool] = &[
         scope: Scope::ActionsExecute,
         method: "POST",
         path: "/agent/v1/tools/send_message",
-        function: || json!({"name": "send_message", "description": "Send a WhatsApp message in an existing conversation. Text only works while the customer's 24-hour window is open; otherwise pass an approved template.",
-            "parameters": send_parameters(json!({"conversation_id": {"type": "string"}}), "conversation_id")}),
+        function: || {
+            json!({"name": "send_message", "description": "Send a WhatsApp message in an existing conversation. Text only works while the customer's 24-hour window is open; otherwise pass an approved template.",
+            "parameters": send_parameters(json!({"conversation_id": {"type": "string"}}), "conversation_id")})
+        },
     },
     Tool {
         scope: Scope::ActionsExecute,
         method: "POST",
         path: "/agent/v1/tools/send_message_to_phone",
-        function: || json!({"name": "send_message_to_phone", "description": "Send a WhatsApp message to any phone number, creating or reusing the customer and conversation.",
-            "parameters": send_parameters(json!({"phone_number": {"type": "string", "description": "E.164, such as +14155552671"}}), "phone_number")}),
+        function: || {
+            json!({"name": "send_message_to_phone", "description": "Send a WhatsApp message to any phone number, creating or reusing the customer and conversation.",
+            "parameters": send_parameters(json!({"phone_number": {"type": "string", "description": "E.164, such as +14155552671"}}), "phone_number")})
+        },
     },
     Tool {
         scope: Scope::ActionsExecute,
         method: "GET",
         path: "/agent/v1/tools/messages/{provider_message_id}/status",
-        function: || json!({"name": "get_message_status", "description": "The delivery state of a sent message: queued, sending, sent, delivered, read or failed.",
-            "parameters": {"type": "object", "properties": {"provider_message_id": {"type": "string"}}, "required": ["provider_message_id"]}}),
+        function: || {
+            json!({"name": "get_message_status", "description": "The delivery state of a sent message: queued, sending, sent, delivered, read or failed.",
+            "parameters": {"type": "object", "properties": {"provider_message_id": {"type": "string"}}, "required": ["provider_message_id"]}})
+        },
     },
     Tool {
         scope: Scope::ConversationsRead,
         method: "GET",
         path: "/v1/atlas/context/{conversation_id}",
-        function: || json!({"name": "get_conversation_context", "description": "The conversation, its customer, recent messages and knowledge grounding.",
-            "parameters": {"type": "object", "properties": {"conversation_id": {"type": "string"}}, "required": ["conversation_id"]}}),
+        function: || {
+            json!({"name": "get_conversation_context", "description": "The conversation, its customer, recent messages and knowledge grounding.",
+            "parameters": {"type": "object", "properties": {"conversation_id": {"type": "string"}}, "required": ["conversation_id"]}})
+        },
     },
     Tool {
         scope: Scope::ConversationsRead,
         method: "GET",
         path: "/v1/atlas/conversations",
-        function: || json!({"name": "list_conversations", "description": "The organization's conversations, newest first.",
-            "parameters": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 200}, "cursor": {"type": "string"}}}}),
+        function: || {
+            json!({"name": "list_conversations", "description": "The organization's conversations, newest first.",
+            "parameters": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 200}, "cursor": {"type": "string"}}}})
+        },
     },
 ];
 

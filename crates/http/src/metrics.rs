@@ -71,30 +71,48 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP atlas_http_requests_total HTTP requests by method, route and status.\n# TYPE atlas_http_requests_total counter\n");
+        out.push_str(
+            "# HELP atlas_http_requests_total HTTP requests by method, route and status.\n# TYPE atlas_http_requests_total counter\n",
+        );
         if let Ok(m) = self.requests.lock() {
             for ((method, route, status), n) in m.iter() {
                 let _ = writeln!(out, "atlas_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
             }
         }
-        out.push_str("# HELP atlas_http_request_duration_seconds HTTP request latency.\n# TYPE atlas_http_request_duration_seconds histogram\n");
+        out.push_str(
+            "# HELP atlas_http_request_duration_seconds HTTP request latency.\n# TYPE atlas_http_request_duration_seconds histogram\n",
+        );
         if let Ok(m) = self.latency.lock() {
             for ((method, route), h) in m.iter() {
                 for (i, le) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(out, "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{le}\"}} {}", h.counts[i]);
+                    let _ = writeln!(
+                        out,
+                        "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{le}\"}} {}",
+                        h.counts[i]
+                    );
                 }
-                let _ = writeln!(out, "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "atlas_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
                 let _ = writeln!(out, "atlas_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}", h.sum);
                 let _ = writeln!(out, "atlas_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {}", h.count);
             }
         }
-        out.push_str("# HELP atlas_rate_limited_total Requests refused with 429, by route class.\n# TYPE atlas_rate_limited_total counter\n");
+        out.push_str(
+            "# HELP atlas_rate_limited_total Requests refused with 429, by route class.\n# TYPE atlas_rate_limited_total counter\n",
+        );
         if let Ok(m) = self.rate_limited.lock() {
             for (class, n) in m.iter() {
                 let _ = writeln!(out, "atlas_rate_limited_total{{class=\"{class}\"}} {n}");
             }
         }
-        let _ = writeln!(out, "# HELP atlas_http_in_flight Requests being served.\n# TYPE atlas_http_in_flight gauge\natlas_http_in_flight {}", self.in_flight.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP atlas_http_in_flight Requests being served.\n# TYPE atlas_http_in_flight gauge\natlas_http_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
         if let Ok(g) = self.gauges.lock() {
             for (name, help, source) in g.iter() {
                 let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", source());

@@ -80,7 +80,13 @@ fn replay(stored: StoredResponse) -> Response {
 
 impl Mutation {
     /// Starts a mutation by an authenticated caller.
-    pub async fn begin(state: &AppState, spec: &'static RouteSpec, caller: &Principal, headers: &HeaderMap, body: &Value) -> Result<Started, ApiError> {
+    pub async fn begin(
+        state: &AppState,
+        spec: &'static RouteSpec,
+        caller: &Principal,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<Started, ApiError> {
         let key = idempotency_key(headers, body)?;
         let mut mutation = Mutation::unkeyed(state, spec, Some(caller.org_id), caller.actor);
         let Some(key) = key else {
@@ -162,7 +168,15 @@ impl Mutation {
     /// The journal entry for a success: the run, and the response to replay (rendered once, so
     /// the stored bytes are the bytes sent). `org_id` and `actor` override the caller's for
     /// calls that create their own organization (bootstrap).
-    pub fn entry(&self, org_id: Option<OrgId>, actor: Option<Actor>, status: StatusCode, data: &Value, resource_id: Option<String>, location: Option<String>) -> JournalEntry {
+    pub fn entry(
+        &self,
+        org_id: Option<OrgId>,
+        actor: Option<Actor>,
+        status: StatusCode,
+        data: &Value,
+        resource_id: Option<String>,
+        location: Option<String>,
+    ) -> JournalEntry {
         self.entry_showing_secret(org_id, actor, status, data, None, resource_id, location)
     }
 
@@ -198,7 +212,11 @@ impl Mutation {
             *rendered = Some((status, body, stored, location));
         }
         let org = org_id.or(self.org_id).unwrap_or_else(|| OrgId::from_uuid(uuid::Uuid::nil()));
-        JournalEntry { run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None), idempotency, events: Vec::new() }
+        JournalEntry {
+            run: self.run(org, actor.unwrap_or(self.actor), self.run_status, resource_id, None),
+            idempotency,
+            events: Vec::new(),
+        }
     }
 
     fn completion(&self, status: StatusCode, body: &[u8], location: Option<String>) -> Option<(IdempotencyScope, StoredResponse)> {
@@ -239,7 +257,8 @@ impl Mutation {
         let business = error.code.is_business_outcome();
         if let Some(org_id) = self.org_id {
             let idempotency = if business { self.completion(error.code.status(), &error.body(), None) } else { None };
-            let entry = JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency, events: Vec::new() };
+            let entry =
+                JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency, events: Vec::new() };
             if let Err(e) = self.state.runs.record(&entry).await {
                 tracing::warn!(error = ?e, "failed run not recorded");
             }

@@ -5,8 +5,8 @@
 use crate::api::{BootstrapBody, CreateKeyBody, CreateOrgBody, KeyView, RefreshBody, SessionView, TokenBody, UserView};
 use crate::routes::{RouteSpec, ROUTES};
 use serde_json::{json, Map, Value};
-use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 use utoipa::{PartialSchema, ToSchema};
 
 fn schema_of<T: ToSchema>(components: &mut Map<String, Value>) -> String {
@@ -46,7 +46,10 @@ fn bodies(op: &str, c: &mut Map<String, Value>) -> (Option<Value>, Value) {
         "keys.create" => (Some(reference(&schema_of::<CreateKeyBody>(c))), reference(&schema_of::<KeyView>(c))),
         "keys.list" => (None, list_of("keys", reference(&schema_of::<KeyView>(c)))),
         "keys.revoke" => (None, json!({"type": "object", "properties": {"id": {"type": "string"}, "revoked": {"type": "boolean"}}})),
-        "orgs.create" => (Some(reference(&schema_of::<CreateOrgBody>(c))), json!({"type": "object", "properties": {"organization": any, "key": reference(&schema_of::<KeyView>(c))}})),
+        "orgs.create" => (
+            Some(reference(&schema_of::<CreateOrgBody>(c))),
+            json!({"type": "object", "properties": {"organization": any, "key": reference(&schema_of::<KeyView>(c))}}),
+        ),
         "auth.bootstrap" => (
             Some(reference(&schema_of::<BootstrapBody>(c))),
             json!({"type": "object", "properties": {"user": reference(&schema_of::<UserView>(c)), "organization": any, "key": reference(&schema_of::<KeyView>(c))}}),
@@ -119,7 +122,17 @@ fn operation(spec: &RouteSpec, components: &mut Map<String, Value>) -> Value {
         responses.insert("200".into(), answer.clone());
     }
     responses.insert(success, answer);
-    for (code, why) in [("400", "VALIDATION_ERROR"), ("401", "UNAUTHORIZED"), ("403", "FORBIDDEN or IP_NOT_ALLOWED"), ("404", "NOT_FOUND"), ("409", "IDEMPOTENCY_IN_PROGRESS"), ("413", "PAYLOAD_TOO_LARGE"), ("422", "IDEMPOTENCY_KEY_REUSED or a business rule"), ("429", "RATE_LIMITED"), ("500", "INTERNAL_ERROR")] {
+    for (code, why) in [
+        ("400", "VALIDATION_ERROR"),
+        ("401", "UNAUTHORIZED"),
+        ("403", "FORBIDDEN or IP_NOT_ALLOWED"),
+        ("404", "NOT_FOUND"),
+        ("409", "IDEMPOTENCY_IN_PROGRESS"),
+        ("413", "PAYLOAD_TOO_LARGE"),
+        ("422", "IDEMPOTENCY_KEY_REUSED or a business rule"),
+        ("429", "RATE_LIMITED"),
+        ("500", "INTERNAL_ERROR"),
+    ] {
         responses.insert(code.into(), json!({"description": why, "content": {"application/json": {"schema": reference("Error")}}}));
     }
     let mut op = json!({

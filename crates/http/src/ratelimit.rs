@@ -33,9 +33,10 @@ pub fn write_headers(headers: &mut HeaderMap, class: RouteClass, policy: &Policy
 /// The 429 for a denied verdict.
 pub fn limited(class: RouteClass, verdict: &Verdict) -> ApiError {
     let retry = ceil_secs(verdict.retry_after).max(1);
-    let mut err = ApiError::new(ErrorCode::RateLimited, format!("rate limit of the `{}` class reached; retry in {retry} s", class.as_str()))
-        .detail("class", json!(class.as_str()))
-        .detail("limit", json!(verdict.limit));
+    let mut err =
+        ApiError::new(ErrorCode::RateLimited, format!("rate limit of the `{}` class reached; retry in {retry} s", class.as_str()))
+            .detail("class", json!(class.as_str()))
+            .detail("limit", json!(verdict.limit));
     err.retry_after = Some(retry);
     err
 }

@@ -6,11 +6,11 @@ use crate::metrics::Metrics;
 use async_trait::async_trait;
 use atlas_accounts::Accounts;
 use atlas_conversations::Messaging;
-use atlas_webhooks::Webhooks;
 use atlas_idempotency::IdempotencyStore;
 use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
 use atlas_runs::RunStore;
+use atlas_webhooks::Webhooks;
 use std::sync::Arc;
 
 /// A dependency `/readyz` checks (the database, Redis).

@@ -11,7 +11,10 @@ use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
 use atlas_kernel::PageRequest;
-use atlas_webhooks::{CreateEndpoint, CreatedEndpoint, Delivery, DeliveryFilter, DeliveryId, DeliveryStatus, EndpointId, EventType, RotatedSecret, TestQueued, UpdateEndpoint, WebhookEndpoint, WebhookServiceError};
+use atlas_webhooks::{
+    CreateEndpoint, CreatedEndpoint, Delivery, DeliveryFilter, DeliveryId, DeliveryStatus, EndpointId, EventType, RotatedSecret,
+    TestQueued, UpdateEndpoint, WebhookEndpoint, WebhookServiceError,
+};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -41,7 +44,9 @@ impl From<WebhookServiceError> for ApiError {
         match e {
             WebhookServiceError::Invalid { field, message } => ApiError::field(field, message),
             WebhookServiceError::NotFound => ApiError::not_found("webhook"),
-            WebhookServiceError::EndpointDisabled | WebhookServiceError::DeliveryPending => ApiError::new(ErrorCode::Conflict, e.to_string()),
+            WebhookServiceError::EndpointDisabled | WebhookServiceError::DeliveryPending => {
+                ApiError::new(ErrorCode::Conflict, e.to_string())
+            }
             WebhookServiceError::Conflict(_) => {
                 let mut err = ApiError::new(ErrorCode::Conflict, "the endpoint changed meanwhile; retry").hint("retry the request");
                 err.retry_after = Some(1);
@@ -91,7 +96,15 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
     let journal = |created: &CreatedEndpoint| {
         let data = json!(created);
         let location = format!("/v1/atlas/webhooks/{}", created.endpoint.id);
-        mutation.entry_showing_secret(None, None, StatusCode::CREATED, &data, Some("/secret"), Some(created.endpoint.id.to_string()), Some(location))
+        mutation.entry_showing_secret(
+            None,
+            None,
+            StatusCode::CREATED,
+            &data,
+            Some("/secret"),
+            Some(created.endpoint.id.to_string()),
+            Some(location),
+        )
     };
     match state.webhooks.create(caller.org_id, request, &secret_entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -137,7 +150,13 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Ok(Some(Option::<String>::deserialize(d)?))
 }
 
-async fn update(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, Path(id): Path<String>, body: JsonBody<UpdateBody>) -> Response {
+async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: JsonBody<UpdateBody>,
+) -> Response {
     let id = match endpoint_id(&id) {
         Ok(id) => id,
         Err(e) => return e.into_response(),
@@ -145,7 +164,8 @@ async fn update(State(state): State<AppState>, Caller(caller): Caller, headers: 
     let mutation = begin!(state, "webhooks.update", caller, headers, &body.raw);
     let b = body.value;
     let request = UpdateEndpoint { url: b.url, description: b.description, events: b.events, enabled: b.enabled };
-    let journal = |endpoint: &WebhookEndpoint| mutation.entry(None, None, StatusCode::OK, &json!(endpoint), Some(endpoint.id.to_string()), None);
+    let journal =
+        |endpoint: &WebhookEndpoint| mutation.entry(None, None, StatusCode::OK, &json!(endpoint), Some(endpoint.id.to_string()), None);
     match state.webhooks.update(caller.org_id, id, request, &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
@@ -174,7 +194,15 @@ async fn rotate(State(state): State<AppState>, Caller(caller): Caller, headers: 
     let raw = json!({"id": id.to_string()});
     let mutation = begin!(state, "webhooks.rotate_secret", caller, headers, &raw);
     let journal = |rotated: &RotatedSecret| {
-        mutation.entry_showing_secret(None, None, StatusCode::OK, &json!(rotated), Some("/secret"), Some(rotated.endpoint.id.to_string()), None)
+        mutation.entry_showing_secret(
+            None,
+            None,
+            StatusCode::OK,
+            &json!(rotated),
+            Some("/secret"),
+            Some(rotated.endpoint.id.to_string()),
+            None,
+        )
     };
     match state.webhooks.rotate_secret(caller.org_id, id, &secret_entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -189,7 +217,8 @@ async fn test(State(state): State<AppState>, Caller(caller): Caller, headers: He
     };
     let raw = json!({"id": id.to_string()});
     let mutation = begin!(state, "webhooks.test", caller, headers, &raw);
-    let journal = |queued: &TestQueued| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(queued), Some(queued.delivery_id.to_string()), None);
+    let journal =
+        |queued: &TestQueued| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(queued), Some(queued.delivery_id.to_string()), None);
     match state.webhooks.send_test(caller.org_id, id, &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
@@ -204,23 +233,39 @@ struct DeliveriesQuery {
     event_type: Option<String>,
 }
 
-async fn deliveries(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>, QueryParams(q): QueryParams<DeliveriesQuery>) -> Result<Response, ApiError> {
+async fn deliveries(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<DeliveriesQuery>,
+) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
-    let status = q.status.as_deref().map(|s| DeliveryStatus::parse(s).ok_or_else(|| ApiError::field("status", "must be pending, succeeded or failed"))).transpose()?;
-    let event_type = q.event_type.as_deref().map(|t| EventType::parse(t).map_err(|e| ApiError::field("event_type", e.to_string()))).transpose()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| DeliveryStatus::parse(s).ok_or_else(|| ApiError::field("status", "must be pending, succeeded or failed")))
+        .transpose()?;
+    let event_type =
+        q.event_type.as_deref().map(|t| EventType::parse(t).map_err(|e| ApiError::field("event_type", e.to_string()))).transpose()?;
     let filter = DeliveryFilter { status, event_type };
     let found = state.webhooks.deliveries(caller.org_id, endpoint_id(&id)?, &filter, &page).await?;
     Ok(Envelope::ok(json!({"deliveries": found.items, "next_cursor": found.next_cursor})).into_response())
 }
 
-async fn replay(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, Path((id, delivery)): Path<(String, String)>) -> Response {
+async fn replay(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    Path((id, delivery)): Path<(String, String)>,
+) -> Response {
     let (id, delivery) = match (endpoint_id(&id), delivery.parse::<DeliveryId>()) {
         (Ok(id), Ok(delivery)) => (id, delivery),
         _ => return ApiError::not_found("delivery").into_response(),
     };
     let raw: Value = json!({"id": id.to_string(), "delivery_id": delivery.to_string()});
     let mutation = begin!(state, "webhooks.replay", caller, headers, &raw);
-    let journal = |replayed: &Delivery| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(replayed), Some(replayed.id.to_string()), None);
+    let journal =
+        |replayed: &Delivery| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(replayed), Some(replayed.id.to_string()), None);
     match state.webhooks.replay(caller.org_id, id, delivery, &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,

@@ -49,9 +49,7 @@ impl Cursor {
         let raw = URL_SAFE_NO_PAD.decode(token).map_err(|_| CursorError)?;
         let text = std::str::from_utf8(&raw).map_err(|_| CursorError)?;
         let mut parts = text.split('.');
-        let (Some("v1"), Some(nanos), Some(id), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some("v1"), Some(nanos), Some(id), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(CursorError);
         };
         let nanos: i128 = nanos.parse().map_err(|_| CursorError)?;
@@ -105,11 +103,7 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from rows fetched with `request.fetch_limit()`, newest first; `position`
     /// gives each row's (creation time, id).
-    pub fn from_rows(
-        mut rows: Vec<T>,
-        request: &PageRequest,
-        position: impl Fn(&T) -> (OffsetDateTime, Uuid),
-    ) -> Self {
+    pub fn from_rows(mut rows: Vec<T>, request: &PageRequest, position: impl Fn(&T) -> (OffsetDateTime, Uuid)) -> Self {
         let more = rows.len() > request.limit as usize;
         rows.truncate(request.limit as usize);
         let next_cursor = if more {

@@ -31,21 +31,12 @@ pub enum RouteClass {
 
 /// The text is not the name of a route class.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error(
-    "unknown route class `{0}`: expected messages, agent_tools, actions, writes, reads or auth"
-)]
+#[error("unknown route class `{0}`: expected messages, agent_tools, actions, writes, reads or auth")]
 pub struct UnknownRouteClass(pub String);
 
 impl RouteClass {
     /// Every class, in declaration order.
-    pub const ALL: [RouteClass; 6] = [
-        Self::Messages,
-        Self::AgentTools,
-        Self::Actions,
-        Self::Writes,
-        Self::Reads,
-        Self::Auth,
-    ];
+    pub const ALL: [RouteClass; 6] = [Self::Messages, Self::AgentTools, Self::Actions, Self::Writes, Self::Reads, Self::Auth];
 
     /// The class's name as used in configuration, bucket keys and metrics.
     pub const fn as_str(&self) -> &'static str {
@@ -64,10 +55,7 @@ impl RouteClass {
     /// # Errors
     /// [`UnknownRouteClass`] for any other text.
     pub fn parse(text: &str) -> Result<Self, UnknownRouteClass> {
-        Self::ALL
-            .into_iter()
-            .find(|class| class.as_str() == text)
-            .ok_or_else(|| UnknownRouteClass(text.to_owned()))
+        Self::ALL.into_iter().find(|class| class.as_str() == text).ok_or_else(|| UnknownRouteClass(text.to_owned()))
     }
 
     /// The policy DESIGN.md gives the class.
@@ -116,10 +104,7 @@ pub struct Policies {
 impl Policies {
     /// DESIGN.md's defaults and no overrides.
     pub fn new() -> Self {
-        Self {
-            defaults: RouteClass::ALL.map(|class| class.default_policy()),
-            overrides: HashMap::new(),
-        }
+        Self { defaults: RouteClass::ALL.map(|class| class.default_policy()), overrides: HashMap::new() }
     }
 
     /// Replaces the default policy of `class` (for every organization without an override).
@@ -148,15 +133,12 @@ impl Policies {
     /// which are keyed per client IP) in `class`: the organization's override if any, else
     /// the class default.
     pub fn policy_for(&self, org: Option<OrgId>, class: RouteClass) -> Policy {
-        org.and_then(|org| self.overrides.get(&(org, class)).copied())
-            .unwrap_or_else(|| self.default_for(class))
+        org.and_then(|org| self.overrides.get(&(org, class)).copied()).unwrap_or_else(|| self.default_for(class))
     }
 
     /// The overrides, for display or export.
     pub fn overrides(&self) -> impl Iterator<Item = (OrgId, RouteClass, Policy)> + '_ {
-        self.overrides
-            .iter()
-            .map(|(&(org, class), &policy)| (org, class, policy))
+        self.overrides.iter().map(|(&(org, class), &policy)| (org, class, policy))
     }
 }
 
@@ -173,25 +155,12 @@ mod tests {
     #[test]
     fn every_class_has_a_name_that_parses_back() {
         let names: Vec<&str> = RouteClass::ALL.iter().map(RouteClass::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "messages",
-                "agent_tools",
-                "actions",
-                "writes",
-                "reads",
-                "auth"
-            ]
-        );
+        assert_eq!(names, ["messages", "agent_tools", "actions", "writes", "reads", "auth"]);
         for class in RouteClass::ALL {
             assert_eq!(class.as_str().parse::<RouteClass>(), Ok(class));
             assert_eq!(class.to_string(), class.as_str());
         }
-        assert_eq!(
-            RouteClass::parse("Messages"),
-            Err(UnknownRouteClass("Messages".into()))
-        );
+        assert_eq!(RouteClass::parse("Messages"), Err(UnknownRouteClass("Messages".into())));
     }
 
     #[test]
@@ -206,11 +175,7 @@ mod tests {
             (RouteClass::Auth, "10/min"),
         ];
         for (class, policy) in expected {
-            assert_eq!(
-                policies.policy_for(None, class),
-                Policy::parse(policy).unwrap(),
-                "{class}"
-            );
+            assert_eq!(policies.policy_for(None, class), Policy::parse(policy).unwrap(), "{class}");
             assert_eq!(class.default_policy().to_string(), policy);
             // A default is as valid as a parsed policy.
             let default = class.default_policy();
@@ -223,38 +188,16 @@ mod tests {
         let acme = OrgId::generate();
         let other = OrgId::generate();
         let mut policies = Policies::new();
-        policies.set_override(
-            acme,
-            RouteClass::Messages,
-            Policy::parse("600/min").unwrap(),
-        );
+        policies.set_override(acme, RouteClass::Messages, Policy::parse("600/min").unwrap());
 
-        assert_eq!(
-            policies
-                .policy_for(Some(acme), RouteClass::Messages)
-                .limit(),
-            600
-        );
-        assert_eq!(
-            policies.policy_for(Some(acme), RouteClass::Reads).limit(),
-            300
-        );
-        assert_eq!(
-            policies
-                .policy_for(Some(other), RouteClass::Messages)
-                .limit(),
-            60
-        );
+        assert_eq!(policies.policy_for(Some(acme), RouteClass::Messages).limit(), 600);
+        assert_eq!(policies.policy_for(Some(acme), RouteClass::Reads).limit(), 300);
+        assert_eq!(policies.policy_for(Some(other), RouteClass::Messages).limit(), 60);
         assert_eq!(policies.policy_for(None, RouteClass::Messages).limit(), 60);
         assert_eq!(policies.overrides().count(), 1);
 
         policies.remove_override(acme, RouteClass::Messages);
-        assert_eq!(
-            policies
-                .policy_for(Some(acme), RouteClass::Messages)
-                .limit(),
-            60
-        );
+        assert_eq!(policies.policy_for(Some(acme), RouteClass::Messages).limit(), 60);
     }
 
     #[test]
@@ -262,30 +205,14 @@ mod tests {
         let acme = OrgId::generate();
         let mut policies = Policies::new();
         policies.set_default(RouteClass::Reads, Policy::parse("50/s").unwrap());
-        assert_eq!(
-            policies
-                .policy_for(Some(acme), RouteClass::Reads)
-                .to_string(),
-            "50/s"
-        );
-        assert_eq!(
-            policies
-                .policy_for(Some(acme), RouteClass::Writes)
-                .to_string(),
-            "60/min"
-        );
+        assert_eq!(policies.policy_for(Some(acme), RouteClass::Reads).to_string(), "50/s");
+        assert_eq!(policies.policy_for(Some(acme), RouteClass::Writes).to_string(), "60/min");
     }
 
     #[test]
     fn bucket_keys_name_the_class_and_the_subject() {
         let org = OrgId::generate();
-        assert_eq!(
-            bucket_key(RouteClass::Messages, &org.to_string()),
-            format!("messages:{org}")
-        );
-        assert_eq!(
-            bucket_key(RouteClass::Auth, "ip:203.0.113.7"),
-            "auth:ip:203.0.113.7"
-        );
+        assert_eq!(bucket_key(RouteClass::Messages, &org.to_string()), format!("messages:{org}"));
+        assert_eq!(bucket_key(RouteClass::Auth, "ip:203.0.113.7"), "auth:ip:203.0.113.7");
     }
 }

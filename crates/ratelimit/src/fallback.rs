@@ -124,8 +124,7 @@ impl RateLimiter for FallbackLimiter {
                 Ok(verdict)
             }
             Err(error) => {
-                self.primary_down_until_us
-                    .store(now.saturating_add(self.cool_down_us), Ordering::Relaxed);
+                self.primary_down_until_us.store(now.saturating_add(self.cool_down_us), Ordering::Relaxed);
                 self.primary_failures.fetch_add(1, Ordering::Relaxed);
                 (self.on_fallback)(&error);
                 Ok(self.answer_locally(bucket, policy))
@@ -161,10 +160,7 @@ mod tests {
     /// Drives a future that never waits on I/O (the mock and the local limiter answer at once).
     fn now_or_never<F: Future>(future: F) -> F::Output {
         let mut future = std::pin::pin!(future);
-        match future
-            .as_mut()
-            .poll(&mut Context::from_waker(Waker::noop()))
-        {
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(output) => output,
             Poll::Pending => panic!("the future waited"),
         }
@@ -213,22 +209,12 @@ mod tests {
         let primary = switchable_primary(down.clone(), calls.clone());
         let log = reported.clone();
         let recovered = recoveries.clone();
-        let limiter = FallbackLimiter::new(
-            Arc::new(primary),
-            InProcessLimiter::new(Arc::new(clock.clone())),
-        )
-        .on_fallback(move |e| log.lock().unwrap().push(e.to_string()))
-        .on_recovery(move || {
-            recovered.fetch_add(1, Ordering::Relaxed);
-        });
-        Harness {
-            limiter,
-            clock,
-            down,
-            calls,
-            reported,
-            recoveries,
-        }
+        let limiter = FallbackLimiter::new(Arc::new(primary), InProcessLimiter::new(Arc::new(clock.clone())))
+            .on_fallback(move |e| log.lock().unwrap().push(e.to_string()))
+            .on_recovery(move || {
+                recovered.fetch_add(1, Ordering::Relaxed);
+            });
+        Harness { limiter, clock, down, calls, reported, recoveries }
     }
 
     fn check(limiter: &FallbackLimiter, policy: &Policy) -> Verdict {
@@ -252,17 +238,10 @@ mod tests {
         let policy = Policy::parse("2/min").unwrap();
         let verdicts: Vec<Verdict> = (0..3).map(|_| check(&h.limiter, &policy)).collect();
         let admitted: Vec<bool> = verdicts.iter().map(|v| v.allowed).collect();
-        assert_eq!(
-            admitted,
-            [true, true, false],
-            "the local buckets enforce the policy"
-        );
+        assert_eq!(admitted, [true, true, false], "the local buckets enforce the policy");
         assert_eq!(h.limiter.fallbacks(), 3);
         assert!(h.limiter.is_degraded());
-        assert_eq!(
-            *h.reported.lock().unwrap(),
-            ["rate-limit store unavailable"]
-        );
+        assert_eq!(*h.reported.lock().unwrap(), ["rate-limit store unavailable"]);
     }
 
     #[test]
@@ -280,18 +259,10 @@ mod tests {
 
         h.clock.advance(time::Duration::milliseconds(1));
         check(&h.limiter, &policy);
-        assert_eq!(
-            h.calls.load(Ordering::Relaxed),
-            2,
-            "probed after the cool-down"
-        );
+        assert_eq!(h.calls.load(Ordering::Relaxed), 2, "probed after the cool-down");
         assert_eq!(h.limiter.primary_failures(), 2);
         assert_eq!(h.limiter.fallbacks(), 4);
-        assert_eq!(
-            h.reported.lock().unwrap().len(),
-            2,
-            "one report per failure, not per check"
-        );
+        assert_eq!(h.reported.lock().unwrap().len(), 2, "one report per failure, not per check");
     }
 
     #[test]

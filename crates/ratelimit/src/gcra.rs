@@ -53,13 +53,7 @@ pub fn check(policy: &Policy, tat_us: Option<i64>, now_us: i64) -> GcraOutcome {
     let allow_at = tat.saturating_sub(tolerance);
 
     if now_us < allow_at {
-        return GcraOutcome {
-            allowed: false,
-            tat_us: tat,
-            remaining: 0,
-            retry_after_us: allow_at - now_us,
-            reset_after_us: tat - now_us,
-        };
+        return GcraOutcome { allowed: false, tat_us: tat, remaining: 0, retry_after_us: allow_at - now_us, reset_after_us: tat - now_us };
     }
 
     let new_tat = tat.saturating_add(interval);
@@ -70,13 +64,7 @@ pub fn check(policy: &Policy, tat_us: Option<i64>, now_us: i64) -> GcraOutcome {
     } else {
         0
     };
-    GcraOutcome {
-        allowed: true,
-        tat_us: new_tat,
-        remaining,
-        retry_after_us: 0,
-        reset_after_us: ahead,
-    }
+    GcraOutcome { allowed: true, tat_us: new_tat, remaining, retry_after_us: 0, reset_after_us: ahead }
 }
 
 #[cfg(test)]
@@ -93,12 +81,7 @@ mod tests {
 
     /// Sends `n` requests at `now` through `check`, carrying the TAT; returns the outcomes
     /// and the final TAT.
-    fn burst(
-        policy: &Policy,
-        mut tat: Option<i64>,
-        now: i64,
-        n: usize,
-    ) -> (Vec<GcraOutcome>, Option<i64>) {
+    fn burst(policy: &Policy, mut tat: Option<i64>, now: i64, n: usize) -> (Vec<GcraOutcome>, Option<i64>) {
         let mut outcomes = Vec::with_capacity(n);
         for _ in 0..n {
             let outcome = check(policy, tat, now);
@@ -190,19 +173,13 @@ mod tests {
     }
 
     fn policy_strategy() -> impl Strategy<Value = Policy> {
-        (1u32..=20, 1i64..=5_000).prop_map(|(limit, period_ms)| {
-            Policy::new(limit, Duration::milliseconds(period_ms)).unwrap()
-        })
+        (1u32..=20, 1i64..=5_000).prop_map(|(limit, period_ms)| Policy::new(limit, Duration::milliseconds(period_ms)).unwrap())
     }
 
     /// Non-decreasing request times (simultaneous requests allowed), starting at `NOW`, with
     /// gaps from zero up to about two periods so that bursts, trickles and idle spells all occur.
     fn arrivals(max_gap_us: i64) -> impl Strategy<Value = Vec<i64>> {
-        prop::collection::vec(
-            prop_oneof![3 => Just(0i64), 5 => 0..=max_gap_us / 10, 2 => 0..=max_gap_us],
-            1..150,
-        )
-        .prop_map(|gaps| {
+        prop::collection::vec(prop_oneof![3 => Just(0i64), 5 => 0..=max_gap_us / 10, 2 => 0..=max_gap_us], 1..150).prop_map(|gaps| {
             gaps.iter()
                 .scan(NOW, |t, gap| {
                     *t += gap;

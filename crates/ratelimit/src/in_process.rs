@@ -33,11 +33,7 @@ struct Buckets {
 impl InProcessLimiter {
     /// An empty limiter reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            clock,
-            sweep_every: DEFAULT_SWEEP_EVERY,
-            state: Mutex::new(Buckets::default()),
-        }
+        Self { clock, sweep_every: DEFAULT_SWEEP_EVERY, state: Mutex::new(Buckets::default()) }
     }
 
     /// Sweeps expired buckets after every `checks` checks at least (1 sweeps on every check).
@@ -92,9 +88,7 @@ impl InProcessLimiter {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
         // The map holds plain integers: a panic elsewhere cannot leave it inconsistent.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -140,10 +134,7 @@ mod tests {
         let verdicts: Vec<Verdict> = (0..4).map(|_| limiter.check_now("b", &policy)).collect();
         assert_eq!(verdicts.iter().filter(|v| v.allowed).count(), 3);
         let denied = verdicts[3];
-        assert_eq!(
-            denied.retry_after,
-            std::time::Duration::from_nanos(333_333_000)
-        );
+        assert_eq!(denied.retry_after, std::time::Duration::from_nanos(333_333_000));
 
         clock.advance(Duration::milliseconds(333));
         assert!(!limiter.check_now("b", &policy).allowed);
@@ -203,11 +194,7 @@ mod tests {
             limiter.check_now(&format!("auth:ip:{i}"), &policy);
             clock.advance(Duration::milliseconds(10)); // 600 subjects per bucket lifetime
         }
-        assert!(
-            limiter.tracked_buckets() <= 2 * 600 + 100,
-            "{}",
-            limiter.tracked_buckets()
-        );
+        assert!(limiter.tracked_buckets() <= 2 * 600 + 100, "{}", limiter.tracked_buckets());
     }
 
     #[test]
@@ -219,9 +206,6 @@ mod tests {
         clock.advance(Duration::seconds(1));
         let fresh = InProcessLimiter::new(limiter.clock().clone());
         assert_eq!(limiter.sweep(), 1);
-        assert_eq!(
-            limiter.check_now("b", &policy),
-            fresh.check_now("b", &policy)
-        );
+        assert_eq!(limiter.check_now("b", &policy), fresh.check_now("b", &policy));
     }
 }

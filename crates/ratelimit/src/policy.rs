@@ -93,13 +93,9 @@ impl Policy {
     /// [`PolicyError::Malformed`], [`PolicyError::InvalidLimit`],
     /// [`PolicyError::UnknownUnit`], or any error of [`Policy::new`].
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
-        let (limit, period) = text
-            .split_once('/')
-            .ok_or_else(|| PolicyError::Malformed(text.to_owned()))?;
+        let (limit, period) = text.split_once('/').ok_or_else(|| PolicyError::Malformed(text.to_owned()))?;
         let limit = limit.trim();
-        let limit: u32 = limit
-            .parse()
-            .map_err(|_| PolicyError::InvalidLimit(limit.to_owned()))?;
+        let limit: u32 = limit.parse().map_err(|_| PolicyError::InvalidLimit(limit.to_owned()))?;
         let period = parse_period(period.trim())?;
         Self::new(limit, period)
     }
@@ -135,10 +131,7 @@ impl Policy {
 
 /// The units a period may be written in, longest names first within a unit.
 const UNITS: [(&[&str], Duration); 5] = [
-    (
-        &["ms", "msec", "millisecond", "milliseconds"],
-        Duration::MILLISECOND,
-    ),
+    (&["ms", "msec", "millisecond", "milliseconds"], Duration::MILLISECOND),
     (&["s", "sec", "secs", "second", "seconds"], Duration::SECOND),
     (&["min", "mins", "m", "minute", "minutes"], Duration::MINUTE),
     (&["h", "hr", "hour", "hours"], Duration::HOUR),
@@ -154,14 +147,8 @@ fn parse_period(text: &str) -> Result<Duration, PolicyError> {
         .find(|(names, _)| names.contains(&unit.as_str()))
         .map(|(_, length)| *length)
         .ok_or_else(|| PolicyError::UnknownUnit(text.to_owned()))?;
-    let count: i32 = if count.is_empty() {
-        1
-    } else {
-        count.parse().map_err(|_| PolicyError::PeriodTooLong)?
-    };
-    unit_length
-        .checked_mul(count)
-        .ok_or(PolicyError::PeriodTooLong)
+    let count: i32 = if count.is_empty() { 1 } else { count.parse().map_err(|_| PolicyError::PeriodTooLong)? };
+    unit_length.checked_mul(count).ok_or(PolicyError::PeriodTooLong)
 }
 
 impl fmt::Display for Policy {
@@ -169,15 +156,10 @@ impl fmt::Display for Policy {
     /// when it is 1 (`"60/min"`, `"100/10s"`, `"5/1500ms"`). [`Policy::parse`] reads it back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let period_ms = self.period.whole_milliseconds();
-        let (name, unit_ms) = [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("min", 60_000),
-            ("s", 1_000),
-        ]
-        .into_iter()
-        .find(|(_, unit_ms)| period_ms % unit_ms == 0)
-        .unwrap_or(("ms", 1));
+        let (name, unit_ms) = [("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)]
+            .into_iter()
+            .find(|(_, unit_ms)| period_ms % unit_ms == 0)
+            .unwrap_or(("ms", 1));
         match period_ms / unit_ms {
             1 => write!(f, "{}/{name}", self.limit),
             count => write!(f, "{}/{count}{name}", self.limit),
@@ -232,40 +214,16 @@ mod tests {
 
     #[test]
     fn malformed_policies_are_refused_with_a_reason() {
-        assert_eq!(
-            Policy::parse("60"),
-            Err(PolicyError::Malformed("60".into()))
-        );
-        assert_eq!(
-            Policy::parse("x/min"),
-            Err(PolicyError::InvalidLimit("x".into()))
-        );
-        assert_eq!(
-            Policy::parse("-1/min"),
-            Err(PolicyError::InvalidLimit("-1".into()))
-        );
+        assert_eq!(Policy::parse("60"), Err(PolicyError::Malformed("60".into())));
+        assert_eq!(Policy::parse("x/min"), Err(PolicyError::InvalidLimit("x".into())));
+        assert_eq!(Policy::parse("-1/min"), Err(PolicyError::InvalidLimit("-1".into())));
         assert_eq!(Policy::parse("0/min"), Err(PolicyError::ZeroLimit));
-        assert_eq!(
-            Policy::parse("5/fortnight"),
-            Err(PolicyError::UnknownUnit("fortnight".into()))
-        );
+        assert_eq!(Policy::parse("5/fortnight"), Err(PolicyError::UnknownUnit("fortnight".into())));
         assert_eq!(Policy::parse("5/0s"), Err(PolicyError::InvalidPeriod));
-        assert_eq!(
-            Policy::new(5, Duration::SECOND + Duration::NANOSECOND),
-            Err(PolicyError::InvalidPeriod)
-        );
+        assert_eq!(Policy::new(5, Duration::SECOND + Duration::NANOSECOND), Err(PolicyError::InvalidPeriod));
         assert_eq!(Policy::parse("5/8d"), Err(PolicyError::PeriodTooLong));
-        assert_eq!(
-            Policy::parse("5/99999999999d"),
-            Err(PolicyError::PeriodTooLong)
-        );
-        assert_eq!(
-            Policy::parse("2000/ms"),
-            Err(PolicyError::TooFineGrained {
-                limit: 2000,
-                period_us: 1000
-            })
-        );
+        assert_eq!(Policy::parse("5/99999999999d"), Err(PolicyError::PeriodTooLong));
+        assert_eq!(Policy::parse("2000/ms"), Err(PolicyError::TooFineGrained { limit: 2000, period_us: 1000 }));
     }
 
     #[test]
@@ -295,14 +253,10 @@ mod tests {
     }
 
     fn valid_policy() -> impl Strategy<Value = Policy> {
-        (
-            1u32..=100_000,
-            1i64..=MAX_PERIOD.whole_milliseconds() as i64,
-        )
-            .prop_filter_map(
-                "finer than a microsecond per request",
-                |(limit, period_ms)| Policy::new(limit, Duration::milliseconds(period_ms)).ok(),
-            )
+        (1u32..=100_000, 1i64..=MAX_PERIOD.whole_milliseconds() as i64)
+            .prop_filter_map("finer than a microsecond per request", |(limit, period_ms)| {
+                Policy::new(limit, Duration::milliseconds(period_ms)).ok()
+            })
     }
 
     proptest! {

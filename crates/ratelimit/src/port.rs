@@ -93,22 +93,12 @@ mod tests {
     use super::*;
 
     fn verdict(allowed: bool, retry_after: Duration, reset_after: Duration) -> Verdict {
-        Verdict {
-            allowed,
-            limit: 5,
-            remaining: 0,
-            retry_after,
-            reset_after,
-        }
+        Verdict { allowed, limit: 5, remaining: 0, retry_after, reset_after }
     }
 
     #[test]
     fn header_seconds_round_up_and_a_denial_never_says_retry_now() {
-        let denied = verdict(
-            false,
-            Duration::from_millis(1),
-            Duration::from_millis(1_200),
-        );
+        let denied = verdict(false, Duration::from_millis(1), Duration::from_millis(1_200));
         assert_eq!(denied.retry_after_secs(), 1);
         assert_eq!(denied.reset_after_secs(), 2);
         let denied = verdict(false, Duration::from_secs(3), Duration::from_secs(4));
@@ -125,13 +115,7 @@ mod tests {
         let verdict = Verdict::from_outcome(&policy, &outcome);
         assert_eq!(
             verdict,
-            Verdict {
-                allowed: true,
-                limit: 5,
-                remaining: 4,
-                retry_after: Duration::ZERO,
-                reset_after: Duration::from_millis(200),
-            }
+            Verdict { allowed: true, limit: 5, remaining: 4, retry_after: Duration::ZERO, reset_after: Duration::from_millis(200) }
         );
     }
 }

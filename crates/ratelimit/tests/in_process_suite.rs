@@ -14,10 +14,7 @@ fn on_system_clock() -> InProcessLimiter {
 
 fn on_manual_clock() -> (InProcessLimiter, Waiter) {
     let clock = ManualClock::new(datetime!(2026-01-01 00:00 UTC));
-    (
-        InProcessLimiter::new(Arc::new(clock.clone())),
-        Waiter::Manual(clock),
-    )
+    (InProcessLimiter::new(Arc::new(clock.clone())), Waiter::Manual(clock))
 }
 
 #[tokio::test]
@@ -32,8 +29,7 @@ async fn system_clock_remaining_decreases_by_one_per_admitted_request() {
 
 #[tokio::test]
 async fn system_clock_after_waiting_retry_after_a_request_is_admitted() {
-    suite::after_waiting_retry_after_a_request_is_admitted(&on_system_clock(), &Waiter::RealTime)
-        .await;
+    suite::after_waiting_retry_after_a_request_is_admitted(&on_system_clock(), &Waiter::RealTime).await;
 }
 
 #[tokio::test]

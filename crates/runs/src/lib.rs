@@ -144,5 +144,12 @@ pub trait RunStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn finish(&self, org_id: OrgId, id: RunId, status: RunStatus, error: Option<RunError>, at: OffsetDateTime) -> Result<(), RunsError>;
+    async fn finish(
+        &self,
+        org_id: OrgId,
+        id: RunId,
+        status: RunStatus,
+        error: Option<RunError>,
+        at: OffsetDateTime,
+    ) -> Result<(), RunsError>;
 }

@@ -188,8 +188,7 @@ mod tests {
     }
 
     fn scope_set() -> impl Strategy<Value = ScopeSet> {
-        proptest::sample::subsequence(Scope::ALL.to_vec(), 0..Scope::ALL.len())
-            .prop_map(|v| v.into_iter().collect())
+        proptest::sample::subsequence(Scope::ALL.to_vec(), 0..Scope::ALL.len()).prop_map(|v| v.into_iter().collect())
     }
 
     proptest! {

@@ -35,18 +35,10 @@ pub fn manager_config() -> ConnectionManagerConfig {
 pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
     const CONTEXT: &str = "connecting to Redis";
     let client = redis::Client::open(url).map_err(|e| StoreError::new(CONTEXT, e))?;
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        ConnectionManager::new_with_config(client, manager_config()),
-    )
-    .await
-    {
+    match tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new_with_config(client, manager_config())).await {
         Ok(Ok(manager)) => Ok(manager),
         Ok(Err(e)) => Err(StoreError::new(CONTEXT, e)),
-        Err(_) => Err(StoreError::new(
-            CONTEXT,
-            format!("no answer within {CONNECT_TIMEOUT:?}"),
-        )),
+        Err(_) => Err(StoreError::new(CONTEXT, format!("no answer within {CONNECT_TIMEOUT:?}"))),
     }
 }
 
@@ -59,6 +51,5 @@ pub async fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
 pub fn connect_lazy(url: &str) -> Result<ConnectionManager, StoreError> {
     const CONTEXT: &str = "preparing a Redis connection";
     let client = redis::Client::open(url).map_err(|e| StoreError::new(CONTEXT, e))?;
-    ConnectionManager::new_lazy_with_config(client, manager_config())
-        .map_err(|e| StoreError::new(CONTEXT, e))
+    ConnectionManager::new_lazy_with_config(client, manager_config()).map_err(|e| StoreError::new(CONTEXT, e))
 }

@@ -9,8 +9,8 @@
 use crate::connection;
 use async_trait::async_trait;
 use atlas_idempotency::{
-    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope,
-    IdempotencyStore, RecordState, StoredResponse, CLAIM_LEASE, RETENTION,
+    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
+    StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::StoreError;
 use redis::aio::ConnectionManager;
@@ -97,9 +97,7 @@ pub struct RedisIdempotencyStore {
 
 impl fmt::Debug for RedisIdempotencyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisIdempotencyStore")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisIdempotencyStore").field("prefix", &self.prefix).finish_non_exhaustive()
     }
 }
 
@@ -108,8 +106,7 @@ fn us(t: OffsetDateTime) -> i64 {
 }
 
 fn from_us(v: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000)
-        .map_err(|e| StoreError::new("reading an idempotency record", e))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(v) * 1_000).map_err(|e| StoreError::new("reading an idempotency record", e))
 }
 
 fn failed(context: &'static str) -> impl Fn(redis::RedisError) -> IdempotencyError {
@@ -119,10 +116,7 @@ fn failed(context: &'static str) -> impl Fn(redis::RedisError) -> IdempotencyErr
 impl RedisIdempotencyStore {
     /// A store over an existing connection, keys under `atlas:idem:`.
     pub fn new(connection: ConnectionManager) -> Self {
-        Self {
-            connection,
-            prefix: KEY_PREFIX.to_owned(),
-        }
+        Self { connection, prefix: KEY_PREFIX.to_owned() }
     }
 
     /// Connects to `url`, failing within about two seconds when Redis does not answer.
@@ -144,53 +138,25 @@ impl RedisIdempotencyStore {
     }
 
     fn record(fields: &HashMap<String, Vec<u8>>) -> Result<IdempotencyRecord, StoreError> {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default()
-        };
-        let number = |name: &str| {
-            text(name)
-                .parse::<i64>()
-                .map_err(|e| StoreError::new("reading an idempotency record", e))
-        };
+        let text = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+        let number = |name: &str| text(name).parse::<i64>().map_err(|e| StoreError::new("reading an idempotency record", e));
         let state = if text("state") == "completed" {
             RecordState::Completed(StoredResponse {
-                status: text("status")
-                    .parse()
-                    .map_err(|e| StoreError::new("reading an idempotency record", e))?,
+                status: text("status").parse().map_err(|e| StoreError::new("reading an idempotency record", e))?,
                 body: fields.get("body").cloned().unwrap_or_default(),
-                location: fields
-                    .get("location")
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .filter(|s| !s.is_empty()),
-                etag: fields
-                    .get("etag")
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .filter(|s| !s.is_empty()),
+                location: fields.get("location").map(|v| String::from_utf8_lossy(v).into_owned()).filter(|s| !s.is_empty()),
+                etag: fields.get("etag").map(|v| String::from_utf8_lossy(v).into_owned()).filter(|s| !s.is_empty()),
             })
         } else {
-            RecordState::InProgress {
-                lease_until: from_us(number("lease")?)?,
-            }
+            RecordState::InProgress { lease_until: from_us(number("lease")?)? }
         };
-        Ok(IdempotencyRecord {
-            fingerprint: Fingerprint::from_stored(text("fp")),
-            state,
-            created_at: from_us(number("created")?)?,
-        })
+        Ok(IdempotencyRecord { fingerprint: Fingerprint::from_stored(text("fp")), state, created_at: from_us(number("created")?)? })
     }
 }
 
 #[async_trait]
 impl IdempotencyStore for RedisIdempotencyStore {
-    async fn begin(
-        &self,
-        scope: &IdempotencyScope,
-        fingerprint: &Fingerprint,
-        now: OffsetDateTime,
-    ) -> Result<Begin, IdempotencyError> {
+    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
         let key = self.key(scope);
         let ttl_ms = RETENTION.whole_milliseconds().to_string();
         let mut conn = self.connection.clone();
@@ -207,22 +173,14 @@ impl IdempotencyStore for RedisIdempotencyStore {
             if flat.is_empty() {
                 return Ok(Decision::Execute);
             }
-            let fields: HashMap<String, Vec<u8>> = flat
-                .chunks(2)
-                .filter(|c| c.len() == 2)
-                .map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), c[1].clone()))
-                .collect();
+            let fields: HashMap<String, Vec<u8>> =
+                flat.chunks(2).filter(|c| c.len() == 2).map(|c| (String::from_utf8_lossy(&c[0]).into_owned(), c[1].clone())).collect();
             let record = Self::record(&fields)?;
             let decision = decide(Some(&record), fingerprint, now);
             if decision != Decision::Expired {
                 return Ok(decision);
             }
-            let seen = |name: &str| {
-                fields
-                    .get(name)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default()
-            };
+            let seen = |name: &str| fields.get(name).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
             let took: i64 = TAKE_OVER
                 .key(&key)
                 .arg(seen("created"))
@@ -242,12 +200,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
         Ok(Decision::InProgress)
     }
 
-    async fn complete(
-        &self,
-        scope: &IdempotencyScope,
-        response: &StoredResponse,
-        _now: OffsetDateTime,
-    ) -> Result<(), IdempotencyError> {
+    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, _now: OffsetDateTime) -> Result<(), IdempotencyError> {
         let mut conn = self.connection.clone();
         let key = self.key(scope);
         COMPLETE
@@ -295,11 +248,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
                 for key in &keys {
                     purge.key(key);
                 }
-                let n: u64 = purge
-                    .arg(cutoff)
-                    .invoke_async(&mut conn)
-                    .await
-                    .map_err(failed("purging idempotency keys in Redis"))?;
+                let n: u64 = purge.arg(cutoff).invoke_async(&mut conn).await.map_err(failed("purging idempotency keys in Redis"))?;
                 removed += n;
             }
             if next == 0 {

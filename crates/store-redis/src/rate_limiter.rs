@@ -36,11 +36,7 @@ pub struct RedisRateLimiter {
 impl RedisRateLimiter {
     /// A limiter over an existing connection, keys under `atlas:rl:`.
     pub fn new(connection: ConnectionManager) -> Self {
-        Self {
-            connection,
-            prefix: KEY_PREFIX.to_owned(),
-            check_timeout: DEFAULT_CHECK_TIMEOUT,
-        }
+        Self { connection, prefix: KEY_PREFIX.to_owned(), check_timeout: DEFAULT_CHECK_TIMEOUT }
     }
 
     /// Connects to `url`, failing within about two seconds when Redis does not answer.
@@ -81,14 +77,8 @@ impl RedisRateLimiter {
     async fn run_script(&self, key: &str, policy: &Policy) -> Result<GcraOutcome, StoreError> {
         let mut connection = self.connection.clone();
         let mut invocation = GCRA_SCRIPT.prepare_invoke();
-        invocation
-            .key(key)
-            .arg(policy.emission_interval_us())
-            .arg(policy.burst_tolerance_us());
-        let reply: (i64, i64, i64, i64, i64) = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|e| StoreError::new(CONTEXT, e))?;
+        invocation.key(key).arg(policy.emission_interval_us()).arg(policy.burst_tolerance_us());
+        let reply: (i64, i64, i64, i64, i64) = invocation.invoke_async(&mut connection).await.map_err(|e| StoreError::new(CONTEXT, e))?;
         outcome_from_reply(reply)
     }
 }
@@ -98,17 +88,10 @@ fn outcome_from_reply(reply: (i64, i64, i64, i64, i64)) -> Result<GcraOutcome, S
     let (allowed, remaining, retry_after_us, reset_after_us, tat_us) = reply;
     let remaining = u32::try_from(remaining).ok();
     match (allowed, remaining) {
-        (0 | 1, Some(remaining)) if retry_after_us >= 0 && reset_after_us >= 0 => Ok(GcraOutcome {
-            allowed: allowed == 1,
-            tat_us,
-            remaining,
-            retry_after_us,
-            reset_after_us,
-        }),
-        _ => Err(StoreError::new(
-            CONTEXT,
-            format!("the GCRA script returned an impossible reply {reply:?}"),
-        )),
+        (0 | 1, Some(remaining)) if retry_after_us >= 0 && reset_after_us >= 0 => {
+            Ok(GcraOutcome { allowed: allowed == 1, tat_us, remaining, retry_after_us, reset_after_us })
+        }
+        _ => Err(StoreError::new(CONTEXT, format!("the GCRA script returned an impossible reply {reply:?}"))),
     }
 }
 
@@ -118,12 +101,7 @@ impl RateLimiter for RedisRateLimiter {
         let key = self.key_for(bucket);
         let outcome = tokio::time::timeout(self.check_timeout, self.run_script(&key, policy))
             .await
-            .map_err(|_| {
-                StoreError::new(
-                    CONTEXT,
-                    format!("no answer within {:?}", self.check_timeout),
-                )
-            })??;
+            .map_err(|_| StoreError::new(CONTEXT, format!("no answer within {:?}", self.check_timeout)))??;
         Ok(Verdict::from_outcome(policy, &outcome))
     }
 }
@@ -131,10 +109,7 @@ impl RateLimiter for RedisRateLimiter {
 impl fmt::Debug for RedisRateLimiter {
     /// Leaves the connection out: its URL may carry a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisRateLimiter")
-            .field("prefix", &self.prefix)
-            .field("check_timeout", &self.check_timeout)
-            .finish_non_exhaustive()
+        f.debug_struct("RedisRateLimiter").field("prefix", &self.prefix).field("check_timeout", &self.check_timeout).finish_non_exhaustive()
     }
 }
 
@@ -145,16 +120,7 @@ mod tests {
     #[test]
     fn a_well_formed_reply_becomes_an_outcome() {
         let outcome = outcome_from_reply((1, 4, 0, 200_000, 1_000_200_000)).unwrap();
-        assert_eq!(
-            outcome,
-            GcraOutcome {
-                allowed: true,
-                tat_us: 1_000_200_000,
-                remaining: 4,
-                retry_after_us: 0,
-                reset_after_us: 200_000,
-            }
-        );
+        assert_eq!(outcome, GcraOutcome { allowed: true, tat_us: 1_000_200_000, remaining: 4, retry_after_us: 0, reset_after_us: 200_000 });
     }
 
     #[test]

@@ -78,14 +78,8 @@ async fn two_processes_on_two_connections_share_one_bucket() {
         return;
     }
     let namespace = unique_namespace();
-    let first = RedisRateLimiter::connect(&redis_url())
-        .await
-        .unwrap()
-        .with_namespace(&namespace);
-    let second = RedisRateLimiter::connect(&redis_url())
-        .await
-        .unwrap()
-        .with_namespace(&namespace);
+    let first = RedisRateLimiter::connect(&redis_url()).await.unwrap().with_namespace(&namespace);
+    let second = RedisRateLimiter::connect(&redis_url()).await.unwrap().with_namespace(&namespace);
     let policy = Policy::parse("6/min").unwrap();
     let bucket = unique_bucket("shared");
 
@@ -96,22 +90,12 @@ async fn two_processes_on_two_connections_share_one_bucket() {
         assert!(verdict.allowed, "request {i}: {verdict:?}");
         remaining.push(verdict.remaining);
     }
-    assert_eq!(
-        remaining,
-        [5, 4, 3, 2, 1, 0],
-        "both processes spend from one bucket"
-    );
+    assert_eq!(remaining, [5, 4, 3, 2, 1, 0], "both processes spend from one bucket");
     assert!(!first.check(&bucket, &policy).await.unwrap().allowed);
     assert!(!second.check(&bucket, &policy).await.unwrap().allowed);
 
-    let elsewhere = RedisRateLimiter::connect(&redis_url())
-        .await
-        .unwrap()
-        .with_namespace(&unique_namespace());
-    assert!(
-        elsewhere.check(&bucket, &policy).await.unwrap().allowed,
-        "another namespace, another bucket"
-    );
+    let elsewhere = RedisRateLimiter::connect(&redis_url()).await.unwrap().with_namespace(&unique_namespace());
+    assert!(elsewhere.check(&bucket, &policy).await.unwrap().allowed, "another namespace, another bucket");
 }
 
 #[tokio::test]
@@ -126,64 +110,30 @@ async fn the_tat_is_stored_on_redis_clock_and_expires_when_the_bucket_is_full_ag
     assert!(key.starts_with("atlas:rl:test-"), "{key}");
 
     limiter.check(&bucket, &policy).await.unwrap();
-    let (ttl_ms, tat_us, (secs, micros)): (i64, i64, (i64, i64)) = redis::pipe()
-        .cmd("PTTL")
-        .arg(&key)
-        .cmd("GET")
-        .arg(&key)
-        .cmd("TIME")
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert!(
-        0 < ttl_ms && ttl_ms <= 2_000,
-        "one request keeps the bucket for T: {ttl_ms} ms"
-    );
+    let (ttl_ms, tat_us, (secs, micros)): (i64, i64, (i64, i64)) =
+        redis::pipe().cmd("PTTL").arg(&key).cmd("GET").arg(&key).cmd("TIME").query_async(&mut redis).await.unwrap();
+    assert!(0 < ttl_ms && ttl_ms <= 2_000, "one request keeps the bucket for T: {ttl_ms} ms");
     let ahead_us = tat_us - (secs * 1_000_000 + micros);
-    assert!(
-        0 < ahead_us && ahead_us <= 2_000_000,
-        "the TAT is Redis's now + T in µs: {ahead_us}"
-    );
+    assert!(0 < ahead_us && ahead_us <= 2_000_000, "the TAT is Redis's now + T in µs: {ahead_us}");
 
     for _ in 0..4 {
         limiter.check(&bucket, &policy).await.unwrap();
     }
-    let ttl_ms: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert!(
-        8_000 < ttl_ms && ttl_ms <= 10_000,
-        "an emptied bucket lives one period: {ttl_ms} ms"
-    );
+    let ttl_ms: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await.unwrap();
+    assert!(8_000 < ttl_ms && ttl_ms <= 10_000, "an emptied bucket lives one period: {ttl_ms} ms");
 
     let denied = limiter.check(&bucket, &policy).await.unwrap();
     assert!(!denied.allowed);
-    let after: i64 = redis::cmd("PTTL")
-        .arg(&key)
-        .query_async(&mut redis)
-        .await
-        .unwrap();
-    assert!(
-        after <= ttl_ms,
-        "a denial writes nothing: {after} ms after {ttl_ms} ms"
-    );
+    let after: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await.unwrap();
+    assert!(after <= ttl_ms, "a denial writes nothing: {after} ms after {ttl_ms} ms");
 }
 
 #[tokio::test]
 async fn connecting_to_an_unreachable_redis_fails_fast() {
     let started = Instant::now();
     let result = RedisRateLimiter::connect(DEAD_REDIS).await;
-    assert!(
-        matches!(result, Err(LimiterError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(matches!(result, Err(LimiterError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -192,15 +142,8 @@ async fn a_check_against_an_unreachable_redis_is_an_error_not_a_hang() {
     let policy = Policy::parse("5/s").unwrap();
     let started = Instant::now();
     let result = limiter.check("messages:org_x", &policy).await;
-    assert!(
-        matches!(result, Err(LimiterError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(matches!(result, Err(LimiterError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -213,22 +156,11 @@ async fn a_redis_that_accepts_but_never_answers_times_out() {
             held.push(socket); // keep it open, say nothing
         }
     });
-    let limiter = RedisRateLimiter::connect_lazy(&format!("redis://{address}"))
-        .unwrap()
-        .with_check_timeout(Duration::from_millis(100));
+    let limiter = RedisRateLimiter::connect_lazy(&format!("redis://{address}")).unwrap().with_check_timeout(Duration::from_millis(100));
     let started = Instant::now();
-    let result = limiter
-        .check("messages:org_x", &Policy::parse("5/s").unwrap())
-        .await;
-    assert!(
-        matches!(result, Err(LimiterError::Unavailable(_))),
-        "{result:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "took {:?}",
-        started.elapsed()
-    );
+    let result = limiter.check("messages:org_x", &Policy::parse("5/s").unwrap()).await;
+    assert!(matches!(result, Err(LimiterError::Unavailable(_))), "{result:?}");
+    assert!(started.elapsed() < Duration::from_millis(900), "took {:?}", started.elapsed());
     silent.abort();
 }
 
@@ -237,11 +169,8 @@ async fn the_fallback_answers_from_local_buckets_when_redis_is_down_and_counts_i
     let primary = RedisRateLimiter::connect_lazy(DEAD_REDIS).unwrap();
     let reported = Arc::new(Mutex::new(Vec::new()));
     let log = reported.clone();
-    let limiter = FallbackLimiter::new(
-        Arc::new(primary),
-        InProcessLimiter::new(Arc::new(SystemClock)),
-    )
-    .on_fallback(move |e| log.lock().unwrap().push(format!("{e:?}")));
+    let limiter = FallbackLimiter::new(Arc::new(primary), InProcessLimiter::new(Arc::new(SystemClock)))
+        .on_fallback(move |e| log.lock().unwrap().push(format!("{e:?}")));
     let policy = Policy::parse("3/min").unwrap();
     let bucket = unique_bucket("fallback");
 
@@ -250,28 +179,13 @@ async fn the_fallback_answers_from_local_buckets_when_redis_is_down_and_counts_i
     for _ in 0..4 {
         admitted.push(limiter.check(&bucket, &policy).await.unwrap().allowed);
     }
-    assert_eq!(
-        admitted,
-        [true, true, true, false],
-        "the local buckets enforce the policy"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert_eq!(admitted, [true, true, true, false], "the local buckets enforce the policy");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
     assert_eq!(limiter.fallbacks(), 4);
     assert!(limiter.is_degraded());
     let reported = reported.lock().unwrap();
-    assert_eq!(
-        reported.len(),
-        1,
-        "one report per failure, none during the cool-down: {reported:?}"
-    );
-    assert!(
-        reported[0].contains("rate-limit bucket in Redis"),
-        "{reported:?}"
-    );
+    assert_eq!(reported.len(), 1, "one report per failure, none during the cool-down: {reported:?}");
+    assert!(reported[0].contains("rate-limit bucket in Redis"), "{reported:?}");
 }
 
 #[tokio::test]
@@ -281,11 +195,7 @@ async fn the_fallback_uses_redis_while_it_is_up() {
     };
     let failures = Arc::new(AtomicU64::new(0));
     let counted = failures.clone();
-    let limiter = FallbackLimiter::new(
-        Arc::new(primary),
-        InProcessLimiter::new(Arc::new(SystemClock)),
-    )
-    .on_fallback(move |_| {
+    let limiter = FallbackLimiter::new(Arc::new(primary), InProcessLimiter::new(Arc::new(SystemClock))).on_fallback(move |_| {
         counted.fetch_add(1, Ordering::Relaxed);
     });
     suite::run_all(&limiter, &Waiter::RealTime).await;

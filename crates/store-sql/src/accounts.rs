@@ -8,28 +8,20 @@ use crate::journal::write_journal;
 use crate::runs::before_cursor;
 use crate::SqlStore;
 use async_trait::async_trait;
-use atlas_accounts::{
-    AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken,
-    RotateOutcome, User,
-};
+use atlas_accounts::{AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome, User};
 use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
 use atlas_scopes::{KeyId, Role, ScopeSet, UserId};
 use ipnet::IpNet;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 fn organization_row(org: &Organization) -> organizations::ActiveModel {
-    organizations::ActiveModel {
-        id: Set(org.id.as_uuid()),
-        name: Set(org.name.clone()),
-        created_at_us: Set(to_us(org.created_at)),
-    }
+    organizations::ActiveModel { id: Set(org.id.as_uuid()), name: Set(org.name.clone()), created_at_us: Set(to_us(org.created_at)) }
 }
 
 fn key_row(key: &ApiKeyRecord) -> Result<api_keys::ActiveModel, StoreError> {
@@ -104,23 +96,13 @@ fn refresh_row(token: &RefreshToken) -> refresh_tokens::ActiveModel {
 }
 
 /// Inserts `org` and its admin key through `txn`.
-async fn insert_organization(
-    txn: &DatabaseTransaction,
-    org: &Organization,
-    key: &ApiKeyRecord,
-) -> Result<(), Failure> {
-    organizations::Entity::insert(organization_row(org))
-        .exec_without_returning(txn)
-        .await
-        .map_err(db("inserting the organization"))?;
+async fn insert_organization(txn: &DatabaseTransaction, org: &Organization, key: &ApiKeyRecord) -> Result<(), Failure> {
+    organizations::Entity::insert(organization_row(org)).exec_without_returning(txn).await.map_err(db("inserting the organization"))?;
     insert_key_row(txn, key).await
 }
 
 async fn insert_key_row(txn: &DatabaseTransaction, key: &ApiKeyRecord) -> Result<(), Failure> {
-    api_keys::Entity::insert(key_row(key)?)
-        .exec_without_returning(txn)
-        .await
-        .map_err(db("inserting the key"))?;
+    api_keys::Entity::insert(key_row(key)?).exec_without_returning(txn).await.map_err(db("inserting the key"))?;
     Ok(())
 }
 
@@ -144,18 +126,13 @@ impl SqlStore {
         journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<RotateOutcome, AccountError> {
         let txn = self.transaction().await?;
-        let mut query =
-            refresh_tokens::Entity::find().filter(refresh_tokens::Column::Hash.eq(presented_hash));
+        let mut query = refresh_tokens::Entity::find().filter(refresh_tokens::Column::Hash.eq(presented_hash));
         if self.is_postgres() {
             // A second presentation of the same token waits here for the first to commit, then
             // reads it used: it cannot rotate too.
             query = query.lock_exclusive();
         }
-        let Some(token) = query
-            .one(&txn)
-            .await
-            .map_err(db("reading the refresh token"))?
-        else {
+        let Some(token) = query.one(&txn).await.map_err(db("reading the refresh token"))? else {
             rollback(txn).await?;
             return Ok(RotateOutcome::Unknown);
         };
@@ -184,12 +161,7 @@ impl SqlStore {
             .one(&txn)
             .await
             .map_err(db("reading the refresh token's user"))?
-            .ok_or_else(|| {
-                corrupt(
-                    "rotating a refresh token",
-                    format!("the user of refresh token {} is missing", token.id),
-                )
-            })?;
+            .ok_or_else(|| corrupt("rotating a refresh token", format!("the user of refresh token {} is missing", token.id)))?;
         let user = user_from_row(user)?;
         let used = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::UsedAtUs, Expr::value(to_us(now)))
@@ -200,11 +172,7 @@ impl SqlStore {
             .await
             .map_err(db("marking the refresh token used"))?;
         if used.rows_affected != 1 {
-            return Err(StoreError::new(
-                "rotating a refresh token",
-                "the token changed while it was locked",
-            )
-            .into());
+            return Err(StoreError::new("rotating a refresh token", "the token changed while it was locked").into());
         }
         let successor = RefreshToken {
             hash: next_hash.to_owned(),
@@ -248,12 +216,7 @@ impl AccountStore for SqlStore {
         Ok(any.is_some())
     }
 
-    async fn create_organization(
-        &self,
-        org: &Organization,
-        admin_key: &ApiKeyRecord,
-        journal: &JournalEntry,
-    ) -> Result<(), AccountError> {
+    async fn create_organization(&self, org: &Organization, admin_key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         insert_organization(&txn, org, admin_key).await?;
         write_journal(&txn, journal).await?;
@@ -261,13 +224,7 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    async fn bootstrap(
-        &self,
-        org: &Organization,
-        user: &User,
-        key: &ApiKeyRecord,
-        journal: &JournalEntry,
-    ) -> Result<(), AccountError> {
+    async fn bootstrap(&self, org: &Organization, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         let existing = users::Entity::find()
             .select_only()
@@ -290,20 +247,13 @@ impl AccountStore for SqlStore {
         .await
         .map_err(db("claiming the bootstrap"))?;
         insert_organization(&txn, org, key).await?;
-        users::Entity::insert(user_row(user))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting the first user"))?;
+        users::Entity::insert(user_row(user)).exec_without_returning(&txn).await.map_err(db("inserting the first user"))?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the bootstrap").await?;
         Ok(())
     }
 
-    async fn insert_key(
-        &self,
-        key: &ApiKeyRecord,
-        journal: &JournalEntry,
-    ) -> Result<(), AccountError> {
+    async fn insert_key(&self, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         insert_key_row(&txn, key).await?;
         write_journal(&txn, journal).await?;
@@ -311,19 +261,10 @@ impl AccountStore for SqlStore {
         Ok(())
     }
 
-    async fn list_keys(
-        &self,
-        org_id: OrgId,
-        page: &PageRequest,
-    ) -> Result<Page<ApiKeyRecord>, AccountError> {
-        let mut query =
-            api_keys::Entity::find().filter(api_keys::Column::OrgId.eq(org_id.as_uuid()));
+    async fn list_keys(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<ApiKeyRecord>, AccountError> {
+        let mut query = api_keys::Entity::find().filter(api_keys::Column::OrgId.eq(org_id.as_uuid()));
         if let Some(cursor) = &page.after {
-            query = query.filter(before_cursor(
-                api_keys::Column::CreatedAtUs,
-                api_keys::Column::Id,
-                cursor,
-            ));
+            query = query.filter(before_cursor(api_keys::Column::CreatedAtUs, api_keys::Column::Id, cursor));
         }
         let rows = query
             .order_by_desc(api_keys::Column::CreatedAtUs)
@@ -332,26 +273,14 @@ impl AccountStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(db("listing keys"))?;
-        let keys = rows
-            .into_iter()
-            .map(key_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(keys, page, |k| {
-            (k.created_at, k.id.as_uuid())
-        }))
+        let keys = rows.into_iter().map(key_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(keys, page, |k| (k.created_at, k.id.as_uuid())))
     }
 
-    async fn revoke_key(
-        &self,
-        org_id: OrgId,
-        id: KeyId,
-        at: OffsetDateTime,
-        journal: &JournalEntry,
-    ) -> Result<ApiKeyRecord, AccountError> {
+    async fn revoke_key(&self, org_id: OrgId, id: KeyId, at: OffsetDateTime, journal: &JournalEntry) -> Result<ApiKeyRecord, AccountError> {
         let txn = self.transaction().await?;
-        let mut query = api_keys::Entity::find()
-            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(api_keys::Column::Id.eq(id.as_uuid()));
+        let mut query =
+            api_keys::Entity::find().filter(api_keys::Column::OrgId.eq(org_id.as_uuid())).filter(api_keys::Column::Id.eq(id.as_uuid()));
         if self.is_postgres() {
             query = query.lock_exclusive();
         }
@@ -376,11 +305,7 @@ impl AccountStore for SqlStore {
     }
 
     async fn find_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, AccountError> {
-        let row = api_keys::Entity::find()
-            .filter(api_keys::Column::Hash.eq(hash))
-            .one(&self.db)
-            .await
-            .map_err(db("looking a key up"))?;
+        let row = api_keys::Entity::find().filter(api_keys::Column::Hash.eq(hash)).one(&self.db).await.map_err(db("looking a key up"))?;
         Ok(row.map(key_from_row).transpose()?)
     }
 
@@ -389,11 +314,7 @@ impl AccountStore for SqlStore {
         api_keys::Entity::update_many()
             .col_expr(api_keys::Column::LastUsedAtUs, Expr::value(at))
             .filter(api_keys::Column::Id.eq(id.as_uuid()))
-            .filter(
-                Condition::any()
-                    .add(api_keys::Column::LastUsedAtUs.is_null())
-                    .add(api_keys::Column::LastUsedAtUs.lt(at)),
-            )
+            .filter(Condition::any().add(api_keys::Column::LastUsedAtUs.is_null()).add(api_keys::Column::LastUsedAtUs.lt(at)))
             .exec(&self.db)
             .await
             .map_err(db("recording a key's use"))?;
@@ -401,24 +322,13 @@ impl AccountStore for SqlStore {
     }
 
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, AccountError> {
-        let row = users::Entity::find()
-            .filter(users::Column::Email.eq(email))
-            .one(&self.db)
-            .await
-            .map_err(db("looking a user up"))?;
+        let row = users::Entity::find().filter(users::Column::Email.eq(email)).one(&self.db).await.map_err(db("looking a user up"))?;
         Ok(row.map(user_from_row).transpose()?)
     }
 
-    async fn insert_refresh_token(
-        &self,
-        token: &RefreshToken,
-        journal: &JournalEntry,
-    ) -> Result<(), AccountError> {
+    async fn insert_refresh_token(&self, token: &RefreshToken, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
-        refresh_tokens::Entity::insert(refresh_row(token))
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting the refresh token"))?;
+        refresh_tokens::Entity::insert(refresh_row(token)).exec_without_returning(&txn).await.map_err(db("inserting the refresh token"))?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the refresh token").await?;
         Ok(())
@@ -432,7 +342,6 @@ impl AccountStore for SqlStore {
         now: OffsetDateTime,
         journal: &(dyn for<'o> Fn(&'o RotateOutcome) -> JournalEntry + Send + Sync),
     ) -> Result<RotateOutcome, AccountError> {
-        self.rotate(presented_hash, next_hash, next_expires_at, now, journal)
-            .await
+        self.rotate(presented_hash, next_hash, next_expires_at, now, journal).await
     }
 }

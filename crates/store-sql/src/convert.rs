@@ -23,8 +23,7 @@ pub(crate) fn to_us_ceil(at: OffsetDateTime) -> i64 {
 
 /// The instant `us` microseconds after the Unix epoch.
 pub(crate) fn from_us(us: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .map_err(|e| StoreError::new("reading a stored timestamp", e))
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).map_err(|e| StoreError::new("reading a stored timestamp", e))
 }
 
 /// An optional timestamp column.
@@ -38,10 +37,7 @@ pub(crate) fn to_json(context: &'static str, value: &impl Serialize) -> Result<S
 }
 
 /// A JSON text column read back.
-pub(crate) fn from_json<T: DeserializeOwned>(
-    context: &'static str,
-    text: &str,
-) -> Result<T, StoreError> {
+pub(crate) fn from_json<T: DeserializeOwned>(context: &'static str, text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::new(context, e))
 }
 
@@ -58,25 +54,10 @@ mod tests {
     fn timestamps_round_trip_at_microsecond_precision() {
         let at = time::macros::datetime!(2026-03-04 05:06:07.123456789 UTC);
         let back = from_us(to_us(at)).unwrap();
-        assert_eq!(
-            back,
-            time::macros::datetime!(2026-03-04 05:06:07.123456 UTC)
-        );
+        assert_eq!(back, time::macros::datetime!(2026-03-04 05:06:07.123456 UTC));
         let before_epoch = time::macros::datetime!(1969-12-31 23:59:59.9999995 UTC);
-        assert_eq!(
-            to_us(before_epoch),
-            -1,
-            "times before the epoch round down, not toward zero"
-        );
-        assert_eq!(
-            to_us_ceil(before_epoch),
-            0,
-            "rounding up goes toward the next microsecond"
-        );
-        assert_eq!(
-            to_us_ceil(back),
-            to_us(back),
-            "a whole microsecond rounds to itself either way"
-        );
+        assert_eq!(to_us(before_epoch), -1, "times before the epoch round down, not toward zero");
+        assert_eq!(to_us_ceil(before_epoch), 0, "rounding up goes toward the next microsecond");
+        assert_eq!(to_us_ceil(back), to_us(back), "a whole microsecond rounds to itself either way");
     }
 }

@@ -31,37 +31,13 @@ pub(crate) enum Unique {
 /// constraint, SQLite the table and column.
 const CONSTRAINTS: &[(Unique, [&str; 2])] = &[
     (Unique::UserEmail, ["\"ux_users_email\"", "users.email"]),
-    (
-        Unique::BootstrapGuard,
-        ["\"platform_state_pkey\"", "platform_state.name"],
-    ),
-    (
-        Unique::ApiKeyHash,
-        ["\"ux_api_keys_hash\"", "api_keys.hash"],
-    ),
-    (
-        Unique::RefreshTokenHash,
-        ["\"ux_refresh_tokens_hash\"", "refresh_tokens.hash"],
-    ),
+    (Unique::BootstrapGuard, ["\"platform_state_pkey\"", "platform_state.name"]),
+    (Unique::ApiKeyHash, ["\"ux_api_keys_hash\"", "api_keys.hash"]),
+    (Unique::RefreshTokenHash, ["\"ux_refresh_tokens_hash\"", "refresh_tokens.hash"]),
     (Unique::RunId, ["\"runs_pkey\"", "runs.id"]),
-    (
-        Unique::IdempotencyKey,
-        [
-            "\"idempotency_records_pkey\"",
-            "idempotency_records.storage_key",
-        ],
-    ),
-    (
-        Unique::ChannelPhoneNumberId,
-        [
-            "\"ux_channels_org_phone_number_id\"",
-            "channels.phone_number_id",
-        ],
-    ),
-    (
-        Unique::TemplateNameLanguage,
-        ["\"ux_templates_org_name_language\"", "templates.language"],
-    ),
+    (Unique::IdempotencyKey, ["\"idempotency_records_pkey\"", "idempotency_records.storage_key"]),
+    (Unique::ChannelPhoneNumberId, ["\"ux_channels_org_phone_number_id\"", "channels.phone_number_id"]),
+    (Unique::TemplateNameLanguage, ["\"ux_templates_org_name_language\"", "templates.language"]),
 ];
 
 /// A classified database failure.
@@ -131,12 +107,8 @@ impl From<Failure> for IdempotencyError {
 impl From<Failure> for ConversationError {
     fn from(f: Failure) -> Self {
         match f {
-            Failure::Conflict(Unique::ChannelPhoneNumberId, _) => {
-                ConversationError::Duplicate("channel")
-            }
-            Failure::Conflict(Unique::TemplateNameLanguage, _) => {
-                ConversationError::Duplicate("template")
-            }
+            Failure::Conflict(Unique::ChannelPhoneNumberId, _) => ConversationError::Duplicate("channel"),
+            Failure::Conflict(Unique::TemplateNameLanguage, _) => ConversationError::Duplicate("template"),
             other => ConversationError::Store(other.into()),
         }
     }

@@ -12,8 +12,8 @@ use crate::error::db;
 use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_idempotency::{
-    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope,
-    IdempotencyStore, RecordState, StoredResponse, CLAIM_LEASE, RETENTION,
+    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
+    StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::StoreError;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -28,37 +28,24 @@ fn record_from_row(row: &idem::Model) -> Result<IdempotencyRecord, StoreError> {
     const CONTEXT: &str = "reading an idempotency record";
     let state = match row.state.as_str() {
         idem::IN_PROGRESS => RecordState::InProgress {
-            lease_until: from_us(row.lease_until_us.ok_or_else(|| {
-                corrupt(CONTEXT, "an in-progress record without a lease".into())
-            })?)?,
+            lease_until: from_us(row.lease_until_us.ok_or_else(|| corrupt(CONTEXT, "an in-progress record without a lease".into()))?)?,
         },
         idem::COMPLETED => RecordState::Completed(StoredResponse {
             status: row
                 .response_status
                 .and_then(|s| u16::try_from(s).ok())
-                .ok_or_else(|| {
-                    corrupt(CONTEXT, "a completed record without a valid status".into())
-                })?,
+                .ok_or_else(|| corrupt(CONTEXT, "a completed record without a valid status".into()))?,
             body: row.response_body.clone().unwrap_or_default(),
             location: row.response_location.clone(),
             etag: row.response_etag.clone(),
         }),
         other => return Err(corrupt(CONTEXT, format!("unknown record state `{other}`"))),
     };
-    Ok(IdempotencyRecord {
-        fingerprint: Fingerprint::from_stored(row.fingerprint.clone()),
-        state,
-        created_at: from_us(row.created_at_us)?,
-    })
+    Ok(IdempotencyRecord { fingerprint: Fingerprint::from_stored(row.fingerprint.clone()), state, created_at: from_us(row.created_at_us)? })
 }
 
 /// A fresh in-progress claim of `scope` by the request fingerprinted `fingerprint`.
-fn claim(
-    scope: &IdempotencyScope,
-    storage_key: &str,
-    fingerprint: &Fingerprint,
-    now: OffsetDateTime,
-) -> idem::ActiveModel {
+fn claim(scope: &IdempotencyScope, storage_key: &str, fingerprint: &Fingerprint, now: OffsetDateTime) -> idem::ActiveModel {
     idem::ActiveModel {
         storage_key: Set(storage_key.to_owned()),
         org_id: Set(scope.org_id.as_uuid()),
@@ -76,30 +63,14 @@ fn claim(
 
 /// The `UPDATE` that completes the in-progress record of `scope` with `response`; a record that
 /// is no longer in progress is left alone. Shared by `complete` and the journal.
-pub(crate) fn completion(
-    scope: &IdempotencyScope,
-    response: &StoredResponse,
-    at: OffsetDateTime,
-) -> UpdateMany<idem::Entity> {
+pub(crate) fn completion(scope: &IdempotencyScope, response: &StoredResponse, at: OffsetDateTime) -> UpdateMany<idem::Entity> {
     idem::Entity::update_many()
         .col_expr(idem::Column::State, Expr::value(idem::COMPLETED))
         .col_expr(idem::Column::LeaseUntilUs, Expr::value(Option::<i64>::None))
-        .col_expr(
-            idem::Column::ResponseStatus,
-            Expr::value(i32::from(response.status)),
-        )
-        .col_expr(
-            idem::Column::ResponseBody,
-            Expr::value(response.body.clone()),
-        )
-        .col_expr(
-            idem::Column::ResponseLocation,
-            Expr::value(response.location.clone()),
-        )
-        .col_expr(
-            idem::Column::ResponseEtag,
-            Expr::value(response.etag.clone()),
-        )
+        .col_expr(idem::Column::ResponseStatus, Expr::value(i32::from(response.status)))
+        .col_expr(idem::Column::ResponseBody, Expr::value(response.body.clone()))
+        .col_expr(idem::Column::ResponseLocation, Expr::value(response.location.clone()))
+        .col_expr(idem::Column::ResponseEtag, Expr::value(response.etag.clone()))
         .col_expr(idem::Column::UpdatedAtUs, Expr::value(to_us(at)))
         .filter(idem::Column::StorageKey.eq(scope.storage_key()))
         .filter(idem::Column::OrgId.eq(scope.org_id.as_uuid()))
@@ -108,21 +79,12 @@ pub(crate) fn completion(
 
 #[async_trait]
 impl IdempotencyStore for SqlStore {
-    async fn begin(
-        &self,
-        scope: &IdempotencyScope,
-        fingerprint: &Fingerprint,
-        now: OffsetDateTime,
-    ) -> Result<Begin, IdempotencyError> {
+    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
         let storage_key = scope.storage_key();
         let fresh = claim(scope, &storage_key, fingerprint, now);
         for _ in 0..MAX_ATTEMPTS {
             let inserted = idem::Entity::insert(fresh.clone())
-                .on_conflict(
-                    OnConflict::column(idem::Column::StorageKey)
-                        .do_nothing()
-                        .to_owned(),
-                )
+                .on_conflict(OnConflict::column(idem::Column::StorageKey).do_nothing().to_owned())
                 .exec_without_returning(&self.db)
                 .await
                 .map_err(db("claiming an idempotency key"))?;
@@ -159,23 +121,11 @@ impl IdempotencyStore for SqlStore {
                 decision => return Ok(decision),
             }
         }
-        Err(StoreError::new(
-            "claiming an idempotency key",
-            "the record kept changing under contention",
-        )
-        .into())
+        Err(StoreError::new("claiming an idempotency key", "the record kept changing under contention").into())
     }
 
-    async fn complete(
-        &self,
-        scope: &IdempotencyScope,
-        response: &StoredResponse,
-        now: OffsetDateTime,
-    ) -> Result<(), IdempotencyError> {
-        completion(scope, response, now)
-            .exec(&self.db)
-            .await
-            .map_err(db("completing an idempotency record"))?;
+    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError> {
+        completion(scope, response, now).exec(&self.db).await.map_err(db("completing an idempotency record"))?;
         Ok(())
     }
 

@@ -17,20 +17,11 @@ use uuid::Uuid;
 /// an idempotency outcome, completes the claimed (in-progress) record with the response, all
 /// through `txn`. A record that is no longer in progress (taken over after its lease, or
 /// already completed) is left alone and logged: the effect still commits.
-pub(crate) async fn write_journal(
-    txn: &DatabaseTransaction,
-    entry: &JournalEntry,
-) -> Result<(), Failure> {
-    crate::entity::runs::Entity::insert(run_row(&entry.run))
-        .exec_without_returning(txn)
-        .await
-        .map_err(db("recording the run"))?;
+pub(crate) async fn write_journal(txn: &DatabaseTransaction, entry: &JournalEntry) -> Result<(), Failure> {
+    crate::entity::runs::Entity::insert(run_row(&entry.run)).exec_without_returning(txn).await.map_err(db("recording the run"))?;
     insert_events(txn, entry.run.org_id.as_uuid(), &entry.events).await?;
     if let Some((scope, response)) = &entry.idempotency {
-        let done = completion(scope, response, entry.run.updated_at)
-            .exec(txn)
-            .await
-            .map_err(db("completing the idempotency record"))?;
+        let done = completion(scope, response, entry.run.updated_at).exec(txn).await.map_err(db("completing the idempotency record"))?;
         if done.rows_affected == 0 {
             tracing::warn!(
                 run_id = %entry.run.id,
@@ -58,11 +49,7 @@ pub(crate) fn event_row(org_id: Uuid, event: &OutboxEvent) -> webhook_events::Ac
 
 /// Inserts `events` of organization `org_id` into the webhook outbox through `txn`, as one
 /// multi-row `INSERT` (nothing when there are none).
-pub(crate) async fn insert_events(
-    txn: &DatabaseTransaction,
-    org_id: Uuid,
-    events: &[OutboxEvent],
-) -> Result<(), Failure> {
+pub(crate) async fn insert_events(txn: &DatabaseTransaction, org_id: Uuid, events: &[OutboxEvent]) -> Result<(), Failure> {
     insert_event_rows(txn, events.iter().map(|event| event_row(org_id, event)).collect()).await
 }
 
@@ -71,10 +58,7 @@ const EVENTS_PER_INSERT: usize = 1_000;
 
 /// Inserts outbox rows through `txn`: one multi-row `INSERT` (one per thousand rows; nothing
 /// when there are none).
-pub(crate) async fn insert_event_rows(
-    txn: &DatabaseTransaction,
-    mut rows: Vec<webhook_events::ActiveModel>,
-) -> Result<(), Failure> {
+pub(crate) async fn insert_event_rows(txn: &DatabaseTransaction, mut rows: Vec<webhook_events::ActiveModel>) -> Result<(), Failure> {
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(EVENTS_PER_INSERT));
         webhook_events::Entity::insert_many(rows)

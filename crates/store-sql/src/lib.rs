@@ -62,13 +62,8 @@ mod webhooks;
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
 use atlas_migrations::{Migrator, MigratorTrait};
-use sea_orm::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
-    SqlxSqliteConnector,
-};
+use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, SqlxSqliteConnector};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +80,10 @@ pub struct SqlStore {
     secret_cipher: Option<Arc<dyn SecretCipher>>,
 }
 
+/// PostgreSQL connections a store opens at most, by default: enough for 32 concurrent
+/// requests without queueing for a connection; they are opened only as load needs them.
+pub const DEFAULT_POOL_SIZE: u32 = 32;
+
 impl SqlStore {
     /// Connects to `url`: `postgres://…` (a pool) or `sqlite://path?mode=rwc` /
     /// `sqlite::memory:` (WAL, foreign keys, busy timeout, one connection; see the module doc).
@@ -92,6 +91,15 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when the URL is malformed or the database does not answer.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        Self::connect_with_pool(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`connect`](Self::connect) with at most `pool_size` PostgreSQL connections (SQLite
+    /// always uses one).
+    ///
+    /// # Errors
+    /// A `StoreError` when the URL is malformed or the database does not answer.
+    pub async fn connect_with_pool(url: &str, pool_size: u32) -> Result<SqlStore, StoreError> {
         let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::new("parsing the SQLite URL", e))?
@@ -110,10 +118,8 @@ impl SqlStore {
             SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
         } else {
             let mut options = ConnectOptions::new(url);
-            options.sqlx_logging(false);
-            Database::connect(options)
-                .await
-                .map_err(|e| StoreError::new("connecting to the database", e))?
+            options.sqlx_logging(false).max_connections(pool_size).min_connections(0).acquire_timeout(Duration::from_secs(10));
+            Database::connect(options).await.map_err(|e| StoreError::new("connecting to the database", e))?
         };
         Ok(SqlStore { db, secret_cipher: None })
     }
@@ -140,9 +146,7 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when a migration fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None)
-            .await
-            .map_err(|e| StoreError::new("applying migrations", e))
+        Migrator::up(&self.db, None).await.map_err(|e| StoreError::new("applying migrations", e))
     }
 
     /// The sea-orm connection, for adapters of other ports that share this pool.
@@ -155,10 +159,7 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db
-            .ping()
-            .await
-            .map_err(|e| StoreError::new("pinging the database", e))
+        self.db.ping().await.map_err(|e| StoreError::new("pinging the database", e))
     }
 
     /// `"postgres"`, `"sqlite"` (or `"mysql"`, which Atlas does not support).

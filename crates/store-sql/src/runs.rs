@@ -10,10 +10,7 @@ use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::{JournalEntry, Run, RunError, RunFilter, RunId, RunStatus, RunStore, RunsError};
 use atlas_scopes::{Actor, KeyId, UserId};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, UpdateMany,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait, UpdateMany};
 use time::OffsetDateTime;
 
 /// The row that stores `run`.
@@ -47,24 +44,12 @@ pub(crate) fn run_from_row(row: runs::Model) -> Result<Run, StoreError> {
         ("api_key", Some(id)) => Actor::ApiKey(KeyId::from_uuid(id)),
         ("user", Some(id)) => Actor::User(UserId::from_uuid(id)),
         ("system", None) => Actor::System,
-        (kind, _) => {
-            return Err(corrupt(
-                CONTEXT,
-                format!("run {} has an unreadable actor `{kind}`", row.id),
-            ))
-        }
+        (kind, _) => return Err(corrupt(CONTEXT, format!("run {} has an unreadable actor `{kind}`", row.id))),
     };
-    let status = RunStatus::parse(&row.status).ok_or_else(|| {
-        corrupt(
-            CONTEXT,
-            format!("run {} has an unknown status `{}`", row.id, row.status),
-        )
-    })?;
+    let status =
+        RunStatus::parse(&row.status).ok_or_else(|| corrupt(CONTEXT, format!("run {} has an unknown status `{}`", row.id, row.status)))?;
     let error = match (row.error_code, row.error_message) {
-        (Some(code), message) => Some(RunError {
-            code,
-            message: message.unwrap_or_default(),
-        }),
+        (Some(code), message) => Some(RunError { code, message: message.unwrap_or_default() }),
         (None, _) => None,
     };
     Ok(Run {
@@ -93,14 +78,8 @@ pub(crate) fn finishing(
 ) -> UpdateMany<runs::Entity> {
     runs::Entity::update_many()
         .col_expr(runs::Column::Status, Expr::value(status.as_str()))
-        .col_expr(
-            runs::Column::ErrorCode,
-            Expr::value(error.as_ref().map(|e| e.code.clone())),
-        )
-        .col_expr(
-            runs::Column::ErrorMessage,
-            Expr::value(error.map(|e| e.message)),
-        )
+        .col_expr(runs::Column::ErrorCode, Expr::value(error.as_ref().map(|e| e.code.clone())))
+        .col_expr(runs::Column::ErrorMessage, Expr::value(error.map(|e| e.message)))
         .col_expr(runs::Column::UpdatedAtUs, Expr::value(to_us(at)))
         .filter(runs::Column::OrgId.eq(org_id.as_uuid()))
         .filter(runs::Column::Id.eq(id.as_uuid()))
@@ -109,17 +88,9 @@ pub(crate) fn finishing(
 
 /// Rows strictly after `cursor` in newest-first order: `(created_at, id) < (cursor.created_at,
 /// cursor.id)`, spelled out so both backends evaluate it the same way.
-pub(crate) fn before_cursor<C: ColumnTrait>(
-    created_at: C,
-    id: C,
-    cursor: &atlas_kernel::Cursor,
-) -> Condition {
+pub(crate) fn before_cursor<C: ColumnTrait>(created_at: C, id: C, cursor: &atlas_kernel::Cursor) -> Condition {
     let at = to_us(cursor.created_at);
-    Condition::any().add(created_at.lt(at)).add(
-        Condition::all()
-            .add(created_at.eq(at))
-            .add(id.lt(cursor.id)),
-    )
+    Condition::any().add(created_at.lt(at)).add(Condition::all().add(created_at.eq(at)).add(id.lt(cursor.id)))
 }
 
 #[async_trait]
@@ -141,12 +112,7 @@ impl RunStore for SqlStore {
         Ok(row.map(run_from_row).transpose()?)
     }
 
-    async fn list(
-        &self,
-        org_id: OrgId,
-        filter: &RunFilter,
-        page: &PageRequest,
-    ) -> Result<Page<Run>, RunsError> {
+    async fn list(&self, org_id: OrgId, filter: &RunFilter, page: &PageRequest) -> Result<Page<Run>, RunsError> {
         let mut query = runs::Entity::find().filter(runs::Column::OrgId.eq(org_id.as_uuid()));
         if let Some(operation) = &filter.operation {
             query = query.filter(runs::Column::Operation.eq(operation.as_str()));
@@ -164,11 +130,7 @@ impl RunStore for SqlStore {
             query = query.filter(runs::Column::CreatedAtUs.lt(to_us_ceil(before)));
         }
         if let Some(cursor) = &page.after {
-            query = query.filter(before_cursor(
-                runs::Column::CreatedAtUs,
-                runs::Column::Id,
-                cursor,
-            ));
+            query = query.filter(before_cursor(runs::Column::CreatedAtUs, runs::Column::Id, cursor));
         }
         let rows = query
             .order_by_desc(runs::Column::CreatedAtUs)
@@ -177,13 +139,8 @@ impl RunStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(db("listing runs"))?;
-        let runs = rows
-            .into_iter()
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(runs, page, |r| {
-            (r.created_at, r.id.as_uuid())
-        }))
+        let runs = rows.into_iter().map(run_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(runs, page, |r| (r.created_at, r.id.as_uuid())))
     }
 
     async fn finish(
@@ -194,10 +151,7 @@ impl RunStore for SqlStore {
         error: Option<RunError>,
         at: OffsetDateTime,
     ) -> Result<(), RunsError> {
-        finishing(org_id, id, status, error, at)
-            .exec(&self.db)
-            .await
-            .map_err(db("finishing a run"))?;
+        finishing(org_id, id, status, error, at).exec(&self.db).await.map_err(db("finishing a run"))?;
         Ok(())
     }
 }

@@ -3,9 +3,7 @@
 //! when the server is unreachable, failed when `ATLAS_REQUIRE_SERVICES=1`).
 
 use atlas_accounts::{AccountError, AccountStore, RefreshFamilyId, RefreshToken, RotateOutcome};
-use atlas_idempotency::{
-    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
-};
+use atlas_idempotency::{Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse};
 use atlas_kernel::OrgId;
 use atlas_runs::{RunStatus, RunStore};
 use atlas_store_sql::SqlStore;
@@ -18,9 +16,7 @@ use time::Duration;
 
 /// A migrated store on a fresh SQLite file.
 async fn sqlite() -> Option<SqlStore> {
-    let store = SqlStore::connect(&fresh_sqlite_url())
-        .await
-        .expect("opening a fresh SQLite file");
+    let store = SqlStore::connect(&fresh_sqlite_url()).await.expect("opening a fresh SQLite file");
     store.migrate().await.expect("migrating SQLite");
     Some(store)
 }
@@ -28,9 +24,7 @@ async fn sqlite() -> Option<SqlStore> {
 /// A migrated store on a fresh PostgreSQL database, or `None` when the server is unreachable.
 async fn postgres() -> Option<SqlStore> {
     let url = fresh_postgres_database().await?;
-    let store = SqlStore::connect(&url)
-        .await
-        .expect("connecting to the fresh PostgreSQL database");
+    let store = SqlStore::connect(&url).await.expect("connecting to the fresh PostgreSQL database");
     store.migrate().await.expect("migrating PostgreSQL");
     Some(store)
 }
@@ -46,27 +40,11 @@ fn scope(org_id: OrgId, key: &str) -> IdempotencyScope {
 
 /// Migrating twice is harmless, the store answers pings and names its backend.
 async fn migrations_are_repeatable_and_the_store_answers(store: SqlStore, backend: &str) {
-    store
-        .migrate()
-        .await
-        .expect("migrating an up-to-date database again changes nothing and succeeds");
-    store
-        .ping()
-        .await
-        .expect("a connected store answers a ping");
-    assert_eq!(
-        store.backend_name(),
-        backend,
-        "the store names the backend its URL chose"
-    );
+    store.migrate().await.expect("migrating an up-to-date database again changes nothing and succeeds");
+    store.ping().await.expect("a connected store answers a ping");
+    assert_eq!(store.backend_name(), backend, "the store names the backend its URL chose");
     let clone = store.clone();
-    assert!(
-        !clone
-            .has_organizations()
-            .await
-            .expect("has_organizations succeeds"),
-        "a fresh database holds no organization"
-    );
+    assert!(!clone.has_organizations().await.expect("has_organizations succeeds"), "a fresh database holds no organization");
 }
 
 /// A use case is all or nothing: a key whose journal entry cannot be written (its run id is
@@ -74,23 +52,11 @@ async fn migrations_are_repeatable_and_the_store_answers(store: SqlStore, backen
 async fn a_key_whose_journal_fails_is_not_stored(store: SqlStore) {
     let (org, _) = create_organization(&store, "Atomic").await;
     let entry = journal(org.id, "keys.create");
-    RunStore::record(&store, &entry)
-        .await
-        .expect("recording a run");
+    RunStore::record(&store, &entry).await.expect("recording a run");
     let key = sample_key(org.id, "doomed", now());
     let result = store.insert_key(&key, &entry).await;
-    assert!(
-        matches!(result, Err(AccountError::Store(_))),
-        "a journal entry whose run id exists makes insert_key fail, got {result:?}"
-    );
-    assert_eq!(
-        store
-            .find_key_by_hash(&key.hash)
-            .await
-            .expect("find succeeds"),
-        None,
-        "the failed call left no key behind"
-    );
+    assert!(matches!(result, Err(AccountError::Store(_))), "a journal entry whose run id exists makes insert_key fail, got {result:?}");
+    assert_eq!(store.find_key_by_hash(&key.hash).await.expect("find succeeds"), None, "the failed call left no key behind");
 }
 
 /// The idempotency outcome commits in the effect's transaction: after `insert_key` with a
@@ -100,15 +66,8 @@ async fn the_journal_completes_the_idempotency_record_with_the_effect(store: Sql
     let (org, _) = create_organization(&store, "Replayer").await;
     let scope = scope(org.id, "mint-1");
     let fp = Fingerprint::of("POST", "/v1/atlas/keys", &json!({"name": "ci"}));
-    assert!(
-        IdempotencyStore::commits_with_effect(&store),
-        "the SQL store commits outcomes with effects"
-    );
-    assert_eq!(
-        store.begin(&scope, &fp, now()).await.expect("begin"),
-        Decision::Execute,
-        "a new key executes"
-    );
+    assert!(IdempotencyStore::commits_with_effect(&store), "the SQL store commits outcomes with effects");
+    assert_eq!(store.begin(&scope, &fp, now()).await.expect("begin"), Decision::Execute, "a new key executes");
 
     let response = StoredResponse {
         status: 201,
@@ -120,70 +79,35 @@ async fn the_journal_completes_the_idempotency_record_with_the_effect(store: Sql
     entry.run.idempotency_key = Some("mint-1".into());
     entry.idempotency = Some((scope.clone(), response.clone()));
     let key = sample_key(org.id, "ci", now());
-    store
-        .insert_key(&key, &entry)
-        .await
-        .expect("insert_key with the journal");
-    let stored_run = store
-        .get(org.id, entry.run.id)
-        .await
-        .expect("get")
-        .expect("the run committed with the key");
+    store.insert_key(&key, &entry).await.expect("insert_key with the journal");
+    let stored_run = store.get(org.id, entry.run.id).await.expect("get").expect("the run committed with the key");
+    assert_eq!(stored_run.idempotency_key.as_deref(), Some("mint-1"), "the run records the idempotency key");
     assert_eq!(
-        stored_run.idempotency_key.as_deref(),
-        Some("mint-1"),
-        "the run records the idempotency key"
-    );
-    assert_eq!(
-        store
-            .begin(&scope, &fp, now() + Duration::seconds(1))
-            .await
-            .expect("begin"),
+        store.begin(&scope, &fp, now() + Duration::seconds(1)).await.expect("begin"),
         Decision::Replay(response.clone()),
         "the outcome committed with the key: the same request now replays it"
     );
 
     // A failing effect (duplicate key hash) must not complete its claim.
     let failing_scope = self::scope(org.id, "mint-2");
-    assert_eq!(
-        store
-            .begin(&failing_scope, &fp, now())
-            .await
-            .expect("begin"),
-        Decision::Execute,
-        "a new key executes"
-    );
+    assert_eq!(store.begin(&failing_scope, &fp, now()).await.expect("begin"), Decision::Execute, "a new key executes");
     let mut failing = journal(org.id, "keys.create");
     failing.idempotency = Some((failing_scope.clone(), response));
     let duplicate = sample_key(org.id, "dup", now());
-    let duplicate = atlas_accounts::ApiKeyRecord {
-        hash: key.hash.clone(),
-        ..duplicate
-    };
-    assert!(
-        store.insert_key(&duplicate, &failing).await.is_err(),
-        "a key whose hash exists is refused"
-    );
+    let duplicate = atlas_accounts::ApiKeyRecord { hash: key.hash.clone(), ..duplicate };
+    assert!(store.insert_key(&duplicate, &failing).await.is_err(), "a key whose hash exists is refused");
     assert_eq!(
-        store
-            .begin(&failing_scope, &fp, now() + Duration::seconds(1))
-            .await
-            .expect("begin"),
+        store.begin(&failing_scope, &fp, now() + Duration::seconds(1)).await.expect("begin"),
         Decision::InProgress,
         "the failed call completed nothing: its claim is still in progress"
     );
-    assert_eq!(
-        store.get(org.id, failing.run.id).await.expect("get"),
-        None,
-        "the failed call recorded no run"
-    );
+    assert_eq!(store.get(org.id, failing.run.id).await.expect("get"), None, "the failed call recorded no run");
 }
 
 /// The revocation a reuse causes commits, with the journal entry the closure gave for it; an
 /// unknown token writes nothing.
 async fn a_reuse_commits_its_revocation_and_journal_entry(store: SqlStore) {
-    let user =
-        atlas_testkit::accounts::bootstrap_creates_the_first_user_and_then_closes(&store).await;
+    let user = atlas_testkit::accounts::bootstrap_creates_the_first_user_and_then_closes(&store).await;
     let token = RefreshToken {
         hash: "first".into(),
         family: RefreshFamilyId::generate(),
@@ -192,10 +116,7 @@ async fn a_reuse_commits_its_revocation_and_journal_entry(store: SqlStore) {
         created_at: now(),
         expires_at: now() + Duration::days(1),
     };
-    store
-        .insert_refresh_token(&token, &journal(user.org_id, "auth.token"))
-        .await
-        .expect("insert_refresh_token");
+    store.insert_refresh_token(&token, &journal(user.org_id, "auth.token")).await.expect("insert_refresh_token");
     let rotated = journal(user.org_id, "auth.refresh");
     let reused = journal(user.org_id, "auth.refresh");
     let entries = |outcome: &RotateOutcome| match outcome {
@@ -203,55 +124,21 @@ async fn a_reuse_commits_its_revocation_and_journal_entry(store: SqlStore) {
         _ => reused.clone(),
     };
     let at = now();
-    let outcome = store
-        .rotate_refresh_token("first", "second", at + Duration::days(1), at, &entries)
-        .await
-        .expect("rotate");
-    assert!(
-        matches!(outcome, RotateOutcome::Rotated { .. }),
-        "a live token rotates, got {outcome:?}"
-    );
-    assert!(
-        store
-            .get(user.org_id, rotated.run.id)
-            .await
-            .expect("get")
-            .is_some(),
-        "the rotation's run committed with it"
-    );
+    let outcome = store.rotate_refresh_token("first", "second", at + Duration::days(1), at, &entries).await.expect("rotate");
+    assert!(matches!(outcome, RotateOutcome::Rotated { .. }), "a live token rotates, got {outcome:?}");
+    assert!(store.get(user.org_id, rotated.run.id).await.expect("get").is_some(), "the rotation's run committed with it");
 
-    let outcome = store
-        .rotate_refresh_token("first", "third", at + Duration::days(1), at, &entries)
-        .await
-        .expect("rotate");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Reused { family: token.family, org_id: token.org_id },
-        "presenting the used token is reuse"
-    );
+    let outcome = store.rotate_refresh_token("first", "third", at + Duration::days(1), at, &entries).await.expect("rotate");
+    assert_eq!(outcome, RotateOutcome::Reused { family: token.family, org_id: token.org_id }, "presenting the used token is reuse");
     let run = store.get(user.org_id, reused.run.id).await.expect("get");
-    assert_eq!(
-        run.map(|r| r.status),
-        Some(RunStatus::Succeeded),
-        "the reuse's journal entry committed with the revocation"
-    );
-    let outcome = store
-        .rotate_refresh_token("second", "fourth", at + Duration::days(1), at, &entries)
-        .await;
+    assert_eq!(run.map(|r| r.status), Some(RunStatus::Succeeded), "the reuse's journal entry committed with the revocation");
+    let outcome = store.rotate_refresh_token("second", "fourth", at + Duration::days(1), at, &entries).await;
     assert!(
         matches!(outcome, Err(AccountError::Store(_))),
         "the reuse's journal entry is already stored, so a second reuse journalled with the same run id fails: {outcome:?}"
     );
     let fresh = journal(user.org_id, "auth.refresh");
-    let outcome = store
-        .rotate_refresh_token(
-            "second",
-            "fifth",
-            at + Duration::days(1),
-            at,
-            &|_: &RotateOutcome| fresh.clone(),
-        )
-        .await;
+    let outcome = store.rotate_refresh_token("second", "fifth", at + Duration::days(1), at, &|_: &RotateOutcome| fresh.clone()).await;
     assert_eq!(
         outcome.expect("rotate"),
         RotateOutcome::Reused { family: token.family, org_id: token.org_id },
@@ -259,26 +146,14 @@ async fn a_reuse_commits_its_revocation_and_journal_entry(store: SqlStore) {
     );
 
     let unknown = journal(user.org_id, "auth.refresh");
-    let outcome = store
-        .rotate_refresh_token("nobody", "x", at, at, &|_: &RotateOutcome| unknown.clone())
-        .await
-        .expect("rotate");
-    assert_eq!(
-        outcome,
-        RotateOutcome::Unknown,
-        "an unknown token is Unknown"
-    );
-    assert_eq!(
-        store.get(user.org_id, unknown.run.id).await.expect("get"),
-        None,
-        "an unknown token writes no run"
-    );
+    let outcome = store.rotate_refresh_token("nobody", "x", at, at, &|_: &RotateOutcome| unknown.clone()).await.expect("rotate");
+    assert_eq!(outcome, RotateOutcome::Unknown, "an unknown token is Unknown");
+    assert_eq!(store.get(user.org_id, unknown.run.id).await.expect("get"), None, "an unknown token writes no run");
 }
 
 /// Two concurrent presentations of one live token: exactly one rotates.
 async fn concurrent_presentations_of_one_token_rotate_once(store: SqlStore) {
-    let user =
-        atlas_testkit::accounts::bootstrap_creates_the_first_user_and_then_closes(&store).await;
+    let user = atlas_testkit::accounts::bootstrap_creates_the_first_user_and_then_closes(&store).await;
     let token = RefreshToken {
         hash: "contested".into(),
         family: RefreshFamilyId::generate(),
@@ -287,10 +162,7 @@ async fn concurrent_presentations_of_one_token_rotate_once(store: SqlStore) {
         created_at: now(),
         expires_at: now() + Duration::days(1),
     };
-    store
-        .insert_refresh_token(&token, &journal(user.org_id, "auth.token"))
-        .await
-        .expect("insert_refresh_token");
+    store.insert_refresh_token(&token, &journal(user.org_id, "auth.token")).await.expect("insert_refresh_token");
     let store = Arc::new(store);
     // Open the pool's connections first, then start every presentation at once, so the
     // presentations really overlap (on PostgreSQL, where the pool has several connections).
@@ -316,15 +188,7 @@ async fn concurrent_presentations_of_one_token_rotate_once(store: SqlStore) {
                 barrier.wait().await;
                 let at = now();
                 let entry = move |_: &RotateOutcome| journal(org_id, "auth.refresh");
-                store
-                    .rotate_refresh_token(
-                        "contested",
-                        &format!("next-{i}"),
-                        at + Duration::days(1),
-                        at,
-                        &entry,
-                    )
-                    .await
+                store.rotate_refresh_token("contested", &format!("next-{i}"), at + Duration::days(1), at, &entry).await
             })
         })
         .collect();
@@ -332,20 +196,13 @@ async fn concurrent_presentations_of_one_token_rotate_once(store: SqlStore) {
     for task in tasks {
         outcomes.push(task.await.expect("the task ran").expect("rotate"));
     }
-    let rotated = outcomes
-        .iter()
-        .filter(|o| matches!(o, RotateOutcome::Rotated { .. }))
-        .count();
-    assert_eq!(
-        rotated, 1,
-        "of concurrent presentations of one token exactly one rotates: {outcomes:?}"
-    );
+    let rotated = outcomes.iter().filter(|o| matches!(o, RotateOutcome::Rotated { .. })).count();
+    assert_eq!(rotated, 1, "of concurrent presentations of one token exactly one rotates: {outcomes:?}");
     assert!(
         outcomes
             .iter()
             .filter(|o| !matches!(o, RotateOutcome::Rotated { .. }))
-            .all(|o| *o
-                == RotateOutcome::Reused { family: token.family, org_id: token.org_id }),
+            .all(|o| *o == RotateOutcome::Reused { family: token.family, org_id: token.org_id }),
         "the others are reuse: {outcomes:?}"
     );
 }
@@ -473,17 +330,8 @@ backend_tests!(postgres, "postgres");
 /// `sqlite::memory:` works: the single connection is never recycled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_memory_sqlite_store_keeps_its_data() {
-    let store = SqlStore::connect("sqlite::memory:")
-        .await
-        .expect("opening an in-memory database");
+    let store = SqlStore::connect("sqlite::memory:").await.expect("opening an in-memory database");
     store.migrate().await.expect("migrating");
     let (_org, admin) = create_organization(&store, "Memory").await;
-    assert!(
-        store
-            .find_key_by_hash(&admin.hash)
-            .await
-            .expect("find")
-            .is_some(),
-        "an in-memory store keeps what it stored"
-    );
+    assert!(store.find_key_by_hash(&admin.hash).await.expect("find").is_some(), "an in-memory store keeps what it stored");
 }

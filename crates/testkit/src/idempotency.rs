@@ -9,8 +9,7 @@
 //! Call [`suite`] with the store and a description (`"sqlite"`, `"redis"`) that failures name.
 
 use atlas_idempotency::{
-    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
-    CLAIM_LEASE, RETENTION,
+    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::OrgId;
 use serde_json::json;
@@ -24,8 +23,7 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
     release_drops_an_in_progress_claim_but_never_a_completed_one(store.as_ref(), description).await;
     an_abandoned_claim_is_taken_over_once_its_lease_lapses(store.as_ref(), description).await;
     a_record_past_retention_runs_afresh(store.as_ref(), description).await;
-    scopes_differing_in_organization_scope_or_route_are_independent(store.as_ref(), description)
-        .await;
+    scopes_differing_in_organization_scope_or_route_are_independent(store.as_ref(), description).await;
     purge_expired_removes_records_past_retention_only(store.as_ref(), description).await;
     concurrent_begins_with_one_key_execute_exactly_once(store.clone(), description).await;
     concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store.clone(), description).await;
@@ -34,8 +32,7 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
 /// The current time, truncated to the microsecond.
 fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
-        .expect("a truncated nanosecond is valid")
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).expect("a truncated nanosecond is valid")
 }
 
 /// A scope in a new organization, so no other check (or earlier run) shares it.
@@ -49,23 +46,14 @@ fn fresh_scope(key: &str) -> IdempotencyScope {
 }
 
 fn fingerprint(n: u32) -> Fingerprint {
-    Fingerprint::of(
-        "POST",
-        "/v1/atlas/messages",
-        &json!({ "text": "hello", "n": n }),
-    )
+    Fingerprint::of("POST", "/v1/atlas/messages", &json!({ "text": "hello", "n": n }))
 }
 
 /// A response whose body is not UTF-8, so a store that mangles bytes is caught.
 fn response() -> StoredResponse {
     let mut body = br#"{"data":{"id":"msg_1"}}"#.to_vec();
     body.extend_from_slice(&[0x00, 0xff, 0xfe, b'\n']);
-    StoredResponse {
-        status: 201,
-        body,
-        location: Some("/v1/atlas/messages/msg_1".into()),
-        etag: Some("\"v1\"".into()),
-    }
+    StoredResponse { status: 201, body, location: Some("/v1/atlas/messages/msg_1".into()), etag: Some("\"v1\"".into()) }
 }
 
 async fn begin(
@@ -75,18 +63,12 @@ async fn begin(
     at: OffsetDateTime,
     description: &str,
 ) -> Decision {
-    store
-        .begin(scope, fp, at)
-        .await
-        .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"))
+    store.begin(scope, fp, at).await.unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"))
 }
 
 /// A new key executes; the same request again while the first executes is told it is in
 /// progress; another request under the same key is a reuse.
-pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(store: &dyn IdempotencyStore, description: &str) {
     let scope = fresh_scope("new-key");
     let t0 = now();
     assert_eq!(
@@ -100,14 +82,7 @@ pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(
         "[{description}] the same request while the first still executes is IDEMPOTENCY_IN_PROGRESS"
     );
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(2),
-            t0 + Duration::seconds(2),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(2), description).await,
         Decision::Reused,
         "[{description}] another request under a key in progress is IDEMPOTENCY_KEY_REUSED"
     );
@@ -115,10 +90,7 @@ pub async fn a_new_key_executes_and_blocks_its_retries_while_in_progress(
 
 /// After `complete`, the same request replays the stored status, body bytes, Location and
 /// ETag; another request under the key is a reuse.
-pub async fn a_completed_key_replays_its_response_byte_for_byte(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn a_completed_key_replays_its_response_byte_for_byte(store: &dyn IdempotencyStore, description: &str) {
     let scope = fresh_scope("completed-key");
     let t0 = now();
     assert_eq!(
@@ -136,14 +108,7 @@ pub async fn a_completed_key_replays_its_response_byte_for_byte(
         "[{description}] within retention the same request replays exactly the stored status, body bytes, Location and ETag"
     );
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(2),
-            t0 + Duration::seconds(3),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(3), description).await,
         Decision::Reused,
         "[{description}] another request under a completed key is IDEMPOTENCY_KEY_REUSED"
     );
@@ -151,10 +116,7 @@ pub async fn a_completed_key_replays_its_response_byte_for_byte(
 
 /// `release` forgets an in-progress claim (a request that stored nothing), so a retry
 /// executes; it leaves a completed record alone.
-pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(store: &dyn IdempotencyStore, description: &str) {
     let scope = fresh_scope("released-key");
     let t0 = now();
     assert_eq!(
@@ -162,19 +124,9 @@ pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(
         Decision::Execute,
         "[{description}] a key never seen executes"
     );
-    store
-        .release(&scope)
-        .await
-        .unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
+    store.release(&scope).await.unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(2),
-            t0 + Duration::seconds(1),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(1), description).await,
         Decision::Execute,
         "[{description}] after release the key is free: any request under it executes afresh"
     );
@@ -182,19 +134,9 @@ pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(
         .complete(&scope, &response(), t0 + Duration::seconds(2))
         .await
         .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
-    store
-        .release(&scope)
-        .await
-        .unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
+    store.release(&scope).await.unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(2),
-            t0 + Duration::seconds(3),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(2), t0 + Duration::seconds(3), description).await,
         Decision::Replay(response()),
         "[{description}] release leaves a completed record alone: it still replays"
     );
@@ -202,10 +144,7 @@ pub async fn release_drops_an_in_progress_claim_but_never_a_completed_one(
 
 /// A claim whose lease lapsed (its process died) is taken over: `Expired`, and the new claim
 /// then blocks retries like any other.
-pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(store: &dyn IdempotencyStore, description: &str) {
     let scope = fresh_scope("abandoned-key");
     let t0 = now();
     assert_eq!(
@@ -214,14 +153,7 @@ pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(
         "[{description}] a key never seen executes"
     );
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(1),
-            t0 + CLAIM_LEASE - Duration::seconds(1),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(1), t0 + CLAIM_LEASE - Duration::seconds(1), description).await,
         Decision::InProgress,
         "[{description}] within its lease a claim blocks the same request"
     );
@@ -232,14 +164,7 @@ pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(
         "[{description}] once the lease lapsed the claim counts as abandoned and is taken over"
     );
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(1),
-            t1 + Duration::seconds(1),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(1), t1 + Duration::seconds(1), description).await,
         Decision::InProgress,
         "[{description}] the takeover is a claim of its own: the same request is in progress again"
     );
@@ -248,14 +173,7 @@ pub async fn an_abandoned_claim_is_taken_over_once_its_lease_lapses(
         .await
         .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(1),
-            t1 + Duration::seconds(3),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(1), t1 + Duration::seconds(3), description).await,
         Decision::Replay(response()),
         "[{description}] the takeover's outcome is what replays"
     );
@@ -272,10 +190,7 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
             Decision::Execute,
             "[{description}] a key never seen executes"
         );
-        store
-            .complete(&scope, &response(), t0)
-            .await
-            .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+        store.complete(&scope, &response(), t0).await.unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
         let t1 = t0 + RETENTION;
         assert_eq!(
             begin(store, &scope, &fingerprint(later_fingerprint), t1, description).await,
@@ -284,14 +199,7 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
             RETENTION
         );
         assert_eq!(
-            begin(
-                store,
-                &scope,
-                &fingerprint(later_fingerprint),
-                t1 + Duration::seconds(1),
-                description
-            )
-            .await,
+            begin(store, &scope, &fingerprint(later_fingerprint), t1 + Duration::seconds(1), description).await,
             Decision::InProgress,
             "[{description}] the request that ran afresh holds the key"
         );
@@ -299,10 +207,7 @@ pub async fn a_record_past_retention_runs_afresh(store: &dyn IdempotencyStore, d
 }
 
 /// The same key under another organization, scope or route is another key.
-pub async fn scopes_differing_in_organization_scope_or_route_are_independent(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn scopes_differing_in_organization_scope_or_route_are_independent(store: &dyn IdempotencyStore, description: &str) {
     let scope = fresh_scope("shared-key");
     let t0 = now();
     assert_eq!(
@@ -310,45 +215,18 @@ pub async fn scopes_differing_in_organization_scope_or_route_are_independent(
         Decision::Execute,
         "[{description}] a key never seen executes"
     );
-    let other_org = IdempotencyScope {
-        org_id: OrgId::generate(),
-        ..scope.clone()
-    };
-    let other_scope = IdempotencyScope {
-        scope: "atlas.actions.execute".into(),
-        ..scope.clone()
-    };
-    let other_route = IdempotencyScope {
-        route: "POST /v1/atlas/actions".into(),
-        ..scope.clone()
-    };
-    for (what, other) in [
-        ("organization", &other_org),
-        ("scope", &other_scope),
-        ("route", &other_route),
-    ] {
+    let other_org = IdempotencyScope { org_id: OrgId::generate(), ..scope.clone() };
+    let other_scope = IdempotencyScope { scope: "atlas.actions.execute".into(), ..scope.clone() };
+    let other_route = IdempotencyScope { route: "POST /v1/atlas/actions".into(), ..scope.clone() };
+    for (what, other) in [("organization", &other_org), ("scope", &other_scope), ("route", &other_route)] {
         assert_eq!(
-            begin(
-                store,
-                other,
-                &fingerprint(2),
-                t0 + Duration::seconds(1),
-                description
-            )
-            .await,
+            begin(store, other, &fingerprint(2), t0 + Duration::seconds(1), description).await,
             Decision::Execute,
             "[{description}] the same key under another {what} is another key: it executes"
         );
     }
     assert_eq!(
-        begin(
-            store,
-            &scope,
-            &fingerprint(1),
-            t0 + Duration::seconds(2),
-            description
-        )
-        .await,
+        begin(store, &scope, &fingerprint(1), t0 + Duration::seconds(2), description).await,
         Decision::InProgress,
         "[{description}] claims under other scopes leave the first claim as it was"
     );
@@ -356,10 +234,7 @@ pub async fn scopes_differing_in_organization_scope_or_route_are_independent(
 
 /// `purge_expired(now)` removes records created `RETENTION` or more before `now` (a later
 /// request under such a key simply executes) and keeps younger ones.
-pub async fn purge_expired_removes_records_past_retention_only(
-    store: &dyn IdempotencyStore,
-    description: &str,
-) {
+pub async fn purge_expired_removes_records_past_retention_only(store: &dyn IdempotencyStore, description: &str) {
     let now = now();
     let old = fresh_scope("purged-key");
     let young = fresh_scope("kept-key");
@@ -378,33 +253,17 @@ pub async fn purge_expired_removes_records_past_retention_only(
         Decision::Execute,
         "[{description}] a key never seen executes"
     );
-    store
-        .complete(&young, &response(), now)
-        .await
-        .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+    store.complete(&young, &response(), now).await.unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
 
-    let purged = store
-        .purge_expired(now)
-        .await
-        .unwrap_or_else(|e| panic!("[{description}] purge_expired failed: {e:?}"));
-    assert!(
-        purged >= 1,
-        "[{description}] purge_expired reports the records it removed (got {purged})"
-    );
+    let purged = store.purge_expired(now).await.unwrap_or_else(|e| panic!("[{description}] purge_expired failed: {e:?}"));
+    assert!(purged >= 1, "[{description}] purge_expired reports the records it removed (got {purged})");
     assert_eq!(
         begin(store, &old, &fingerprint(1), now, description).await,
         Decision::Execute,
         "[{description}] a purged record is gone: its key executes as new (not Expired, which would mean it was still there)"
     );
     assert_eq!(
-        begin(
-            store,
-            &young,
-            &fingerprint(1),
-            now + Duration::seconds(1),
-            description
-        )
-        .await,
+        begin(store, &young, &fingerprint(1), now + Duration::seconds(1), description).await,
         Decision::Replay(response()),
         "[{description}] purge_expired keeps records younger than retention"
     );
@@ -412,10 +271,7 @@ pub async fn purge_expired_removes_records_past_retention_only(
 
 /// Fifty concurrent requests with one key: exactly one executes, every other one is told the
 /// key is in progress.
-pub async fn concurrent_begins_with_one_key_execute_exactly_once(
-    store: Arc<dyn IdempotencyStore>,
-    description: &str,
-) {
+pub async fn concurrent_begins_with_one_key_execute_exactly_once(store: Arc<dyn IdempotencyStore>, description: &str) {
     let scope = Arc::new(fresh_scope("concurrent-key"));
     let t0 = now();
     let tasks: Vec<_> = (0..50)
@@ -426,10 +282,7 @@ pub async fn concurrent_begins_with_one_key_execute_exactly_once(
         .collect();
     let mut decisions = Vec::new();
     for task in tasks {
-        let decision = task
-            .await
-            .expect("the task ran")
-            .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"));
+        let decision = task.await.expect("the task ran").unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"));
         decisions.push(decision);
     }
     let executed = decisions.iter().filter(|d| d.executes()).count();
@@ -441,10 +294,7 @@ pub async fn concurrent_begins_with_one_key_execute_exactly_once(
 }
 
 /// Twenty concurrent requests that all find an abandoned claim: exactly one takes it over.
-pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(
-    store: Arc<dyn IdempotencyStore>,
-    description: &str,
-) {
+pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store: Arc<dyn IdempotencyStore>, description: &str) {
     let scope = Arc::new(fresh_scope("concurrent-takeover"));
     let t0 = now();
     assert_eq!(
@@ -461,11 +311,7 @@ pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(
         .collect();
     let mut decisions = Vec::new();
     for task in tasks {
-        decisions.push(
-            task.await
-                .expect("the task ran")
-                .unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}")),
-        );
+        decisions.push(task.await.expect("the task ran").unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}")));
     }
     assert_eq!(
         decisions.iter().filter(|d| **d == Decision::Expired).count(),
@@ -473,10 +319,7 @@ pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(
         "[{description}] of 20 concurrent requests finding an abandoned claim exactly one takes it over: {decisions:?}"
     );
     assert!(
-        decisions
-            .iter()
-            .filter(|d| **d != Decision::Expired)
-            .all(|d| *d == Decision::InProgress),
+        decisions.iter().filter(|d| **d != Decision::Expired).all(|d| *d == Decision::InProgress),
         "[{description}] the others find the takeover in progress: {decisions:?}"
     );
 }

@@ -51,10 +51,7 @@ fn policy(text: &str) -> Policy {
 }
 
 async fn check(limiter: &dyn RateLimiter, bucket: &str, policy: &Policy) -> Verdict {
-    limiter
-        .check(bucket, policy)
-        .await
-        .unwrap_or_else(|e| panic!("checking {bucket} under {policy}: {e:?}"))
+    limiter.check(bucket, policy).await.unwrap_or_else(|e| panic!("checking {bucket} under {policy}: {e:?}"))
 }
 
 async fn spend(limiter: &dyn RateLimiter, bucket: &str, policy: &Policy, n: usize) -> Vec<Verdict> {
@@ -68,20 +65,11 @@ async fn spend(limiter: &dyn RateLimiter, bucket: &str, policy: &Policy, n: usiz
 fn assert_denied(verdict: &Verdict, policy: &Policy, what: &str) {
     let interval = Duration::from_micros(policy.emission_interval_us().unsigned_abs());
     let period = Duration::from_micros(policy.period_us().unsigned_abs());
-    assert!(
-        !verdict.allowed,
-        "{what}: expected a denial, got {verdict:?}"
-    );
+    assert!(!verdict.allowed, "{what}: expected a denial, got {verdict:?}");
     assert_eq!(verdict.limit, policy.limit(), "{what}: the limit header");
     assert_eq!(verdict.remaining, 0, "{what}: nothing remains when denied");
-    assert!(
-        verdict.retry_after > Duration::ZERO,
-        "{what}: retry_after must be positive: {verdict:?}"
-    );
-    assert!(
-        verdict.retry_after <= interval,
-        "{what}: one slot frees up within one emission interval ({interval:?}): {verdict:?}"
-    );
+    assert!(verdict.retry_after > Duration::ZERO, "{what}: retry_after must be positive: {verdict:?}");
+    assert!(verdict.retry_after <= interval, "{what}: one slot frees up within one emission interval ({interval:?}): {verdict:?}");
     assert!(
         verdict.retry_after <= verdict.reset_after && verdict.reset_after <= period,
         "{what}: retry_after <= reset_after <= period: {verdict:?}"
@@ -96,49 +84,28 @@ pub async fn a_fresh_bucket_admits_a_full_burst_then_denies(limiter: &dyn RateLi
     let bucket = unique_bucket("burst");
     let verdicts = spend(limiter, &bucket, &policy, 5).await;
     for (i, verdict) in verdicts.iter().enumerate() {
-        assert!(
-            verdict.allowed,
-            "request {} of the burst: {verdict:?}",
-            i + 1
-        );
+        assert!(verdict.allowed, "request {} of the burst: {verdict:?}", i + 1);
         assert_eq!(verdict.limit, 5);
-        assert_eq!(
-            verdict.remaining,
-            4 - i as u32,
-            "request {} of the burst",
-            i + 1
-        );
+        assert_eq!(verdict.remaining, 4 - i as u32, "request {} of the burst", i + 1);
         assert_eq!(verdict.retry_after, Duration::ZERO);
-        assert!(
-            verdict.reset_after > Duration::ZERO && verdict.reset_after <= Duration::from_secs(10)
-        );
+        assert!(verdict.reset_after > Duration::ZERO && verdict.reset_after <= Duration::from_secs(10));
     }
     let sixth = check(limiter, &bucket, &policy).await;
     assert_denied(&sixth, &policy, "the request after the burst");
-    assert!(
-        sixth.reset_after > Duration::from_secs(8),
-        "the bucket was just emptied: {sixth:?}"
-    );
+    assert!(sixth.reset_after > Duration::from_secs(8), "the bucket was just emptied: {sixth:?}");
 }
 
 /// Each admitted request lowers `remaining` by exactly one, from `limit − 1` down to zero.
 pub async fn remaining_decreases_by_one_per_admitted_request(limiter: &dyn RateLimiter) {
     let policy = policy("10/min");
     let bucket = unique_bucket("remaining");
-    let remaining: Vec<u32> = spend(limiter, &bucket, &policy, 10)
-        .await
-        .iter()
-        .map(|v| v.remaining)
-        .collect();
+    let remaining: Vec<u32> = spend(limiter, &bucket, &policy, 10).await.iter().map(|v| v.remaining).collect();
     assert_eq!(remaining, (0..10).rev().collect::<Vec<u32>>());
 }
 
 /// After a denial, waiting `retry_after` is enough for the next request to be admitted; that
 /// request takes the one freed slot, so the one after it is denied again.
-pub async fn after_waiting_retry_after_a_request_is_admitted(
-    limiter: &dyn RateLimiter,
-    waiter: &Waiter,
-) {
+pub async fn after_waiting_retry_after_a_request_is_admitted(limiter: &dyn RateLimiter, waiter: &Waiter) {
     let policy = policy("5/2500ms"); // T = 500 ms
     let bucket = unique_bucket("retry");
     spend(limiter, &bucket, &policy, 5).await;
@@ -147,18 +114,10 @@ pub async fn after_waiting_retry_after_a_request_is_admitted(
 
     waiter.wait(denied.retry_after).await;
     let admitted = check(limiter, &bucket, &policy).await;
-    assert!(
-        admitted.allowed,
-        "after waiting {:?}: {admitted:?}",
-        denied.retry_after
-    );
+    assert!(admitted.allowed, "after waiting {:?}: {admitted:?}", denied.retry_after);
     assert_eq!(admitted.remaining, 0);
     let again = check(limiter, &bucket, &policy).await;
-    assert_denied(
-        &again,
-        &policy,
-        "the request after the freed slot was taken",
-    );
+    assert_denied(&again, &policy, "the request after the freed slot was taken");
 }
 
 /// Denied requests spend nothing: however many are refused, waiting the first denial's
@@ -171,17 +130,11 @@ pub async fn denied_requests_spend_nothing(limiter: &dyn RateLimiter, waiter: &W
     assert_denied(&first, &policy, "the first denial");
     for verdict in spend(limiter, &bucket, &policy, 20).await {
         assert_denied(&verdict, &policy, "a repeated denial");
-        assert!(
-            verdict.retry_after <= first.retry_after,
-            "a denial spent quota: {verdict:?} after {first:?}"
-        );
+        assert!(verdict.retry_after <= first.retry_after, "a denial spent quota: {verdict:?} after {first:?}");
     }
     waiter.wait(first.retry_after).await;
     let admitted = check(limiter, &bucket, &policy).await;
-    assert!(
-        admitted.allowed,
-        "the denials must not have pushed the slot back: {admitted:?}"
-    );
+    assert!(admitted.allowed, "the denials must not have pushed the slot back: {admitted:?}");
 }
 
 /// Buckets are independent: emptying one leaves another (same policy) full.
@@ -196,10 +149,7 @@ pub async fn separate_buckets_are_independent(limiter: &dyn RateLimiter) {
     let remaining: Vec<u32> = verdicts.iter().map(|v| v.remaining).collect();
     assert!(verdicts.iter().all(|v| v.allowed), "{verdicts:?}");
     assert_eq!(remaining, [2, 1, 0]);
-    assert!(
-        !check(limiter, &emptied, &policy).await.allowed,
-        "still empty"
-    );
+    assert!(!check(limiter, &emptied, &policy).await.allowed, "still empty");
 }
 
 /// Checks are atomic: many concurrent checks on one bucket admit exactly `limit` of them.
@@ -209,17 +159,9 @@ pub async fn concurrent_checks_admit_exactly_the_limit(limiter: &dyn RateLimiter
     let verdicts = join_all((0..40).map(|_| check(limiter, &bucket, &policy)).collect()).await;
     let admitted = verdicts.iter().filter(|v| v.allowed).count();
     assert_eq!(admitted, 5, "{verdicts:?}");
-    let mut remaining: Vec<u32> = verdicts
-        .iter()
-        .filter(|v| v.allowed)
-        .map(|v| v.remaining)
-        .collect();
+    let mut remaining: Vec<u32> = verdicts.iter().filter(|v| v.allowed).map(|v| v.remaining).collect();
     remaining.sort_unstable();
-    assert_eq!(
-        remaining,
-        [0, 1, 2, 3, 4],
-        "each admitted request saw its own remaining count"
-    );
+    assert_eq!(remaining, [0, 1, 2, 3, 4], "each admitted request saw its own remaining count");
 }
 
 /// Runs every case, one after the other.
@@ -253,8 +195,5 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
         }
     })
     .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future completed"))
-        .collect()
+    outputs.into_iter().map(|o| o.expect("every future completed")).collect()
 }

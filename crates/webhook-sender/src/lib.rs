@@ -61,8 +61,16 @@ fn kind_of(error: &reqwest::Error) -> SendErrorKind {
 
 #[async_trait]
 impl WebhookSender for HttpSender {
-    async fn send(&self, url: &TargetUrl, addresses: &[IpAddr], headers: &[(&'static str, String)], body: &[u8], timeout: Duration) -> Result<Response, SendError> {
-        let parsed = reqwest::Url::parse(&url.to_string()).map_err(|e| SendError { kind: SendErrorKind::Refused, message: e.to_string() })?;
+    async fn send(
+        &self,
+        url: &TargetUrl,
+        addresses: &[IpAddr],
+        headers: &[(&'static str, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
+        let parsed =
+            reqwest::Url::parse(&url.to_string()).map_err(|e| SendError { kind: SendErrorKind::Refused, message: e.to_string() })?;
         let host = parsed.host_str().unwrap_or_default().to_owned();
         let port = url.port();
         let pinned: Vec<SocketAddr> = addresses.iter().map(|ip| SocketAddr::new(*ip, port)).collect();
@@ -78,7 +86,11 @@ impl WebhookSender for HttpSender {
             }
             let mut response = request.send().await.map_err(|e| SendError { kind: kind_of(&e), message: e.to_string() })?;
             let status = response.status().as_u16();
-            let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, time::OffsetDateTime::now_utc()));
             let mut excerpt = Vec::new();
             while excerpt.len() < READ_LIMIT {
                 match response.chunk().await {

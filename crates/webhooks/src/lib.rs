@@ -24,8 +24,8 @@ pub use endpoint::{
     FAILING_LIMIT, MAX_DESCRIPTION_CHARS, SECRET_OVERLAP,
 };
 pub use event::{
-    Event, EventFilter, EventFilters, EventId, EventType, EventTypeError, Family, PendingEvent, MAX_EVENT_TYPE_LEN,
-    MAX_FILTERS, MAX_SEGMENT_LEN,
+    Event, EventFilter, EventFilters, EventId, EventType, EventTypeError, Family, PendingEvent, MAX_EVENT_TYPE_LEN, MAX_FILTERS,
+    MAX_SEGMENT_LEN,
 };
 pub use ports::{
     AfterAttempt, DeliveryFilter, DeliveryItem, DeliveryQueue, EndpointHealth, FanOutReport, Journal, NewDelivery, ResolveError, Resolver,

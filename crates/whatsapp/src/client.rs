@@ -64,21 +64,13 @@ impl OutboundMessage {
                 "type": "text",
                 "text": { "preview_url": false, "body": body },
             }),
-            Self::Template {
-                to,
-                name,
-                language,
-                parameters,
-            } => {
+            Self::Template { to, name, language, parameters } => {
                 let mut template = json!({
                     "name": name,
                     "language": { "code": language },
                 });
                 if !parameters.is_empty() {
-                    let params: Vec<Value> = parameters
-                        .iter()
-                        .map(|p| json!({ "type": "text", "text": p }))
-                        .collect();
+                    let params: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
                     template["components"] = json!([{ "type": "body", "parameters": params }]);
                 }
                 json!({
@@ -135,28 +127,16 @@ impl GraphClient {
     }
 
     /// A client over an existing `reqwest::Client` (its timeouts apply).
-    pub fn with_http_client(
-        http: reqwest::Client,
-        base_url: &str,
-        version: &str,
-    ) -> Result<Self, ConfigError> {
-        let base = Url::parse(base_url.trim_end_matches('/'))
-            .map_err(|e| ConfigError::BaseUrl(base_url.to_string(), e.to_string()))?;
+    pub fn with_http_client(http: reqwest::Client, base_url: &str, version: &str) -> Result<Self, ConfigError> {
+        let base = Url::parse(base_url.trim_end_matches('/')).map_err(|e| ConfigError::BaseUrl(base_url.to_string(), e.to_string()))?;
         if base.cannot_be_a_base() || !matches!(base.scheme(), "http" | "https") {
-            return Err(ConfigError::BaseUrl(
-                base_url.to_string(),
-                "expected an http or https URL".to_string(),
-            ));
+            return Err(ConfigError::BaseUrl(base_url.to_string(), "expected an http or https URL".to_string()));
         }
         let version = version.trim_matches('/');
         if version.is_empty() || version.contains('/') || version.contains(char::is_whitespace) {
             return Err(ConfigError::Version(version.to_string()));
         }
-        Ok(GraphClient {
-            http,
-            base,
-            version: version.to_string(),
-        })
+        Ok(GraphClient { http, base, version: version.to_string() })
     }
 
     /// The configured base URL (without a trailing slash).
@@ -173,12 +153,8 @@ impl GraphClient {
     pub fn messages_url(&self, phone_number_id: &str) -> Url {
         let mut url = self.base.clone();
         {
-            let mut segments = url
-                .path_segments_mut()
-                .expect("checked in the constructor: the base URL can be a base");
-            segments
-                .pop_if_empty()
-                .extend([self.version.as_str(), phone_number_id, "messages"]);
+            let mut segments = url.path_segments_mut().expect("checked in the constructor: the base URL can be a base");
+            segments.pop_if_empty().extend([self.version.as_str(), phone_number_id, "messages"]);
         }
         url
     }
@@ -187,18 +163,9 @@ impl GraphClient {
     ///
     /// `Ok` means Meta accepted the message and gave it a `wamid`; every failure is a
     /// [`GraphError`] saying whether to retry (see [`crate::error`] for the table).
-    pub async fn send(
-        &self,
-        phone_number_id: &str,
-        access_token: &str,
-        message: &OutboundMessage,
-    ) -> Result<SendAccepted, GraphError> {
+    pub async fn send(&self, phone_number_id: &str, access_token: &str, message: &OutboundMessage) -> Result<SendAccepted, GraphError> {
         if phone_number_id.trim().is_empty() {
-            return Err(GraphError::local(
-                GraphErrorKind::InvalidRequest,
-                None,
-                "empty phone_number_id",
-            ));
+            return Err(GraphError::local(GraphErrorKind::InvalidRequest, None, "empty phone_number_id"));
         }
         let url = self.messages_url(phone_number_id);
         let response = self
@@ -211,11 +178,7 @@ impl GraphClient {
             .map_err(transport_error)?;
 
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let body = response.bytes().await.map_err(transport_error)?;
 
         if !(200..300).contains(&status) {
@@ -300,10 +263,7 @@ mod tests {
 
     #[test]
     fn a_text_body_is_exactly_metas_shape() {
-        let m = OutboundMessage::Text {
-            to: "15551234567".into(),
-            body: "Hello".into(),
-        };
+        let m = OutboundMessage::Text { to: "15551234567".into(), body: "Hello".into() };
         assert_eq!(
             m.to_json(),
             json!({"messaging_product":"whatsapp","recipient_type":"individual","to":"15551234567",
@@ -346,42 +306,19 @@ mod tests {
     #[test]
     fn the_messages_url_joins_base_version_and_number() {
         let c = GraphClient::new("http://127.0.0.1:9/", "v23.0", Duration::from_secs(1)).unwrap();
-        assert_eq!(
-            c.messages_url("106540352242922").as_str(),
-            "http://127.0.0.1:9/v23.0/106540352242922/messages"
-        );
-        let c = GraphClient::new(
-            "https://proxy.example/graph",
-            "/v21.0/",
-            Duration::from_secs(1),
-        )
-        .unwrap();
+        assert_eq!(c.messages_url("106540352242922").as_str(), "http://127.0.0.1:9/v23.0/106540352242922/messages");
+        let c = GraphClient::new("https://proxy.example/graph", "/v21.0/", Duration::from_secs(1)).unwrap();
         assert_eq!(c.version(), "v21.0");
         assert_eq!(c.base_url(), "https://proxy.example/graph");
-        assert_eq!(
-            c.messages_url("1/2").as_str(),
-            "https://proxy.example/graph/v21.0/1%2F2/messages"
-        );
+        assert_eq!(c.messages_url("1/2").as_str(), "https://proxy.example/graph/v21.0/1%2F2/messages");
     }
 
     #[test]
     fn bad_configuration_is_refused() {
         let t = Duration::from_secs(1);
-        assert!(matches!(
-            GraphClient::new("not a url", "v23.0", t),
-            Err(ConfigError::BaseUrl(..))
-        ));
-        assert!(matches!(
-            GraphClient::new("mailto:a@b.c", "v23.0", t),
-            Err(ConfigError::BaseUrl(..))
-        ));
-        assert!(matches!(
-            GraphClient::new("https://graph.facebook.com", "", t),
-            Err(ConfigError::Version(_))
-        ));
-        assert!(matches!(
-            GraphClient::new("https://graph.facebook.com", "v1/x", t),
-            Err(ConfigError::Version(_))
-        ));
+        assert!(matches!(GraphClient::new("not a url", "v23.0", t), Err(ConfigError::BaseUrl(..))));
+        assert!(matches!(GraphClient::new("mailto:a@b.c", "v23.0", t), Err(ConfigError::BaseUrl(..))));
+        assert!(matches!(GraphClient::new("https://graph.facebook.com", "", t), Err(ConfigError::Version(_))));
+        assert!(matches!(GraphClient::new("https://graph.facebook.com", "v1/x", t), Err(ConfigError::Version(_))));
     }
 }

@@ -143,10 +143,7 @@ impl GraphErrorKind {
 
     /// Whether an error of this kind is worth retrying.
     pub const fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited | Self::Temporary | Self::ServerError | Self::Transport
-        )
+        matches!(self, Self::RateLimited | Self::Temporary | Self::ServerError | Self::Transport)
     }
 
     /// A stable snake_case name, for logs and metrics.
@@ -198,9 +195,7 @@ impl GraphError {
                     http_status: Some(http_status),
                     code: e.code,
                     subcode: e.error_subcode,
-                    message: e
-                        .message
-                        .unwrap_or_else(|| format!("HTTP {http_status} from the Graph API")),
+                    message: e.message.unwrap_or_else(|| format!("HTTP {http_status} from the Graph API")),
                     details: e.error_data.and_then(|d| d.details),
                     fbtrace_id: e.fbtrace_id,
                     retry_after,
@@ -233,11 +228,7 @@ impl GraphError {
         Self::local(GraphErrorKind::Transport, None, message)
     }
 
-    pub(crate) fn local(
-        kind: GraphErrorKind,
-        http_status: Option<u16>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub(crate) fn local(kind: GraphErrorKind, http_status: Option<u16>, message: impl Into<String>) -> Self {
         GraphError {
             retryable: kind.is_retryable(),
             kind,
@@ -259,12 +250,7 @@ impl GraphError {
             (None, Some(c)) => out.push_str(&format!(" (code {c})")),
             (None, None) => {}
         }
-        out.push_str(&format!(
-            ", {}{}: {}",
-            self.kind.as_str(),
-            if self.retryable { ", retryable" } else { "" },
-            self.message
-        ));
+        out.push_str(&format!(", {}{}: {}", self.kind.as_str(), if self.retryable { ", retryable" } else { "" }, self.message));
         out
     }
 }
@@ -307,18 +293,10 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         return value.parse::<u64>().ok().map(Duration::from_secs);
     }
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let at = time::PrimitiveDateTime::parse(value, format)
-        .ok()?
-        .assume_utc();
+    let format = time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
+    let at = time::PrimitiveDateTime::parse(value, format).ok()?.assume_utc();
     let delta = at - OffsetDateTime::now_utc();
-    Some(if delta.is_positive() {
-        Duration::from_secs(delta.whole_seconds().unsigned_abs())
-    } else {
-        Duration::ZERO
-    })
+    Some(if delta.is_positive() { Duration::from_secs(delta.whole_seconds().unsigned_abs()) } else { Duration::ZERO })
 }
 
 #[cfg(test)]
@@ -328,10 +306,7 @@ mod tests {
     #[test]
     fn every_code_in_the_table_has_its_documented_class() {
         let retryable = [4, 80007, 130429, 131056, 131000, 131016, 2, 1];
-        let permanent = [
-            131047, 131026, 131051, 131052, 131053, 132000, 132001, 132015, 132069, 100, 190,
-            131030, 133010,
-        ];
+        let permanent = [131047, 131026, 131051, 131052, 131053, 132000, 132001, 132015, 132069, 100, 190, 131030, 133010];
         for code in retryable {
             let kind = GraphErrorKind::from_code(code).unwrap();
             assert!(kind.is_retryable(), "code {code} should be retryable");
@@ -353,10 +328,7 @@ mod tests {
         assert_eq!(K::classify(Some(400), Some(999_999)), K::Other);
         assert_eq!(K::classify(None, None), K::Transport);
         // a known code wins over the status
-        assert_eq!(
-            K::classify(Some(500), Some(131047)),
-            K::ReEngagementRequired
-        );
+        assert_eq!(K::classify(Some(500), Some(131047)), K::ReEngagementRequired);
         assert_eq!(K::classify(Some(400), Some(130429)), K::RateLimited);
     }
 
@@ -364,14 +336,10 @@ mod tests {
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after("30"), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
         let future = OffsetDateTime::now_utc() + time::Duration::seconds(120);
-        let format = time::macros::format_description!(
-            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-        );
+        let format =
+            time::macros::format_description!("[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT");
         let header = future.format(format).unwrap();
         let got = parse_retry_after(&header).unwrap();
         assert!(got <= Duration::from_secs(120) && got >= Duration::from_secs(110));

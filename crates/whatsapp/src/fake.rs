@@ -62,19 +62,9 @@ pub struct Reply {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
-    Accept {
-        wamid: Option<String>,
-    },
-    GraphError {
-        http_status: u16,
-        code: i64,
-        subcode: Option<i64>,
-        message: Option<String>,
-    },
-    Raw {
-        http_status: u16,
-        body: String,
-    },
+    Accept { wamid: Option<String> },
+    GraphError { http_status: u16, code: i64, subcode: Option<i64>, message: Option<String> },
+    Raw { http_status: u16, body: String },
 }
 
 impl Reply {
@@ -85,28 +75,18 @@ impl Reply {
 
     /// 200 with this id (for tests that want to predict it).
     pub fn accept_with_wamid(wamid: impl Into<String>) -> Self {
-        Self::from(Outcome::Accept {
-            wamid: Some(wamid.into()),
-        })
+        Self::from(Outcome::Accept { wamid: Some(wamid.into()) })
     }
 
     /// Meta's error envelope with this HTTP status and Graph `code`, with Meta's title for
     /// the code as the message (`"(#130429) Rate limit hit"`).
     pub fn graph_error(http_status: u16, code: i64) -> Self {
-        Self::from(Outcome::GraphError {
-            http_status,
-            code,
-            subcode: None,
-            message: None,
-        })
+        Self::from(Outcome::GraphError { http_status, code, subcode: None, message: None })
     }
 
     /// Any status and body, e.g. a proxy's HTML `502`.
     pub fn raw(http_status: u16, body: impl Into<String>) -> Self {
-        Self::from(Outcome::Raw {
-            http_status,
-            body: body.into(),
-        })
+        Self::from(Outcome::Raw { http_status, body: body.into() })
     }
 
     /// 400, code 130429: Cloud API throughput reached.
@@ -166,20 +146,14 @@ impl Reply {
     pub fn http_status(&self) -> u16 {
         match &self.outcome {
             Outcome::Accept { .. } => 200,
-            Outcome::GraphError { http_status, .. } | Outcome::Raw { http_status, .. } => {
-                *http_status
-            }
+            Outcome::GraphError { http_status, .. } | Outcome::Raw { http_status, .. } => *http_status,
         }
     }
 }
 
 impl From<Outcome> for Reply {
     fn from(outcome: Outcome) -> Self {
-        Reply {
-            outcome,
-            delay: None,
-            retry_after: None,
-        }
+        Reply { outcome, delay: None, retry_after: None }
     }
 }
 
@@ -207,9 +181,7 @@ pub struct ReceivedRequest {
 impl ReceivedRequest {
     /// A header by (case-insensitive) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 
     /// The token of `Authorization: Bearer <token>`.
@@ -256,8 +228,7 @@ impl ReceivedRequest {
 fn messages_path(path: &str) -> Option<(&str, &str)> {
     let mut parts = path.strip_prefix('/')?.split('/');
     let (version, id, last) = (parts.next()?, parts.next()?, parts.next()?);
-    (parts.next().is_none() && last == "messages" && !version.is_empty() && !id.is_empty())
-        .then_some((version, id))
+    (parts.next().is_none() && last == "messages" && !version.is_empty() && !id.is_empty()).then_some((version, id))
 }
 
 #[derive(Debug)]
@@ -288,19 +259,10 @@ impl FakeGraph {
     /// Binds `127.0.0.1:0` and serves on the current tokio runtime. Panics if it cannot bind
     /// (a test helper).
     pub async fn start() -> FakeGraph {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("fake Graph API: cannot bind 127.0.0.1:0");
-        let addr = listener
-            .local_addr()
-            .expect("fake Graph API: no local address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("fake Graph API: cannot bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("fake Graph API: no local address");
         let shared = Arc::new(Shared {
-            state: Mutex::new(FakeState {
-                script: VecDeque::new(),
-                default: Reply::accept(),
-                received: Vec::new(),
-                next_seq: 0,
-            }),
+            state: Mutex::new(FakeState { script: VecDeque::new(), default: Reply::accept(), received: Vec::new(), next_seq: 0 }),
             count: watch::channel(0).0,
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -312,12 +274,7 @@ impl FakeGraph {
                 })
                 .await;
         });
-        FakeGraph {
-            url: format!("http://{addr}"),
-            addr,
-            shared,
-            shutdown: Some(tx),
-        }
+        FakeGraph { url: format!("http://{addr}"), addr, shared, shutdown: Some(tx) }
     }
 
     /// The base URL (same as the `url` field).
@@ -337,8 +294,7 @@ impl FakeGraph {
 
     /// A client pointed at this fake with the given timeout.
     pub fn client_with_timeout(&self, timeout: Duration) -> GraphClient {
-        GraphClient::new(&self.url, DEFAULT_API_VERSION, timeout)
-            .expect("fake Graph API: client configuration")
+        GraphClient::new(&self.url, DEFAULT_API_VERSION, timeout).expect("fake Graph API: client configuration")
     }
 
     /// Appends replies to the script: the next sends get them in order, then the default.
@@ -368,12 +324,7 @@ impl FakeGraph {
 
     /// The sends (`POST /{version}/{id}/messages`) received so far, in arrival order.
     pub fn sends(&self) -> Vec<ReceivedRequest> {
-        self.lock()
-            .received
-            .iter()
-            .filter(|r| r.is_send())
-            .cloned()
-            .collect()
+        self.lock().received.iter().filter(|r| r.is_send()).cloned().collect()
     }
 
     /// Forgets the recorded requests and the remaining script, and restores the default reply.
@@ -395,11 +346,7 @@ impl FakeGraph {
         let reached = tokio::time::timeout(timeout, rx.wait_for(|count| *count >= n)).await;
         if !matches!(reached, Ok(Ok(_))) {
             let got = self.received();
-            panic!(
-                "fake Graph API: expected at least {n} request(s) within {timeout:?}, got {}: {:#?}",
-                got.len(),
-                got
-            );
+            panic!("fake Graph API: expected at least {n} request(s) within {timeout:?}, got {}: {:#?}", got.len(), got);
         }
         self.received()
     }
@@ -417,13 +364,7 @@ impl Drop for FakeGraph {
     }
 }
 
-async fn handle(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let is_send = method == Method::POST && messages_path(&path).is_some();
     let reply = {
@@ -437,12 +378,9 @@ async fn handle(
             ))
         };
         let reply = match reply.outcome {
-            Outcome::Accept { wamid: None } => Reply {
-                outcome: Outcome::Accept {
-                    wamid: Some(format!("wamid.FAKE{}", uuid::Uuid::new_v4().simple())),
-                },
-                ..reply
-            },
+            Outcome::Accept { wamid: None } => {
+                Reply { outcome: Outcome::Accept { wamid: Some(format!("wamid.FAKE{}", uuid::Uuid::new_v4().simple())) }, ..reply }
+            }
             _ => reply,
         };
 
@@ -490,10 +428,7 @@ fn render(reply: &Reply, request_body: &[u8]) -> Response {
     let mut response = match &reply.outcome {
         Outcome::Accept { wamid } => {
             let request = serde_json::from_slice::<Value>(request_body).unwrap_or(Value::Null);
-            let to = request
-                .get("to")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let to = request.get("to").and_then(Value::as_str).unwrap_or_default();
             let mut message = json!({ "id": wamid });
             if request.get("type").and_then(Value::as_str) == Some("template") {
                 message["message_status"] = json!("accepted");
@@ -508,15 +443,8 @@ fn render(reply: &Reply, request_body: &[u8]) -> Response {
             )
                 .into_response()
         }
-        Outcome::GraphError {
-            code,
-            subcode,
-            message,
-            ..
-        } => {
-            let message = message
-                .clone()
-                .unwrap_or_else(|| format!("(#{code}) {}", title_of(*code)));
+        Outcome::GraphError { code, subcode, message, .. } => {
+            let message = message.clone().unwrap_or_else(|| format!("(#{code}) {}", title_of(*code)));
             let mut error = json!({
                 "message": message,
                 "type": "OAuthException",
@@ -609,14 +537,7 @@ impl WebhookPayload {
     }
 
     /// Adds a text message from `from` (and its contact, once per sender, when a name is given).
-    pub fn text_message(
-        self,
-        from: &str,
-        profile_name: Option<&str>,
-        wamid: &str,
-        unix_seconds: i64,
-        body: &str,
-    ) -> Self {
+    pub fn text_message(self, from: &str, profile_name: Option<&str>, wamid: &str, unix_seconds: i64, body: &str) -> Self {
         self.message(
             from,
             profile_name,
@@ -633,13 +554,9 @@ impl WebhookPayload {
     /// Adds any message object as Meta would send it (its `from` must be set for the contact).
     pub fn message(mut self, from: &str, profile_name: Option<&str>, message: Value) -> Self {
         if let Some(name) = profile_name {
-            let known = self
-                .contacts
-                .iter()
-                .any(|c| c.get("wa_id").and_then(Value::as_str) == Some(from));
+            let known = self.contacts.iter().any(|c| c.get("wa_id").and_then(Value::as_str) == Some(from));
             if !known {
-                self.contacts
-                    .push(json!({ "profile": { "name": name }, "wa_id": from }));
+                self.contacts.push(json!({ "profile": { "name": name }, "wa_id": from }));
             }
         }
         self.messages.push(message);
@@ -647,13 +564,7 @@ impl WebhookPayload {
     }
 
     /// Adds a status (`sent`, `delivered`, `read`, `failed`…) for one of our messages.
-    pub fn status(
-        mut self,
-        wamid: &str,
-        status: &str,
-        unix_seconds: i64,
-        recipient_id: &str,
-    ) -> Self {
+    pub fn status(mut self, wamid: &str, status: &str, unix_seconds: i64, recipient_id: &str) -> Self {
         self.statuses.push(json!({
             "id": wamid,
             "status": status,
@@ -665,14 +576,7 @@ impl WebhookPayload {
 
     /// Adds a `failed` status carrying `errors[]` with this code and title (e.g. 131047,
     /// "Re-engagement message").
-    pub fn failed_status(
-        mut self,
-        wamid: &str,
-        unix_seconds: i64,
-        recipient_id: &str,
-        code: i64,
-        title: &str,
-    ) -> Self {
+    pub fn failed_status(mut self, wamid: &str, unix_seconds: i64, recipient_id: &str, code: i64, title: &str) -> Self {
         self.statuses.push(json!({
             "id": wamid,
             "status": "failed",

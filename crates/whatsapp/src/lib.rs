@@ -19,20 +19,17 @@
 
 pub mod client;
 pub mod error;
-pub mod provider;
-pub mod sandbox;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod provider;
+pub mod sandbox;
 pub mod webhook;
 
-pub use client::{
-    ConfigError, GraphClient, OutboundMessage, SendAccepted, DEFAULT_API_VERSION, DEFAULT_BASE_URL,
-};
+pub use client::{ConfigError, GraphClient, OutboundMessage, SendAccepted, DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 pub use error::{parse_retry_after, GraphError, GraphErrorKind};
 pub use provider::WhatsAppProvider;
 pub use sandbox::{SandboxProvider, SandboxReceipt};
 pub use webhook::{
-    parse_webhook, signature_header_value, verify_handshake, verify_signature, DeliveryStatus,
-    InboundMessage, OtherChange, ParseError, StatusError, StatusUpdate, WebhookBatch,
-    MAX_BATCH_UPDATES, MAX_BODY_BYTES, SIGNATURE_HEADER, WHATSAPP_OBJECT,
+    parse_webhook, signature_header_value, verify_handshake, verify_signature, DeliveryStatus, InboundMessage, OtherChange, ParseError,
+    StatusError, StatusUpdate, WebhookBatch, MAX_BATCH_UPDATES, MAX_BODY_BYTES, SIGNATURE_HEADER, WHATSAPP_OBJECT,
 };

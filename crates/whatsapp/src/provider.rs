@@ -4,7 +4,9 @@
 
 use crate::{GraphClient, GraphError, OutboundMessage};
 use async_trait::async_trait;
-use atlas_conversations::{Channel, ChannelSecrets, MessagingProvider, OutboundContent, ProviderAccepted, ProviderError, ProviderErrorKind};
+use atlas_conversations::{
+    Channel, ChannelSecrets, MessagingProvider, OutboundContent, ProviderAccepted, ProviderError, ProviderErrorKind,
+};
 use atlas_kernel::PhoneNumber;
 use std::time::Duration;
 
@@ -41,7 +43,13 @@ pub fn provider_error(error: &GraphError) -> ProviderError {
 
 #[async_trait]
 impl MessagingProvider for WhatsAppProvider {
-    async fn send(&self, channel: &Channel, secrets: &ChannelSecrets, to: &PhoneNumber, content: &OutboundContent) -> Result<ProviderAccepted, ProviderError> {
+    async fn send(
+        &self,
+        channel: &Channel,
+        secrets: &ChannelSecrets,
+        to: &PhoneNumber,
+        content: &OutboundContent,
+    ) -> Result<ProviderAccepted, ProviderError> {
         let message = outbound_message(to, content);
         match self.graph.send(&channel.phone_number_id, &secrets.access_token, &message).await {
             Ok(accepted) => Ok(ProviderAccepted { provider_message_id: accepted.wamid }),

@@ -33,9 +33,20 @@ impl SandboxProvider {
 
 #[async_trait]
 impl MessagingProvider for SandboxProvider {
-    async fn send(&self, channel: &Channel, _secrets: &ChannelSecrets, to: &PhoneNumber, _content: &OutboundContent) -> Result<ProviderAccepted, ProviderError> {
+    async fn send(
+        &self,
+        channel: &Channel,
+        _secrets: &ChannelSecrets,
+        to: &PhoneNumber,
+        _content: &OutboundContent,
+    ) -> Result<ProviderAccepted, ProviderError> {
         let provider_message_id = format!("sandbox.{}", uuid::Uuid::new_v4().simple());
-        let receipt = SandboxReceipt { org_id: channel.org_id, channel: channel.clone(), provider_message_id: provider_message_id.clone(), to: to.clone() };
+        let receipt = SandboxReceipt {
+            org_id: channel.org_id,
+            channel: channel.clone(),
+            provider_message_id: provider_message_id.clone(),
+            to: to.clone(),
+        };
         // Nobody listening (a shut-down server) only means no statuses follow.
         let _ = self.receipts.send(receipt);
         Ok(ProviderAccepted { provider_message_id })

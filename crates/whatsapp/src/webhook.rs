@@ -79,12 +79,7 @@ pub fn verify_signature(app_secret: &[u8], raw_body: &[u8], header: Option<&str>
 /// The subscription handshake: returns the challenge to echo (as the 200 body) when
 /// `hub.mode` is `subscribe` and `hub.verify_token` equals `expected_verify_token` (compared in
 /// constant time), `None` otherwise (answer 403). An empty expected token never matches.
-pub fn verify_handshake(
-    mode: Option<&str>,
-    token: Option<&str>,
-    challenge: Option<&str>,
-    expected_verify_token: &str,
-) -> Option<String> {
+pub fn verify_handshake(mode: Option<&str>, token: Option<&str>, challenge: Option<&str>, expected_verify_token: &str) -> Option<String> {
     if mode != Some("subscribe") || expected_verify_token.is_empty() {
         return None;
     }
@@ -219,18 +214,12 @@ pub enum ParseError {
 }
 
 fn invalid(path: impl Into<String>, reason: impl Into<String>) -> ParseError {
-    ParseError::Invalid {
-        path: path.into(),
-        reason: reason.into(),
-    }
+    ParseError::Invalid { path: path.into(), reason: reason.into() }
 }
 
 /// Parses a webhook body (the raw bytes whose signature was verified) into a flat batch.
 pub fn parse_webhook(raw: &[u8]) -> Result<WebhookBatch, ParseError> {
-    let envelope: Envelope = typed(
-        "$",
-        serde_json::from_slice::<Value>(raw).map_err(|e| ParseError::Json(e.to_string()))?,
-    )?;
+    let envelope: Envelope = typed("$", serde_json::from_slice::<Value>(raw).map_err(|e| ParseError::Json(e.to_string()))?)?;
     match envelope.object.as_deref() {
         Some(WHATSAPP_OBJECT) => {}
         Some(other) => return Err(ParseError::UnexpectedObject(other.to_owned())),
@@ -260,11 +249,7 @@ pub fn parse_webhook(raw: &[u8]) -> Result<WebhookBatch, ParseError> {
     Ok(batch)
 }
 
-fn parse_messages_value(
-    path: &str,
-    value: MessagesValue,
-    batch: &mut WebhookBatch,
-) -> Result<(), ParseError> {
+fn parse_messages_value(path: &str, value: MessagesValue, batch: &mut WebhookBatch) -> Result<(), ParseError> {
     let messages = value.messages.unwrap_or_default();
     let statuses = value.statuses.unwrap_or_default();
     if messages.is_empty() && statuses.is_empty() {
@@ -289,20 +274,8 @@ fn parse_messages_value(
             .find(|c| c.wa_id.as_ref().is_some_and(|w| w.0 == from))
             .and_then(|c| c.profile.as_ref())
             .and_then(|p| p.name.clone());
-        let text = if kind == "text" {
-            m.text.and_then(|t| t.body)
-        } else {
-            None
-        };
-        batch.messages.push(InboundMessage {
-            phone_number_id: phone_number_id.clone(),
-            wamid,
-            from,
-            profile_name,
-            timestamp,
-            kind,
-            text,
-        });
+        let text = if kind == "text" { m.text.and_then(|t| t.body) } else { None };
+        batch.messages.push(InboundMessage { phone_number_id: phone_number_id.clone(), wamid, from, profile_name, timestamp, kind, text });
     }
 
     for (k, s) in statuses.into_iter().enumerate() {
@@ -310,17 +283,12 @@ fn parse_messages_value(
         let wamid = required(s.id, at("id"))?;
         let status = DeliveryStatus::parse(&required(s.status, at("status"))?);
         let timestamp = unix_timestamp(s.timestamp.as_ref(), at("timestamp"))?;
-        let error = s
-            .errors
-            .unwrap_or_default()
-            .into_iter()
-            .next()
-            .map(|e| StatusError {
-                code: e.code,
-                title: e.title,
-                message: e.message,
-                details: e.error_data.and_then(|d| d.details),
-            });
+        let error = s.errors.unwrap_or_default().into_iter().next().map(|e| StatusError {
+            code: e.code,
+            title: e.title,
+            message: e.message,
+            details: e.error_data.and_then(|d| d.details),
+        });
         batch.statuses.push(StatusUpdate {
             phone_number_id: phone_number_id.clone(),
             wamid,
@@ -336,11 +304,7 @@ fn parse_messages_value(
 fn typed<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, ParseError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let full = if inner == "." || inner.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}.{inner}")
-        };
+        let full = if inner == "." || inner.is_empty() { path.to_owned() } else { format!("{path}.{inner}") };
         invalid(full, e.into_inner().to_string())
     })
 }
@@ -356,21 +320,11 @@ fn required(value: Option<String>, path: String) -> Result<String, ParseError> {
 fn unix_timestamp(value: Option<&Value>, path: String) -> Result<OffsetDateTime, ParseError> {
     let seconds = match value {
         None | Some(Value::Null) => return Err(invalid(path, "missing")),
-        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse::<i64>().ok()
-        }
+        Some(Value::String(s)) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => s.parse::<i64>().ok(),
         Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0),
         Some(_) => None,
     };
-    let bad = || {
-        invalid(
-            path.clone(),
-            format!(
-                "not a unix timestamp in seconds: {}",
-                value.map(Value::to_string).unwrap_or_default()
-            ),
-        )
-    };
+    let bad = || invalid(path.clone(), format!("not a unix timestamp in seconds: {}", value.map(Value::to_string).unwrap_or_default()));
     let seconds = seconds.ok_or_else(bad)?;
     OffsetDateTime::from_unix_timestamp(seconds).map_err(|_| bad())
 }
@@ -484,15 +438,8 @@ mod tests {
     fn the_signature_is_hmac_sha256_of_the_raw_body() {
         // RFC 4231 test case 2
         let header = signature_header_value(b"Jefe", b"what do ya want for nothing?");
-        assert_eq!(
-            header,
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-        assert!(verify_signature(
-            b"Jefe",
-            b"what do ya want for nothing?",
-            Some(&header)
-        ));
+        assert_eq!(header, "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert!(verify_signature(b"Jefe", b"what do ya want for nothing?", Some(&header)));
     }
 
     #[test]
@@ -500,9 +447,6 @@ mod tests {
         for s in ["sent", "delivered", "read", "failed", "deleted"] {
             assert_eq!(DeliveryStatus::parse(s).as_str(), s);
         }
-        assert_eq!(
-            DeliveryStatus::parse("played"),
-            DeliveryStatus::Other("played".into())
-        );
+        assert_eq!(DeliveryStatus::parse("played"), DeliveryStatus::Other("played".into()));
     }
 }

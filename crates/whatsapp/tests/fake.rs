@@ -6,10 +6,7 @@ use atlas_whatsapp::fake::{FakeGraph, Reply};
 use atlas_whatsapp::OutboundMessage;
 
 fn text(body: &str) -> OutboundMessage {
-    OutboundMessage::Text {
-        to: "15551234567".into(),
-        body: body.into(),
-    }
+    OutboundMessage::Text { to: "15551234567".into(), body: body.into() }
 }
 
 #[tokio::test]
@@ -29,10 +26,7 @@ async fn by_default_every_send_is_accepted_with_a_fresh_wamid() {
 #[tokio::test]
 async fn scripted_replies_are_used_in_order_then_the_default() {
     let graph = FakeGraph::start().await;
-    graph.script([
-        Reply::service_unavailable(),
-        Reply::accept_with_wamid("wamid.PREDICTABLE"),
-    ]);
+    graph.script([Reply::service_unavailable(), Reply::accept_with_wamid("wamid.PREDICTABLE")]);
     graph.set_default(Reply::re_engagement_required());
     let client = graph.client();
 
@@ -51,11 +45,7 @@ async fn scripted_replies_are_used_in_order_then_the_default() {
 #[tokio::test]
 async fn every_request_is_recorded_with_path_headers_and_json_body() {
     let graph = FakeGraph::start().await;
-    graph
-        .client()
-        .send("106540352242922", "secret-token", &text("hello"))
-        .await
-        .unwrap();
+    graph.client().send("106540352242922", "secret-token", &text("hello")).await.unwrap();
 
     let [req] = graph.received().try_into().unwrap();
     assert_eq!(req.seq, 0);
@@ -80,14 +70,7 @@ async fn other_paths_are_refused_with_code_100_and_do_not_consume_the_script() {
     graph.script([Reply::throughput_limited()]);
     let http = reqwest::Client::new();
 
-    let response = http
-        .get(format!(
-            "{}/v23.0/1065/message_templates?limit=5",
-            graph.url
-        ))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(format!("{}/v23.0/1065/message_templates?limit=5", graph.url)).send().await.unwrap();
 
     assert_eq!(response.status(), 400);
     let body: serde_json::Value = response.json().await.unwrap();
@@ -118,9 +101,7 @@ async fn a_delayed_reply_is_recorded_before_it_is_answered() {
 #[tokio::test]
 async fn error_replies_look_like_metas_envelope() {
     let graph = FakeGraph::start().await;
-    graph.script([Reply::graph_error(400, 131056)
-        .with_subcode(2494055)
-        .with_message("custom message")]);
+    graph.script([Reply::graph_error(400, 131056).with_subcode(2494055).with_message("custom message")]);
 
     let response = reqwest::Client::new()
         .post(format!("{}/v23.0/1065/messages", graph.url))
@@ -175,11 +156,7 @@ async fn reset_forgets_requests_and_script() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::throughput_limited()]);
     graph.set_default(Reply::service_unavailable());
-    graph
-        .client()
-        .send("1065", "t", &text("x"))
-        .await
-        .unwrap_err();
+    graph.client().send("1065", "t", &text("x")).await.unwrap_err();
 
     graph.reset();
 

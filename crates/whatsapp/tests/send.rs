@@ -11,10 +11,7 @@ const PHONE_NUMBER_ID: &str = "106540352242922";
 const TOKEN: &str = "EAAGm0PX4ZCpsBAKZAZ";
 
 fn text(to: &str, body: &str) -> OutboundMessage {
-    OutboundMessage::Text {
-        to: to.into(),
-        body: body.into(),
-    }
+    OutboundMessage::Text { to: to.into(), body: body.into() }
 }
 
 // ---- the request ----
@@ -24,10 +21,7 @@ async fn a_text_send_posts_metas_documented_body_with_a_bearer_token() {
     let graph = FakeGraph::start().await;
     let client = graph.client();
 
-    let accepted = client
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "Hello, Ada"))
-        .await
-        .unwrap();
+    let accepted = client.send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "Hello, Ada")).await.unwrap();
 
     let sends = graph.sends();
     assert_eq!(sends.len(), 1);
@@ -56,11 +50,7 @@ async fn a_template_send_posts_the_template_with_its_body_parameters() {
         parameters: vec!["Ada".into(), "A-1042".into()],
     };
 
-    graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &message)
-        .await
-        .unwrap();
+    graph.client().send(PHONE_NUMBER_ID, TOKEN, &message).await.unwrap();
 
     assert_eq!(
         graph.sends()[0].body,
@@ -74,36 +64,21 @@ async fn a_template_send_posts_the_template_with_its_body_parameters() {
 #[tokio::test]
 async fn a_template_without_parameters_is_sent_without_components() {
     let graph = FakeGraph::start().await;
-    let message = OutboundMessage::Template {
-        to: "15551234567".into(),
-        name: "hello_world".into(),
-        language: "en_US".into(),
-        parameters: vec![],
-    };
+    let message =
+        OutboundMessage::Template { to: "15551234567".into(), name: "hello_world".into(), language: "en_US".into(), parameters: vec![] };
 
-    graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &message)
-        .await
-        .unwrap();
+    graph.client().send(PHONE_NUMBER_ID, TOKEN, &message).await.unwrap();
 
     let body = &graph.sends()[0].body;
-    assert_eq!(
-        body["template"],
-        json!({"name":"hello_world","language":{"code":"en_US"}})
-    );
+    assert_eq!(body["template"], json!({"name":"hello_world","language":{"code":"en_US"}}));
 }
 
 #[tokio::test]
 async fn base_url_and_version_are_configurable() {
     let graph = FakeGraph::start().await;
-    let client =
-        GraphClient::new(&format!("{}/", graph.url), "v21.0", Duration::from_secs(5)).unwrap();
+    let client = GraphClient::new(&format!("{}/", graph.url), "v21.0", Duration::from_secs(5)).unwrap();
 
-    client
-        .send("42", TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap();
+    client.send("42", TOKEN, &text("15551234567", "hi")).await.unwrap();
 
     let req = &graph.sends()[0];
     assert_eq!(req.path, "/v21.0/42/messages");
@@ -115,11 +90,7 @@ async fn base_url_and_version_are_configurable() {
 async fn an_empty_phone_number_id_is_refused_without_a_call() {
     let graph = FakeGraph::start().await;
 
-    let err = graph
-        .client()
-        .send(" ", TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(" ", TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert_eq!(err.kind, GraphErrorKind::InvalidRequest);
     assert!(!err.retryable);
@@ -134,11 +105,7 @@ async fn throughput_and_rate_limit_codes_are_retryable() {
         let graph = FakeGraph::start().await;
         graph.script([Reply::graph_error(status, code)]);
 
-        let err = graph
-            .client()
-            .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-            .await
-            .unwrap_err();
+        let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
         assert!(err.retryable, "code {code}");
         assert_eq!(err.kind, GraphErrorKind::RateLimited, "code {code}");
@@ -151,21 +118,11 @@ async fn throughput_and_rate_limit_codes_are_retryable() {
 
 #[tokio::test]
 async fn temporary_service_codes_are_retryable() {
-    for (status, code) in [
-        (500, 131000),
-        (503, 131016),
-        (500, 2),
-        (500, 1),
-        (400, 131000),
-    ] {
+    for (status, code) in [(500, 131000), (503, 131016), (500, 2), (500, 1), (400, 131000)] {
         let graph = FakeGraph::start().await;
         graph.script([Reply::graph_error(status, code)]);
 
-        let err = graph
-            .client()
-            .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-            .await
-            .unwrap_err();
+        let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
         assert!(err.retryable, "code {code}");
         assert_eq!(err.kind, GraphErrorKind::Temporary, "code {code}");
@@ -177,11 +134,7 @@ async fn http_429_is_retryable_and_carries_retry_after() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::raw(429, "").with_retry_after(17)]);
 
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert!(err.retryable);
     assert_eq!(err.kind, GraphErrorKind::RateLimited);
@@ -195,11 +148,7 @@ async fn retry_after_is_read_from_graph_errors_too() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::throughput_limited().with_retry_after(3)]);
 
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert_eq!(err.retry_after, Some(Duration::from_secs(3)));
 }
@@ -210,11 +159,7 @@ async fn any_5xx_is_retryable_even_without_a_graph_envelope() {
         let graph = FakeGraph::start().await;
         graph.script([Reply::raw(status, "<html><body>Bad Gateway</body></html>")]);
 
-        let err = graph
-            .client()
-            .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-            .await
-            .unwrap_err();
+        let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
         assert!(err.retryable, "HTTP {status}");
         assert_eq!(err.kind, GraphErrorKind::ServerError);
@@ -229,10 +174,7 @@ async fn a_timeout_is_retryable_and_has_no_http_status() {
     graph.script([Reply::accept().with_delay(Duration::from_millis(1500))]);
     let client = graph.client_with_timeout(Duration::from_millis(200));
 
-    let err = client
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = client.send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert!(err.retryable);
     assert_eq!(err.kind, GraphErrorKind::Transport);
@@ -252,10 +194,7 @@ async fn a_refused_connection_is_retryable() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let client = GraphClient::new(&url, "v23.0", Duration::from_secs(2)).unwrap();
 
-    let err = client
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = client.send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert!(err.retryable);
     assert_eq!(err.kind, GraphErrorKind::Transport);
@@ -278,10 +217,7 @@ async fn the_first_sends_can_be_rate_limited_then_succeed() {
     let accepted = third.unwrap();
     let statuses: Vec<u16> = graph.sends().iter().map(|r| r.response_status).collect();
     assert_eq!(statuses, [400, 400, 200]);
-    assert_eq!(
-        graph.sends()[2].wamid.as_deref(),
-        Some(accepted.wamid.as_str())
-    );
+    assert_eq!(graph.sends()[2].wamid.as_deref(), Some(accepted.wamid.as_str()));
 }
 
 // ---- permanent failures ----
@@ -291,11 +227,7 @@ async fn re_engagement_131047_is_permanent() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::re_engagement_required()]);
 
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert!(!err.retryable);
     assert_eq!(err.kind, GraphErrorKind::ReEngagementRequired);
@@ -311,11 +243,7 @@ async fn template_errors_are_permanent() {
         let graph = FakeGraph::start().await;
         graph.script([Reply::graph_error(400, code)]);
 
-        let err = graph
-            .client()
-            .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-            .await
-            .unwrap_err();
+        let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
         assert!(!err.retryable, "code {code}");
         assert_eq!(err.kind, GraphErrorKind::Template, "code {code}");
@@ -338,11 +266,7 @@ async fn recipient_and_parameter_errors_are_permanent() {
         let graph = FakeGraph::start().await;
         graph.script([Reply::graph_error(status, code)]);
 
-        let err = graph
-            .client()
-            .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-            .await
-            .unwrap_err();
+        let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
         assert!(!err.retryable, "code {code}");
         assert_eq!(err.kind, kind, "code {code}");
@@ -355,11 +279,7 @@ async fn an_expired_access_token_is_permanent_and_flagged() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::access_token_expired()]);
 
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert!(!err.retryable);
     assert!(err.is_access_token_error());
@@ -371,16 +291,9 @@ async fn an_expired_access_token_is_permanent_and_flagged() {
 #[tokio::test]
 async fn a_success_without_a_message_id_is_not_retried() {
     let graph = FakeGraph::start().await;
-    graph.script([Reply::raw(
-        200,
-        r#"{"messaging_product":"whatsapp","messages":[]}"#,
-    )]);
+    graph.script([Reply::raw(200, r#"{"messaging_product":"whatsapp","messages":[]}"#)]);
 
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
 
     assert_eq!(err.kind, GraphErrorKind::InvalidResponse);
     assert!(!err.retryable);
@@ -391,10 +304,6 @@ async fn a_success_without_a_message_id_is_not_retried() {
 async fn the_access_token_never_appears_in_an_error() {
     let graph = FakeGraph::start().await;
     graph.script([Reply::raw(500, "oops")]);
-    let err = graph
-        .client()
-        .send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi"))
-        .await
-        .unwrap_err();
+    let err = graph.client().send(PHONE_NUMBER_ID, TOKEN, &text("15551234567", "hi")).await.unwrap_err();
     assert!(!format!("{err} {err:?}").contains(TOKEN));
 }

@@ -3,8 +3,8 @@
 
 use atlas_whatsapp::fake::WebhookPayload;
 use atlas_whatsapp::{
-    parse_webhook, signature_header_value, verify_handshake, verify_signature, DeliveryStatus,
-    GraphErrorKind, ParseError, MAX_BATCH_UPDATES,
+    parse_webhook, signature_header_value, verify_handshake, verify_signature, DeliveryStatus, GraphErrorKind, ParseError,
+    MAX_BATCH_UPDATES,
 };
 use serde_json::json;
 use time::macros::datetime;
@@ -16,12 +16,7 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 #[test]
 fn the_handshake_echoes_the_challenge_when_mode_and_token_match() {
     assert_eq!(
-        verify_handshake(
-            Some("subscribe"),
-            Some("my-verify-token"),
-            Some("1158201444"),
-            "my-verify-token"
-        ),
+        verify_handshake(Some("subscribe"), Some("my-verify-token"), Some("1158201444"), "my-verify-token"),
         Some("1158201444".to_string())
     );
 }
@@ -29,32 +24,14 @@ fn the_handshake_echoes_the_challenge_when_mode_and_token_match() {
 #[test]
 fn the_handshake_refuses_a_wrong_token_a_wrong_mode_or_missing_parts() {
     let ok = "my-verify-token";
-    assert_eq!(
-        verify_handshake(Some("subscribe"), Some("nope"), Some("1"), ok),
-        None
-    );
-    assert_eq!(
-        verify_handshake(Some("subscribe"), Some("my-verify-toke"), Some("1"), ok),
-        None
-    );
-    assert_eq!(
-        verify_handshake(Some("unsubscribe"), Some(ok), Some("1"), ok),
-        None
-    );
+    assert_eq!(verify_handshake(Some("subscribe"), Some("nope"), Some("1"), ok), None);
+    assert_eq!(verify_handshake(Some("subscribe"), Some("my-verify-toke"), Some("1"), ok), None);
+    assert_eq!(verify_handshake(Some("unsubscribe"), Some(ok), Some("1"), ok), None);
     assert_eq!(verify_handshake(None, Some(ok), Some("1"), ok), None);
-    assert_eq!(
-        verify_handshake(Some("subscribe"), None, Some("1"), ok),
-        None
-    );
-    assert_eq!(
-        verify_handshake(Some("subscribe"), Some(ok), None, ok),
-        None
-    );
+    assert_eq!(verify_handshake(Some("subscribe"), None, Some("1"), ok), None);
+    assert_eq!(verify_handshake(Some("subscribe"), Some(ok), None, ok), None);
     // a channel without a verify token never verifies, even against an empty token
-    assert_eq!(
-        verify_handshake(Some("subscribe"), Some(""), Some("1"), ""),
-        None
-    );
+    assert_eq!(verify_handshake(Some("subscribe"), Some(""), Some("1"), ""), None);
 }
 
 // ---- signature ----
@@ -84,11 +61,7 @@ fn a_wrong_secret_or_tampered_body_fails() {
     let body = b"{\"object\":\"whatsapp_business_account\"}";
     let header = signature_header_value(SECRET, body);
     assert!(!verify_signature(b"another secret", body, Some(&header)));
-    assert!(!verify_signature(
-        SECRET,
-        b"{\"object\":\"x\"}",
-        Some(&header)
-    ));
+    assert!(!verify_signature(SECRET, b"{\"object\":\"x\"}", Some(&header)));
 }
 
 #[test]
@@ -234,26 +207,12 @@ fn every_entry_change_message_and_status_is_returned_in_payload_order() {
             "wamid.SECOND_NUMBER",
         ]
     );
-    let statuses: Vec<(&str, &str)> = batch
-        .statuses
-        .iter()
-        .map(|s| (s.wamid.as_str(), s.status.as_str()))
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            ("wamid.OUT1", "read"),
-            ("wamid.OUT2", "failed"),
-            ("wamid.OUT3", "sent")
-        ]
-    );
+    let statuses: Vec<(&str, &str)> = batch.statuses.iter().map(|s| (s.wamid.as_str(), s.status.as_str())).collect();
+    assert_eq!(statuses, [("wamid.OUT1", "read"), ("wamid.OUT2", "failed"), ("wamid.OUT3", "sent")]);
     // each item carries the number of the change it came in
     assert_eq!(batch.messages[0].phone_number_id, "106540352242922");
     assert_eq!(batch.messages[2].phone_number_id, "106540352242923");
-    assert!(batch
-        .statuses
-        .iter()
-        .all(|s| s.phone_number_id == "106540352242922"));
+    assert!(batch.statuses.iter().all(|s| s.phone_number_id == "106540352242922"));
 }
 
 #[test]
@@ -313,10 +272,7 @@ fn statuses_carry_their_own_timestamp_recipient_and_first_error() {
     assert_eq!(read.timestamp.unix_timestamp(), 1_749_416_400);
     assert_eq!(read.recipient_id.as_deref(), Some("447700900001"));
     assert_eq!(read.error, None);
-    assert!(!batch
-        .statuses
-        .iter()
-        .any(|s| s.status == DeliveryStatus::Delivered));
+    assert!(!batch.statuses.iter().any(|s| s.status == DeliveryStatus::Delivered));
 
     let failed = &batch.statuses[1];
     assert_eq!(failed.status, DeliveryStatus::Failed);
@@ -325,10 +281,7 @@ fn statuses_carry_their_own_timestamp_recipient_and_first_error() {
     assert_eq!(error.title.as_deref(), Some("Re-engagement message"));
     assert_eq!(error.message.as_deref(), Some("Re-engagement message"));
     assert!(error.details.as_deref().unwrap().contains("24 hours"));
-    assert_eq!(
-        GraphErrorKind::from_code(error.code.unwrap()),
-        Some(GraphErrorKind::ReEngagementRequired)
-    );
+    assert_eq!(GraphErrorKind::from_code(error.code.unwrap()), Some(GraphErrorKind::ReEngagementRequired));
 }
 
 #[test]
@@ -343,14 +296,9 @@ fn changes_of_other_fields_are_kept_raw() {
 
 #[test]
 fn unknown_status_values_are_kept() {
-    let body = WebhookPayload::new("1065")
-        .status("wamid.A", "deleted", 1_700_000_000, "15551234567")
-        .to_bytes();
+    let body = WebhookPayload::new("1065").status("wamid.A", "deleted", 1_700_000_000, "15551234567").to_bytes();
     let batch = parse_webhook(&body).unwrap();
-    assert_eq!(
-        batch.statuses[0].status,
-        DeliveryStatus::Other("deleted".into())
-    );
+    assert_eq!(batch.statuses[0].status, DeliveryStatus::Other("deleted".into()));
 }
 
 #[test]
@@ -367,49 +315,23 @@ fn a_full_batch_of_1000_updates_is_processed_entirely() {
         );
     }
     for i in 0..400 {
-        payload = payload.status(
-            &format!("wamid.OUT{i}"),
-            "delivered",
-            1_700_000_000 + i,
-            "447700900000",
-        );
+        payload = payload.status(&format!("wamid.OUT{i}"), "delivered", 1_700_000_000 + i, "447700900000");
     }
     let body = payload.to_bytes();
     let batch = parse_webhook(&body).unwrap();
 
-    assert_eq!(
-        batch.messages.len() + batch.statuses.len(),
-        MAX_BATCH_UPDATES
-    );
+    assert_eq!(batch.messages.len() + batch.statuses.len(), MAX_BATCH_UPDATES);
     assert_eq!(batch.messages[599].wamid, "wamid.IN599");
-    assert_eq!(
-        batch.messages[599].profile_name.as_deref(),
-        Some("Customer 49")
-    );
-    assert_eq!(
-        batch.messages[599].timestamp.unix_timestamp(),
-        1_700_000_599
-    );
+    assert_eq!(batch.messages[599].profile_name.as_deref(), Some("Customer 49"));
+    assert_eq!(batch.messages[599].timestamp.unix_timestamp(), 1_700_000_599);
     assert_eq!(batch.statuses[399].wamid, "wamid.OUT399");
 }
 
 #[test]
 fn duplicates_are_reported_not_hidden() {
     let body = WebhookPayload::new("1065")
-        .text_message(
-            "15551234567",
-            Some("Ada"),
-            "wamid.SAME",
-            1_700_000_000,
-            "hi",
-        )
-        .text_message(
-            "15551234567",
-            Some("Ada"),
-            "wamid.SAME",
-            1_700_000_000,
-            "hi",
-        )
+        .text_message("15551234567", Some("Ada"), "wamid.SAME", 1_700_000_000, "hi")
+        .text_message("15551234567", Some("Ada"), "wamid.SAME", 1_700_000_000, "hi")
         .to_bytes();
     assert_eq!(parse_webhook(&body).unwrap().messages.len(), 2);
 }
@@ -419,38 +341,19 @@ fn an_integer_timestamp_is_accepted_too() {
     let body = WebhookPayload::new("1065")
         .message("15551234567", None, json!({"from":"15551234567","id":"wamid.A","timestamp":1700000000,"type":"text","text":{"body":"x"}}))
         .to_bytes();
-    assert_eq!(
-        parse_webhook(&body).unwrap().messages[0]
-            .timestamp
-            .unix_timestamp(),
-        1_700_000_000
-    );
+    assert_eq!(parse_webhook(&body).unwrap().messages[0].timestamp.unix_timestamp(), 1_700_000_000);
 }
 
 #[test]
 fn malformed_timestamps_are_a_parse_error_naming_the_path() {
-    for bad in [
-        json!("yesterday"),
-        json!("-1700000000"),
-        json!("1700000000.5"),
-        json!(""),
-        json!(null),
-        json!("99999999999999999999"),
-    ] {
+    for bad in [json!("yesterday"), json!("-1700000000"), json!("1700000000.5"), json!(""), json!(null), json!("99999999999999999999")] {
         let body = WebhookPayload::new("1065")
-            .message(
-                "15551234567",
-                None,
-                json!({"from":"15551234567","id":"wamid.A","timestamp":bad,"type":"text"}),
-            )
+            .message("15551234567", None, json!({"from":"15551234567","id":"wamid.A","timestamp":bad,"type":"text"}))
             .to_bytes();
         let err = parse_webhook(&body).unwrap_err();
         match err {
             ParseError::Invalid { path, .. } => {
-                assert_eq!(
-                    path, "$.entry[0].changes[0].value.messages[0].timestamp",
-                    "{bad}"
-                )
+                assert_eq!(path, "$.entry[0].changes[0].value.messages[0].timestamp", "{bad}")
             }
             other => panic!("{bad}: {other:?}"),
         }
@@ -466,49 +369,27 @@ fn malformed_timestamps_are_a_parse_error_naming_the_path() {
 
 #[test]
 fn missing_ids_and_wrong_types_are_parse_errors() {
-    let no_id = WebhookPayload::new("1065")
-        .message(
-            "1555",
-            None,
-            json!({"from":"1555","timestamp":"1700000000","type":"text"}),
-        )
-        .to_bytes();
+    let no_id = WebhookPayload::new("1065").message("1555", None, json!({"from":"1555","timestamp":"1700000000","type":"text"})).to_bytes();
     assert_eq!(
         parse_webhook(&no_id).unwrap_err(),
-        ParseError::Invalid {
-            path: "$.entry[0].changes[0].value.messages[0].id".into(),
-            reason: "missing".into()
-        }
+        ParseError::Invalid { path: "$.entry[0].changes[0].value.messages[0].id".into(), reason: "missing".into() }
     );
 
     let wrong_type = WebhookPayload::new("1065")
         .message("1555", None, json!({"from":"1555","id":"wamid.A","timestamp":"1700000000","type":"text","text":{"body":42}}))
         .to_bytes();
     let err = parse_webhook(&wrong_type).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("$.entry[0].changes[0].value.messages[0].text.body"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("$.entry[0].changes[0].value.messages[0].text.body"), "{err}");
 
     let no_number = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.A","status":"sent","timestamp":"1700000000"}]}}]}]}"#;
     let err = parse_webhook(no_number).unwrap_err();
-    assert!(
-        err.to_string().contains("metadata.phone_number_id"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("metadata.phone_number_id"), "{err}");
 }
 
 #[test]
 fn not_json_or_another_object_is_refused() {
-    assert!(matches!(
-        parse_webhook(b"not json"),
-        Err(ParseError::Json(_))
-    ));
-    assert_eq!(
-        parse_webhook(br#"{"object":"page","entry":[]}"#).unwrap_err(),
-        ParseError::UnexpectedObject("page".into())
-    );
+    assert!(matches!(parse_webhook(b"not json"), Err(ParseError::Json(_))));
+    assert_eq!(parse_webhook(br#"{"object":"page","entry":[]}"#).unwrap_err(), ParseError::UnexpectedObject("page".into()));
     assert!(parse_webhook(br#"{"entry":[]}"#).is_err());
 }
 
@@ -524,13 +405,7 @@ fn an_empty_batch_is_fine() {
 fn the_fake_payload_builder_signs_like_meta() {
     let (body, signature) = WebhookPayload::new("1065")
         .text_message("15551234567", Some("Ada"), "wamid.A", 1_700_000_000, "hi")
-        .failed_status(
-            "wamid.B",
-            1_700_000_001,
-            "15551234567",
-            131047,
-            "Re-engagement message",
-        )
+        .failed_status("wamid.B", 1_700_000_001, "15551234567", 131047, "Re-engagement message")
         .signed(SECRET);
     assert!(verify_signature(SECRET, &body, Some(&signature)));
     let batch = parse_webhook(&body).unwrap();
