@@ -26,24 +26,7 @@ use std::fmt;
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
-/// Builds a call's journal entry from what the store found or created, inside the store's
-/// transaction. Every closure `Fn(&T) -> J + Send + Sync` is one, so callers write
-/// `&|outcome: &Enqueued| entry_for(outcome)`. (A named trait rather than `dyn Fn` because the
-/// ports are mocked with mockall, which cannot mock `Fn` arguments; the ports spell it
-/// `&'j (dyn Journal<T> + 'j)` for the same reason.)
-pub trait Journal<T, J = JournalEntry>: Send + Sync {
-    /// The entry (the run and the idempotency outcome to replay) for `outcome`.
-    fn entry(&self, outcome: &T) -> J;
-}
-
-impl<T, J, F> Journal<T, J> for F
-where
-    F: Fn(&T) -> J + Send + Sync,
-{
-    fn entry(&self, outcome: &T) -> J {
-        self(outcome)
-    }
-}
+pub use atlas_runs::Journal;
 
 /// Failures of the messaging stores.
 #[derive(Debug, Error)]

@@ -225,15 +225,17 @@ async fn run_send(
     }
 }
 
+/// A send to `phone_number` (through `channel_id` or the default channel), from a body.
+fn phone_command(raw: &Value) -> Result<SendCommand, ApiError> {
+    let phone_number = phone(raw, "phone_number")?;
+    let channel_id = id_field(raw, "channel_id", false)?;
+    let request = send_fields(raw, &["phone_number", "channel_id"])?;
+    Ok(SendCommand { target: SendTarget::Phone { phone_number, channel_id }, request })
+}
+
 async fn send_message(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<Value>) -> Response {
     let raw = body.raw;
-    let prepared = (|| {
-        let phone_number = phone(&raw, "phone_number")?;
-        let channel_id = id_field(&raw, "channel_id", false)?;
-        let request = send_fields(&raw, &["phone_number", "channel_id"])?;
-        Ok::<_, ApiError>(SendCommand { target: SendTarget::Phone { phone_number, channel_id }, request })
-    })();
-    let command = match prepared {
+    let command = match phone_command(&raw) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -271,13 +273,7 @@ async fn tool_send_message(State(state): State<AppState>, Caller(caller): Caller
 
 async fn tool_send_to_phone(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<Value>) -> Response {
     let raw = body.raw;
-    let prepared = (|| {
-        let phone_number = phone(&raw, "phone_number")?;
-        let channel_id = id_field(&raw, "channel_id", false)?;
-        let request = send_fields(&raw, &["phone_number", "channel_id"])?;
-        Ok::<_, ApiError>(SendCommand { target: SendTarget::Phone { phone_number, channel_id }, request })
-    })();
-    let command = match prepared {
+    let command = match phone_command(&raw) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

@@ -100,6 +100,25 @@ pub struct OutboxEvent {
     pub payload: Vec<u8>,
 }
 
+/// Builds a call's journal entry from what its store found or created, inside the store's
+/// transaction (the ids of an upserted row, whether a token was reused). Every closure
+/// `Fn(&T) -> J + Send + Sync` is one, so callers write `&|outcome: &Enqueued| entry_for(outcome)`.
+/// (A named trait rather than `dyn Fn` because ports are mocked with mockall, which cannot mock
+/// `Fn` arguments.)
+pub trait Journal<T, J = JournalEntry>: Send + Sync {
+    /// The entry (the run, the idempotency outcome to replay, the events) for `outcome`.
+    fn entry(&self, outcome: &T) -> J;
+}
+
+impl<T, J, F> Journal<T, J> for F
+where
+    F: Fn(&T) -> J + Send + Sync,
+{
+    fn entry(&self, outcome: &T) -> J {
+        self(outcome)
+    }
+}
+
 /// Which runs to list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunFilter {

@@ -31,23 +31,7 @@ use std::net::IpAddr;
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
 
-/// Builds a call's journal entry from its outcome. Every closure `Fn(&T) -> J + Send + Sync`
-/// is one, so callers write `&|outcome: &CreatedEndpoint| entry_for(outcome)` (the same idea
-/// as `atlas_conversations::Journal`; a shared home in `atlas-runs` would let both crates use
-/// one trait).
-pub trait Journal<T, J = JournalEntry>: Send + Sync {
-    /// The entry (the run and the idempotency outcome to replay) for `outcome`.
-    fn entry(&self, outcome: &T) -> J;
-}
-
-impl<T, J, F> Journal<T, J> for F
-where
-    F: Fn(&T) -> J + Send + Sync,
-{
-    fn entry(&self, outcome: &T) -> J {
-        self(outcome)
-    }
-}
+pub use atlas_runs::Journal;
 
 /// Failures of the webhook stores.
 #[derive(Debug, Error)]
