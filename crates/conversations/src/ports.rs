@@ -92,6 +92,9 @@ pub struct NewOutbound {
     pub queued_at: OffsetDateTime,
     /// After this instant the outbox fails the message instead of sending it.
     pub deadline: OffsetDateTime,
+    /// The customer and conversation the send already found for (organization, channel,
+    /// phone number): the store then skips their upserts. `None` creates or reuses them.
+    pub known: Option<(CustomerId, ConversationId)>,
 }
 
 /// The ids a queued send produced (the send's response needs them).

@@ -325,17 +325,19 @@ impl Messaging {
         command: SendCommand,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
-        let (channel_id, phone_number, last_inbound_at) = match command.target {
+        let (channel_id, phone_number, conversation) = match command.target {
             SendTarget::Conversation(id) => {
                 let conversation = self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)?;
-                (conversation.channel_id, conversation.customer.phone_number, conversation.last_inbound_at)
+                (conversation.channel_id, conversation.customer.phone_number.clone(), Some(conversation))
             }
             SendTarget::Phone { phone_number, channel_id } => {
                 let channel = self.resolve_channel(org_id, channel_id).await?;
                 let conversation = self.store.find_conversation(org_id, channel.id, &phone_number).await?;
-                (channel.id, phone_number, conversation.and_then(|c| c.last_inbound_at))
+                (channel.id, phone_number, conversation)
             }
         };
+        let last_inbound_at = conversation.as_ref().and_then(|c| c.last_inbound_at);
+        let known = conversation.as_ref().map(|c| (c.customer.id, c.id));
         let templates = match &command.request.template {
             Some(t) if !t.template_id.trim().is_empty() => self.store.find_templates(org_id, t.template_id.trim()).await?,
             _ => Vec::new(),
@@ -352,6 +354,7 @@ impl Messaging {
             content,
             queued_at: now,
             deadline: self.policy.deadline(now),
+            known,
         };
         let open = window_open(last_inbound_at, now);
         let receipt = |e: &Enqueued| SendReceipt {

@@ -626,18 +626,21 @@ impl ConversationStore for SqlStore {
     ) -> Result<Enqueued, ConversationError> {
         let org_id = outbound.org_id;
         let txn = begin(&self.db).await?;
-        if !has_channel(&txn, org_id, outbound.channel_id).await? {
-            rollback(txn).await?;
-            return Err(ConversationError::NotFound);
-        }
-        let customer = upsert_customer(&txn, org_id, &outbound.to, None, outbound.queued_at).await?;
-        let conversation = upsert_conversation(&txn, |q| q, org_id, outbound.channel_id, customer.id, outbound.queued_at).await?;
-        let enqueued = Enqueued {
-            customer_id: CustomerId::from_uuid(customer.id),
-            conversation_id: ConversationId::from_uuid(conversation.id),
-            message_id: outbound.message_id,
-            outbox_id: outbound.outbox_id,
+        // A send that found its conversation (read under the organization) skips the upserts:
+        // conversations are never deleted, so the ids stay valid.
+        let (customer_id, conversation_id) = match outbound.known {
+            Some((customer, conversation)) => (customer, conversation),
+            None => {
+                if !has_channel(&txn, org_id, outbound.channel_id).await? {
+                    rollback(txn).await?;
+                    return Err(ConversationError::NotFound);
+                }
+                let customer = upsert_customer(&txn, org_id, &outbound.to, None, outbound.queued_at).await?;
+                let conversation = upsert_conversation(&txn, |q| q, org_id, outbound.channel_id, customer.id, outbound.queued_at).await?;
+                (CustomerId::from_uuid(customer.id), ConversationId::from_uuid(conversation.id))
+            }
         };
+        let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
         let entry = journal.entry(&enqueued);
         let message = Message::queued(outbound.message_id, org_id, enqueued.conversation_id, &outbound.content, outbound.queued_at);
         messages::Entity::insert(message_row(&message)?)

@@ -94,6 +94,7 @@ async fn a_send_whose_journal_fails_stores_nothing(store: SqlStore) {
         content: OutboundContent::Text { body: "doomed".into() },
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
+        known: None,
     };
     let result = store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await;
     assert!(result.is_err(), "a send whose run id is taken fails: {result:?}");
@@ -186,6 +187,7 @@ async fn a_claimed_send(store: &SqlStore) -> (OrgId, OutboxId, MessageId, RunId)
         content: OutboundContent::Text { body: "Your order shipped".into() },
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
+        known: None,
     };
     store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.expect("enqueue_outbound");
     let claimed = store.claim(t0(), 10, Duration::seconds(60)).await.expect("claim");
@@ -277,6 +279,7 @@ async fn a_failed_use_case_writes_no_event(store: SqlStore) {
         content: OutboundContent::Text { body: "doomed".into() },
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
+        known: None,
     };
     assert!(store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.is_err(), "the send fails");
     assert_eq!(events_of(&store, org_id).await, Vec::new(), "and its journal's event is not written");

@@ -191,6 +191,7 @@ fn text_send(org_id: OrgId, channel_id: ChannelId, to: &PhoneNumber, body: &str,
         content: OutboundContent::Text { body: body.into() },
         queued_at,
         deadline: queued_at + Duration::days(1),
+        known: None,
     }
 }
 
