@@ -40,7 +40,7 @@ kill $HELLO; HELLO=
 
 echo "== Atlas on PostgreSQL"
 ATLAS_BIND=127.0.0.1:$PORT ATLAS_DATABASE_URL="$PG/$DB" ATLAS_SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
-  ATLAS_RATE_LIMIT_READS=50000000/min ATLAS_RATE_LIMIT_WRITES=50000000/min ATLAS_RATE_LIMIT_MESSAGES=50000000/min \
+  ATLAS_WEBHOOKS_ALLOW_PRIVATE=true ATLAS_RATE_LIMIT_READS=50000000/min ATLAS_RATE_LIMIT_WRITES=50000000/min ATLAS_RATE_LIMIT_MESSAGES=50000000/min \
   $BIN/atlas-api > /tmp/atlas_bench_server.out 2>/tmp/atlas_bench_server.err & SERVER=$!
 for _ in $(seq 1 50); do grep -q "admin api key" /tmp/atlas_bench_server.out 2>/dev/null && break; sleep 0.2; done
 KEY=$(awk '/admin api key/ {print $4}' /tmp/atlas_bench_server.out)

@@ -215,6 +215,7 @@ fn finish(
         metrics,
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes },
+        wake: Arc::new(atlas_http::Wake::default()),
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
@@ -334,7 +335,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
         );
     }
     if settings.workers {
-        worker::spawn_webhook_worker(wiring.dispatcher.clone(), shutdown.subscribe());
+        worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

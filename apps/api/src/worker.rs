@@ -15,10 +15,14 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-/// Rows claimed per round.
-const BATCH: u32 = 32;
-/// How long an idle worker waits before looking again.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Rows claimed per round, by each loop.
+const BATCH: u32 = 16;
+/// Loops per worker: each claims and delivers on its own (`SKIP LOCKED` keeps them apart), so
+/// one slow batch never holds up the rest.
+const LOOPS: usize = 4;
+/// How long an idle loop waits before looking again when nothing woke it (work queued by other
+/// replicas is found this way).
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// Counters the metrics endpoint shows.
 #[derive(Debug, Default)]
@@ -51,6 +55,7 @@ pub fn spawn_outbox_worker(
             if items.is_empty() {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = state.wake.outbox.notified() => {}
                     _ = stop.changed() => {}
                 }
                 continue;
@@ -61,7 +66,10 @@ pub fn spawn_outbox_worker(
                 sends.spawn(async move {
                     wait_for_channel_quota(&state, &item.channel_id.to_string(), &channel_cap).await;
                     let jitter: f64 = rand::rng().random_range(0.0..1.0);
-                    match delivery.deliver(&item, jitter).await {
+                    let outcome = delivery.deliver(&item, jitter).await;
+                    // Delivery states changed: their events wait for the webhook worker.
+                    state.wake.webhooks.notify_one();
+                    match outcome {
                         Ok(DeliveryOutcome::Sent(_)) => {
                             counters.sent.fetch_add(1, Ordering::Relaxed);
                         }
@@ -121,9 +129,16 @@ pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedRece
     });
 }
 
-/// Runs the webhook dispatcher until `stop` turns true: expands outbox events into deliveries,
-/// claims due deliveries (`FOR UPDATE SKIP LOCKED`), and attempts them concurrently.
-pub fn spawn_webhook_worker(dispatcher: Arc<atlas_webhooks::Dispatcher>, mut stop: watch::Receiver<bool>) {
+/// Runs the webhook dispatcher's loops until `stop` turns true: each expands outbox events
+/// into deliveries, claims due deliveries (`FOR UPDATE SKIP LOCKED`), and attempts them
+/// concurrently; `wake.webhooks` wakes an idle loop when this process writes events.
+pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dispatcher>, stop: watch::Receiver<bool>) {
+    for _ in 0..LOOPS {
+        webhook_loop(state.clone(), dispatcher.clone(), stop.clone());
+    }
+}
+
+fn webhook_loop(state: AppState, dispatcher: Arc<atlas_webhooks::Dispatcher>, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
             if *stop.borrow() {
@@ -146,6 +161,7 @@ pub fn spawn_webhook_worker(dispatcher: Arc<atlas_webhooks::Dispatcher>, mut sto
             if items.is_empty() && fanned == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = state.wake.webhooks.notified() => {}
                     _ = stop.changed() => {}
                 }
                 continue;

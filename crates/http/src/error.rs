@@ -184,6 +184,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = json_response(self.code.status(), self.body());
+        if self.code == ErrorCode::PayloadTooLarge {
+            // The rest of the body was never read: the connection cannot carry another request.
+            response.headers_mut().insert("connection", HeaderValue::from_static("close"));
+        }
         if let Some(secs) = self.retry_after {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert("retry-after", v);

@@ -25,4 +25,4 @@ pub use messaging::apply_statuses;
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
 pub use routes::{router, ROUTES};
-pub use state::{AppState, HttpConfig, ReadinessCheck};
+pub use state::{AppState, HttpConfig, ReadinessCheck, Wake};

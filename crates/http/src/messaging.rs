@@ -768,6 +768,7 @@ pub async fn apply_statuses(state: &AppState, org_id: OrgId, statuses: &[atlas_w
         let event = StatusEvent { state: delivery_state, at: status.timestamp, error };
         state.messaging.apply_status(org_id, &status.wamid, &event).await?;
     }
+    state.wake.webhooks.notify_one();
     Ok(())
 }
 
@@ -821,6 +822,7 @@ async fn webhook(State(state): State<AppState>, Path(id): Path<String>, request:
     if let Err(e) = apply_statuses(&state, org_id, &batch.statuses).await {
         return e.into_response();
     }
+    state.wake.webhooks.notify_one();
     Envelope::ok(json!({"received": true, "messages": batch.messages.len(), "statuses": batch.statuses.len()})).into_response()
 }
 

@@ -27,6 +27,16 @@ pub trait ReadinessCheck: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// Wakes this process's idle workers when a request queued work for them, so work is picked
+/// up at once rather than at the next poll.
+#[derive(Debug, Default)]
+pub struct Wake {
+    /// A message was queued.
+    pub outbox: tokio::sync::Notify,
+    /// Events were written.
+    pub webhooks: tokio::sync::Notify,
+}
+
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
@@ -55,4 +65,5 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub config: HttpConfig,
+    pub wake: Arc<Wake>,
 }
