@@ -287,3 +287,20 @@ on_both_backends!(an_unsubscribed_event_type_is_never_sent, Options::default(), 
     let versions: Vec<i64> = got.iter().map(|r| r.json()["data"]["version"].as_i64().unwrap()).collect();
     assert!(versions.iter().all(|v| *v >= 1));
 });
+
+on_both_backends!(after_a_rotation_both_secrets_sign_for_a_day, Options::default(), |server| {
+    let receiver = Receiver::start().await;
+    let (endpoint, old) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
+    let rotated = server.call(Method::POST, &format!("/v1/atlas/webhooks/{endpoint}/rotate-secret"), Some(&server.admin_key), None).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{:?}", rotated.body);
+    let new = WebhookSecret::parse(rotated.data()["secret"].as_str().expect("the new secret is shown at rotation")).unwrap();
+    assert!(rotated.data()["previous_secret_expires_at"].is_string());
+    inbound_event(&server, "+14155550501").await;
+    let got = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("webhook-signature").split(' ').count(), 2, "two signatures during the rotation");
+    let headers = StandardHeaders::from_lookup(|name| got[0].headers.get(name).and_then(|v| v.to_str().ok()));
+    for secret in [&old, &new] {
+        verify(secret, &headers, &got[0].body, time::OffsetDateTime::now_utc(), time::Duration::minutes(5)).expect("each secret verifies");
+    }
+    verify_atlas_signature(&new, Some(got[0].header("x-atlas-signature")), &got[0].body).expect("X-Atlas-Signature uses the new secret");
+});
