@@ -853,25 +853,15 @@ pub async fn each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claime
         enqueue(ports, &send).await;
     }
     let now = at(100);
-    let tasks: Vec<_> = (0..6)
-        .map(|_| {
-            let outbox = ports.outbox.clone();
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let batch = outbox.claim(now, 4, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
-                    if batch.is_empty() {
-                        return mine;
-                    }
-                    mine.extend(batch.into_iter().filter(|item| item.org_id == org_id));
-                }
-            })
-        })
-        .collect();
-    let mut claimed = Vec::new();
-    for task in tasks {
-        claimed.extend(task.await.expect("the task ran"));
-    }
+    let outbox = ports.outbox.clone();
+    let claimed = crate::claim_concurrently(6, move || {
+        let outbox = outbox.clone();
+        async move {
+            let batch = outbox.claim(now, 4, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+            (!batch.is_empty()).then(|| batch.into_iter().filter(|item| item.org_id == org_id).collect::<Vec<_>>())
+        }
+    })
+    .await;
     let ids: Vec<OutboxId> = claimed.iter().map(|item| item.id).collect();
     let distinct: BTreeSet<OutboxId> = ids.iter().copied().collect();
     assert_eq!(ids.len(), distinct.len(), "no row is claimed twice");

@@ -561,25 +561,15 @@ pub async fn each_due_delivery_is_claimed_by_exactly_one_of_several_concurrent_c
     commit_events(ports, org_id, &events).await;
     fan_out_all(ports, at(0)).await;
     let now = at(10);
-    let tasks: Vec<_> = (0..5)
-        .map(|_| {
-            let queue = ports.queue.clone();
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let batch = queue.claim(now, 3, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
-                    if batch.is_empty() {
-                        return mine;
-                    }
-                    mine.extend(batch.into_iter().filter(|item| item.org_id == org_id));
-                }
-            })
-        })
-        .collect();
-    let mut claimed = Vec::new();
-    for task in tasks {
-        claimed.extend(task.await.expect("the task ran"));
-    }
+    let queue = ports.queue.clone();
+    let claimed = crate::claim_concurrently(5, move || {
+        let queue = queue.clone();
+        async move {
+            let batch = queue.claim(now, 3, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+            (!batch.is_empty()).then(|| batch.into_iter().filter(|item| item.org_id == org_id).collect::<Vec<_>>())
+        }
+    })
+    .await;
     let ids: Vec<DeliveryId> = claimed.iter().map(|item| item.id).collect();
     let distinct: BTreeSet<DeliveryId> = ids.iter().copied().collect();
     assert_eq!(ids.len(), distinct.len(), "no delivery is claimed twice");
