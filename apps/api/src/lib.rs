@@ -163,7 +163,7 @@ fn finish(
     let webhook_config = WebhookConfig {
         allow_private: settings.webhooks_allow_private,
         timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
-        lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 2 + 60),
+        lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 2 + 5),
         ..WebhookConfig::default()
     };
     let resolver = Arc::new(atlas_webhook_sender::DnsResolver);

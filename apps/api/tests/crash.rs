@@ -71,6 +71,8 @@ impl Server {
             .env("ATLAS_DATABASE_URL", database_url)
             .env("ATLAS_WHATSAPP_GRAPH_URL", graph_url)
             .env("ATLAS_OUTBOX_LEASE_SECS", LEASE_SECS.to_string())
+            .env("ATLAS_WEBHOOKS_ALLOW_PRIVATE", "true")
+            .env("ATLAS_WEBHOOK_TIMEOUT_SECS", "1")
             .env("ATLAS_RATE_LIMIT_MESSAGES", "1000000/min")
             .env("ATLAS_RATE_LIMIT_READS", "1000000/min")
             .env("ATLAS_RATE_LIMIT_WRITES", "1000000/min")
@@ -397,9 +399,11 @@ async fn remove_database(database_url: &str) {
         for companion in [path.to_path_buf(), path.with_extension("secret"), path.with_extension("db-wal"), path.with_extension("db-shm")] {
             let _ = std::fs::remove_file(companion);
         }
-    } else if let Some((_, name)) = database_url.rsplit_once('/') {
+    } else if let Some((_, schema)) = database_url.rsplit_once("search_path%3D") {
         if let Ok(admin) = Database::connect(atlas_testkit::services::postgres_admin_url()).await {
-            let _ = admin.execute(Statement::from_string(admin.get_database_backend(), format!("DROP DATABASE IF EXISTS {name}"))).await;
+            let _ = admin
+                .execute(Statement::from_string(admin.get_database_backend(), format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
+                .await;
             let _ = admin.close().await;
         }
     }
@@ -416,4 +420,89 @@ async fn sqlite_a_killed_server_delivers_every_message_after_restart_with_bounde
     // No secret key: the first start makes one beside the database file and the restart reads it.
     let database_url = atlas_testkit::services::fresh_sqlite_url();
     crash_and_restart(database_url, None, "sqlite").await;
+}
+
+/// A webhook receiver on a fixed loopback port that records each body it gets.
+async fn webhook_receiver(port: u16) -> (Arc<Mutex<Vec<Value>>>, JoinHandle<()>) {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("the receiver binds its port");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (received, task)
+}
+
+/// Webhook events survive a SIGKILL while their receiver is down: every one arrives once the
+/// receiver is back and the server restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_for_a_receiver_down_across_a_kill_all_arrive_after_restart() {
+    let Some(database_url) = atlas_testkit::services::fresh_postgres_database().await else { return };
+    let workdir = std::env::temp_dir();
+    let graph = FakeGraph::start().await;
+    let first = Server::spawn(&database_url, Some(SECRET_KEY), graph.url(), &workdir).await;
+    let api = Api { http: reqwest::Client::new(), base: first.base.clone(), key: first.admin_key().await };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+    let (status, hook) = api
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(json!({"url": format!("http://127.0.0.1:{port}/hook"), "events": ["atlas.event.received"]})),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{hook}");
+    let endpoint = hook["data"]["id"].as_str().unwrap().to_owned();
+    const EVENTS: usize = 20;
+    for i in 0..EVENTS {
+        let body = json!({"customer": {"phone_number": phone(i)}, "event_type": "message.received", "message": {"text": "hi"}});
+        let (status, answer) = api.call(Method::POST, "/v1/atlas/events", Some(body), None).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    // Kill as soon as every delivery has failed once against the closed port.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, listed) = api.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}/deliveries?limit=200"), None, None).await;
+        let tried = listed["data"]["deliveries"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["attempt_count"].as_u64().unwrap_or(0) >= 1).count());
+        if tried == EVENTS {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first attempts were not made: {listed}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().await;
+
+    let (received, receiver) = webhook_receiver(port).await;
+    let second = Server::spawn(&database_url, Some(SECRET_KEY), graph.url(), &workdir).await;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let phones: std::collections::BTreeSet<String> =
+            received.lock().unwrap().iter().filter_map(|b| b["data"]["customer"]["phone_number"].as_str().map(str::to_owned)).collect();
+        if phones.len() == EVENTS {
+            assert_eq!(phones, (0..EVENTS).map(phone).collect(), "every event arrived");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {EVENTS} events arrived after the restart; stderr:\n{}",
+            phones.len(),
+            second.stderr_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.kill().await;
+    receiver.abort();
+    remove_database(&database_url).await;
 }
