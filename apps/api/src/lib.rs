@@ -14,8 +14,8 @@ use atlas_conversations::{ChannelProvider, ChannelSecrets, ConnectChannel, Deliv
 use atlas_http::{AppState, HttpConfig, JwtKeys, Metrics, ReadinessCheck};
 use atlas_kernel::{Clock, SystemClock};
 use atlas_ratelimit::{FallbackLimiter, InProcessLimiter, Policies, RateLimiter};
-use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
-use atlas_scopes::{Actor, ScopeSet};
+use atlas_runs::JournalEntry;
+use atlas_scopes::ScopeSet;
 use atlas_store_sql::SqlStore;
 use atlas_webhooks::{Dispatcher, WebhookConfig, Webhooks};
 use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
@@ -258,8 +258,7 @@ pub async fn create_organization(state: &AppState, name: &str, extra: ScopeSet) 
     let journal = |created: &atlas_accounts::NewOrganization| {
         operator_journal(created.organization.id, "orgs.create", created.organization.id.to_string())
     };
-    let mut entropy = [0u8; 30];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut entropy);
+    let entropy: [u8; 30] = random_bytes();
     let created =
         state.accounts.create_organization(name, extra, &entropy, &journal).await.map_err(|e| StartError::FirstStart(e.to_string()))?;
     Ok((created.organization.id.to_string(), created.admin_key.token.expose().to_owned()))
@@ -267,24 +266,14 @@ pub async fn create_organization(state: &AppState, name: &str, extra: ScopeSet) 
 
 /// The journal entry of an operator command (CLI): a succeeded run by the system actor.
 pub fn operator_journal(org_id: atlas_kernel::OrgId, operation: &str, resource_id: String) -> JournalEntry {
-    let now = time::OffsetDateTime::now_utc();
-    JournalEntry {
-        run: Run {
-            id: RunId::generate(),
-            org_id,
-            actor: Actor::System,
-            operation: operation.to_owned(),
-            status: RunStatus::Succeeded,
-            request_id: "cli".into(),
-            idempotency_key: None,
-            resource_id: Some(resource_id),
-            error: None,
-            created_at: now,
-            updated_at: now,
-        },
-        idempotency: None,
-        events: Vec::new(),
-    }
+    JournalEntry::by_system(org_id, operation, resource_id, "cli".into(), time::OffsetDateTime::now_utc())
+}
+
+/// `N` random bytes from the operating system's generator (key and secret material).
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    bytes
 }
 
 /// A server listening in this process.

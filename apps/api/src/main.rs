@@ -93,8 +93,7 @@ async fn keys_command(command: KeysCommand, settings: Settings) -> Result<(), St
                 .transpose()?;
             let operator = Principal { org_id: org, actor: Actor::System, scopes: Scope::ALL.iter().copied().collect() };
             let request = MintKeyRequest { name, scopes, expires_at, allowed_ips: Vec::new() };
-            let mut entropy = [0u8; 30];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut entropy);
+            let entropy: [u8; 30] = atlas_api::random_bytes();
             let journal = |m: &atlas_accounts::MintedKey| atlas_api::operator_journal(org, "keys.create", m.record.id.to_string());
             let minted = accounts.mint_key(&operator, request, &entropy, &journal).await.map_err(|e| e.to_string())?;
             println!("key id: {}", minted.record.id);

@@ -165,7 +165,7 @@ impl Accounts {
             Some(record) => record,
             None => {
                 let record = self.store.find_key_by_hash(&hash).await?.ok_or(AuthError::Unknown)?;
-                self.remember(hash, record.clone(), now);
+                self.remember(hash.clone(), record.clone(), now);
                 record
             }
         };
@@ -181,7 +181,7 @@ impl Accounts {
         if record.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
             self.store.touch_key(record.id, now).await?;
             if let Ok(mut cache) = self.cache.lock() {
-                if let Some((cached, _)) = cache.get_mut(&self.hasher.hash(token.expose())) {
+                if let Some((cached, _)) = cache.get_mut(&hash) {
                     cached.last_used_at = Some(now);
                 }
             }

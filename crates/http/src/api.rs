@@ -65,7 +65,8 @@ fn parse_time(field: &str, text: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|_| ApiError::field(field, "must be an RFC 3339 timestamp such as 2027-01-01T00:00:00Z"))
 }
 
-fn entropy<const N: usize>() -> [u8; N] {
+/// `N` random bytes (key, token and secret material).
+pub(crate) fn entropy<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     rand::rng().fill_bytes(&mut bytes);
     bytes

@@ -16,8 +16,8 @@ use atlas_conversations::{
     TemplateCategory, TemplateRequest, TemplateStatus,
 };
 use atlas_kernel::{OrgId, PageRequest, PhoneNumber};
-use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
-use atlas_scopes::{Actor, Principal, Scope};
+use atlas_runs::JournalEntry;
+use atlas_scopes::{Principal, Scope};
 use atlas_webhooks::EventType;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
@@ -727,23 +727,7 @@ async fn webhook_verify(State(state): State<AppState>, Path(id): Path<String>, Q
 /// The journal entry of one webhook message: a system run, no idempotency outcome (Meta's
 /// retries are deduplicated by the message id's unique constraint).
 fn webhook_run(org_id: OrgId, operation: &str, resource: String, now: OffsetDateTime) -> JournalEntry {
-    JournalEntry {
-        run: Run {
-            id: RunId::generate(),
-            org_id,
-            actor: Actor::System,
-            operation: operation.to_owned(),
-            status: RunStatus::Succeeded,
-            request_id: crate::request_id::current(),
-            idempotency_key: None,
-            resource_id: Some(resource),
-            error: None,
-            created_at: now,
-            updated_at: now,
-        },
-        idempotency: None,
-        events: Vec::new(),
-    }
+    JournalEntry::by_system(org_id, operation, resource, crate::request_id::current(), now)
 }
 
 /// Applies provider statuses (Meta's webhook, the sandbox) to the organization's messages.

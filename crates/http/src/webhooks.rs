@@ -19,7 +19,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -61,12 +60,6 @@ fn endpoint_id(id: &str) -> Result<EndpointId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 
-fn secret_entropy() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    bytes
-}
-
 macro_rules! begin {
     ($state:expr, $op:literal, $caller:expr, $headers:expr, $raw:expr) => {
         match Mutation::begin(&$state, spec($op), &$caller, &$headers, $raw).await {
@@ -106,7 +99,7 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
             Some(location),
         )
     };
-    match state.webhooks.create(caller.org_id, request, &secret_entropy(), &journal).await {
+    match state.webhooks.create(caller.org_id, request, &crate::api::entropy::<32>(), &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }
@@ -204,7 +197,7 @@ async fn rotate(State(state): State<AppState>, Caller(caller): Caller, headers: 
             None,
         )
     };
-    match state.webhooks.rotate_secret(caller.org_id, id, &secret_entropy(), &journal).await {
+    match state.webhooks.rotate_secret(caller.org_id, id, &crate::api::entropy::<32>(), &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }

@@ -84,6 +84,30 @@ pub struct JournalEntry {
     pub events: Vec<OutboxEvent>,
 }
 
+impl JournalEntry {
+    /// The entry of a call the server makes itself (an operator command, a provider webhook):
+    /// a succeeded run by the system actor on `resource_id`, no idempotency outcome, no event.
+    pub fn by_system(org_id: OrgId, operation: &str, resource_id: String, request_id: String, at: OffsetDateTime) -> Self {
+        JournalEntry {
+            run: Run {
+                id: RunId::generate(),
+                org_id,
+                actor: Actor::System,
+                operation: operation.to_owned(),
+                status: RunStatus::Succeeded,
+                request_id,
+                idempotency_key: None,
+                resource_id: Some(resource_id),
+                error: None,
+                created_at: at,
+                updated_at: at,
+            },
+            idempotency: None,
+            events: Vec::new(),
+        }
+    }
+}
+
 /// An event for subscribers, as the webhook outbox stores it: the exact payload every delivery
 /// of it will carry (signed bytes never change between retries), its type, and the version of
 /// the resource it is about, so consumers can drop stale events. Its organization is the run's.
