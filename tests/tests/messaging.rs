@@ -98,10 +98,14 @@ impl Setup {
         }
     }
 
+    /// A send by phone number without `channel_id`: it goes out where the customer last wrote
+    /// (the real channel, next to the sandbox), and the answer says so.
     async fn send(&self, body: Value) -> atlas_e2e::Answer {
-        let mut body = body;
-        body["channel_id"] = json!(self.channel);
-        self.server.call(Method::POST, "/v1/atlas/messages", Some(&self.server.admin_key), Some(body)).await
+        let answer = self.server.call(Method::POST, "/v1/atlas/messages", Some(&self.server.admin_key), Some(body)).await;
+        if answer.status == StatusCode::ACCEPTED {
+            assert_eq!(answer.data()["channel_id"], self.channel.as_str(), "the send goes out on the real channel");
+        }
+        answer
     }
 
     async fn inbound(&self, from: &str, wamid: &str, at: i64) -> Value {
@@ -153,6 +157,7 @@ on_both_backends!(an_inbound_message_opens_the_window_and_a_reply_goes_out_as_te
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     assert_eq!(reply.data()["delivery_state"], "queued");
     assert_eq!(reply.data()["run"]["status"], "pending", "a send's run is pending until the provider answers");
+    assert_eq!(reply.data()["channel_id"], s.channel.as_str(), "a reply names the channel it goes out on");
 
     let sent = s.fake.wait_for_requests(1, Duration::from_secs(10)).await;
     assert_eq!(sent[0].path, format!("/v23.0/{PHONE_NUMBER_ID}/messages"));

@@ -18,7 +18,7 @@ use atlas_runs::JournalEntry;
 use atlas_scopes::ScopeSet;
 use atlas_store_sql::SqlStore;
 use atlas_webhooks::{Dispatcher, WebhookConfig, Webhooks};
-use atlas_whatsapp::{GraphClient, SandboxProvider, SandboxReceipt, WhatsAppProvider};
+use atlas_whatsapp::{GraphClient, MetaWebhook, SandboxProvider, SandboxReceipt, WhatsAppProvider};
 use config::Settings;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -180,11 +180,17 @@ fn finish(
         lease: time::Duration::seconds(settings.outbox_lease_secs as i64),
         ..RetryPolicy::default()
     };
-    let messaging = Arc::new(Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone()).with_policy(policy));
     let graph = GraphClient::new(&settings.whatsapp_graph_url, &settings.whatsapp_graph_version, std::time::Duration::from_secs(15))
         .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
+    let whatsapp = Arc::new(WhatsAppProvider::new(graph));
+    let messaging = Arc::new(
+        Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone())
+            .with_policy(policy)
+            .with_template_source(whatsapp.clone())
+            .with_webhook_decoder(Arc::new(MetaWebhook)),
+    );
     let (sandbox, receipts) = SandboxProvider::new();
-    let provider = Arc::new(ProviderByKind { whatsapp: Arc::new(WhatsAppProvider::new(graph)), sandbox: Arc::new(sandbox) });
+    let provider = Arc::new(ProviderByKind { whatsapp, sandbox: Arc::new(sandbox) });
     let delivery = Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher, clock.clone(), policy));
     let counters = Arc::new(worker::OutboxCounters::default());
     for (name, help, pick) in [
@@ -239,6 +245,8 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         display_phone_number: "+10000000000".into(),
         verify_token: String::new(),
         secrets: ChannelSecrets { access_token: String::new(), app_secret: String::new() },
+        waba_id: None,
+        is_default: None,
     };
     let journal = |channel: &atlas_conversations::Channel| operator_journal(org_id, "channels.create", channel.id.to_string());
     state

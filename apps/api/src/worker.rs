@@ -1,13 +1,13 @@
 //! The background work of every server process: the outbox worker (claims due rows with
 //! `FOR UPDATE SKIP LOCKED`, honours the per-channel throughput cap through the shared rate
 //! limiter, delivers through the provider, retries with backoff and jitter), and the sandbox's
-//! status reporter (feeds `sent`, `delivered`, `read` through the same status path as Meta's
-//! webhook).
+//! status reporter (feeds `sent`, `delivered`, `read` through the domain's status path,
+//! `Messaging::apply_statuses`, the one Meta's webhook uses).
 
-use atlas_conversations::{Delivery, DeliveryOutcome};
+use atlas_conversations::{Delivery, DeliveryOutcome, DeliveryState, ProviderStatus, StatusEvent};
 use atlas_http::AppState;
 use atlas_ratelimit::{bucket_key, Policy, RouteClass};
-use atlas_whatsapp::{DeliveryStatus, SandboxReceipt, StatusUpdate};
+use atlas_whatsapp::SandboxReceipt;
 use rand::Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,6 +81,10 @@ pub fn spawn_outbox_worker(
                             counters.failed.fetch_add(1, Ordering::Relaxed);
                             tracing::info!(outbox_id = %item.id, error = ?message.error, "delivery failed for good");
                         }
+                        Ok(DeliveryOutcome::Receipt { error: None }) => {}
+                        Ok(DeliveryOutcome::Receipt { error: Some(error) }) => {
+                            tracing::info!(outbox_id = %item.id, code = %error.code, "read receipt not delivered");
+                        }
                         Err(e) => tracing::warn!(outbox_id = %item.id, error = ?e, "delivery step failed; the row returns after its lease"),
                     }
                 });
@@ -110,19 +114,16 @@ pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedRece
         while let Some(receipt) = receipts.recv().await {
             let state = state.clone();
             tokio::spawn(async move {
-                for (delay, status) in [(50, DeliveryStatus::Sent), (100, DeliveryStatus::Delivered), (200, DeliveryStatus::Read)] {
+                for (delay, status) in [(50, DeliveryState::Sent), (100, DeliveryState::Delivered), (200, DeliveryState::Read)] {
                     tokio::time::sleep(Duration::from_millis(delay)).await;
-                    let update = StatusUpdate {
-                        phone_number_id: receipt.channel.phone_number_id.clone(),
-                        wamid: receipt.provider_message_id.clone(),
-                        status,
-                        timestamp: state.clock.now(),
-                        recipient_id: Some(receipt.to.digits().to_owned()),
-                        error: None,
+                    let update = ProviderStatus {
+                        provider_message_id: receipt.provider_message_id.clone(),
+                        event: StatusEvent::new(status, state.clock.now()),
                     };
-                    if let Err(e) = atlas_http::apply_statuses(&state, receipt.org_id, &[update]).await {
+                    if let Err(e) = state.messaging.apply_statuses(receipt.org_id, &[update]).await {
                         tracing::warn!(error = ?e, "sandbox status not applied");
                     }
+                    state.wake.webhooks.notify_one();
                 }
             });
         }

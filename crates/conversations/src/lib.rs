@@ -4,6 +4,7 @@
 //! ports (`ConversationStore`, `Outbox`, `MessagingProvider`, `SecretCipher`) and the use cases
 //! over them (`Messaging`, `Delivery`). Pure: no runtime, database or HTTP client.
 
+mod content;
 mod delivery;
 mod model;
 mod ports;
@@ -11,23 +12,28 @@ mod retry;
 mod service;
 mod window;
 
+pub use content::{
+    FieldProblem, InboundMedia, Interactive, InteractiveReply, InteractiveType, ListRow, ListSection, Location, MediaType, MessageContent,
+    OutboundMedia, ReplyButton, TemplateButton, TemplateButtonType, TemplateHeader, TemplateHeaderType, TemplateShape, UnsupportedError,
+};
 pub use delivery::{DeliveryRecord, DeliveryState, StatusEvent};
 pub use model::{
     check_template_body, placeholders, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId,
-    ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, Direction, Draft, DraftId, Message, MessageError,
-    MessageId, MessageKind, MessageTemplate, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateBodyError, TemplateCategory,
-    TemplateId, TemplateStatus,
+    ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, DefaultRule, Direction, Draft, DraftId, Message,
+    MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateBodyError,
+    TemplateCategory, TemplateId, TemplateStatus,
 };
 pub use ports::{
     ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
-    OutboxItem, ProviderAccepted, ProviderError, ProviderErrorKind, SecretCipher, StatusApplied,
+    OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderMessage, ProviderStatus,
+    ReadQueued, RemoteTemplate, SecretCipher, StatusApplied, TemplateSource, TemplatesSynced, UndecodableWebhook, WebhookDecoder,
 };
 #[cfg(any(test, feature = "mocks"))]
-pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher};
+pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher, MockTemplateSource, MockWebhookDecoder};
 pub use retry::{GiveUp, RetryDecision, RetryPolicy};
 pub use service::{
     ConnectChannel, Delivery, DeliveryOutcome, InboundEvent, Messaging, MessagingError, ProviderByKind, RegisterTemplate, SendCommand,
-    SendReceipt, SendTarget,
+    SendReceipt, SendTarget, WebhookReport,
 };
 pub use window::{
     bump_last_inbound, decide_send, effective_inbound_at, last_inbound_at, window_expires_at, window_open, OutboundContent, SendRefusal,

@@ -5,6 +5,7 @@
 //! the HTTP and SQL layers spell states one way. Records serialize in the API's shapes (with
 //! `org_id` skipped: the organization comes from the credential, never from a body).
 
+use crate::content::MessageContent;
 use crate::delivery::{DeliveryRecord, DeliveryState};
 use crate::window;
 use atlas_kernel::{typed_id, OrgId, PhoneNumber};
@@ -136,8 +137,22 @@ wire_enum!(
     MessageKind {
         Text = "text",
         Template = "template",
-        /// Image, audio, document…: inbound only for now; `text` holds the caption if any.
+        /// Media of messages stored before kinds were told apart (legacy rows only).
         Media = "media",
+        Image = "image",
+        Audio = "audio",
+        Video = "video",
+        Document = "document",
+        Sticker = "sticker",
+        Location = "location",
+        Contacts = "contacts",
+        /// Reply buttons or a list (outbound), or the customer's choice of one (inbound).
+        Interactive = "interactive",
+        /// A template's quick-reply button the customer pressed.
+        Button = "button",
+        Reaction = "reaction",
+        /// A type Meta does not deliver through the API (`content` carries its error).
+        Unsupported = "unsupported",
     }
 );
 
@@ -147,6 +162,12 @@ wire_enum!(
         Approved = "approved",
         Pending = "pending",
         Rejected = "rejected",
+        /// Meta paused it (quality): it cannot be sent until it is unpaused.
+        Paused = "paused",
+        /// Meta disabled it.
+        Disabled = "disabled",
+        /// Gone from the WhatsApp Business Account (seen by a sync).
+        Deleted = "deleted",
     }
 );
 
@@ -186,6 +207,20 @@ impl TemplateCategory {
     }
 }
 
+impl TemplateStatus {
+    /// Maps Meta's template status (`APPROVED`, `IN_APPEAL`, `PAUSED`…) to ours.
+    pub fn from_meta(status: &str) -> Self {
+        match status.trim().to_ascii_uppercase().as_str() {
+            "APPROVED" => Self::Approved,
+            "REJECTED" => Self::Rejected,
+            "PAUSED" => Self::Paused,
+            "DISABLED" | "LIMIT_EXCEEDED" => Self::Disabled,
+            "DELETED" | "PENDING_DELETION" => Self::Deleted,
+            _ => Self::Pending,
+        }
+    }
+}
+
 impl fmt::Display for TemplateCategory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -221,10 +256,37 @@ pub struct Channel {
     pub display_phone_number: String,
     #[serde(skip)]
     pub verify_token: String,
-    /// The organization's channel for sends by phone number (its first channel).
+    /// The WhatsApp Business Account id (the Graph API's template listing), when given.
+    pub waba_id: Option<String>,
+    /// The organization's channel for a send to a customer who has no conversation yet.
     pub is_default: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Set when the channel was disconnected (`DELETE`): its conversations stay readable,
+    /// sends on it are refused, Meta's webhook for it answers 404.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disconnected_at: Option<OffsetDateTime>,
+}
+
+impl Channel {
+    /// Whether the channel is connected (not disconnected).
+    pub fn is_active(&self) -> bool {
+        self.disconnected_at.is_none()
+    }
+}
+
+/// Whether a new channel becomes the organization's default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRule {
+    /// It becomes the default (the previous one stops being it).
+    Make,
+    /// It never becomes the default.
+    Never,
+    /// Only when the organization has no default (a sandbox channel).
+    IfNone,
+    /// When the organization has no default or its default is a sandbox channel: the first
+    /// real number replaces the sandbox.
+    IfNoneOrSandbox,
 }
 
 /// A channel as the caller asks to connect it; the store decides `is_default` (see
@@ -238,7 +300,12 @@ pub struct NewChannel {
     pub phone_number_id: String,
     pub display_phone_number: String,
     pub verify_token: String,
+    pub waba_id: Option<String>,
+    pub default: DefaultRule,
     pub created_at: OffsetDateTime,
+    /// Templates the channel's account comes with (the sandbox's `hello_world`), inserted with
+    /// it unless the organization has one of the same name and language.
+    pub templates: Vec<Template>,
 }
 
 impl NewChannel {
@@ -252,8 +319,10 @@ impl NewChannel {
             phone_number_id: self.phone_number_id,
             display_phone_number: self.display_phone_number,
             verify_token: self.verify_token,
+            waba_id: self.waba_id,
             is_default,
             created_at: self.created_at,
+            disconnected_at: None,
         }
     }
 }
@@ -403,6 +472,9 @@ pub struct Message {
     pub direction: Direction,
     pub kind: MessageKind,
     pub text: Option<String>,
+    /// What the message carries beyond text: media, location, contacts, a reply, a reaction…
+    /// (`None` for text and templates).
+    pub content: Option<MessageContent>,
     pub template: Option<MessageTemplate>,
     pub provider_message_id: Option<String>,
     pub delivery_state: Option<DeliveryState>,
@@ -428,6 +500,7 @@ impl Message {
         conversation_id: ConversationId,
         kind: MessageKind,
         text: Option<String>,
+        content: Option<MessageContent>,
         provider_message_id: Option<String>,
         timestamp: OffsetDateTime,
     ) -> Self {
@@ -438,6 +511,7 @@ impl Message {
             direction: Direction::Inbound,
             kind,
             text,
+            content,
             template: None,
             provider_message_id,
             delivery_state: None,
@@ -458,8 +532,8 @@ impl Message {
         content: &crate::OutboundContent,
         at: OffsetDateTime,
     ) -> Self {
-        let (kind, text, template) = match content {
-            crate::OutboundContent::Text { body } => (MessageKind::Text, Some(body.clone()), None),
+        let (kind, text, template, rich) = match content {
+            crate::OutboundContent::Text { body } => (MessageKind::Text, Some(body.clone()), None, None),
             crate::OutboundContent::Template { name, language, category, parameters, .. } => (
                 MessageKind::Template,
                 None,
@@ -469,7 +543,19 @@ impl Message {
                     category: *category,
                     parameters: parameters.clone(),
                 }),
+                None,
             ),
+            crate::OutboundContent::Media(media) => {
+                (media.media_type.kind(), media.caption.clone(), None, Some(MessageContent::OutboundMedia(media.clone())))
+            }
+            crate::OutboundContent::Interactive(interactive) => (
+                MessageKind::Interactive,
+                Some(interactive.body.clone()),
+                None,
+                Some(MessageContent::OutboundInteractive(interactive.clone())),
+            ),
+            // A read receipt is never a message of its own (it rides on the inbound one).
+            crate::OutboundContent::Read { .. } => (MessageKind::Text, None, None, None),
         };
         Self {
             id,
@@ -478,6 +564,7 @@ impl Message {
             direction: Direction::Outbound,
             kind,
             text,
+            content: rich,
             template,
             provider_message_id: None,
             delivery_state: Some(DeliveryState::Queued),
@@ -541,11 +628,41 @@ pub struct Template {
     pub status: TemplateStatus,
     /// The text with `{{1}}`, `{{2}}` … parameters.
     pub body: String,
+    /// Meta's `components` (header, body, footer, buttons) when known (synced templates);
+    /// header and button parameters of a send are checked against them.
+    pub components: Option<serde_json::Value>,
+    /// The channel whose account the template was synced from (or came with); `None` for
+    /// templates registered through the API. A sync marks only its own channel's templates
+    /// `deleted`.
+    pub channel_id: Option<ChannelId>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
 impl Template {
+    /// Meta's sample template every WhatsApp Business Account comes with: `hello_world`,
+    /// `en_US`, utility, approved, no parameters (its header and footer are plain text).
+    pub fn hello_world(id: TemplateId, org_id: OrgId, channel_id: ChannelId, at: OffsetDateTime) -> Self {
+        let body = "Welcome and congratulations!! This message demonstrates your ability to send a WhatsApp message notification \
+                    from the Cloud API, hosted by Meta. Thank you for taking the time to test with us.";
+        Template {
+            id,
+            org_id,
+            name: "hello_world".into(),
+            language: "en_US".into(),
+            category: TemplateCategory::Utility,
+            status: TemplateStatus::Approved,
+            body: body.into(),
+            components: Some(serde_json::json!([
+                {"type": "HEADER", "format": "TEXT", "text": "Hello World"},
+                {"type": "BODY", "text": body},
+                {"type": "FOOTER", "text": "WhatsApp Business Platform sample message"}
+            ])),
+            channel_id: Some(channel_id),
+            created_at: at,
+        }
+    }
+
     /// How many parameters a send must supply: the highest `{{n}}` in the body (0 for none).
     pub fn parameter_count(&self) -> usize {
         placeholders(&self.body).last().map_or(0, |&n| n as usize)
@@ -649,6 +766,8 @@ mod tests {
             category: TemplateCategory::Utility,
             status: TemplateStatus::Approved,
             body: "Hi {{1}}, see you on {{2}} ({{1}}).".into(),
+            components: None,
+            channel_id: None,
             created_at: datetime!(2026-01-01 00:00 UTC),
         };
         assert_eq!(t.parameter_count(), 2);
@@ -684,7 +803,10 @@ mod tests {
             phone_number_id: "1234".into(),
             display_phone_number: "+1 415 555 2671".into(),
             verify_token: "vt".into(),
+            waba_id: None,
+            default: DefaultRule::IfNone,
             created_at: datetime!(2026-01-01 00:00 UTC),
+            templates: vec![],
         }
         .into_channel(true);
         let json = serde_json::to_value(&channel).unwrap();

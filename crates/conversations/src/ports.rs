@@ -12,10 +12,11 @@
 //! Tenancy: every method that takes an `org_id` only ever sees that organization's rows; a row
 //! of another organization is reported exactly as an absent one.
 
+use crate::content::MessageContent;
 use crate::delivery::StatusEvent;
 use crate::model::{
     Channel, ChannelId, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId, Draft, Message, MessageError,
-    MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template,
+    MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateCategory, TemplateStatus,
 };
 use crate::window::OutboundContent;
 use crate::Customer;
@@ -61,6 +62,8 @@ pub struct NewInbound {
     pub provider_message_id: Option<String>,
     pub kind: MessageKind,
     pub text: Option<String>,
+    /// Media, location, contacts, a reply, a reaction… (`None` for plain text).
+    pub content: Option<MessageContent>,
     /// The message's own timestamp (already clamped to now: see `effective_inbound_at`).
     pub timestamp: OffsetDateTime,
     /// When Atlas received it: the `created_at` of a customer or conversation created for it.
@@ -117,6 +120,27 @@ pub enum StatusApplied {
     Pending,
 }
 
+/// What a template sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TemplatesSynced {
+    /// Templates now stored from the account (inserted or updated).
+    pub upserted: usize,
+    /// Templates of the channel that Meta no longer lists, now `deleted`.
+    pub deleted: usize,
+}
+
+/// What queueing a read receipt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadQueued {
+    pub conversation_id: ConversationId,
+    /// The inbound message marked read.
+    pub message_id: MessageId,
+    pub provider_message_id: String,
+    pub outbox_id: OutboxId,
+    /// False when that message's receipt was already queued (nothing new).
+    pub queued: bool,
+}
+
 /// The store of channels, templates, customers, conversations, messages and drafts.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -161,6 +185,59 @@ pub trait ConversationStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// `Store` when the backing store fails.
     async fn channel_with_secrets(&self, id: ChannelId) -> Result<Option<(Channel, Vec<u8>)>, ConversationError>;
+
+    /// The organization's connected channel with Meta's `phone_number_id` (the routing of a
+    /// webhook change by its `metadata.phone_number_id`).
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn channel_by_phone_number_id(&self, org_id: OrgId, phone_number_id: &str) -> Result<Option<Channel>, ConversationError>;
+
+    /// Makes channel `id` the organization's default, in one transaction: the previous
+    /// default stops being it (the partial unique index allows one), and
+    /// `journal.entry(&channel)` commits with it.
+    ///
+    /// # Errors
+    /// `NotFound` for a channel the organization lacks; `Conflict("channel disconnected")` for
+    /// a disconnected one; `Store` when the store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn set_default_channel<'j>(
+        &self,
+        org_id: OrgId,
+        id: ChannelId,
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError>;
+
+    /// Disconnects channel `id` at `at`: it stops being the default (the most recently
+    /// connected remaining channel becomes the default when it was), its conversations and
+    /// messages stay. Disconnecting a disconnected channel changes nothing.
+    ///
+    /// # Errors
+    /// `NotFound` for a channel the organization lacks; `Store` when the store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn disconnect_channel<'j>(
+        &self,
+        org_id: OrgId,
+        id: ChannelId,
+        at: OffsetDateTime,
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError>;
+
+    /// Replaces the templates synced from channel `channel_id`'s account with `templates`,
+    /// in one transaction: each is upserted by (organization, name, language) (name, language,
+    /// category, status, body and components updated; the row's id kept), every other template
+    /// of that channel not in the list becomes `deleted`; commits `journal.entry(&outcome)`.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn sync_templates<'j>(
+        &self,
+        org_id: OrgId,
+        channel_id: ChannelId,
+        templates: &[Template],
+        journal: &'j (dyn Journal<TemplatesSynced> + 'j),
+    ) -> Result<TemplatesSynced, ConversationError>;
 
     /// Registers a template.
     ///
@@ -249,6 +326,35 @@ pub trait ConversationStore: Send + Sync + fmt::Debug {
     /// # Errors
     /// `Store` when the backing store fails.
     async fn get_conversation(&self, org_id: OrgId, id: ConversationId) -> Result<Option<Conversation>, ConversationError>;
+
+    /// The customer's conversation in the organization on a connected channel where they
+    /// wrote last (`last_inbound_at`, newest first; then the newest conversation), if any: a
+    /// send by phone number without `channel_id` goes out there.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn latest_conversation(&self, org_id: OrgId, phone_number: &PhoneNumber) -> Result<Option<Conversation>, ConversationError>;
+
+    /// The conversation's newest inbound message that has a provider id (what a read receipt
+    /// marks read).
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn latest_inbound(&self, org_id: OrgId, conversation_id: ConversationId) -> Result<Option<Message>, ConversationError>;
+
+    /// Queues a read receipt for the inbound message `receipt.message_id`, in one transaction:
+    /// its outbox row (content `Read`) unless that message already has one (then nothing is
+    /// queued and `queued` is false), and `journal.entry(&outcome)`.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    #[allow(unused_parens)] // mockall re-parenthesizes the trait object in the mock
+    async fn enqueue_read<'j>(
+        &self,
+        receipt: &NewOutbound,
+        conversation_id: ConversationId,
+        journal: &'j (dyn Journal<ReadQueued> + 'j),
+    ) -> Result<ReadQueued, ConversationError>;
 
     /// The conversation of (organization, channel, customer phone number), if one exists.
     ///
@@ -366,6 +472,14 @@ pub trait Outbox: Send + Sync + fmt::Debug {
     /// # Errors
     /// `NotFound` for an unknown row; `Conflict` when the row already finished.
     async fn fail(&self, id: OutboxId, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError>;
+
+    /// Finishes a row that sends no message of its own (a read receipt), in one transaction:
+    /// the row is finished (with `error` as its last error when given) and its run marked
+    /// `succeeded`, or `failed` with the error. The message the row names is not touched.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown row; `Conflict` when the row already finished.
+    async fn acknowledge(&self, id: OutboxId, error: Option<MessageError>, at: OffsetDateTime) -> Result<(), ConversationError>;
 }
 
 /// The provider accepted a send.
@@ -429,6 +543,103 @@ pub trait MessagingProvider: Send + Sync + fmt::Debug {
         to: &PhoneNumber,
         content: &OutboundContent,
     ) -> Result<ProviderAccepted, ProviderError>;
+
+    /// Marks the customer's message `provider_message_id` read (the blue ticks they see).
+    ///
+    /// # Errors
+    /// A [`ProviderError`] classified `Retryable` or `Permanent`.
+    async fn mark_read(&self, channel: &Channel, secrets: &ChannelSecrets, provider_message_id: &str) -> Result<(), ProviderError>;
+}
+
+/// A template as the provider's account lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteTemplate {
+    pub name: String,
+    pub language: String,
+    pub category: TemplateCategory,
+    pub status: TemplateStatus,
+    /// The text of the `BODY` component (empty when it has none).
+    pub body: String,
+    /// The components exactly as the provider gave them.
+    pub components: serde_json::Value,
+}
+
+/// Reads a WhatsApp Business Account's message templates (the Graph API's
+/// `/{waba_id}/message_templates`, every page).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait TemplateSource: Send + Sync + fmt::Debug {
+    /// Every template of account `waba_id`, read with the channel's access token.
+    ///
+    /// # Errors
+    /// A [`ProviderError`] (the account or token refused, or the provider unreachable).
+    async fn templates(&self, secrets: &ChannelSecrets, waba_id: &str) -> Result<Vec<RemoteTemplate>, ProviderError>;
+}
+
+/// A delivery status the provider reported for one of our messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderStatus {
+    pub provider_message_id: String,
+    pub event: StatusEvent,
+}
+
+/// A customer's message as the provider's webhook carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderMessage {
+    pub provider_message_id: String,
+    /// The sender's WhatsApp id (digits, no `+`).
+    pub from: String,
+    pub profile_name: Option<String>,
+    /// The message's own time.
+    pub timestamp: time::OffsetDateTime,
+    pub content: MessageContent,
+}
+
+/// One item of a webhook change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderItem {
+    Message(Box<ProviderMessage>),
+    Status(ProviderStatus),
+    /// A status the domain does not track (`deleted`, `warning`…): counted, not applied.
+    IgnoredStatus {
+        provider_message_id: String,
+        status: String,
+    },
+    /// An item that could not be read: `path` names it in the payload.
+    Malformed {
+        path: String,
+        reason: String,
+    },
+}
+
+/// One change of a webhook batch: the number it concerns and its items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderChange {
+    /// Meta's `metadata.phone_number_id`: the channel the items belong to.
+    pub phone_number_id: Option<String>,
+    pub items: Vec<ProviderItem>,
+}
+
+/// Why a webhook body was refused as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct UndecodableWebhook(pub String);
+
+/// The provider's inbound webhook: handshake, signature and payload (Meta's, served by the
+/// WhatsApp adapter), so the use case never sees the provider's wire format.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait WebhookDecoder: Send + Sync + fmt::Debug {
+    /// The subscription handshake: the challenge to echo, or `None` to refuse.
+    fn handshake(&self, mode: Option<String>, token: Option<String>, challenge: Option<String>, expected_token: &str) -> Option<String>;
+
+    /// Whether `signature` signs `body` under `app_secret`.
+    fn verify(&self, app_secret: &[u8], body: &[u8], signature: Option<String>) -> bool;
+
+    /// Every change of the body, every item kept (unreadable items as `Malformed`).
+    ///
+    /// # Errors
+    /// `UndecodableWebhook` when the body as a whole is not a webhook payload.
+    fn decode(&self, body: &[u8]) -> Result<Vec<ProviderChange>, UndecodableWebhook>;
 }
 
 /// Encrypts channel secrets at rest (an AEAD under a key derived from `ATLAS_SECRET_KEY`).

@@ -7,15 +7,17 @@
 //! `NOT_FOUND`) commits nothing here: the caller records its failed run and replayable answer
 //! with `RunStore::record`, as for any refused call.
 
+use crate::content::MessageContent;
 use crate::delivery::{DeliveryState, StatusEvent};
 use crate::model::{
     check_template_body, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId,
-    Draft, DraftId, Message, MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateCategory,
-    TemplateId, TemplateStatus,
+    DefaultRule, Draft, DraftId, Message, MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template,
+    TemplateCategory, TemplateId, TemplateStatus,
 };
 use crate::ports::{
     ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
-    OutboxItem, ProviderAccepted, ProviderError, ProviderErrorKind, SecretCipher, StatusApplied,
+    OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderStatus, ReadQueued, SecretCipher,
+    StatusApplied, TemplateSource, TemplatesSynced, WebhookDecoder,
 };
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::window::{decide_send, effective_inbound_at, window_open, SendRefusal, SendRequest, MAX_TEXT_CHARS};
@@ -36,7 +38,19 @@ pub enum MessagingError {
     Refused(#[from] SendRefusal),
     /// A field is malformed (`VALIDATION_ERROR`, `details.fields[]` names `field`).
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid { field: String, message: String },
+    /// The send names (or its conversation is on) a disconnected channel (`CONFLICT`, 409).
+    #[error("channel {0} is disconnected")]
+    ChannelDisconnected(ChannelId),
+    /// A webhook whose signature does not match the channel's app secret (`UNAUTHORIZED`).
+    #[error("the webhook signature does not match the channel's app secret")]
+    BadSignature,
+    /// A webhook handshake with the wrong verify token (`FORBIDDEN`).
+    #[error("the verify token does not match the channel's")]
+    HandshakeRefused,
+    /// The provider refused or failed a call that needed an answer now (`PROVIDER_UNAVAILABLE`).
+    #[error("the provider failed: {0}")]
+    Provider(ProviderError),
     /// The conversation (or channel, message) is absent or another organization's (`NOT_FOUND`).
     #[error("not found")]
     NotFound,
@@ -66,6 +80,10 @@ impl MessagingError {
             MessagingError::Refused(refusal) => refusal.code(),
             MessagingError::Invalid { .. } | MessagingError::NoChannel | MessagingError::Duplicate(_) => "VALIDATION_ERROR",
             MessagingError::NotFound => "NOT_FOUND",
+            MessagingError::ChannelDisconnected(_) => "CONFLICT",
+            MessagingError::BadSignature => "UNAUTHORIZED",
+            MessagingError::HandshakeRefused => "FORBIDDEN",
+            MessagingError::Provider(_) => "PROVIDER_UNAVAILABLE",
             MessagingError::Conflict(_) | MessagingError::Secrets(_) | MessagingError::Store(_) => "INTERNAL_ERROR",
         }
     }
@@ -73,7 +91,7 @@ impl MessagingError {
     /// Whether this is a business outcome (a 4xx whose run and answer are recorded and
     /// replayed), as opposed to an infrastructure failure that stores nothing.
     pub fn is_business_outcome(&self) -> bool {
-        !matches!(self, MessagingError::Conflict(_) | MessagingError::Secrets(_) | MessagingError::Store(_))
+        !matches!(self, MessagingError::Conflict(_) | MessagingError::Secrets(_) | MessagingError::Store(_) | MessagingError::Provider(_))
     }
 }
 
@@ -82,6 +100,10 @@ impl From<ConversationError> for MessagingError {
         match e {
             ConversationError::NotFound => MessagingError::NotFound,
             ConversationError::Duplicate(what) => MessagingError::Duplicate(what),
+            ConversationError::Conflict("channel disconnected") => MessagingError::Invalid {
+                field: "channel_id".into(),
+                message: "the channel is disconnected; only a connected channel can be the default".into(),
+            },
             ConversationError::Conflict(what) => MessagingError::Conflict(what),
             ConversationError::Store(s) => MessagingError::Store(s),
         }
@@ -97,6 +119,11 @@ pub struct ConnectChannel {
     pub display_phone_number: String,
     pub verify_token: String,
     pub secrets: ChannelSecrets,
+    /// The WhatsApp Business Account id (needed to sync templates).
+    pub waba_id: Option<String>,
+    /// `Some(false)` keeps the first real number from becoming the default; `Some(true)` makes
+    /// this channel the default; `None`: the first real number replaces the sandbox as default.
+    pub is_default: Option<bool>,
 }
 
 /// `POST /v1/atlas/templates`.
@@ -154,8 +181,26 @@ pub struct InboundEvent {
     pub provider_message_id: Option<String>,
     pub kind: MessageKind,
     pub text: Option<String>,
+    /// What a message other than plain text carries (media, location, a reply…).
+    pub content: Option<MessageContent>,
     /// The message's own timestamp; `None` means now. A future one counts as now.
     pub timestamp: Option<OffsetDateTime>,
+}
+
+/// What one webhook POST did: counts, and the items skipped with why (the driving adapter logs
+/// them and counts the unrouted changes in a metric).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookReport {
+    /// Messages newly stored.
+    pub messages: usize,
+    /// Messages already stored (Meta's retries).
+    pub duplicates: usize,
+    /// Statuses applied or kept pending.
+    pub statuses: usize,
+    /// `phone_number_id`s of changes for numbers the organization has not connected (skipped).
+    pub unrouted: Vec<String>,
+    /// Items that could not be stored for a permanent reason, with the reason (skipped).
+    pub skipped: Vec<String>,
 }
 
 /// The messaging use cases.
@@ -165,10 +210,12 @@ pub struct Messaging {
     cipher: Arc<dyn SecretCipher>,
     clock: Arc<dyn Clock>,
     policy: RetryPolicy,
+    template_source: Option<Arc<dyn TemplateSource>>,
+    webhook: Option<Arc<dyn WebhookDecoder>>,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> MessagingError {
-    MessagingError::Invalid { field, message: message.into() }
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> MessagingError {
+    MessagingError::Invalid { field: field.into(), message: message.into() }
 }
 
 fn bounded(field: &'static str, value: &str, max: usize) -> Result<String, MessagingError> {
@@ -186,7 +233,21 @@ impl Messaging {
     /// The use cases over `store`, sealing channel secrets with `cipher`, telling time by
     /// `clock`, with the default [`RetryPolicy`] (its `max_age` sets each send's deadline).
     pub fn new(store: Arc<dyn ConversationStore>, cipher: Arc<dyn SecretCipher>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, cipher, clock, policy: RetryPolicy::default() }
+        Self { store, cipher, clock, policy: RetryPolicy::default(), template_source: None, webhook: None }
+    }
+
+    /// The same use cases reading accounts' templates from `source` (template sync).
+    #[must_use]
+    pub fn with_template_source(mut self, source: Arc<dyn TemplateSource>) -> Self {
+        self.template_source = Some(source);
+        self
+    }
+
+    /// The same use cases reading the provider's webhooks with `decoder`.
+    #[must_use]
+    pub fn with_webhook_decoder(mut self, decoder: Arc<dyn WebhookDecoder>) -> Self {
+        self.webhook = Some(decoder);
+        self
     }
 
     /// The same use cases with another retry policy.
@@ -222,15 +283,38 @@ impl Messaging {
             bounded("access_token", &request.secrets.access_token, 4096)?;
             bounded("app_secret", &request.secrets.app_secret, 256)?;
         }
+        let waba_id = match request.waba_id.as_deref().map(str::trim).filter(|w| !w.is_empty()) {
+            Some(w) if !w.bytes().all(|b| b.is_ascii_digit()) || w.len() > 64 => {
+                return Err(invalid("waba_id", "Meta's WhatsApp Business Account id is numeric"))
+            }
+            other => other.map(str::to_owned),
+        };
+        let default = match (request.is_default, request.provider) {
+            (Some(true), _) => DefaultRule::Make,
+            (Some(false), _) => DefaultRule::Never,
+            (None, ChannelProvider::Sandbox) => DefaultRule::IfNone,
+            (None, ChannelProvider::Whatsapp) => DefaultRule::IfNoneOrSandbox,
+        };
+        let id = ChannelId::generate();
+        let now = self.clock.now();
+        // Every WhatsApp Business Account comes with Meta's `hello_world`; so does the sandbox.
+        let templates = if request.provider == ChannelProvider::Sandbox {
+            vec![Template::hello_world(TemplateId::generate(), org_id, id, now)]
+        } else {
+            Vec::new()
+        };
         let channel = NewChannel {
-            id: ChannelId::generate(),
+            id,
             org_id,
             provider: request.provider,
             name,
             phone_number_id,
             display_phone_number,
             verify_token,
-            created_at: self.clock.now(),
+            waba_id,
+            default,
+            created_at: now,
+            templates,
         };
         let sealed = self.cipher.seal(&request.secrets.to_plaintext());
         Ok(self.store.create_channel(&channel, &sealed, journal).await?)
@@ -263,6 +347,70 @@ impl Messaging {
         Ok((channel, secrets))
     }
 
+    /// Makes a connected channel the organization's default (`PATCH {"is_default": true}`).
+    ///
+    /// # Errors
+    /// `NotFound` for a channel the organization lacks; `Invalid` (`channel_id`) for a
+    /// disconnected one.
+    pub async fn make_default(&self, org_id: OrgId, id: ChannelId, journal: &dyn Journal<Channel>) -> Result<Channel, MessagingError> {
+        Ok(self.store.set_default_channel(org_id, id, journal).await?)
+    }
+
+    /// Disconnects a channel (`DELETE`): sends on it are refused from now on; its
+    /// conversations stay readable.
+    ///
+    /// # Errors
+    /// `NotFound` for a channel the organization lacks.
+    pub async fn disconnect(&self, org_id: OrgId, id: ChannelId, journal: &dyn Journal<Channel>) -> Result<Channel, MessagingError> {
+        Ok(self.store.disconnect_channel(org_id, id, self.clock.now(), journal).await?)
+    }
+
+    /// Imports the templates of the channel's WhatsApp Business Account (every page of the
+    /// Graph API's listing): each is upserted; the channel's templates Meta no longer lists
+    /// become `deleted`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown channel; `Invalid` (`waba_id`) for a channel without an
+    /// account id or a sandbox channel; `Provider` when the Graph API fails.
+    pub async fn sync_templates(
+        &self,
+        org_id: OrgId,
+        id: ChannelId,
+        journal: &dyn Journal<TemplatesSynced>,
+    ) -> Result<TemplatesSynced, MessagingError> {
+        let channel = self.channel(org_id, id).await?;
+        if !channel.is_active() {
+            return Err(MessagingError::ChannelDisconnected(id));
+        }
+        let Some(waba_id) = channel.waba_id.clone().filter(|_| channel.provider == ChannelProvider::Whatsapp) else {
+            return Err(invalid("waba_id", "the channel has no WhatsApp Business Account id: connect it with `waba_id`"));
+        };
+        let Some(source) = &self.template_source else {
+            return Err(MessagingError::Provider(ProviderError::permanent(None, "no template source is configured")));
+        };
+        let (_, secrets) = self.webhook_channel(id).await?;
+        let remote = source.templates(&secrets, &waba_id).await.map_err(MessagingError::Provider)?;
+        let now = self.clock.now();
+        let mut seen = std::collections::BTreeSet::new();
+        let templates: Vec<Template> = remote
+            .into_iter()
+            .filter(|t| seen.insert((t.name.clone(), t.language.clone())))
+            .map(|t| Template {
+                id: TemplateId::generate(),
+                org_id,
+                name: t.name,
+                language: t.language,
+                category: t.category,
+                status: t.status,
+                body: t.body,
+                components: Some(t.components),
+                channel_id: Some(id),
+                created_at: now,
+            })
+            .collect();
+        Ok(self.store.sync_templates(org_id, id, &templates, journal).await?)
+    }
+
     /// Registers a template. The name is Meta's (lower case letters, digits, `_`); the body's
     /// parameters must be `{{1}}` … `{{n}}` without gaps.
     ///
@@ -293,6 +441,8 @@ impl Messaging {
             category: request.category,
             status: request.status,
             body,
+            components: None,
+            channel_id: None,
             created_at: self.clock.now(),
         };
         self.store.create_template(&template, &journal.entry(&template)).await?;
@@ -328,12 +478,26 @@ impl Messaging {
         let (channel_id, phone_number, conversation) = match command.target {
             SendTarget::Conversation(id) => {
                 let conversation = self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)?;
+                let channel = self.store.get_channel(org_id, conversation.channel_id).await?;
+                if channel.is_some_and(|c| !c.is_active()) {
+                    return Err(MessagingError::ChannelDisconnected(conversation.channel_id));
+                }
                 (conversation.channel_id, conversation.customer.phone_number.clone(), Some(conversation))
             }
-            SendTarget::Phone { phone_number, channel_id } => {
-                let channel = self.resolve_channel(org_id, channel_id).await?;
+            SendTarget::Phone { phone_number, channel_id: Some(channel_id) } => {
+                let channel = self.resolve_channel(org_id, Some(channel_id)).await?;
                 let conversation = self.store.find_conversation(org_id, channel.id, &phone_number).await?;
                 (channel.id, phone_number, conversation)
+            }
+            SendTarget::Phone { phone_number, channel_id: None } => {
+                // Where the customer last wrote (the window is theirs there), else the default.
+                match self.store.latest_conversation(org_id, &phone_number).await? {
+                    Some(conversation) => (conversation.channel_id, phone_number, Some(conversation)),
+                    None => {
+                        let channel = self.resolve_channel(org_id, None).await?;
+                        (channel.id, phone_number, None)
+                    }
+                }
             }
         };
         let last_inbound_at = conversation.as_ref().and_then(|c| c.last_inbound_at);
@@ -344,7 +508,7 @@ impl Messaging {
         };
         let now = self.clock.now();
         let content = decide_send(&command.request, last_inbound_at, now, &templates)?;
-        let kind = if content.is_template() { MessageKind::Template } else { MessageKind::Text };
+        let kind = content.kind();
         let outbound = NewOutbound {
             org_id,
             channel_id,
@@ -373,12 +537,52 @@ impl Messaging {
     }
 
     async fn resolve_channel(&self, org_id: OrgId, channel_id: Option<ChannelId>) -> Result<Channel, MessagingError> {
-        match channel_id {
+        let channel = match channel_id {
             Some(id) => {
-                self.store.get_channel(org_id, id).await?.ok_or_else(|| invalid("channel_id", "the organization has no such channel"))
+                self.store.get_channel(org_id, id).await?.ok_or_else(|| invalid("channel_id", "the organization has no such channel"))?
             }
-            None => self.store.default_channel(org_id).await?.ok_or(MessagingError::NoChannel),
+            None => self.store.default_channel(org_id).await?.ok_or(MessagingError::NoChannel)?,
+        };
+        if !channel.is_active() {
+            return Err(MessagingError::ChannelDisconnected(channel.id));
         }
+        Ok(channel)
+    }
+
+    /// Marks the conversation's latest inbound message read at the provider, through the
+    /// outbox (the customer sees blue ticks). Marking it again queues nothing new.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown conversation; `Invalid` (`conversation_id`) when the customer
+    /// sent nothing with a provider id; `ChannelDisconnected` when its channel is.
+    pub async fn mark_read(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        journal: &dyn Journal<ReadQueued>,
+    ) -> Result<ReadQueued, MessagingError> {
+        let conversation = self.conversation(org_id, conversation_id).await?;
+        let channel = self.store.get_channel(org_id, conversation.channel_id).await?.ok_or(MessagingError::NotFound)?;
+        if !channel.is_active() {
+            return Err(MessagingError::ChannelDisconnected(channel.id));
+        }
+        let message = self.store.latest_inbound(org_id, conversation_id).await?;
+        let Some((message, provider_message_id)) = message.and_then(|m| m.provider_message_id.clone().map(|p| (m, p))) else {
+            return Err(invalid("conversation_id", "the customer has sent no message to mark read"));
+        };
+        let now = self.clock.now();
+        let receipt = NewOutbound {
+            org_id,
+            channel_id: channel.id,
+            to: conversation.customer.phone_number.clone(),
+            message_id: message.id,
+            outbox_id: OutboxId::generate(),
+            content: crate::OutboundContent::Read { provider_message_id },
+            queued_at: now,
+            deadline: self.policy.deadline(now),
+            known: Some((conversation.customer.id, conversation.id)),
+        };
+        Ok(self.store.enqueue_read(&receipt, conversation_id, journal).await?)
     }
 
     /// Records an inbound message: the customer and conversation are created or reused, the
@@ -409,10 +613,143 @@ impl Messaging {
             provider_message_id: event.provider_message_id.filter(|id| !id.trim().is_empty()),
             kind: event.kind,
             text: event.text,
+            content: event.content,
             timestamp: effective_inbound_at(event.timestamp, now),
             received_at: now,
         };
         Ok(self.store.record_inbound(&inbound, journal).await?)
+    }
+
+    /// Applies provider statuses (Meta's webhook, the sandbox's reporter) to the organization's
+    /// messages, each kept pending when its id is not recorded yet.
+    ///
+    /// # Errors
+    /// The first store failure; the statuses before it are applied.
+    pub async fn apply_statuses(&self, org_id: OrgId, statuses: &[ProviderStatus]) -> Result<usize, MessagingError> {
+        for status in statuses {
+            self.store.apply_status(org_id, &status.provider_message_id, &status.event).await?;
+        }
+        Ok(statuses.len())
+    }
+
+    /// Meta's subscription handshake for channel `id`: the challenge to echo.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown or disconnected channel; `HandshakeRefused` for a wrong token.
+    pub async fn webhook_handshake(
+        &self,
+        id: ChannelId,
+        mode: Option<String>,
+        token: Option<String>,
+        challenge: Option<String>,
+    ) -> Result<String, MessagingError> {
+        let decoder = self.webhook.as_ref().ok_or(MessagingError::NotFound)?;
+        let (channel, _) = self.webhook_channel(id).await?;
+        if !channel.is_active() {
+            return Err(MessagingError::NotFound);
+        }
+        decoder.handshake(mode, token, challenge, &channel.verify_token).ok_or(MessagingError::HandshakeRefused)
+    }
+
+    /// Receives one webhook POST on channel `id`'s URL: checks `signature` over the raw `body`
+    /// with that channel's app secret, then routes each change by its phone number id to the
+    /// organization's channel with that number and processes every item: messages are
+    /// recorded (duplicates absorbed), statuses applied. A change for a number the
+    /// organization has not connected is skipped (reported in `unrouted`); an item that cannot
+    /// be stored for a permanent reason is skipped (reported in `skipped`); the rest of the
+    /// batch is processed either way. `journal` gives each recorded message's entry.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown or disconnected channel; `BadSignature`; `Invalid` (`body`)
+    /// for a body that is no webhook at all; `Store` (transient: the caller answers 5xx and
+    /// the provider retries the whole batch, whose duplicates are absorbed).
+    pub async fn receive_webhook(
+        &self,
+        id: ChannelId,
+        signature: Option<String>,
+        body: &[u8],
+        journal: &dyn Journal<InboundRecorded, Option<JournalEntry>>,
+    ) -> Result<WebhookReport, MessagingError> {
+        let decoder = self.webhook.as_ref().ok_or(MessagingError::NotFound)?;
+        let (channel, secrets) = self.webhook_channel(id).await?;
+        if !channel.is_active() {
+            return Err(MessagingError::NotFound);
+        }
+        if !decoder.verify(secrets.app_secret.as_bytes(), body, signature) {
+            return Err(MessagingError::BadSignature);
+        }
+        let changes = decoder.decode(body).map_err(|e| invalid("body", e.0))?;
+        let org_id = channel.org_id;
+        let mut report = WebhookReport::default();
+        let mut routes: std::collections::HashMap<String, Option<Channel>> = std::collections::HashMap::new();
+        for ProviderChange { phone_number_id, items } in changes {
+            let Some(number) = phone_number_id else {
+                report.skipped.extend(items.iter().map(|_| "a change without metadata.phone_number_id".to_owned()));
+                continue;
+            };
+            let target = match routes.get(&number) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = if number == channel.phone_number_id {
+                        Some(channel.clone())
+                    } else {
+                        self.store.channel_by_phone_number_id(org_id, &number).await?
+                    };
+                    routes.insert(number.clone(), found.clone());
+                    found
+                }
+            };
+            let Some(target) = target else {
+                report.unrouted.push(number);
+                continue;
+            };
+            let mut statuses = Vec::new();
+            for item in items {
+                match item {
+                    ProviderItem::Message(message) => match self.receive_message(org_id, target.id, *message, journal).await {
+                        Ok(recorded) if recorded.duplicate => report.duplicates += 1,
+                        Ok(_) => report.messages += 1,
+                        Err(MessagingError::Store(e)) => return Err(MessagingError::Store(e)),
+                        Err(e) => report.skipped.push(format!("message: {e}")),
+                    },
+                    ProviderItem::Status(status) => statuses.push(status),
+                    ProviderItem::IgnoredStatus { provider_message_id, status } => {
+                        report.skipped.push(format!("status `{status}` of {provider_message_id} is not tracked"));
+                    }
+                    ProviderItem::Malformed { path, reason } => report.skipped.push(format!("{path}: {reason}")),
+                }
+            }
+            report.statuses += self.apply_statuses(org_id, &statuses).await?;
+        }
+        Ok(report)
+    }
+
+    async fn receive_message(
+        &self,
+        org_id: OrgId,
+        channel_id: ChannelId,
+        message: crate::ports::ProviderMessage,
+        journal: &dyn Journal<InboundRecorded, Option<JournalEntry>>,
+    ) -> Result<InboundRecorded, MessagingError> {
+        let from = PhoneNumber::parse(&format!("+{}", message.from.trim_start_matches('+')))
+            .map_err(|e| invalid("from", format!("{}: {e}", message.from)))?;
+        let kind = message.content.kind();
+        let text = message.content.text();
+        let content = match message.content {
+            MessageContent::Text { .. } => None,
+            other => Some(other),
+        };
+        let event = InboundEvent {
+            channel_id: Some(channel_id),
+            from,
+            profile_name: message.profile_name,
+            provider_message_id: Some(message.provider_message_id),
+            kind,
+            text,
+            content,
+            timestamp: Some(message.timestamp),
+        };
+        self.ingest(org_id, event, journal).await
     }
 
     /// Applies a provider status (`sent`, `delivered`, `read`, `failed`) to the organization's
@@ -524,6 +861,8 @@ pub enum DeliveryOutcome {
     Retrying { at: OffsetDateTime, error: MessageError },
     /// A permanent failure, or retries exhausted: the message, now `failed`.
     Failed(Message),
+    /// A read receipt finished: accepted (`error` is `None`) or given up.
+    Receipt { error: Option<MessageError> },
 }
 
 /// Delivers outbox rows through the provider (one step; the polling loop, its throughput cap
@@ -580,7 +919,13 @@ impl Delivery {
         let Some((channel, sealed)) = channel else {
             return self.fail(item, MessageError::new("channel_not_found", "the message's channel no longer exists")).await;
         };
+        if !channel.is_active() {
+            return self.fail(item, MessageError::new("channel_disconnected", "the message's channel was disconnected")).await;
+        }
         let secrets = self.cipher.open(&sealed).and_then(|plain| ChannelSecrets::from_plaintext(&plain));
+        if let crate::OutboundContent::Read { provider_message_id } = &item.content {
+            return self.deliver_receipt(item, &channel, secrets, provider_message_id, jitter).await;
+        }
         let result = match secrets {
             Ok(secrets) => self.provider.send(&channel, &secrets, &item.to, &item.content).await,
             Err(e) => Err(ProviderError::retryable(None, e.to_string())),
@@ -608,7 +953,44 @@ impl Delivery {
     }
 
     async fn fail(&self, item: &OutboxItem, error: MessageError) -> Result<DeliveryOutcome, MessagingError> {
+        if matches!(item.content, crate::OutboundContent::Read { .. }) {
+            self.outbox.acknowledge(item.id, Some(error.clone()), self.clock.now()).await?;
+            return Ok(DeliveryOutcome::Receipt { error: Some(error) });
+        }
         Ok(DeliveryOutcome::Failed(self.outbox.fail(item.id, &error, self.clock.now()).await?))
+    }
+
+    /// A read receipt: the provider marks the message read; the row finishes (retried like a
+    /// send on a retryable failure).
+    async fn deliver_receipt(
+        &self,
+        item: &OutboxItem,
+        channel: &Channel,
+        secrets: Result<ChannelSecrets, SecretsUnreadable>,
+        provider_message_id: &str,
+        jitter: f64,
+    ) -> Result<DeliveryOutcome, MessagingError> {
+        let result = match secrets {
+            Ok(secrets) => self.provider.mark_read(channel, &secrets, provider_message_id).await,
+            Err(e) => Err(ProviderError::retryable(None, e.to_string())),
+        };
+        match result {
+            Ok(()) => {
+                self.outbox.acknowledge(item.id, None, self.clock.now()).await?;
+                Ok(DeliveryOutcome::Receipt { error: None })
+            }
+            Err(e) if e.kind == ProviderErrorKind::Permanent => self.fail(item, e.to_message_error()).await,
+            Err(e) => {
+                let error = e.to_message_error();
+                match self.policy.next_attempt(item.attempt, self.clock.now(), item.deadline, jitter, e.retry_after) {
+                    RetryDecision::RetryAt(at) => {
+                        self.outbox.retry(item.id, item.attempt, at, &error).await?;
+                        Ok(DeliveryOutcome::Retrying { at, error })
+                    }
+                    RetryDecision::GiveUp(_) => self.fail(item, error).await,
+                }
+            }
+        }
     }
 }
 
@@ -632,6 +1014,13 @@ impl MessagingProvider for ProviderByKind {
         match channel.provider {
             ChannelProvider::Whatsapp => self.whatsapp.send(channel, secrets, to, content).await,
             ChannelProvider::Sandbox => self.sandbox.send(channel, secrets, to, content).await,
+        }
+    }
+
+    async fn mark_read(&self, channel: &Channel, secrets: &ChannelSecrets, provider_message_id: &str) -> Result<(), ProviderError> {
+        match channel.provider {
+            ChannelProvider::Whatsapp => self.whatsapp.mark_read(channel, secrets, provider_message_id).await,
+            ChannelProvider::Sandbox => self.sandbox.mark_read(channel, secrets, provider_message_id).await,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! where `last_inbound_at` is the latest inbound message's *own* timestamp: never its arrival
 //! time, never a delivery receipt, never an outbound message.
 
+use crate::content::{Interactive, OutboundMedia, TemplateButton, TemplateHeader, TemplateShape};
 use crate::model::{Direction, Message, Template, TemplateCategory, TemplateId, TemplateStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -53,12 +54,16 @@ pub fn effective_inbound_at(timestamp: Option<OffsetDateTime>, now: OffsetDateTi
 pub struct SendRequest {
     /// Free-form text; blank counts as absent.
     pub text: Option<String>,
-    /// A template to send; with `text` too, it is the fallback for a closed window.
+    /// A template to send; with free-form content too, it is the fallback for a closed window.
     pub template: Option<TemplateRequest>,
+    /// Media to send (inside the window), instead of text.
+    pub media: Option<OutboundMedia>,
+    /// Reply buttons or a list (inside the window), instead of text.
+    pub interactive: Option<Interactive>,
 }
 
 /// A template reference in a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TemplateRequest {
     /// The template's name (`hello_world`) or its id (`tpl_…`).
     pub template_id: String,
@@ -68,6 +73,10 @@ pub struct TemplateRequest {
     pub language: Option<String>,
     /// Values for `{{1}}` … `{{n}}`, in order.
     pub parameters: Vec<String>,
+    /// The header parameter (text `{{1}}`, or the media of an image, document or video header).
+    pub header: Option<TemplateHeader>,
+    /// Button parameters (quick-reply payloads, URL suffixes).
+    pub buttons: Vec<TemplateButton>,
 }
 
 /// What will be sent to the provider.
@@ -77,13 +86,39 @@ pub enum OutboundContent {
     /// Free-form text (only inside the window).
     Text { body: String },
     /// A registered, approved template.
-    Template { template_id: TemplateId, name: String, language: String, category: TemplateCategory, parameters: Vec<String> },
+    Template {
+        template_id: TemplateId,
+        name: String,
+        language: String,
+        category: TemplateCategory,
+        parameters: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        header: Option<TemplateHeader>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        buttons: Vec<TemplateButton>,
+    },
+    /// An image, audio, video, document or sticker (only inside the window).
+    Media(OutboundMedia),
+    /// Reply buttons or a list (only inside the window).
+    Interactive(Interactive),
+    /// Marks the customer's message with this provider id read (blue ticks); not a message.
+    Read { provider_message_id: String },
 }
 
 impl OutboundContent {
     /// Whether this is a template send.
     pub const fn is_template(&self) -> bool {
         matches!(self, OutboundContent::Template { .. })
+    }
+
+    /// The kind of message this content makes.
+    pub fn kind(&self) -> crate::MessageKind {
+        match self {
+            OutboundContent::Text { .. } | OutboundContent::Read { .. } => crate::MessageKind::Text,
+            OutboundContent::Template { .. } => crate::MessageKind::Template,
+            OutboundContent::Media(m) => m.media_type.kind(),
+            OutboundContent::Interactive(_) => crate::MessageKind::Interactive,
+        }
     }
 }
 
@@ -114,7 +149,7 @@ pub enum SendRefusal {
     Template(TemplateProblem),
     /// A field is missing or malformed.
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid { field: String, message: String },
 }
 
 impl SendRefusal {
@@ -168,16 +203,24 @@ impl TemplateLookup for Vec<Template> {
     }
 }
 
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SendRefusal {
+    SendRefusal::Invalid { field: field.into(), message: message.into() }
+}
+
 /// Decides what a send carries, from the request, the window and the organization's templates.
 ///
-/// - window open: text is sent as text; a template alone is sent as a template; with both,
-///   the text is sent (the template is the fallback for a closed window and is not consulted);
-/// - window closed: a template is sent as a template; text alone is `WindowClosed`;
-/// - neither text nor template: `Invalid` (`text`);
+/// - free-form content is one of `text`, `media` or `interactive` (two at once is `Invalid`);
+///   media and interactive messages are checked against Meta's limits;
+/// - window open: free-form content is sent as it is; a template alone is sent as a template;
+///   with both, the free-form content is sent (the template is the fallback for a closed
+///   window and is not consulted);
+/// - window closed: a template is sent as a template; free-form content alone is `WindowClosed`;
+/// - neither free-form content nor template: `Invalid` (`text`);
 /// - a template used must be given a `category`, exist (by id, or by name and optional
 ///   language), be approved and be of that category (`transactional` = `utility`), else
 ///   `Template(..)`; its parameters must number exactly its `{{n}}` count and none may be
-///   blank, else `Invalid` (`parameters`).
+///   blank, else `Invalid` (`parameters`); header and button parameters must match its
+///   components, else `Invalid` naming the field (`header`, `buttons[0].payload`…).
 ///
 /// # Errors
 /// The [`SendRefusal`] saying why nothing may be sent.
@@ -190,13 +233,27 @@ pub fn decide_send<L: TemplateLookup + ?Sized>(
     let text = request.text.as_deref().filter(|t| !t.trim().is_empty());
     if let Some(text) = text {
         if text.chars().count() > MAX_TEXT_CHARS {
-            return Err(SendRefusal::Invalid { field: "text", message: format!("at most {MAX_TEXT_CHARS} characters") });
+            return Err(invalid("text", format!("at most {MAX_TEXT_CHARS} characters")));
         }
     }
+    let free_form = match (text, &request.media, &request.interactive) {
+        (None, None, None) => None,
+        (Some(text), None, None) => Some(OutboundContent::Text { body: text.to_owned() }),
+        (None, Some(media), None) => {
+            media.validate().map_err(|(field, message)| invalid(field, message))?;
+            Some(OutboundContent::Media(media.clone()))
+        }
+        (None, None, Some(interactive)) => {
+            interactive.validate().map_err(|(field, message)| invalid(field, message))?;
+            Some(OutboundContent::Interactive(interactive.clone()))
+        }
+        (_, Some(_), _) => return Err(invalid("media", "send `text`, `media` or `interactive`, one at a time")),
+        (_, None, Some(_)) => return Err(invalid("interactive", "send `text`, `media` or `interactive`, one at a time")),
+    };
     let open = window_open(last_inbound_at, now);
-    match (text, &request.template) {
-        (None, None) => Err(SendRefusal::Invalid { field: "text", message: "give `text`, or `template_id` with `category`".into() }),
-        (Some(text), _) if open => Ok(OutboundContent::Text { body: text.to_owned() }),
+    match (free_form, &request.template) {
+        (None, None) => Err(invalid("text", "give `text` (or `media`, `interactive`), or `template_id` with `category`")),
+        (Some(content), _) if open => Ok(content),
         (_, Some(template)) => resolve_template(template, templates),
         (Some(_), None) => Err(SendRefusal::WindowClosed { last_inbound_at }),
     }
@@ -205,13 +262,10 @@ pub fn decide_send<L: TemplateLookup + ?Sized>(
 fn resolve_template<L: TemplateLookup + ?Sized>(request: &TemplateRequest, templates: &L) -> Result<OutboundContent, SendRefusal> {
     let reference = request.template_id.trim();
     if reference.is_empty() {
-        return Err(SendRefusal::Invalid { field: "template_id", message: "must not be blank".into() });
+        return Err(invalid("template_id", "must not be blank"));
     }
     let Some(requested) = request.category else {
-        return Err(SendRefusal::Invalid {
-            field: "category",
-            message: "required with `template_id`: one of utility, marketing, authentication".into(),
-        });
+        return Err(invalid("category", "required with `template_id`: one of utility, marketing, authentication"));
     };
     let language = request.language.as_deref().map(str::trim).filter(|l| !l.is_empty());
     let unknown =
@@ -252,20 +306,25 @@ fn resolve_template<L: TemplateLookup + ?Sized>(request: &TemplateRequest, templ
     }
     let expected = template.parameter_count();
     if request.parameters.len() != expected {
-        return Err(SendRefusal::Invalid {
-            field: "parameters",
-            message: format!("template `{}` takes {expected} parameter(s), {} given", template.name, request.parameters.len()),
-        });
+        return Err(invalid(
+            "parameters",
+            format!("template `{}` takes {expected} parameter(s), {} given", template.name, request.parameters.len()),
+        ));
     }
     if let Some(blank) = request.parameters.iter().position(|p| p.trim().is_empty()) {
-        return Err(SendRefusal::Invalid { field: "parameters", message: format!("parameter {} is blank", blank + 1) });
+        return Err(invalid("parameters", format!("parameter {} is blank", blank + 1)));
     }
+    TemplateShape::of(template.components.as_ref())
+        .check(request.header.as_ref(), &request.buttons)
+        .map_err(|(field, message)| invalid(field, message))?;
     Ok(OutboundContent::Template {
         template_id: template.id,
         name: template.name.clone(),
         language: template.language.clone(),
         category: template.category,
         parameters: request.parameters.clone(),
+        header: request.header.clone(),
+        buttons: request.buttons.clone(),
     })
 }
 
@@ -274,6 +333,9 @@ impl fmt::Display for OutboundContent {
         match self {
             OutboundContent::Text { .. } => f.write_str("text"),
             OutboundContent::Template { name, language, .. } => write!(f, "template {name} ({language})"),
+            OutboundContent::Media(m) => write!(f, "{}", m.media_type.as_str()),
+            OutboundContent::Interactive(_) => f.write_str("interactive"),
+            OutboundContent::Read { .. } => f.write_str("read receipt"),
         }
     }
 }
@@ -298,6 +360,8 @@ mod tests {
             category,
             status,
             body: body.into(),
+            components: None,
+            channel_id: None,
             created_at: NOW - Duration::days(30),
         }
     }
@@ -313,7 +377,7 @@ mod tests {
     }
 
     fn text(t: &str) -> SendRequest {
-        SendRequest { text: Some(t.into()), template: None }
+        SendRequest { text: Some(t.into()), template: None, ..Default::default() }
     }
 
     fn tpl(id: &str, category: Option<TemplateCategory>, parameters: &[&str]) -> TemplateRequest {
@@ -322,11 +386,12 @@ mod tests {
             category,
             language: None,
             parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+            ..Default::default()
         }
     }
 
     fn with_template(t: TemplateRequest) -> SendRequest {
-        SendRequest { text: None, template: Some(t) }
+        SendRequest { text: None, template: Some(t), ..Default::default() }
     }
 
     fn open() -> Option<OffsetDateTime> {
@@ -388,6 +453,7 @@ mod tests {
         let request = SendRequest {
             text: Some("Reminder: your appointment is tomorrow.".into()),
             template: Some(tpl("unknown_template", Some(TemplateCategory::Utility), &[])),
+            ..Default::default()
         };
         assert_eq!(
             decide_send(&request, open(), NOW, &registry()),
@@ -397,8 +463,11 @@ mod tests {
 
     #[test]
     fn window_closed_a_template_is_sent_as_a_template() {
-        let request =
-            SendRequest { text: Some("Reminder".into()), template: Some(tpl("hello_world", Some(TemplateCategory::Utility), &[])) };
+        let request = SendRequest {
+            text: Some("Reminder".into()),
+            template: Some(tpl("hello_world", Some(TemplateCategory::Utility), &[])),
+            ..Default::default()
+        };
         let got = decide_send(&request, closed(), NOW, &registry()).unwrap();
         assert!(got.is_template());
     }
@@ -431,13 +500,15 @@ mod tests {
         let refusal = decide_send(&SendRequest::default(), open(), NOW, &registry()).unwrap_err();
         assert_eq!(refusal.code(), "VALIDATION_ERROR");
         let blank = decide_send(&text("   "), open(), NOW, &registry()).unwrap_err();
-        assert!(matches!(blank, SendRefusal::Invalid { field: "text", .. }));
+        assert!(matches!(blank, SendRefusal::Invalid { ref field, .. } if field == "text"));
     }
 
     #[test]
     fn text_longer_than_whatsapp_allows_is_refused() {
         let long = "a".repeat(MAX_TEXT_CHARS + 1);
-        assert!(matches!(decide_send(&text(&long), open(), NOW, &registry()), Err(SendRefusal::Invalid { field: "text", .. })));
+        assert!(
+            matches!(decide_send(&text(&long), open(), NOW, &registry()), Err(SendRefusal::Invalid { ref field, .. }) if field == "text")
+        );
         assert!(decide_send(&text(&"a".repeat(MAX_TEXT_CHARS)), open(), NOW, &registry()).is_ok());
     }
 
@@ -479,7 +550,7 @@ mod tests {
     #[test]
     fn a_template_without_category_is_a_validation_error() {
         let refusal = decide_send(&with_template(tpl("hello_world", None, &[])), closed(), NOW, &registry()).unwrap_err();
-        assert!(matches!(refusal, SendRefusal::Invalid { field: "category", .. }));
+        assert!(matches!(refusal, SendRefusal::Invalid { ref field, .. } if field == "category"));
     }
 
     #[test]
@@ -495,14 +566,16 @@ mod tests {
     #[test]
     fn the_parameter_count_must_match_the_template() {
         let t = |params: &[&str]| with_template(tpl("appointment", Some(TemplateCategory::Utility), params));
-        assert!(matches!(decide_send(&t(&["Ana"]), closed(), NOW, &registry()), Err(SendRefusal::Invalid { field: "parameters", .. })));
+        assert!(
+            matches!(decide_send(&t(&["Ana"]), closed(), NOW, &registry()), Err(SendRefusal::Invalid { ref field, .. }) if field == "parameters")
+        );
         assert!(matches!(
             decide_send(&t(&["Ana", "b", "c"]), closed(), NOW, &registry()),
-            Err(SendRefusal::Invalid { field: "parameters", .. })
+            Err(SendRefusal::Invalid { ref field, .. }) if field == "parameters"
         ));
         assert!(matches!(
             decide_send(&t(&["Ana", " "]), closed(), NOW, &registry()),
-            Err(SendRefusal::Invalid { field: "parameters", .. })
+            Err(SendRefusal::Invalid { ref field, .. }) if field == "parameters"
         ));
         let sent = decide_send(&t(&["Ana", "tomorrow"]), closed(), NOW, &registry()).unwrap();
         assert!(matches!(sent, OutboundContent::Template { parameters, .. } if parameters == ["Ana", "tomorrow"]));
@@ -534,6 +607,7 @@ mod tests {
             ConversationId::generate(),
             MessageKind::Text,
             Some("hi".into()),
+            None,
             None,
             NOW + Duration::seconds(secs),
         )
@@ -612,8 +686,7 @@ mod tests {
             let last = Some(NOW + Duration::seconds(last));
             let request = SendRequest {
                 text: Some(body),
-                template: with_tpl.then(|| tpl("hello_world", Some(TemplateCategory::Utility), &[])),
-            };
+                template: with_tpl.then(|| tpl("hello_world", Some(TemplateCategory::Utility), &[])), ..Default::default() };
             if let Ok(OutboundContent::Text { .. }) = decide_send(&request, last, NOW, &registry()) {
                 prop_assert!(window_open(last, NOW));
             }

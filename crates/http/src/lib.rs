@@ -21,7 +21,6 @@ mod webhooks;
 
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;
-pub use messaging::apply_statuses;
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
 pub use routes::{router, ROUTES};

@@ -29,6 +29,7 @@ pub struct Metrics {
     rate_limited: Mutex<BTreeMap<String, u64>>,
     gauges: Mutex<Vec<(&'static str, &'static str, Source)>>,
     in_flight: AtomicU64,
+    webhook_unrouted: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -43,6 +44,11 @@ impl Metrics {
         if let Ok(mut m) = self.rate_limited.lock() {
             *m.entry(class.to_owned()).or_default() += 1;
         }
+    }
+
+    /// Counts a Meta webhook change for a number the organization has not connected.
+    pub fn webhook_unrouted(&self) {
+        self.webhook_unrouted.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Registers a value read at scrape time (`name` must be a valid metric name).
@@ -108,6 +114,11 @@ impl Metrics {
                 let _ = writeln!(out, "atlas_rate_limited_total{{class=\"{class}\"}} {n}");
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP atlas_webhook_unrouted_changes_total Meta webhook changes for numbers the organization has not connected (skipped).\n# TYPE atlas_webhook_unrouted_changes_total counter\natlas_webhook_unrouted_changes_total {}",
+            self.webhook_unrouted.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP atlas_http_in_flight Requests being served.\n# TYPE atlas_http_in_flight gauge\natlas_http_in_flight {}",

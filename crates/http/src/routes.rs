@@ -393,6 +393,60 @@ pub static ROUTES: &[RouteSpec] = &[
     route("GET", "/healthz", None, None, "system.health", "The process is up", "system", false),
     route("GET", "/readyz", None, None, "system.ready", "The database (and Redis, when configured) answer", "system", false),
     route("GET", "/metrics", None, None, "system.metrics", "Prometheus metrics", "system", false),
+    route(
+        "GET",
+        "/v1/atlas/channels/{id}",
+        Some(Scope::ChannelsRead),
+        Some(Reads),
+        "channels.get",
+        "One channel (never its secrets)",
+        "channels",
+        false,
+    ),
+    route(
+        "PATCH",
+        "/v1/atlas/channels/{id}",
+        Some(Scope::ChannelsWrite),
+        Some(Writes),
+        "channels.update",
+        "Make the channel the organization's default ({\"is_default\": true})",
+        "channels",
+        true,
+    )
+    .answers(200),
+    route(
+        "DELETE",
+        "/v1/atlas/channels/{id}",
+        Some(Scope::ChannelsWrite),
+        Some(Writes),
+        "channels.delete",
+        "Disconnect the channel: its conversations stay readable, sends on it are refused",
+        "channels",
+        true,
+    )
+    .answers(200),
+    route(
+        "POST",
+        "/v1/atlas/channels/{id}/templates/sync",
+        Some(Scope::TemplatesWrite),
+        Some(Writes),
+        "channels.templates_sync",
+        "Import the channel's WhatsApp Business Account templates from the Graph API",
+        "templates",
+        true,
+    )
+    .answers(200),
+    route(
+        "POST",
+        "/v1/atlas/conversations/{id}/read",
+        Some(Scope::MessagesSend),
+        Some(Writes),
+        "conversations.read",
+        "Mark the customer's latest message read at WhatsApp (through the outbox)",
+        "messaging",
+        true,
+    )
+    .answers(202),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

@@ -31,13 +31,13 @@ use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore, Customer,
-    CustomerId, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, Enqueued, InboundRecorded, Journal, Message, MessageError,
-    MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, StatusApplied, StatusEvent, Template, TemplateCategory,
-    TemplateId, TemplateStatus,
+    CustomerId, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, Enqueued, InboundRecorded, Journal, Message,
+    MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ReadQueued, StatusApplied,
+    StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Statement, TransactionTrait, UpdateMany,
@@ -71,6 +71,22 @@ impl SqlStore {
         }
     }
 
+    /// On PostgreSQL, takes the transaction-scoped advisory lock of the organization's default
+    /// channel, so moves of the default (connecting, `PATCH`, `DELETE`) take turns; the partial
+    /// unique index still guarantees one default whatever happens.
+    pub(crate) async fn lock_channel_defaults(&self, txn: &DatabaseTransaction, org_id: Uuid) -> Result<(), Failure> {
+        if self.is_postgres() {
+            txn.execute(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                [format!("atlas.channel_default:{org_id}").into()],
+            ))
+            .await
+            .map_err(db("locking the organization's default channel"))?;
+        }
+        Ok(())
+    }
+
     /// On PostgreSQL, takes the transaction-scoped advisory lock of (organization, provider
     /// message id) that `apply_status` and `Outbox::complete` share.
     pub(crate) async fn lock_provider_id(&self, txn: &DatabaseTransaction, org_id: Uuid, provider_message_id: &str) -> Result<(), Failure> {
@@ -101,6 +117,8 @@ fn channel_row(channel: &Channel, sealed_secrets: &[u8]) -> channels::ActiveMode
         sealed_secrets: Set(sealed_secrets.to_vec()),
         is_default: Set(channel.is_default),
         created_at_us: Set(to_us(channel.created_at)),
+        waba_id: Set(channel.waba_id.clone()),
+        disconnected_at_us: Set(channel.disconnected_at.map(to_us)),
     }
 }
 
@@ -115,13 +133,16 @@ fn channel_from_row(row: channels::Model) -> Result<Channel, StoreError> {
         phone_number_id: row.phone_number_id,
         display_phone_number: row.display_phone_number,
         verify_token: row.verify_token,
+        waba_id: row.waba_id,
         is_default: row.is_default,
         created_at: from_us(row.created_at_us)?,
+        disconnected_at: from_us_opt(row.disconnected_at_us)?,
     })
 }
 
-fn template_row(template: &Template) -> templates::ActiveModel {
-    templates::ActiveModel {
+fn template_row(template: &Template) -> Result<templates::ActiveModel, StoreError> {
+    let components = template.components.as_ref().map(|c| to_json("writing a template's components", c)).transpose()?;
+    Ok(templates::ActiveModel {
         id: Set(template.id.as_uuid()),
         org_id: Set(template.org_id.as_uuid()),
         name: Set(template.name.clone()),
@@ -130,7 +151,9 @@ fn template_row(template: &Template) -> templates::ActiveModel {
         status: Set(template.status.as_str().to_owned()),
         body: Set(template.body.clone()),
         created_at_us: Set(to_us(template.created_at)),
-    }
+        components: Set(components),
+        channel_id: Set(template.channel_id.map(|c| c.as_uuid())),
+    })
 }
 
 fn template_from_row(row: templates::Model) -> Result<Template, StoreError> {
@@ -147,6 +170,8 @@ fn template_from_row(row: templates::Model) -> Result<Template, StoreError> {
         category,
         status,
         body: row.body,
+        components: row.components.as_deref().map(|c| from_json::<serde_json::Value>("reading a template's components", c)).transpose()?,
+        channel_id: row.channel_id.map(ChannelId::from_uuid),
         created_at: from_us(row.created_at_us)?,
     })
 }
@@ -182,6 +207,7 @@ fn conversation_from_rows(row: conversations::Model, customer: Customer) -> Resu
 /// The row that stores `message`.
 pub(crate) fn message_row(message: &Message) -> Result<messages::ActiveModel, StoreError> {
     let template = message.template.as_ref().map(|t| to_json("writing a message's template", t)).transpose()?;
+    let content = message.content.as_ref().map(|c| to_json("writing a message's content", c)).transpose()?;
     Ok(messages::ActiveModel {
         id: Set(message.id.as_uuid()),
         org_id: Set(message.org_id.as_uuid()),
@@ -199,6 +225,7 @@ pub(crate) fn message_row(message: &Message) -> Result<messages::ActiveModel, St
         error_code: Set(message.error.as_ref().map(|e| e.code.clone())),
         error_message: Set(message.error.as_ref().map(|e| e.message.clone())),
         created_at_us: Set(to_us(message.created_at)),
+        content: Set(content),
     })
 }
 
@@ -216,6 +243,7 @@ pub(crate) fn message_from_row(row: messages::Model) -> Result<Message, StoreErr
         .transpose()?;
     let template = row.template.as_deref().map(|t| from_json::<MessageTemplate>("reading a message's template", t)).transpose()?;
     let error = row.error_code.map(|code| MessageError { code, message: row.error_message.unwrap_or_default() });
+    let content = row.content.as_deref().map(|c| from_json::<MessageContent>("reading a message's content", c)).transpose()?;
     Ok(Message {
         id: MessageId::from_uuid(row.id),
         org_id: OrgId::from_uuid(row.org_id),
@@ -223,6 +251,7 @@ pub(crate) fn message_from_row(row: messages::Model) -> Result<Message, StoreErr
         direction,
         kind,
         text: row.text,
+        content,
         template,
         provider_message_id: row.provider_message_id,
         delivery_state,
@@ -293,6 +322,38 @@ async fn has_channel(conn: &impl ConnectionTrait, org_id: OrgId, id: ChannelId) 
         .await
         .map_err(db("reading the channel"))?;
     Ok(found.is_some())
+}
+
+/// The organization's channel row `id`.
+async fn find_channel_row(conn: &impl ConnectionTrait, org_id: OrgId, id: ChannelId) -> Result<Option<channels::Model>, Failure> {
+    channels::Entity::find()
+        .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(channels::Column::Id.eq(id.as_uuid()))
+        .one(conn)
+        .await
+        .map_err(db("reading the channel"))
+}
+
+/// The organization's current default channel row.
+async fn current_default(conn: &impl ConnectionTrait, org_id: Uuid) -> Result<Option<channels::Model>, Failure> {
+    channels::Entity::find()
+        .filter(channels::Column::OrgId.eq(org_id))
+        .filter(channels::Column::IsDefault.eq(true))
+        .one(conn)
+        .await
+        .map_err(db("reading the default channel"))
+}
+
+/// Clears the organization's default flag (before another channel takes it).
+async fn clear_default(conn: &impl ConnectionTrait, org_id: Uuid) -> Result<(), Failure> {
+    channels::Entity::update_many()
+        .col_expr(channels::Column::IsDefault, Expr::value(false))
+        .filter(channels::Column::OrgId.eq(org_id))
+        .filter(channels::Column::IsDefault.eq(true))
+        .exec(conn)
+        .await
+        .map_err(db("clearing the default channel"))?;
+    Ok(())
 }
 
 /// Whether the organization has conversation `id`.
@@ -431,19 +492,41 @@ impl ConversationStore for SqlStore {
         journal: &'j (dyn Journal<Channel> + 'j),
     ) -> Result<Channel, ConversationError> {
         let txn = begin(&self.db).await?;
-        // As the default unless the organization has one (the partial unique index decides);
-        // a duplicate phone_number_id still fails, on its own constraint.
+        let org_id = channel.org_id.as_uuid();
+        let wants_default = match channel.default {
+            DefaultRule::Never => false,
+            DefaultRule::IfNone => true,
+            DefaultRule::Make => {
+                self.lock_channel_defaults(&txn, org_id).await?;
+                clear_default(&txn, org_id).await?;
+                true
+            }
+            DefaultRule::IfNoneOrSandbox => {
+                self.lock_channel_defaults(&txn, org_id).await?;
+                let current = current_default(&txn, org_id).await?;
+                if current.as_ref().is_some_and(|c| c.provider == ChannelProvider::Sandbox.as_str()) {
+                    clear_default(&txn, org_id).await?;
+                }
+                current.is_none_or(|c| c.provider == ChannelProvider::Sandbox.as_str())
+            }
+        };
+        // As the default when it should be and the organization has none (the partial unique
+        // index decides); a duplicate phone_number_id still fails, on its own constraint.
         let as_default = channel.clone().into_channel(true);
-        let inserted = channels::Entity::insert(channel_row(&as_default, sealed_secrets))
-            .on_conflict(
-                OnConflict::column(channels::Column::OrgId)
-                    .target_and_where(Expr::col(channels::Column::IsDefault).into())
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting the channel"))?;
+        let inserted = if wants_default {
+            channels::Entity::insert(channel_row(&as_default, sealed_secrets))
+                .on_conflict(
+                    OnConflict::column(channels::Column::OrgId)
+                        .target_and_where(Expr::col(channels::Column::IsDefault).into())
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting the channel"))?
+        } else {
+            0
+        };
         let stored = if inserted == 1 {
             as_default
         } else {
@@ -454,9 +537,173 @@ impl ConversationStore for SqlStore {
                 .map_err(db("inserting the channel"))?;
             ordinary
         };
+        for template in &channel.templates {
+            templates::Entity::insert(template_row(template)?)
+                .on_conflict(
+                    OnConflict::columns([templates::Column::OrgId, templates::Column::Name, templates::Column::Language])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("inserting the channel's templates"))?;
+        }
         write_journal(&txn, &journal.entry(&stored)).await?;
         commit(txn, "committing the channel").await?;
         Ok(stored)
+    }
+
+    async fn channel_by_phone_number_id(&self, org_id: OrgId, phone_number_id: &str) -> Result<Option<Channel>, ConversationError> {
+        let row = channels::Entity::find()
+            .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(channels::Column::PhoneNumberId.eq(phone_number_id))
+            .filter(channels::Column::DisconnectedAtUs.is_null())
+            .one(&self.db)
+            .await
+            .map_err(db("reading a channel by phone number id"))?;
+        Ok(row.map(channel_from_row).transpose()?)
+    }
+
+    async fn set_default_channel<'j>(
+        &self,
+        org_id: OrgId,
+        id: ChannelId,
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError> {
+        let txn = begin(&self.db).await?;
+        self.lock_channel_defaults(&txn, org_id.as_uuid()).await?;
+        let Some(row) = find_channel_row(&txn, org_id, id).await? else {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        };
+        if row.disconnected_at_us.is_some() {
+            rollback(txn).await?;
+            return Err(ConversationError::Conflict("channel disconnected"));
+        }
+        if !row.is_default {
+            clear_default(&txn, org_id.as_uuid()).await?;
+            channels::Entity::update_many()
+                .col_expr(channels::Column::IsDefault, Expr::value(true))
+                .filter(channels::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db("making the channel the default"))?;
+        }
+        let channel = channel_from_row(channels::Model { is_default: true, ..row })?;
+        write_journal(&txn, &journal.entry(&channel)).await?;
+        commit(txn, "committing the default channel").await?;
+        Ok(channel)
+    }
+
+    async fn disconnect_channel<'j>(
+        &self,
+        org_id: OrgId,
+        id: ChannelId,
+        at: OffsetDateTime,
+        journal: &'j (dyn Journal<Channel> + 'j),
+    ) -> Result<Channel, ConversationError> {
+        let txn = begin(&self.db).await?;
+        self.lock_channel_defaults(&txn, org_id.as_uuid()).await?;
+        let Some(row) = find_channel_row(&txn, org_id, id).await? else {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        };
+        let row = if row.disconnected_at_us.is_some() {
+            row
+        } else {
+            channels::Entity::update_many()
+                .col_expr(channels::Column::DisconnectedAtUs, Expr::value(to_us(at)))
+                .col_expr(channels::Column::IsDefault, Expr::value(false))
+                .filter(channels::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db("disconnecting the channel"))?;
+            if row.is_default {
+                // The most recently connected remaining channel takes over as the default.
+                let successor = channels::Entity::find()
+                    .select_only()
+                    .column(channels::Column::Id)
+                    .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
+                    .filter(channels::Column::DisconnectedAtUs.is_null())
+                    .filter(channels::Column::Id.ne(row.id))
+                    .order_by_desc(channels::Column::CreatedAtUs)
+                    .order_by_desc(channels::Column::Id)
+                    .into_tuple::<Uuid>()
+                    .one(&txn)
+                    .await
+                    .map_err(db("finding the next default channel"))?;
+                if let Some(successor) = successor {
+                    channels::Entity::update_many()
+                        .col_expr(channels::Column::IsDefault, Expr::value(true))
+                        .filter(channels::Column::Id.eq(successor))
+                        .exec(&txn)
+                        .await
+                        .map_err(db("moving the default channel"))?;
+                }
+            }
+            channels::Model { disconnected_at_us: Some(to_us(at)), is_default: false, ..row }
+        };
+        let channel = channel_from_row(row)?;
+        write_journal(&txn, &journal.entry(&channel)).await?;
+        commit(txn, "committing the disconnection").await?;
+        Ok(channel)
+    }
+
+    async fn sync_templates<'j>(
+        &self,
+        org_id: OrgId,
+        channel_id: ChannelId,
+        templates: &[Template],
+        journal: &'j (dyn Journal<TemplatesSynced> + 'j),
+    ) -> Result<TemplatesSynced, ConversationError> {
+        let txn = begin(&self.db).await?;
+        for template in templates {
+            templates::Entity::insert(template_row(template)?)
+                .on_conflict(
+                    OnConflict::columns([templates::Column::OrgId, templates::Column::Name, templates::Column::Language])
+                        .update_columns([
+                            templates::Column::Category,
+                            templates::Column::Status,
+                            templates::Column::Body,
+                            templates::Column::Components,
+                            templates::Column::ChannelId,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("upserting a synced template"))?;
+        }
+        let listed: std::collections::HashSet<(&str, &str)> = templates.iter().map(|t| (t.name.as_str(), t.language.as_str())).collect();
+        let stored: Vec<(Uuid, String, String)> = templates::Entity::find()
+            .select_only()
+            .column(templates::Column::Id)
+            .column(templates::Column::Name)
+            .column(templates::Column::Language)
+            .filter(templates::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(templates::Column::ChannelId.eq(channel_id.as_uuid()))
+            .filter(templates::Column::Status.ne(TemplateStatus::Deleted.as_str()))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db("reading the channel's templates"))?;
+        let gone: Vec<Uuid> = stored
+            .into_iter()
+            .filter(|(_, name, language)| !listed.contains(&(name.as_str(), language.as_str())))
+            .map(|(id, ..)| id)
+            .collect();
+        if !gone.is_empty() {
+            templates::Entity::update_many()
+                .col_expr(templates::Column::Status, Expr::value(TemplateStatus::Deleted.as_str()))
+                .filter(templates::Column::Id.is_in(gone.clone()))
+                .exec(&txn)
+                .await
+                .map_err(db("marking templates deleted"))?;
+        }
+        let outcome = TemplatesSynced { upserted: templates.len(), deleted: gone.len() };
+        write_journal(&txn, &journal.entry(&outcome)).await?;
+        commit(txn, "committing the template sync").await?;
+        Ok(outcome)
     }
 
     async fn list_channels(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Channel>, ConversationError> {
@@ -489,6 +736,7 @@ impl ConversationStore for SqlStore {
         let row = channels::Entity::find()
             .filter(channels::Column::OrgId.eq(org_id.as_uuid()))
             .filter(channels::Column::IsDefault.eq(true))
+            .filter(channels::Column::DisconnectedAtUs.is_null())
             .one(&self.db)
             .await
             .map_err(db("reading the default channel"))?;
@@ -508,7 +756,7 @@ impl ConversationStore for SqlStore {
 
     async fn create_template(&self, template: &Template, journal: &JournalEntry) -> Result<(), ConversationError> {
         let txn = begin(&self.db).await?;
-        templates::Entity::insert(template_row(template)).exec_without_returning(&txn).await.map_err(db("inserting the template"))?;
+        templates::Entity::insert(template_row(template)?).exec_without_returning(&txn).await.map_err(db("inserting the template"))?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the template").await?;
         Ok(())
@@ -569,6 +817,7 @@ impl ConversationStore for SqlStore {
             ConversationId::from_uuid(conversation.id),
             inbound.kind,
             inbound.text.clone(),
+            inbound.content.clone(),
             inbound.provider_message_id.clone(),
             inbound.timestamp,
         );
@@ -736,6 +985,81 @@ impl ConversationStore for SqlStore {
 
     async fn get_conversation(&self, org_id: OrgId, id: ConversationId) -> Result<Option<Conversation>, ConversationError> {
         Ok(load_conversation(&self.db, org_id, id).await?)
+    }
+
+    async fn latest_conversation(&self, org_id: OrgId, phone_number: &PhoneNumber) -> Result<Option<Conversation>, ConversationError> {
+        let Some(customer) = customers::Entity::find()
+            .filter(customers::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(customers::Column::PhoneNumber.eq(phone_number.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading the customer"))?
+        else {
+            return Ok(None);
+        };
+        let connected = Query::select()
+            .column(channels::Column::Id)
+            .from(channels::Entity)
+            .and_where(channels::Column::OrgId.eq(org_id.as_uuid()))
+            .and_where(channels::Column::DisconnectedAtUs.is_null())
+            .to_owned();
+        let rows = conversations::Entity::find()
+            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(conversations::Column::CustomerId.eq(customer.id))
+            .filter(conversations::Column::ChannelId.in_subquery(connected))
+            .all(&self.db)
+            .await
+            .map_err(db("reading the customer's conversations"))?;
+        // Where they wrote last; a conversation they never wrote in ranks below any they did.
+        let latest = rows.into_iter().max_by_key(|r| (r.last_inbound_at_us.unwrap_or(i64::MIN), r.created_at_us, r.id));
+        Ok(latest.map(|row| conversation_from_rows(row, customer_from_row(customer)?)).transpose()?)
+    }
+
+    async fn latest_inbound(&self, org_id: OrgId, conversation_id: ConversationId) -> Result<Option<Message>, ConversationError> {
+        let row = messages::Entity::find()
+            .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(messages::Column::ConversationId.eq(conversation_id.as_uuid()))
+            .filter(messages::Column::Direction.eq(Direction::Inbound.as_str()))
+            .filter(messages::Column::ProviderMessageId.is_not_null())
+            .order_by_desc(messages::Column::CreatedAtUs)
+            .order_by_desc(messages::Column::Id)
+            .one(&self.db)
+            .await
+            .map_err(db("reading the latest inbound message"))?;
+        Ok(row.map(message_from_row).transpose()?)
+    }
+
+    async fn enqueue_read<'j>(
+        &self,
+        receipt: &NewOutbound,
+        conversation_id: ConversationId,
+        journal: &'j (dyn Journal<ReadQueued> + 'j),
+    ) -> Result<ReadQueued, ConversationError> {
+        let atlas_conversations::OutboundContent::Read { provider_message_id } = &receipt.content else {
+            return Err(ConversationError::Conflict("a read receipt carries the message's provider id"));
+        };
+        let txn = begin(&self.db).await?;
+        let mut outcome = ReadQueued {
+            conversation_id,
+            message_id: receipt.message_id,
+            provider_message_id: provider_message_id.clone(),
+            outbox_id: receipt.outbox_id,
+            queued: true,
+        };
+        let entry = journal.entry(&outcome);
+        outcome.queued = crate::outbox::insert_row_once(&txn, receipt, conversation_id, entry.run.id).await?;
+        let entry = if outcome.queued {
+            entry
+        } else {
+            // Already queued for that message: nothing new; the earlier row names its outbox id.
+            if let Some(existing) = crate::outbox::row_of_message(&txn, receipt.message_id).await? {
+                outcome.outbox_id = existing;
+            }
+            journal.entry(&outcome)
+        };
+        write_journal(&txn, &entry).await?;
+        commit(txn, "committing the read receipt").await?;
+        Ok(outcome)
     }
 
     async fn find_conversation(

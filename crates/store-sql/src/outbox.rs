@@ -27,7 +27,7 @@ use atlas_conversations::{
 };
 use atlas_kernel::{OrgId, StoreError};
 use atlas_runs::{RunError, RunId, RunStatus};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -65,6 +65,52 @@ pub(crate) async fn insert_row(
 }
 
 /// The item a claimed row hands to its worker: the row as the claim left it.
+/// Inserts the outbox row of a read receipt unless the message already has one (the unique
+/// `ux_outbox_message` decides); true when inserted.
+pub(crate) async fn insert_row_once(
+    txn: &DatabaseTransaction,
+    outbound: &NewOutbound,
+    conversation_id: ConversationId,
+    run_id: RunId,
+) -> Result<bool, Failure> {
+    let inserted = outbox::Entity::insert(outbox::ActiveModel {
+        id: Set(outbound.outbox_id.as_uuid()),
+        org_id: Set(outbound.org_id.as_uuid()),
+        channel_id: Set(outbound.channel_id.as_uuid()),
+        conversation_id: Set(conversation_id.as_uuid()),
+        message_id: Set(outbound.message_id.as_uuid()),
+        recipient: Set(outbound.to.as_str().to_owned()),
+        content: Set(to_json("writing an outbox row's content", &outbound.content)?),
+        attempt: Set(0),
+        queued_at_us: Set(to_us(outbound.queued_at)),
+        next_attempt_at_us: Set(to_us(outbound.queued_at)),
+        lease_until_us: Set(None),
+        deadline_at_us: Set(to_us(outbound.deadline)),
+        finished_at_us: Set(None),
+        last_error_code: Set(None),
+        last_error_message: Set(None),
+        run_id: Set(Some(run_id.as_uuid())),
+    })
+    .on_conflict(OnConflict::column(outbox::Column::MessageId).do_nothing().to_owned())
+    .exec_without_returning(txn)
+    .await
+    .map_err(db("inserting the read receipt's outbox row"))?;
+    Ok(inserted == 1)
+}
+
+/// The outbox row of message `message_id`, if any.
+pub(crate) async fn row_of_message(txn: &DatabaseTransaction, message_id: MessageId) -> Result<Option<OutboxId>, Failure> {
+    let id = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::Id)
+        .filter(outbox::Column::MessageId.eq(message_id.as_uuid()))
+        .into_tuple::<Uuid>()
+        .one(txn)
+        .await
+        .map_err(db("reading the message's outbox row"))?;
+    Ok(id.map(OutboxId::from_uuid))
+}
+
 fn item_from_row(row: outbox::Model) -> Result<OutboxItem, StoreError> {
     const CONTEXT: &str = "reading an outbox row";
     let lease_until = row.lease_until_us.ok_or_else(|| corrupt(CONTEXT, format!("claimed outbox row {} has no lease", row.id)))?;
@@ -305,5 +351,27 @@ impl Outbox for SqlStore {
         Self::finish_run(&txn, &row, RunStatus::Failed, Some(run_error), at).await?;
         commit(txn, "committing the failure").await?;
         Ok(message)
+    }
+
+    async fn acknowledge(&self, id: OutboxId, error: Option<MessageError>, at: OffsetDateTime) -> Result<(), ConversationError> {
+        let txn = begin(&self.db).await?;
+        let Some(row) = self.locked_row(&txn, id).await? else {
+            rollback(txn).await?;
+            return Err(ConversationError::NotFound);
+        };
+        if row.finished_at_us.is_some() {
+            rollback(txn).await?;
+            return Err(ConversationError::Conflict("the outbox row already finished"));
+        }
+        Self::finish_row(&txn, &row, error.as_ref(), at).await?;
+        match error {
+            None => Self::finish_run(&txn, &row, RunStatus::Succeeded, None, at).await?,
+            Some(e) => {
+                let run_error = RunError { code: e.code.clone(), message: e.message.clone() };
+                Self::finish_run(&txn, &row, RunStatus::Failed, Some(run_error), at).await?;
+            }
+        }
+        commit(txn, "committing the receipt").await?;
+        Ok(())
     }
 }

@@ -60,7 +60,10 @@ async fn channel(store: &SqlStore) -> (OrgId, ChannelId) {
         phone_number_id: "sandbox-1".into(),
         display_phone_number: "+1 415 555 0100".into(),
         verify_token: String::new(),
+        waba_id: None,
+        default: atlas_conversations::DefaultRule::IfNone,
         created_at: t0(),
+        templates: Vec::new(),
     };
     let entry = journal(org_id, "channels.create", RunStatus::Succeeded);
     store.create_channel(&channel, b"sealed", &|_: &atlas_conversations::Channel| entry.clone()).await.expect("create_channel");
@@ -117,6 +120,7 @@ async fn an_inbound_message_whose_journal_fails_stores_nothing(store: SqlStore) 
         provider_message_id: Some("wamid.doomed".into()),
         kind: MessageKind::Text,
         text: Some("hola".into()),
+        content: None,
         timestamp: t0(),
         received_at: t0(),
     };

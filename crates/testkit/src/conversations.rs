@@ -15,7 +15,7 @@
 
 use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore,
-    DeliveryRecord, DeliveryState, Draft, DraftId, Enqueued, InboundRecorded, Message, MessageError, MessageId, MessageKind,
+    DefaultRule, DeliveryRecord, DeliveryState, Draft, DraftId, Enqueued, InboundRecorded, Message, MessageError, MessageId, MessageKind,
     MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, OutboxItem, StatusApplied, StatusEvent,
     Template, TemplateCategory, TemplateId, TemplateStatus,
 };
@@ -118,7 +118,10 @@ fn new_channel(org_id: OrgId, phone_number_id: &str, created_at: OffsetDateTime)
         phone_number_id: phone_number_id.into(),
         display_phone_number: "+1 415 555 0000".into(),
         verify_token: format!("verify-{phone_number_id}"),
+        waba_id: None,
+        default: DefaultRule::IfNone,
         created_at,
+        templates: Vec::new(),
     }
 }
 
@@ -165,6 +168,7 @@ fn inbound(
         message_id: MessageId::generate(),
         provider_message_id,
         kind: MessageKind::Text,
+        content: None,
         text: Some(text.into()),
         timestamp,
         received_at: timestamp,
@@ -397,6 +401,8 @@ fn template(org_id: OrgId, name: &str, language: &str, created_at: OffsetDateTim
         category: TemplateCategory::Utility,
         status: TemplateStatus::Approved,
         body: "Hello {{1}}, your order {{2}} shipped".into(),
+        components: None,
+        channel_id: None,
         created_at,
     }
 }
@@ -479,7 +485,7 @@ pub async fn an_inbound_message_creates_its_customer_and_conversation(ports: &Me
     assert_eq!(conv.last_inbound_at, Some(at(10)), "the window opens from the message's own timestamp");
     assert_eq!(
         recorded.message,
-        Message::inbound(first.message_id, org_id, conv.id, MessageKind::Text, Some("hola".into()), Some(pid.clone()), at(10)),
+        Message::inbound(first.message_id, org_id, conv.id, MessageKind::Text, Some("hola".into()), None, Some(pid.clone()), at(10)),
         "the stored message is the inbound message"
     );
     assert!(run(ports, org_id, entry.run.id).await.is_some(), "the journal entry committed with the message");
@@ -611,6 +617,8 @@ pub async fn an_outbound_send_queues_its_message_and_outbox_row_with_its_run(por
             language: "en_US".into(),
             category: TemplateCategory::Utility,
             parameters: vec!["Ana".into(), "#1234".into()],
+            header: None,
+            buttons: Vec::new(),
         },
         ..text_send(org_id, channel.id, &customer, "", at(0))
     };

@@ -43,14 +43,24 @@ pub enum OutboundMessage {
         /// The template's language code, e.g. `en_US`.
         language: String,
         parameters: Vec<String>,
+        /// The `header` component (`{"type":"header","parameters":[…]}`), when the template has one.
+        header: Option<Value>,
+        /// The `button` components (`{"type":"button","sub_type":"url","index":"0",…}`).
+        buttons: Vec<Value>,
     },
+    /// Media by id or link: `media_type` is `image`, `audio`, `video`, `document` or `sticker`;
+    /// `media` is its object (`{"id": …}` or `{"link": …}`, with `caption`, `filename`).
+    Media { to: String, media_type: String, media: Value },
+    /// An interactive message: `interactive` is Meta's object (`type`, `header`, `body`,
+    /// `footer`, `action`).
+    Interactive { to: String, interactive: Value },
 }
 
 impl OutboundMessage {
     /// The recipient.
     pub fn to(&self) -> &str {
         match self {
-            Self::Text { to, .. } | Self::Template { to, .. } => to,
+            Self::Text { to, .. } | Self::Template { to, .. } | Self::Media { to, .. } | Self::Interactive { to, .. } => to,
         }
     }
 
@@ -64,14 +74,19 @@ impl OutboundMessage {
                 "type": "text",
                 "text": { "preview_url": false, "body": body },
             }),
-            Self::Template { to, name, language, parameters } => {
+            Self::Template { to, name, language, parameters, header, buttons } => {
                 let mut template = json!({
                     "name": name,
                     "language": { "code": language },
                 });
+                let mut components: Vec<Value> = header.iter().cloned().collect();
                 if !parameters.is_empty() {
                     let params: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
-                    template["components"] = json!([{ "type": "body", "parameters": params }]);
+                    components.push(json!({ "type": "body", "parameters": params }));
+                }
+                components.extend(buttons.iter().cloned());
+                if !components.is_empty() {
+                    template["components"] = Value::Array(components);
                 }
                 json!({
                     "messaging_product": "whatsapp",
@@ -80,9 +95,67 @@ impl OutboundMessage {
                     "template": template,
                 })
             }
+            Self::Media { to, media_type, media } => {
+                let mut body = json!({
+                    "messaging_product": "whatsapp",
+                    "recipient_type": "individual",
+                    "to": to,
+                    "type": media_type,
+                });
+                body[media_type.as_str()] = media.clone();
+                body
+            }
+            Self::Interactive { to, interactive } => json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "interactive",
+                "interactive": interactive,
+            }),
         }
     }
 }
+
+/// One template of a WhatsApp Business Account, as `GET /{waba_id}/message_templates` lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListedTemplate {
+    pub name: String,
+    pub language: String,
+    /// `APPROVED`, `PENDING`, `REJECTED`, `PAUSED`, `DISABLED`…
+    pub status: String,
+    /// `UTILITY`, `MARKETING` or `AUTHENTICATION`.
+    pub category: String,
+    #[serde(default)]
+    pub components: Vec<Value>,
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TemplatePage {
+    #[serde(default)]
+    data: Vec<ListedTemplate>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    cursors: Option<Cursors>,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Cursors {
+    #[serde(default)]
+    after: Option<String>,
+}
+
+/// The most pages a template listing follows (100 templates a page): a guard against a
+/// server that never stops paging.
+const MAX_TEMPLATE_PAGES: usize = 100;
 
 /// Meta accepted the message (which is not delivery: delivery arrives later as a status webhook).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +230,84 @@ impl GraphClient {
             segments.pop_if_empty().extend([self.version.as_str(), phone_number_id, "messages"]);
         }
         url
+    }
+
+    /// `{base}/{version}/{waba_id}/message_templates`.
+    pub fn templates_url(&self, waba_id: &str) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut segments = url.path_segments_mut().expect("checked in the constructor: the base URL can be a base");
+            segments.pop_if_empty().extend([self.version.as_str(), waba_id, "message_templates"]);
+        }
+        url
+    }
+
+    /// Every template of the WhatsApp Business Account `waba_id`, following Meta's cursor
+    /// paging (`paging.cursors.after` while `paging.next` is present), 100 a page.
+    ///
+    /// # Errors
+    /// A [`GraphError`] for a refused call, a transport failure or an unreadable page.
+    pub async fn list_templates(&self, waba_id: &str, access_token: &str) -> Result<Vec<ListedTemplate>, GraphError> {
+        if waba_id.trim().is_empty() {
+            return Err(GraphError::local(GraphErrorKind::InvalidRequest, None, "empty waba_id"));
+        }
+        let mut templates = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_TEMPLATE_PAGES {
+            let mut url = self.templates_url(waba_id);
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("fields", "name,language,status,category,components").append_pair("limit", "100");
+                if let Some(after) = &after {
+                    query.append_pair("after", after);
+                }
+            }
+            let response =
+                self.http.get(url).header(AUTHORIZATION, format!("Bearer {access_token}")).send().await.map_err(transport_error)?;
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let body = response.bytes().await.map_err(transport_error)?;
+            if !(200..300).contains(&status) {
+                return Err(GraphError::from_response(status, retry_after.as_deref(), &body));
+            }
+            let page: TemplatePage = serde_json::from_slice(&body).map_err(|e| {
+                GraphError::local(GraphErrorKind::InvalidResponse, Some(status), format!("an unreadable template page: {e}"))
+            })?;
+            templates.extend(page.data);
+            let next = page.paging.as_ref().and_then(|p| p.next.as_ref()).is_some();
+            after = page.paging.and_then(|p| p.cursors).and_then(|c| c.after);
+            if !next || after.is_none() {
+                return Ok(templates);
+            }
+        }
+        Err(GraphError::local(GraphErrorKind::InvalidResponse, None, "the template listing did not end after 100 pages"))
+    }
+
+    /// Marks the customer's message `wamid` read: `POST …/messages` with
+    /// `{"messaging_product":"whatsapp","status":"read","message_id":wamid}`.
+    ///
+    /// # Errors
+    /// A [`GraphError`] saying whether to retry.
+    pub async fn mark_read(&self, phone_number_id: &str, access_token: &str, wamid: &str) -> Result<(), GraphError> {
+        if phone_number_id.trim().is_empty() {
+            return Err(GraphError::local(GraphErrorKind::InvalidRequest, None, "empty phone_number_id"));
+        }
+        let body = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": wamid });
+        let response = self
+            .http
+            .post(self.messages_url(phone_number_id))
+            .header(AUTHORIZATION, format!("Bearer {access_token}"))
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let bytes = response.bytes().await.map_err(transport_error)?;
+        if !(200..300).contains(&status) {
+            return Err(GraphError::from_response(status, retry_after.as_deref(), &bytes));
+        }
+        Ok(())
     }
 
     /// Sends `message` from the number `phone_number_id` with the channel's `access_token`.
@@ -278,6 +429,8 @@ mod tests {
             name: "hello_world".into(),
             language: "en_US".into(),
             parameters: vec![],
+            header: None,
+            buttons: vec![],
         };
         assert_eq!(
             m.to_json(),
@@ -293,6 +446,8 @@ mod tests {
             name: "order_update".into(),
             language: "pt_BR".into(),
             parameters: vec!["Ada".into(), "A-1042".into()],
+            header: None,
+            buttons: vec![],
         };
         assert_eq!(
             m.to_json(),

@@ -10,6 +10,12 @@
 //! - `POST /{version}/{phone_number_id}/messages` takes the next scripted reply from a FIFO
 //!   queue; when the queue is empty it gets the default reply ([`Reply::accept`] unless changed
 //!   with [`FakeGraph::set_default`]);
+//! - a read receipt (`POST …/messages` with `"status": "read"`) is scripted like a send and,
+//!   accepted, answers Meta's `{"success": true}`;
+//! - `GET /{version}/{waba_id}/message_templates` lists the templates set with
+//!   [`FakeGraph::set_templates`] in Meta's documented shape (`data`, `paging.cursors.before` /
+//!   `after`, and `paging.next` only while more follow), `limit` per page (default 25), the
+//!   page after the `after` cursor; an unknown account answers 400 with Graph code 100;
 //! - any other method or path is answered 400 with Graph code 100 ("Unsupported request") and
 //!   consumes nothing from the script, so a client calling the wrong URL fails loudly;
 //! - an accepted send answers Meta's shape, `{"messaging_product":"whatsapp","contacts":[{"input":
@@ -225,6 +231,12 @@ impl ReceivedRequest {
     }
 }
 
+fn templates_path(path: &str) -> Option<&str> {
+    let mut parts = path.strip_prefix('/')?.split('/');
+    let (_version, waba, last) = (parts.next()?, parts.next()?, parts.next()?);
+    (parts.next().is_none() && last == "message_templates" && !waba.is_empty()).then_some(waba)
+}
+
 fn messages_path(path: &str) -> Option<(&str, &str)> {
     let mut parts = path.strip_prefix('/')?.split('/');
     let (version, id, last) = (parts.next()?, parts.next()?, parts.next()?);
@@ -243,6 +255,8 @@ struct FakeState {
     default: Reply,
     received: Vec<ReceivedRequest>,
     next_seq: usize,
+    /// Template listings by WhatsApp Business Account id.
+    templates: BTreeMap<String, Vec<Value>>,
 }
 
 /// A running fake Graph API. Stops when dropped.
@@ -262,7 +276,13 @@ impl FakeGraph {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("fake Graph API: cannot bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("fake Graph API: no local address");
         let shared = Arc::new(Shared {
-            state: Mutex::new(FakeState { script: VecDeque::new(), default: Reply::accept(), received: Vec::new(), next_seq: 0 }),
+            state: Mutex::new(FakeState {
+                script: VecDeque::new(),
+                default: Reply::accept(),
+                received: Vec::new(),
+                next_seq: 0,
+                templates: BTreeMap::new(),
+            }),
             count: watch::channel(0).0,
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -310,6 +330,18 @@ impl FakeGraph {
     /// The reply once the script is exhausted (initially [`Reply::accept`]).
     pub fn set_default(&self, reply: Reply) {
         self.lock().default = reply;
+    }
+
+    /// The templates `GET /{version}/{waba_id}/message_templates` lists for `waba_id`: each a
+    /// Meta template object (`{"name", "language", "status": "APPROVED", "category":
+    /// "UTILITY", "components": [...], "id"}`). Replaces the account's earlier list.
+    pub fn set_templates(&self, waba_id: &str, templates: Vec<Value>) {
+        self.lock().templates.insert(waba_id.to_owned(), templates);
+    }
+
+    /// The template listings received (`GET …/message_templates`), in arrival order.
+    pub fn template_listings(&self) -> Vec<ReceivedRequest> {
+        self.lock().received.iter().filter(|r| r.method == "GET" && templates_path(&r.path).is_some()).cloned().collect()
     }
 
     /// Scripted replies not yet used.
@@ -367,9 +399,13 @@ impl Drop for FakeGraph {
 async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let path = uri.path().to_owned();
     let is_send = method == Method::POST && messages_path(&path).is_some();
+    let listing = if method == Method::GET { templates_path(&path).map(str::to_owned) } else { None };
     let reply = {
         let mut state = shared.state.lock().unwrap_or_else(|p| p.into_inner());
-        let reply = if is_send {
+        let listed = listing.as_ref().map(|waba| template_page(&state, waba, uri.query()));
+        let reply = if let Some(Some(page)) = &listed {
+            Reply::raw(200, page.to_string())
+        } else if is_send {
             let next = state.script.pop_front();
             next.unwrap_or_else(|| state.default.clone())
         } else {
@@ -426,6 +462,11 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, hea
 fn render(reply: &Reply, request_body: &[u8]) -> Response {
     let status = StatusCode::from_u16(reply.http_status()).unwrap_or(StatusCode::OK);
     let mut response = match &reply.outcome {
+        Outcome::Accept { .. }
+            if serde_json::from_slice::<Value>(request_body).ok().and_then(|r| r.get("status").cloned()) == Some(json!("read")) =>
+        {
+            (status, axum::Json(json!({ "success": true }))).into_response()
+        }
         Outcome::Accept { wamid } => {
             let request = serde_json::from_slice::<Value>(request_body).unwrap_or(Value::Null);
             let to = request.get("to").and_then(Value::as_str).unwrap_or_default();
@@ -460,7 +501,13 @@ fn render(reply: &Reply, request_body: &[u8]) -> Response {
             }
             (status, axum::Json(json!({ "error": error }))).into_response()
         }
-        Outcome::Raw { body, .. } => (status, body.clone()).into_response(),
+        Outcome::Raw { body, .. } => {
+            let mut response = (status, body.clone()).into_response();
+            if serde_json::from_str::<Value>(body).is_ok() {
+                response.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+            }
+            response
+        }
     };
     if let Some(retry_after) = &reply.retry_after {
         if let Ok(v) = HeaderValue::from_str(retry_after) {
@@ -468,6 +515,29 @@ fn render(reply: &Reply, request_body: &[u8]) -> Response {
         }
     }
     response
+}
+
+/// One page of an account's template listing, in Meta's shape; `None` for an unknown account.
+fn template_page(state: &FakeState, waba_id: &str, query: Option<&str>) -> Option<Value> {
+    let templates = state.templates.get(waba_id)?;
+    let mut limit = 25usize;
+    let mut start = 0usize;
+    for pair in query.unwrap_or("").split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "limit" => limit = value.parse().unwrap_or(25).clamp(1, 1000),
+            "after" => start = value.strip_prefix("cursor").and_then(|n| n.parse().ok()).unwrap_or(0),
+            _ => {}
+        }
+    }
+    let end = (start + limit).min(templates.len());
+    let data: Vec<Value> = templates.get(start.min(end)..end).unwrap_or_default().to_vec();
+    let mut paging = json!({ "cursors": { "before": format!("cursor{start}"), "after": format!("cursor{end}") } });
+    if end < templates.len() {
+        paging["next"] =
+            json!(format!("https://graph.facebook.com/{DEFAULT_API_VERSION}/{waba_id}/message_templates?limit={limit}&after=cursor{end}"));
+    }
+    Some(json!({ "data": data, "paging": paging }))
 }
 
 /// Meta's title for the error codes tests commonly script.

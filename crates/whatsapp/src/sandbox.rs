@@ -51,4 +51,8 @@ impl MessagingProvider for SandboxProvider {
         let _ = self.receipts.send(receipt);
         Ok(ProviderAccepted { provider_message_id })
     }
+
+    async fn mark_read(&self, _channel: &Channel, _secrets: &ChannelSecrets, _provider_message_id: &str) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }

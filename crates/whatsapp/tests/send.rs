@@ -48,6 +48,8 @@ async fn a_template_send_posts_the_template_with_its_body_parameters() {
         name: "order_update".into(),
         language: "en_GB".into(),
         parameters: vec!["Ada".into(), "A-1042".into()],
+        header: None,
+        buttons: vec![],
     };
 
     graph.client().send(PHONE_NUMBER_ID, TOKEN, &message).await.unwrap();
@@ -64,8 +66,14 @@ async fn a_template_send_posts_the_template_with_its_body_parameters() {
 #[tokio::test]
 async fn a_template_without_parameters_is_sent_without_components() {
     let graph = FakeGraph::start().await;
-    let message =
-        OutboundMessage::Template { to: "15551234567".into(), name: "hello_world".into(), language: "en_US".into(), parameters: vec![] };
+    let message = OutboundMessage::Template {
+        to: "15551234567".into(),
+        name: "hello_world".into(),
+        language: "en_US".into(),
+        parameters: vec![],
+        header: None,
+        buttons: vec![],
+    };
 
     graph.client().send(PHONE_NUMBER_ID, TOKEN, &message).await.unwrap();
 

@@ -76,8 +76,10 @@ fn channel(org_id: OrgId, provider: ChannelProvider) -> Channel {
         phone_number_id: "106540352242922".into(),
         display_phone_number: "+1 555 0100".into(),
         verify_token: "verify-me".into(),
+        waba_id: None,
         is_default: true,
         created_at: NOW - Duration::days(10),
+        disconnected_at: None,
     }
 }
 
@@ -108,12 +110,14 @@ fn hello_world(org_id: OrgId) -> Template {
         category: TemplateCategory::Utility,
         status: TemplateStatus::Approved,
         body: "Hello!".into(),
+        components: None,
+        channel_id: None,
         created_at: NOW - Duration::days(30),
     }
 }
 
 fn text(body: &str) -> SendRequest {
-    SendRequest { text: Some(body.into()), template: None }
+    SendRequest { text: Some(body.into()), template: None, ..Default::default() }
 }
 
 fn hello_world_request(text: Option<&str>) -> SendRequest {
@@ -124,7 +128,9 @@ fn hello_world_request(text: Option<&str>) -> SendRequest {
             category: TemplateCategory::parse("transactional"),
             language: None,
             parameters: Vec::new(),
+            ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -159,7 +165,7 @@ fn a_send_by_phone_inside_the_window_queues_text_on_the_default_channel() {
     let default = chn.clone();
     store.expect_default_channel().returning(move |_| Ok(Some(default.clone())));
     let found = conv.clone();
-    store.expect_find_conversation().returning(move |_, _, _| Ok(Some(found.clone())));
+    store.expect_latest_conversation().returning(move |_, _| Ok(Some(found.clone())));
     store.expect_find_templates().never();
     let seen = Arc::new(Mutex::new(None));
     let ids = expect_enqueue(&mut store, seen.clone());
@@ -194,7 +200,7 @@ fn text_to_a_customer_who_never_wrote_is_window_closed_and_queues_nothing() {
     let chn = channel(org, ChannelProvider::Whatsapp);
     let mut store = MockConversationStore::new();
     store.expect_default_channel().returning(move |_| Ok(Some(chn.clone())));
-    store.expect_find_conversation().returning(|_, _, _| Ok(None));
+    store.expect_latest_conversation().returning(|_, _| Ok(None));
     store.expect_enqueue_outbound().never();
 
     let err = block_on(messaging(store).send(
@@ -217,7 +223,7 @@ fn after_24_hours_text_with_a_template_queues_the_template() {
     let template = hello_world(org);
     let mut store = MockConversationStore::new();
     store.expect_default_channel().returning(move |_| Ok(Some(chn.clone())));
-    store.expect_find_conversation().returning(move |_, _, _| Ok(Some(conv.clone())));
+    store.expect_latest_conversation().returning(move |_, _| Ok(Some(conv.clone())));
     let registered = template.clone();
     store.expect_find_templates().withf(|_, reference| reference == "hello_world").returning(move |_, _| Ok(vec![registered.clone()]));
     let seen = Arc::new(Mutex::new(None));
@@ -247,7 +253,7 @@ fn a_template_the_organization_does_not_have_is_template_not_found() {
     let chn = channel(org, ChannelProvider::Whatsapp);
     let mut store = MockConversationStore::new();
     store.expect_default_channel().returning(move |_| Ok(Some(chn.clone())));
-    store.expect_find_conversation().returning(|_, _, _| Ok(None));
+    store.expect_latest_conversation().returning(|_, _| Ok(None));
     store.expect_find_templates().returning(|_, _| Ok(Vec::new()));
     store.expect_enqueue_outbound().never();
 
@@ -276,7 +282,7 @@ fn a_send_naming_a_channel_the_organization_lacks_is_a_validation_error() {
     ))
     .unwrap_err();
 
-    assert!(matches!(err, MessagingError::Invalid { field: "channel_id", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "channel_id"));
     assert_eq!(err.code(), "VALIDATION_ERROR");
 }
 
@@ -284,6 +290,7 @@ fn a_send_naming_a_channel_the_organization_lacks_is_a_validation_error() {
 fn a_send_by_phone_without_any_channel_is_no_channel() {
     let org = OrgId::generate();
     let mut store = MockConversationStore::new();
+    store.expect_latest_conversation().returning(|_, _| Ok(None));
     store.expect_default_channel().returning(|_| Ok(None));
 
     let err = block_on(messaging(store).send(
@@ -309,6 +316,7 @@ fn a_reply_goes_through_the_conversation_s_own_channel_to_its_customer() {
         move |_, _| Ok(Some(conv.clone()))
     });
     store.expect_default_channel().never();
+    store.expect_get_channel().returning(|org, id| Ok(Some(Channel { id, ..channel(org, ChannelProvider::Whatsapp) })));
     let seen = Arc::new(Mutex::new(None));
     expect_enqueue(&mut store, seen.clone());
 
@@ -352,6 +360,7 @@ fn recorded(org: OrgId, inbound: &NewInbound, duplicate: bool) -> InboundRecorde
         conv.id,
         inbound.kind,
         inbound.text.clone(),
+        inbound.content.clone(),
         inbound.provider_message_id.clone(),
         inbound.timestamp,
     );
@@ -382,6 +391,7 @@ fn an_inbound_event_counts_from_its_own_timestamp_not_its_arrival() {
             provider_message_id: Some("wamid.1".into()),
             kind: MessageKind::Text,
             text: Some("Hi".into()),
+            content: None,
             timestamp: Some(sent_at),
         },
         &|r: &InboundRecorded| Some(entry(org, "events.ingest", Some(r.conversation.id.to_string()))),
@@ -417,6 +427,7 @@ fn an_inbound_timestamp_in_the_future_counts_as_now() {
             provider_message_id: None,
             kind: MessageKind::Text,
             text: Some("Hi".into()),
+            content: None,
             timestamp: Some(NOW + Duration::days(3)),
         },
         &|_: &InboundRecorded| None,
@@ -440,6 +451,7 @@ fn a_duplicate_inbound_is_reported_not_refused() {
         provider_message_id: Some("wamid.dup".into()),
         kind: MessageKind::Text,
         text: Some("Hi".into()),
+        content: None,
         timestamp: None,
     };
     let outcome = block_on(messaging(store).ingest(org, event, &|_: &InboundRecorded| None)).unwrap();
@@ -450,6 +462,7 @@ fn a_duplicate_inbound_is_reported_not_refused() {
 fn an_inbound_event_without_any_channel_is_no_channel() {
     let org = OrgId::generate();
     let mut store = MockConversationStore::new();
+    store.expect_latest_conversation().returning(|_, _| Ok(None));
     store.expect_default_channel().returning(|_| Ok(None));
     store.expect_record_inbound().never();
     let event = InboundEvent {
@@ -459,6 +472,7 @@ fn an_inbound_event_without_any_channel_is_no_channel() {
         provider_message_id: None,
         kind: MessageKind::Text,
         text: Some("Hi".into()),
+        content: None,
         timestamp: None,
     };
     let err = block_on(messaging(store).ingest(org, event, &|_: &InboundRecorded| None)).unwrap_err();
@@ -474,6 +488,8 @@ fn connect(provider: ChannelProvider, access_token: &str) -> ConnectChannel {
         phone_number_id: "106540352242922".into(),
         display_phone_number: "+1 555 0100".into(),
         verify_token: "verify-me".into(),
+        waba_id: None,
+        is_default: None,
         secrets: ChannelSecrets { access_token: access_token.into(), app_secret: "app-secret".into() },
     }
 }
@@ -512,11 +528,11 @@ fn a_whatsapp_channel_needs_its_token_and_a_numeric_phone_number_id() {
     let journal = |c: &Channel| entry(org, "channels.create", Some(c.id.to_string()));
 
     let err = block_on(m.connect_channel(org, connect(ChannelProvider::Whatsapp, " "), &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "access_token", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "access_token"));
     let mut request = connect(ChannelProvider::Whatsapp, "EAAG");
     request.phone_number_id = "abc".into();
     let err = block_on(m.connect_channel(org, request, &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "phone_number_id", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "phone_number_id"));
 }
 
 #[test]
@@ -585,11 +601,11 @@ fn template_names_and_bodies_follow_meta_s_rules() {
     let m = messaging(store);
     let journal = |t: &Template| entry(org, "templates.create", Some(t.id.to_string()));
     let err = block_on(m.register_template(org, register("Hello World", "Hi"), &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "name", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "name"));
     let err = block_on(m.register_template(org, register("gap", "Hi {{2}}"), &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "body", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "body"));
     let err = block_on(m.register_template(org, register("empty", "  "), &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "body", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "body"));
 }
 
 // --- handoff, drafts, reads ---
@@ -620,7 +636,7 @@ fn a_draft_is_stored_not_sent_and_must_have_text() {
     let draft = block_on(m.draft(org, conversation_id, "Let me check that for you", &journal)).unwrap();
     assert_eq!(draft.conversation_id, conversation_id);
     let err = block_on(m.draft(org, conversation_id, "  ", &journal)).unwrap_err();
-    assert!(matches!(err, MessagingError::Invalid { field: "text", .. }));
+    assert!(matches!(err, MessagingError::Invalid { ref field, .. } if field == "text"));
 }
 
 #[test]
@@ -668,6 +684,7 @@ fn the_use_case_futures_are_send() {
         provider_message_id: None,
         kind: MessageKind::Text,
         text: None,
+        content: None,
         timestamp: None,
     };
     let ingest = m.ingest(org, event, &ingest_journal);

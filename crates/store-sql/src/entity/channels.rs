@@ -26,6 +26,11 @@ pub struct Model {
     /// At most one per organization (`ux_channels_org_default`, partial).
     pub is_default: bool,
     pub created_at_us: i64,
+    /// Meta's WhatsApp Business Account id.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub waba_id: Option<String>,
+    /// Set when the channel was disconnected.
+    pub disconnected_at_us: Option<i64>,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.

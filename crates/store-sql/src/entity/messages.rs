@@ -12,7 +12,7 @@ pub struct Model {
     pub conversation_id: Uuid,
     /// `inbound` or `outbound`.
     pub direction: String,
-    /// `text`, `template` or `media`.
+    /// A `MessageKind` wire name (`text`, `template`, `image`, `interactive`…).
     pub kind: String,
     #[sea_orm(column_type = "Text", nullable)]
     pub text: Option<String>,
@@ -33,6 +33,9 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub error_message: Option<String>,
     pub created_at_us: i64,
+    /// `MessageContent` as JSON (media, location, contacts, replies, reactions…).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub content: Option<String>,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.

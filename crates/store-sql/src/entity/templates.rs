@@ -20,6 +20,11 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub body: String,
     pub created_at_us: i64,
+    /// Meta's components (JSON text).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub components: Option<String>,
+    /// The channel whose account the template came from.
+    pub channel_id: Option<Uuid>,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.

@@ -1,0 +1,119 @@
+//! Conversations: the list, a conversation's messages, the context an agent reads, and
+//! `POST /v1/atlas/conversations/{id}/read` (the latest inbound message marked read at Meta,
+//! through the outbox).
+
+use super::{now, PageQuery};
+use crate::auth::Caller;
+use crate::envelope::Envelope;
+use crate::error::ApiError;
+use crate::extract::{JsonBody, QueryParams};
+use crate::mutation::{Mutation, Started};
+use crate::routes::spec;
+use crate::state::AppState;
+use atlas_conversations::{ConversationId, MessageId, OutboxId, ReadQueued};
+use atlas_kernel::PageRequest;
+use atlas_runs::RunStatus;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub(super) async fn list_conversations(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let now = now(&state);
+    let conversations = state.messaging.conversations(caller.org_id, &page).await?.map(|c| c.view(now));
+    Ok(Envelope::ok(json!({"conversations": conversations.items, "next_cursor": conversations.next_cursor})).into_response())
+}
+
+fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found("conversation"))
+}
+
+pub(super) async fn list_messages(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let id = conversation_id(&id)?;
+    state.messaging.conversation(caller.org_id, id).await?;
+    let messages = state.messaging.messages(caller.org_id, id, &page).await?;
+    Ok(Envelope::ok(json!({"messages": messages.items, "next_cursor": messages.next_cursor})).into_response())
+}
+
+pub(super) async fn context(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = conversation_id(&id)?;
+    let conversation = state.messaging.conversation(caller.org_id, id).await?;
+    let recent = state.messaging.messages(caller.org_id, id, &PageRequest { limit: 20, after: None }).await?;
+    let view = conversation.view(now(&state));
+    Ok(Envelope::ok(json!({
+        "conversation": view,
+        "customer": conversation.customer,
+        "recent_messages": recent.items,
+        "knowledge": [],
+    }))
+    .into_response())
+}
+
+/// The answer of `POST /v1/atlas/conversations/{id}/read` (202).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ReadAnswer {
+    #[schema(value_type = String)]
+    pub conversation_id: ConversationId,
+    /// The inbound message marked read.
+    #[schema(value_type = String)]
+    pub message_id: MessageId,
+    pub provider_message_id: String,
+    #[schema(value_type = String)]
+    pub outbox_id: OutboxId,
+    /// False when that message's receipt was already queued.
+    pub queued: bool,
+}
+
+pub(super) async fn mark_read(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<Value>,
+) -> Response {
+    let id = match conversation_id(&id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(key) = body.raw.as_object().and_then(|o| o.keys().find(|k| k.as_str() != "idempotency_key")) {
+        return crate::extract::field_error(key, "unknown field: this route takes no body (idempotency_key only)").into_response();
+    }
+    let mut mutation = match Mutation::begin(&state, spec("conversations.read"), &caller, &headers, &body.raw).await {
+        Ok(Started::Execute(m)) => m,
+        Ok(Started::Answer(r)) => return r,
+        Err(e) => return e.into_response(),
+    };
+    mutation.set_pending();
+    let journal = |r: &ReadQueued| {
+        let answer = ReadAnswer {
+            conversation_id: r.conversation_id,
+            message_id: r.message_id,
+            provider_message_id: r.provider_message_id.clone(),
+            outbox_id: r.outbox_id,
+            queued: r.queued,
+        };
+        let data = serde_json::to_value(answer).unwrap_or(Value::Null);
+        let mut entry = mutation.entry(None, None, StatusCode::ACCEPTED, &data, Some(r.message_id.to_string()), None);
+        if !r.queued {
+            // Nothing new to deliver: the run is done now.
+            entry.run.status = RunStatus::Succeeded;
+        }
+        entry
+    };
+    match state.messaging.mark_read(caller.org_id, id, &journal).await {
+        Ok(_) => mutation.respond().await,
+        Err(e) => mutation.fail(e.into()).await,
+    }
+}
