@@ -61,6 +61,11 @@ pub async fn suite(ports: &MessagingPorts) {
     setting_a_conversation_status_commits_with_its_run(ports).await;
     drafts_are_stored_and_listed_newest_first(ports).await;
     another_organization_sees_nothing(ports).await;
+    connecting_follows_the_default_rules_and_one_default_remains(ports).await;
+    the_default_moves_and_a_disconnected_channel_hands_it_on(ports).await;
+    the_latest_conversation_is_where_the_customer_last_wrote(ports).await;
+    a_template_sync_upserts_and_marks_only_its_channels_missing_templates_deleted(ports).await;
+    rich_content_round_trips_and_a_read_receipt_is_queued_once(ports).await;
 }
 
 // ---- fixtures -----------------------------------------------------------------------------
@@ -1135,4 +1140,203 @@ pub async fn another_organization_sees_nothing(ports: &MessagingPorts) {
     let own_drafts = store.list_drafts(org_id, conv.id, &page).await.expect("list_drafts").items;
     assert_eq!(own_drafts, vec![draft], "its drafts are untouched");
     assert_eq!(store.list_channels(org_id, &page).await.expect("list_channels").items, vec![channel], "its channels are untouched");
+}
+
+// ---- routing, defaults, template sync, rich content ----------------------------------------
+
+fn channel_with(org_id: OrgId, phone_number_id: &str, provider: ChannelProvider, default: DefaultRule, n: i64) -> NewChannel {
+    NewChannel { provider, default, ..new_channel(org_id, phone_number_id, at(n)) }
+}
+
+async fn defaults_of(ports: &MessagingPorts, org_id: OrgId) -> Vec<ChannelId> {
+    let channels = ports.store.list_channels(org_id, &PageRequest { limit: 200, after: None }).await.expect("listing channels");
+    channels.items.iter().filter(|c| c.is_default).map(|c| c.id).collect()
+}
+
+fn channel_journal(org_id: OrgId) -> impl Fn(&Channel) -> JournalEntry + Send + Sync {
+    move |_: &Channel| journal(org_id, "channels.update", RunStatus::Succeeded)
+}
+
+/// The sandbox is the default until the first real number replaces it; later numbers are not
+/// the default unless asked (`Make`); `Never` never is; one default remains throughout.
+pub async fn connecting_follows_the_default_rules_and_one_default_remains(ports: &MessagingPorts) {
+    let org_id = OrgId::generate();
+    let entry = || journal(org_id, "channels.create", RunStatus::Succeeded);
+    let sandbox =
+        try_connect(ports, &channel_with(org_id, "sandbox", ChannelProvider::Sandbox, DefaultRule::IfNone, 0), &entry()).await.unwrap();
+    assert!(sandbox.is_default);
+    let kept = try_connect(ports, &channel_with(org_id, "700", ChannelProvider::Whatsapp, DefaultRule::Never, 1), &entry()).await.unwrap();
+    assert!(!kept.is_default, "`is_default: false` keeps the sandbox the default");
+    assert_eq!(defaults_of(ports, org_id).await, [sandbox.id]);
+    let first = try_connect(ports, &channel_with(org_id, "701", ChannelProvider::Whatsapp, DefaultRule::IfNoneOrSandbox, 2), &entry())
+        .await
+        .unwrap();
+    assert!(first.is_default, "the first real number without a choice replaces the sandbox");
+    let second = try_connect(ports, &channel_with(org_id, "702", ChannelProvider::Whatsapp, DefaultRule::IfNoneOrSandbox, 3), &entry())
+        .await
+        .unwrap();
+    assert!(!second.is_default, "a later number does not take it from a real one");
+    assert_eq!(defaults_of(ports, org_id).await, [first.id]);
+    let made = try_connect(ports, &channel_with(org_id, "703", ChannelProvider::Whatsapp, DefaultRule::Make, 4), &entry()).await.unwrap();
+    assert!(made.is_default);
+    assert_eq!(defaults_of(ports, org_id).await, [made.id], "exactly one default per organization");
+}
+
+/// `set_default_channel` moves the default; a disconnected channel cannot take it; the
+/// default's disconnection hands it to the newest connected channel; routing and the default
+/// lookup never return a disconnected channel.
+pub async fn the_default_moves_and_a_disconnected_channel_hands_it_on(ports: &MessagingPorts) {
+    let org_id = OrgId::generate();
+    let a = connect(ports, org_id, "801", at(0)).await;
+    let b = connect(ports, org_id, "802", at(1)).await;
+    let c = connect(ports, org_id, "803", at(2)).await;
+    assert_eq!(defaults_of(ports, org_id).await, [a.id]);
+    let moved = ports.store.set_default_channel(org_id, b.id, &channel_journal(org_id)).await.expect("moving the default");
+    assert!(moved.is_default);
+    assert_eq!(defaults_of(ports, org_id).await, [b.id]);
+    let gone = ports.store.disconnect_channel(org_id, b.id, at(10), &channel_journal(org_id)).await.expect("disconnecting");
+    assert_eq!((gone.disconnected_at, gone.is_default), (Some(at(10)), false));
+    assert_eq!(defaults_of(ports, org_id).await, [c.id], "the newest connected channel becomes the default");
+    assert_eq!(ports.store.default_channel(org_id).await.unwrap().map(|d| d.id), Some(c.id));
+    let refused = ports.store.set_default_channel(org_id, b.id, &channel_journal(org_id)).await;
+    assert!(matches!(refused, Err(ConversationError::Conflict(_))), "{refused:?}");
+    assert_eq!(ports.store.channel_by_phone_number_id(org_id, "802").await.unwrap(), None, "a disconnected number routes nowhere");
+    assert_eq!(ports.store.channel_by_phone_number_id(org_id, "803").await.unwrap().map(|x| x.id), Some(c.id));
+    assert_eq!(ports.store.channel_by_phone_number_id(OrgId::generate(), "803").await.unwrap(), None, "never another organization's");
+    let again = ports.store.disconnect_channel(org_id, b.id, at(20), &channel_journal(org_id)).await.expect("disconnecting again");
+    assert_eq!(again.disconnected_at, Some(at(10)), "disconnecting twice changes nothing");
+    let other = ports.store.set_default_channel(OrgId::generate(), c.id, &channel_journal(org_id)).await;
+    assert!(matches!(other, Err(ConversationError::NotFound)));
+}
+
+/// A customer who wrote on two numbers is routed to the one they wrote on last; a number
+/// they never wrote on ranks below; a disconnected number is skipped.
+pub async fn the_latest_conversation_is_where_the_customer_last_wrote(ports: &MessagingPorts) {
+    let org_id = OrgId::generate();
+    let a = connect(ports, org_id, "901", at(0)).await;
+    let b = connect(ports, org_id, "902", at(0)).await;
+    let customer = phone(90);
+    assert!(ports.store.latest_conversation(org_id, &customer).await.unwrap().is_none());
+    let send = text_send(org_id, b.id, &customer, "proactive", at(1));
+    enqueue(ports, &send).await;
+    let on_a = record(ports, &inbound(org_id, a.id, &customer, Some(wamid("L1")), "hi on a", at(5))).await;
+    let latest = ports.store.latest_conversation(org_id, &customer).await.unwrap().expect("a conversation");
+    assert_eq!(latest.id, on_a.conversation.id, "where they wrote beats where we wrote");
+    let on_b = record(ports, &inbound(org_id, b.id, &customer, Some(wamid("L2")), "hi on b", at(9))).await;
+    assert_eq!(ports.store.latest_conversation(org_id, &customer).await.unwrap().map(|c| c.id), Some(on_b.conversation.id));
+    ports.store.disconnect_channel(org_id, b.id, at(10), &channel_journal(org_id)).await.unwrap();
+    assert_eq!(ports.store.latest_conversation(org_id, &customer).await.unwrap().map(|c| c.id), Some(on_a.conversation.id));
+    assert!(ports.store.latest_conversation(OrgId::generate(), &customer).await.unwrap().is_none());
+}
+
+fn synced(org_id: OrgId, channel_id: ChannelId, name: &str, status: TemplateStatus) -> Template {
+    Template {
+        status,
+        channel_id: Some(channel_id),
+        components: Some(serde_json::json!([{"type": "BODY", "text": "Hi"}])),
+        ..template(org_id, name, "en_US", at(0))
+    }
+}
+
+/// A sync upserts by (name, language), keeps ids, and marks `deleted` only the templates of
+/// its own channel that the account no longer lists; registered and other channels' templates
+/// stay.
+pub async fn a_template_sync_upserts_and_marks_only_its_channels_missing_templates_deleted(ports: &MessagingPorts) {
+    let org_id = OrgId::generate();
+    let sandbox_id = ChannelId::generate();
+    let sandbox = NewChannel {
+        id: sandbox_id,
+        templates: vec![Template::hello_world(TemplateId::generate(), org_id, sandbox_id, at(0))],
+        ..channel_with(org_id, "sandbox", ChannelProvider::Sandbox, DefaultRule::IfNone, 0)
+    };
+    try_connect(ports, &sandbox, &journal(org_id, "channels.create", RunStatus::Succeeded)).await.unwrap();
+    let real = connect(ports, org_id, "1001", at(1)).await;
+    let manual = template(org_id, "manual", "en_US", at(1));
+    register(ports, &manual).await;
+    let sync = |list: Vec<Template>| {
+        let ports = ports.clone();
+        async move {
+            ports
+                .store
+                .sync_templates(org_id, real.id, &list, &|_: &atlas_conversations::TemplatesSynced| {
+                    journal(org_id, "templates.sync", RunStatus::Succeeded)
+                })
+                .await
+                .expect("syncing")
+        }
+    };
+    let first =
+        sync(vec![synced(org_id, real.id, "alpha", TemplateStatus::Approved), synced(org_id, real.id, "beta", TemplateStatus::Pending)])
+            .await;
+    assert_eq!((first.upserted, first.deleted), (2, 0));
+    let alpha_id = ports.store.find_templates(org_id, "alpha").await.unwrap()[0].id;
+    let second = sync(vec![synced(org_id, real.id, "alpha", TemplateStatus::Paused)]).await;
+    assert_eq!((second.upserted, second.deleted), (1, 1));
+    let alpha = ports.store.find_templates(org_id, "alpha").await.unwrap();
+    assert_eq!((alpha[0].id, alpha[0].status), (alpha_id, TemplateStatus::Paused), "updated in place");
+    assert_eq!(alpha[0].components, Some(serde_json::json!([{"type": "BODY", "text": "Hi"}])));
+    assert_eq!(ports.store.find_templates(org_id, "beta").await.unwrap()[0].status, TemplateStatus::Deleted);
+    assert_eq!(ports.store.find_templates(org_id, "manual").await.unwrap()[0].status, TemplateStatus::Approved, "registered ones stay");
+    let hello = ports.store.find_templates(org_id, "hello_world").await.unwrap();
+    assert_eq!(
+        (hello.len(), hello[0].status, hello[0].channel_id),
+        (1, TemplateStatus::Approved, Some(sandbox_id)),
+        "the sandbox came with hello_world"
+    );
+}
+
+/// An inbound message keeps its content; a read receipt is queued once per message, claimed
+/// like a send, and `acknowledge` finishes its run without touching the message.
+pub async fn rich_content_round_trips_and_a_read_receipt_is_queued_once(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let customer = phone(95);
+    let content = atlas_conversations::MessageContent::Location(atlas_conversations::Location {
+        latitude: 38.7,
+        longitude: -9.1,
+        name: Some("Office".into()),
+        address: None,
+        url: None,
+    });
+    let pid = wamid("R1");
+    let message = NewInbound {
+        kind: MessageKind::Location,
+        content: Some(content.clone()),
+        ..inbound(org_id, channel.id, &customer, Some(pid.clone()), "Office", at(1))
+    };
+    let recorded = record(ports, &message).await;
+    let stored = message_in(ports, org_id, recorded.conversation.id, recorded.message.id).await;
+    assert_eq!((stored.kind, stored.content.clone()), (MessageKind::Location, Some(content)));
+    let latest = ports.store.latest_inbound(org_id, recorded.conversation.id).await.unwrap().expect("the inbound message");
+    assert_eq!(latest.id, recorded.message.id);
+
+    let receipt = NewOutbound {
+        message_id: recorded.message.id,
+        content: OutboundContent::Read { provider_message_id: pid.clone() },
+        ..text_send(org_id, channel.id, &customer, "", at(2))
+    };
+    let entry = journal(org_id, "conversations.read", RunStatus::Pending);
+    let first = ports
+        .store
+        .enqueue_read(&receipt, recorded.conversation.id, &|_: &atlas_conversations::ReadQueued| entry.clone())
+        .await
+        .expect("queueing the receipt");
+    assert!(first.queued);
+    let again_entry = journal(org_id, "conversations.read", RunStatus::Succeeded);
+    let again = ports
+        .store
+        .enqueue_read(
+            &NewOutbound { outbox_id: OutboxId::generate(), ..receipt.clone() },
+            recorded.conversation.id,
+            &|_: &atlas_conversations::ReadQueued| again_entry.clone(),
+        )
+        .await
+        .expect("queueing it again");
+    assert_eq!((again.queued, again.outbox_id), (false, first.outbox_id), "one receipt per message");
+    let item = claim_one(ports, org_id, at(3)).await;
+    assert_eq!(item.content, OutboundContent::Read { provider_message_id: pid });
+    ports.outbox.acknowledge(item.id, None, at(4)).await.expect("acknowledging");
+    assert_eq!(run(ports, org_id, entry.run.id).await.unwrap().status, RunStatus::Succeeded);
+    let untouched = message_in(ports, org_id, recorded.conversation.id, recorded.message.id).await;
+    assert_eq!((untouched.delivery_state, untouched.provider_message_id.clone()), (None, recorded.message.provider_message_id.clone()));
+    assert!(matches!(ports.outbox.acknowledge(item.id, None, at(5)).await, Err(ConversationError::Conflict(_))));
 }
