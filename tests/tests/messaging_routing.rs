@@ -486,3 +486,28 @@ on_both_backends!(the_default_channel_moves_and_a_disconnected_channel_refuses_s
     let webhook = w.webhook(&second, &inbound.to_json()).await;
     assert_eq!(webhook.status, StatusCode::NOT_FOUND, "Meta's webhook for a disconnected channel is refused");
 });
+
+on_both_backends!(an_external_event_carries_rich_content_too, |w| {
+    let event = w
+        .call(
+            Method::POST,
+            "/v1/atlas/events",
+            Some(json!({"customer": {"phone_number": "+14155550801"}, "event_type": "message.received",
+            "message": {"id": "ext-1", "content": {"type": "location", "latitude": 52.5, "longitude": 13.4, "name": "Berlin"}}})),
+        )
+        .await;
+    assert_eq!(event.status, StatusCode::OK, "{:?}", event.body);
+    assert_eq!(event.data()["channel_id"], w.sandbox.as_str(), "no channel_id: the default channel");
+    let messages = w.messages(event.data()["conversation_id"].as_str().unwrap()).await;
+    assert_eq!((messages[0]["kind"].clone(), messages[0]["text"].clone()), (json!("location"), json!("Berlin")));
+    assert_eq!(messages[0]["content"]["latitude"], 52.5);
+    let outbound = w
+        .call(
+            Method::POST,
+            "/v1/atlas/events",
+            Some(json!({"customer": {"phone_number": "+14155550801"}, "event_type": "message.received",
+            "message": {"content": {"type": "outbound_media", "type_": "image"}}})),
+        )
+        .await;
+    assert_eq!(outbound.status, StatusCode::BAD_REQUEST, "{:?}", outbound.body);
+});

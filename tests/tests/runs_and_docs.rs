@@ -90,6 +90,11 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/healthz", None),
     ("get", "/readyz", None),
     ("get", "/metrics", None),
+    ("get", "/v1/atlas/channels/{id}", Some("atlas.channels.read")),
+    ("patch", "/v1/atlas/channels/{id}", Some("atlas.channels.write")),
+    ("delete", "/v1/atlas/channels/{id}", Some("atlas.channels.write")),
+    ("post", "/v1/atlas/channels/{id}/templates/sync", Some("atlas.templates.write")),
+    ("post", "/v1/atlas/conversations/{id}/read", Some("atlas.messages.send")),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,16 +7,19 @@
 //! with its typed content fields, and the events a journal carries.
 //!
 //! The HTTP layer reaches the WhatsApp adapter only through the domain's ports (the webhook
-//! decoder and template source are wired into `Messaging` by the binary).
+//! decoder and template source are wired into `Messaging` by the binary). Request bodies and
+//! answers are typed structs deriving `utoipa::ToSchema` (`SendFields`, `SendAnswer`,
+//! `ChannelBody`, `ChannelPatch`, `ChannelView`, `SyncAnswer`, `ReadAnswer`, `ReplyAnswer`,
+//! `ToolSendAnswer`, `EventBody`, `WebhookAnswer`), ready for the OpenAPI document.
 
-mod actions;
-mod agent_tools;
-mod channels;
-mod conversations;
-mod events;
-mod messages;
-mod meta_webhook;
-mod templates;
+pub(crate) mod actions;
+pub(crate) mod agent_tools;
+pub(crate) mod channels;
+pub(crate) mod conversations;
+pub(crate) mod events;
+pub(crate) mod messages;
+pub(crate) mod meta_webhook;
+pub(crate) mod templates;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::typed;
