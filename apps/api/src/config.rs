@@ -48,6 +48,8 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
     pub database_pool: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (`ATLAS_TRUSTED_PROXIES`, CIDRs; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -71,6 +73,7 @@ struct FileSettings {
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
+    trusted_proxies: Option<String>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -96,6 +99,20 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(bad(name, format!("`{value}` is not true or false"))),
     }
+}
+
+/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128).
+fn parse_networks(name: &str, text: &str) -> Result<Vec<ipnet::IpNet>, SettingError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| bad(name, format!("`{item}` is not an IP address or CIDR such as 10.0.0.0/8")))
+        })
+        .collect()
 }
 
 fn parse_overrides(name: &str, text: &str) -> Result<Vec<(OrgId, RouteClass, Policy)>, SettingError> {
@@ -236,6 +253,11 @@ impl Settings {
             None => from_file.workers.unwrap_or(true),
         };
 
+        let trusted_proxies = match pick("ATLAS_TRUSTED_PROXIES", from_file.trusted_proxies) {
+            Some(text) => parse_networks("ATLAS_TRUSTED_PROXIES", &text)?,
+            None => Vec::new(),
+        };
+
         Ok(Self {
             bind,
             database_url,
@@ -256,6 +278,7 @@ impl Settings {
             workers,
             webhook_timeout_secs,
             database_pool,
+            trusted_proxies,
         })
     }
 
@@ -312,10 +335,19 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_none_by_default() {
+        assert!(Settings::load(None, &env(&[])).unwrap().trusted_proxies.is_empty());
+        let s = Settings::load(None, &env(&[("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1")])).unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
     }
 
     #[test]

@@ -272,9 +272,6 @@ pub struct BootstrapBody {
     pub password: String,
     #[serde(default)]
     pub username: Option<String>,
-    /// Defaults to "Default".
-    #[serde(default, alias = "organizationName")]
-    pub organization_name: Option<String>,
 }
 
 /// A user as returned.
@@ -299,16 +296,11 @@ impl UserView {
     }
 }
 
-async fn bootstrap(State(state): State<AppState>, body: JsonBody<BootstrapBody>) -> Response {
+async fn bootstrap(State(state): State<AppState>, Caller(caller): Caller, body: JsonBody<BootstrapBody>) -> Response {
     let spec = spec("auth.bootstrap");
     let b = body.value;
-    let request = BootstrapRequest {
-        email: b.email,
-        password: b.password,
-        username: b.username,
-        organization_name: b.organization_name.unwrap_or_else(|| "Default".into()),
-    };
-    let mutation = Mutation::unkeyed(&state, spec, None, Actor::System);
+    let request = BootstrapRequest { email: b.email, password: b.password, username: b.username };
+    let mutation = Mutation::unkeyed(&state, spec, Some(caller.org_id), caller.actor);
     let journal = |done: &atlas_accounts::Bootstrapped| {
         let data = json!({
             "user": UserView::of(&done.user),
@@ -324,7 +316,7 @@ async fn bootstrap(State(state): State<AppState>, body: JsonBody<BootstrapBody>)
             None,
         )
     };
-    match state.accounts.bootstrap(request, &entropy(), &entropy(), &journal).await {
+    match state.accounts.bootstrap(&caller, request, &entropy(), &entropy(), &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => ApiError::from(e).into_response(),
     }

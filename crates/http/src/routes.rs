@@ -92,10 +92,10 @@ pub static ROUTES: &[RouteSpec] = &[
     route(
         "POST",
         "/v1/atlas/auth/bootstrap",
-        None,
+        Some(Scope::KeysWrite),
         Some(AuthClass),
         "auth.bootstrap",
-        "Create the first organization, admin user and admin key (only while no user exists)",
+        "Create the first admin user in the default organization, with the key printed at first start (only while no user exists)",
         "auth",
         false,
     ),

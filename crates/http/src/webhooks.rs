@@ -40,6 +40,17 @@ pub fn endpoint(filter: MethodFilter, operation: &str) -> Option<MethodRouter<Ap
 
 impl From<WebhookServiceError> for ApiError {
     fn from(e: WebhookServiceError) -> Self {
+        // The domain decides what is a committed outcome; anything else is retryable (and so
+        // never stored for replay).
+        let business = e.is_business_outcome();
+        let mut err = ApiError::from_webhooks(e);
+        err.retryable |= !business;
+        err
+    }
+}
+
+impl ApiError {
+    fn from_webhooks(e: WebhookServiceError) -> Self {
         match e {
             WebhookServiceError::Invalid { field, message } => ApiError::field(field, message),
             WebhookServiceError::NotFound => ApiError::not_found("webhook"),
