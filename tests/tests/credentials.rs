@@ -11,7 +11,7 @@ on_both_backends!(bootstrap_sign_in_and_refresh_rotation, Options::default(), |s
         .call(
             Method::POST,
             "/v1/atlas/auth/bootstrap",
-            None,
+            Some(&server.admin_key),
             Some(json!({"email": "Ada@Example.com", "password": "correct horse battery", "username": "ada"})),
         )
         .await;
@@ -23,7 +23,7 @@ on_both_backends!(bootstrap_sign_in_and_refresh_rotation, Options::default(), |s
         .call(
             Method::POST,
             "/v1/atlas/auth/bootstrap",
-            None,
+            Some(&server.admin_key),
             Some(json!({"email": "eve@example.com", "password": "another long password"})),
         )
         .await;

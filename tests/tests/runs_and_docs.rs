@@ -55,7 +55,7 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/atlas/keys", Some("atlas.keys.read")),
     ("delete", "/v1/atlas/keys/{id}", Some("atlas.keys.write")),
     ("post", "/v1/atlas/orgs", Some("atlas.platform.admin")),
-    ("post", "/v1/atlas/auth/bootstrap", None),
+    ("post", "/v1/atlas/auth/bootstrap", Some("atlas.keys.write")),
     ("post", "/v1/atlas/auth/token", None),
     ("post", "/v1/atlas/auth/refresh", None),
     ("get", "/v1/atlas/runs", Some("atlas.runs.read")),
