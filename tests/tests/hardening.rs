@@ -10,9 +10,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 fn with_env(pairs: &[(&str, &str)]) -> Options {
-    let mut options = Options::default();
-    options.env = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>();
-    options
+    Options { env: pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(), ..Options::default() }
 }
 
 // ---------------------------------------------------------------- 1. bootstrap
@@ -254,8 +252,7 @@ async fn a_start_that_cannot_bind_leaves_the_next_start_a_key() {
         let failed = atlas_api::start(&settings).await;
         assert!(matches!(failed, Err(atlas_api::StartError::Bind(..))), "[{backend:?}] the port is taken: {failed:?}");
         drop(taken);
-        let mut options = Options::default();
-        options.database_url = Some(url);
+        let options = Options { database_url: Some(url), ..Options::default() };
         let server = TestServer::start(backend, options).await.unwrap();
         assert!(server.admin_key.starts_with("atlas_sk_"), "[{backend:?}] the start after a failed bind prints the admin key");
         let works = server.call(Method::GET, "/v1/atlas/keys", Some(&server.admin_key), None).await;
@@ -268,8 +265,7 @@ async fn a_start_that_cannot_bind_leaves_the_next_start_a_key() {
 async fn two_replicas_starting_on_one_empty_database_create_one_default_organization() {
     let Some(url) = atlas_testkit::services::fresh_postgres_database().await else { return };
     let start = |url: String| async move {
-        let mut options = Options::default();
-        options.database_url = Some(url);
+        let options = Options { database_url: Some(url), ..Options::default() };
         TestServer::start(Backend::Postgres, options).await.unwrap()
     };
     let (a, b) = tokio::join!(start(url.clone()), start(url.clone()));

@@ -160,6 +160,6 @@ pub async fn layer(axum::extract::State(metrics): axum::extract::State<Arc<Metri
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let response = next.run(request).await;
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    metrics.observe(&method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    metrics.observe(method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }
