@@ -28,7 +28,9 @@ pub enum Category {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct SendToPhoneBody {
-    /// E.164, such as +14155552671.
+    /// E.164, such as +14155552671 (spaces, dots, dashes and brackets are ignored; `00` may
+    /// stand for `+`).
+    #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
     phone_number: String,
     /// The channel to send through; default: where the customer last wrote, else the
     /// organization's default channel.
@@ -94,7 +96,8 @@ impl Example for SendInConversationBody {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct EventCustomer {
-    /// E.164.
+    /// E.164, such as +14155552671.
+    #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
     phone_number: String,
     #[serde(default)]
     name: Option<String>,

@@ -190,6 +190,7 @@ pub static ROUTES: &[RouteSpec] = &[
         "auth",
         false,
     )
+    .answers(201)
     .accepts::<api::BootstrapBody>()
     .returns::<api::BootstrappedView>(),
     route(
