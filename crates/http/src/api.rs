@@ -495,7 +495,7 @@ pub struct RefreshBody {
 
 impl Example for RefreshBody {
     fn example() -> Value {
-        json!({"refresh_token": "rt_8f2e7b4d9a1c5e6f7a8b9c0d1e2f3a4b"})
+        json!({"refresh_token": "atlas_rt_8f2e7b4d9a1c5e6f7a8b9c0d1e2f3a4b"})
     }
 }
 
@@ -516,7 +516,7 @@ impl Example for SessionView {
     fn example() -> Value {
         json!(Self {
             token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c3JfMDEifQ.c2lnbmF0dXJl".into(),
-            refresh_token: "rt_8f2e7b4d9a1c5e6f7a8b9c0d1e2f3a4b".into(),
+            refresh_token: "atlas_rt_8f2e7b4d9a1c5e6f7a8b9c0d1e2f3a4b".into(),
             expires_at: "2026-04-07T12:15:00Z".into(),
             refresh_expires_at: "2026-05-07T12:00:00Z".into(),
             user: UserView::sample(),

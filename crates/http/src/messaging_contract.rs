@@ -87,7 +87,7 @@ pub struct SendInConversationBody {
 
 impl Example for SendInConversationBody {
     fn example() -> Value {
-        json!({"conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "text": "Thanks for your message!", "template_id": "hello_world", "category": "utility"})
+        json!({"conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "text": "Thanks for your message!", "template_id": "hello_world", "category": "utility"})
     }
 }
 
@@ -187,7 +187,7 @@ pub struct ActionBody {
 
 impl Example for ActionBody {
     fn example() -> Value {
-        json!({"idempotency_key": "reply-001", "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "action_type": "reply",
+        json!({"idempotency_key": "reply-001", "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "action_type": "reply",
                "payload": {"text": "Thanks for reaching out!"}})
     }
 }
@@ -301,14 +301,14 @@ pub const $name: Payload = Payload::foreign(|_| json!({"type": "object", "descri
 untyped_answer!(
     SEND_ACCEPTED,
     "The send was accepted and queued",
-    json!({"accepted": true, "delivery_state": "queued", "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
+    json!({"accepted": true, "delivery_state": "queued", "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
            "customer_id": "cus_01936a3c8f2e7b4d9a1c5e6f7a8b9c21", "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22",
            "outbox_id": "obx_01936a3c8f2e7b4d9a1c5e6f7a8b9c23", "channel_id": "chn_01936a3c8f2e7b4d9a1c5e6f7a8b9c24", "kind": "template", "window_open": false})
 );
 untyped_answer!(
     CONVERSATIONS,
     "`conversations` (newest first) and `next_cursor`",
-    json!({"conversations": [{"id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "customer": {"id": "cus_01936a3c8f2e7b4d9a1c5e6f7a8b9c21",
+    json!({"conversations": [{"id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "customer": {"id": "cus_01936a3c8f2e7b4d9a1c5e6f7a8b9c21",
            "phone_number": "+14155552671", "name": "Kerry"}, "channel_id": "chn_01936a3c8f2e7b4d9a1c5e6f7a8b9c24", "status": "open",
            "window_open": true, "window_expires_at": "2026-04-08T12:00:00Z", "last_inbound_at": "2026-04-07T12:00:00Z",
            "created_at": "2026-04-07T12:00:00Z"}], "next_cursor": null})
@@ -316,7 +316,7 @@ untyped_answer!(
 untyped_answer!(
     MESSAGES,
     "`messages` (newest first) and `next_cursor`",
-    json!({"messages": [{"id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
+    json!({"messages": [{"id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
            "direction": "inbound", "kind": "text", "text": "Hi", "template": null, "provider_message_id": "wamid.HBgL", "delivery_state": null,
            "error": null, "created_at": "2026-04-07T12:00:00Z", "sent_at": null, "delivered_at": null, "read_at": null, "failed_at": null}],
            "next_cursor": null})
@@ -324,20 +324,20 @@ untyped_answer!(
 untyped_answer!(
     CONTEXT,
     "The conversation, its customer, recent messages and knowledge grounding",
-    json!({"conversation": {"id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "status": "open", "window_open": true},
+    json!({"conversation": {"id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "status": "open", "window_open": true},
            "customer": {"id": "cus_01936a3c8f2e7b4d9a1c5e6f7a8b9c21", "phone_number": "+14155552671", "name": "Kerry"},
            "recent_messages": [], "knowledge": []})
 );
 untyped_answer!(
     EVENT_ACCEPTED,
     "The event was recorded (`duplicate` when its message id was seen before)",
-    json!({"accepted": true, "duplicate": false, "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
+    json!({"accepted": true, "duplicate": false, "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
            "customer_id": "cus_01936a3c8f2e7b4d9a1c5e6f7a8b9c21", "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22"})
 );
 untyped_answer!(
     ACTION_DONE,
     "What the action did, with its run",
-    json!({"accepted": true, "action_type": "reply", "delivery_state": "queued", "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
+    json!({"accepted": true, "action_type": "reply", "delivery_state": "queued", "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20",
            "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "outbox_id": "obx_01936a3c8f2e7b4d9a1c5e6f7a8b9c23", "window_open": true,
            "run": {"id": "run_01936a3c8f2e7b4d9a1c5e6f7a8b9c10", "operation": "actions.reply", "status": "pending"}})
 );
@@ -378,14 +378,14 @@ untyped_answer!(
 untyped_answer!(
     TOOL_QUEUED,
     "The send was queued",
-    json!({"conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "queued": true, "window_open": true,
+    json!({"conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "queued": true, "window_open": true,
            "outbox_id": "obx_01936a3c8f2e7b4d9a1c5e6f7a8b9c23", "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "kind": "text"})
 );
 untyped_answer!(
     MESSAGE_STATUS,
     "The delivery state of a sent message",
     json!({"status": "delivered", "updated_at": "2026-04-07T00:00:00Z", "provider_message_id": "wamid.HBgL",
-           "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "conversation_id": "cnv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "error": null})
+           "message_id": "msg_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "conversation_id": "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20", "error": null})
 );
 
 /// Meta's handshake answer: the challenge, as text.

@@ -30,7 +30,7 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-const SAMPLE_ID: &str = "whe_01936a3c8f2e7b4d9a1c5e6f7a8b9c11";
+const SAMPLE_ID: &str = "whep_01936a3c8f2e7b4d9a1c5e6f7a8b9c11";
 const SAMPLE_DELIVERY: &str = "dlv_01936a3c8f2e7b4d9a1c5e6f7a8b9c12";
 const SAMPLE_EVENT: &str = "evt_01936a3c8f2e7b4d9a1c5e6f7a8b9c13";
 const SAMPLE_TIME: &str = "2026-04-07T12:00:00Z";
@@ -296,7 +296,7 @@ impl DeliveryView {
             created_at: SAMPLE_TIME.into(),
             finished_at: Some(SAMPLE_TIME.into()),
             attempts: vec![AttemptView {
-                id: "att_01936a3c8f2e7b4d9a1c5e6f7a8b9c14".into(),
+                id: "dla_01936a3c8f2e7b4d9a1c5e6f7a8b9c14".into(),
                 delivery_id: SAMPLE_DELIVERY.into(),
                 number: 1,
                 at: SAMPLE_TIME.into(),
