@@ -23,6 +23,9 @@ pub trait Example {
 /// The document's `components.schemas`, filled as operations name their types.
 pub type Components = Map<String, Value>;
 
+/// Parses a JSON value as a request type does, naming the failing field.
+pub type Parser = fn(&Value) -> Result<(), String>;
+
 /// A JSON payload of a route: how to put its schema in the document, its example, and, for a
 /// request body, the parser the handler uses (to check that the example is accepted).
 #[derive(Clone, Copy)]
@@ -32,7 +35,7 @@ pub struct Payload {
     /// The example.
     pub example: fn() -> Value,
     /// Parses a value as the handler does (request bodies only).
-    pub parses: Option<fn(&Value) -> Result<(), String>>,
+    pub parses: Option<Parser>,
 }
 
 impl fmt::Debug for Payload {

@@ -109,7 +109,7 @@ fn rate_limits(class: Option<RouteClass>) -> Value {
 /// Links from a creation's answer to the operations on what it created (and a few more).
 fn links(spec: &RouteSpec) -> Map<String, Value> {
     let mut links = Map::new();
-    if spec.method == "POST" && matches!(spec.success, 200 | 201 | 202) {
+    if spec.method == "POST" && (200..=202).contains(&spec.success) {
         let item = format!("{}/{{id}}", spec.path);
         for target in ROUTES.iter().filter(|r| r.path == item || r.path.starts_with(&format!("{item}/"))) {
             if path_parameters(target.path).all(|p| p == "id") {
@@ -129,8 +129,11 @@ fn links(spec: &RouteSpec) -> Map<String, Value> {
     links
 }
 
-/// Links the creation rule above does not find: (from, to, parameters).
-const EXTRA_LINKS: &[(&str, &str, &[(&str, &str)])] = &[
+/// A link: (from operation, to operation, its parameters as (name, runtime expression)).
+type Link = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
+/// Links the creation rule above does not find.
+const EXTRA_LINKS: &[Link] = &[
     ("runs.list", "runs.get", &[("id", "$response.body#/data/runs/0/id")]),
     ("webhooks.list", "webhooks.get", &[("id", "$response.body#/data/webhooks/0/id")]),
     ("webhooks.test", "webhooks.replay", &[("id", "$request.path.id"), ("delivery_id", "$response.body#/data/delivery_id")]),
