@@ -156,6 +156,19 @@ on_both_backends!(the_postman_collection_read_only_requests_pass_in_newman, Opti
         .any(|h| h["key"] == "Idempotency-Key" && h["value"] == "{{idempotencyKey}}"));
     let sample: Value = serde_json::from_str(create_key["request"]["body"]["raw"].as_str().unwrap()).unwrap();
     assert!(sample["scopes"].is_array(), "the sample body is the documented example");
+    let pre_request = collection["event"].as_array().unwrap().iter().find(|e| e["listen"] == "prerequest").unwrap();
+    let script = pre_request["script"]["exec"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect::<Vec<_>>().join("\n");
+    assert!(script.contains("pm.variables.set('idempotencyKey'"), "a blank idempotencyKey is filled: {script}");
+    let send = collection["item"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f["item"].as_array().unwrap())
+        .find(|i| i["request"]["url"]["raw"] == "{{baseUrl}}/v1/atlas/messages")
+        .expect("the send request");
+    let send_body: Value = serde_json::from_str(send["request"]["body"]["raw"].as_str().unwrap()).unwrap();
+    assert_eq!(send_body["phone_number"], "+14155552671", "seed 000's body");
+    assert!(send_body.get("idempotency_key").is_none(), "the key travels in the header only");
 
     let mut environment = server.call(Method::GET, "/v1/atlas/postman/environment.json", None, None).await.body;
     let base = environment["values"].as_array().unwrap().iter().find(|v| v["key"] == "baseUrl").unwrap()["value"].clone();

@@ -92,6 +92,13 @@ fn request_item(path: &str, method: &str, op: &Value) -> Value {
             op["x-ratelimit-class"].as_str().unwrap_or("none")),
     });
     if let Some(example) = op.pointer("/requestBody/content/application~1json/example") {
+        // The key travels in the header ({{idempotencyKey}}); a body key beside a different
+        // header key would be refused.
+        let mut example = example.clone();
+        if let Some(fields) = example.as_object_mut() {
+            fields.remove("idempotency_key");
+        }
+        let example = &example;
         headers_push(&mut request, json!({"key": "Content-Type", "value": "application/json"}));
         request["body"] = json!({
             "mode": "raw",
