@@ -90,6 +90,9 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/healthz", None),
     ("get", "/readyz", None),
     ("get", "/metrics", None),
+    ("get", "/v1/atlas/docs/redoc.standalone.js", None),
+    ("get", "/v1/atlas/postman/collection.json", None),
+    ("get", "/v1/atlas/postman/environment.json", None),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

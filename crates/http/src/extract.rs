@@ -9,6 +9,18 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
+use utoipa::IntoParams;
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 /// A JSON body: the raw value (for fingerprints) and the typed request.
 #[derive(Debug)]
