@@ -249,6 +249,20 @@ async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
         assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url");
     }
+    // A name is refused for what it resolves to, without saying which internal address that is.
+    let refused = server
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(&server.admin_key),
+            Some(json!({"url": "http://localhost:9/hook", "events": ["atlas.*"]})),
+        )
+        .await;
+    let text = refused.body.to_string();
+    assert!(text.contains("loopback"), "the refusal names the kind of address: {text}");
+    for internal in ["127.0.0.1", "::1", "[::1]"] {
+        assert!(!text.contains(internal), "the refusal does not echo the resolved address {internal}: {text}");
+    }
     let malformed = server
         .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "ftp://example.com", "events": ["atlas.*"]})))
         .await;
@@ -264,6 +278,34 @@ async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
     assert_eq!(unknown.body["error"]["details"]["fields"][0]["field"], "events");
     server.stop().await;
 }
+
+on_both_backends!(link_local_and_metadata_targets_are_refused_even_with_private_targets_allowed, Options::default(), |server| {
+    // Both backends run with ATLAS_WEBHOOKS_ALLOW_PRIVATE=true: loopback is allowed...
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.*"]).await;
+    // ...but never link-local or a cloud metadata address, at creation or on a change of URL.
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://169.254.0.1:8080/hook",
+        "http://[fe80::1]/hook",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/latest",
+        "http://100.100.100.200/latest/meta-data/",
+    ] {
+        let refused = server
+            .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": ["atlas.*"]})))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
+        assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url", "{url}");
+        let message = refused.body["error"]["details"]["fields"][0]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains("link_local") || message.contains("metadata"), "{url}: {message}");
+        let patched =
+            server.call(Method::PATCH, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), Some(json!({"url": url}))).await;
+        assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{url}: {:?}", patched.body);
+    }
+    let hook = server.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), None).await;
+    assert_eq!(hook.data()["url"], receiver.url(), "refused changes left the endpoint as it was");
+});
 
 on_both_backends!(an_unsubscribed_event_type_is_never_sent, Options::default(), |server| {
     let receiver = Receiver::start().await;
