@@ -144,6 +144,16 @@ impl TestServer {
         (answer.data()["id"].as_str().unwrap().to_owned(), answer.data()["key"].as_str().unwrap().to_owned())
     }
 
+    /// Creates another organization (as the operator's `atlas-api orgs create` does) and
+    /// returns its admin key: a second tenant next to the default one.
+    pub async fn organization(&self, name: &str) -> String {
+        let server = self.server.as_ref().expect("the server runs");
+        let (_, key) = atlas_api::create_organization(&server.wiring.state, name, atlas_scopes::ScopeSet::empty())
+            .await
+            .unwrap_or_else(|e| panic!("creating organization {name}: {e}"));
+        key
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
