@@ -143,7 +143,7 @@ pub async fn denied_requests_spend_nothing(limiter: &dyn RateLimiter, waiter: &W
     let bucket = unique_bucket("denials");
     let first = spend_until_denied(limiter, &bucket, &policy).await;
     assert_denied(&first, &policy, "the first denial");
-    let mut last = first.clone();
+    let mut last = first;
     let mut denials = 1;
     for verdict in spend(limiter, &bucket, &policy, 20).await {
         if verdict.allowed {
