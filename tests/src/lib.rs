@@ -153,6 +153,12 @@ impl TestServer {
             .expect("the operator creates an organization")
     }
 
+    /// Creates another organization and returns its admin key: a second tenant next to the
+    /// default one.
+    pub async fn organization(&self, name: &str) -> String {
+        self.create_organization(name).await.1
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

@@ -171,6 +171,7 @@ fn finish(
         allow_private: settings.webhooks_allow_private,
         timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
         lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 2 + 5),
+        endpoint_concurrency: settings.webhook_endpoint_concurrency,
         ..WebhookConfig::default()
     };
     let resolver = Arc::new(atlas_webhook_sender::DnsResolver);
@@ -188,8 +189,12 @@ fn finish(
         ..RetryPolicy::default()
     };
     let messaging = Arc::new(Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone()).with_policy(policy));
-    let graph = GraphClient::new(&settings.whatsapp_graph_url, &settings.whatsapp_graph_version, std::time::Duration::from_secs(15))
-        .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
+    let graph = GraphClient::new(
+        &settings.whatsapp_graph_url,
+        &settings.whatsapp_graph_version,
+        std::time::Duration::from_secs(settings.whatsapp_timeout_secs),
+    )
+    .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
     let (sandbox, receipts) = SandboxProvider::new();
     let provider = Arc::new(ProviderByKind { whatsapp: Arc::new(WhatsAppProvider::new(graph)), sandbox: Arc::new(sandbox) });
     let delivery = Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher, clock.clone(), policy));
@@ -331,6 +336,13 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     let first_admin_key = first_start(&wiring.state).await?.map(|(_, key)| key);
     let (shutdown, mut stopped) = watch::channel(false);
     spawn_janitor(&wiring.state, shutdown.subscribe());
+    worker::spawn_retention_janitor(
+        Arc::new(wiring.store.clone()),
+        Arc::new(wiring.store.clone()),
+        wiring.state.clock.clone(),
+        time::Duration::days(i64::from(settings.retention_days)),
+        shutdown.subscribe(),
+    );
     if settings.workers {
         worker::spawn_outbox_worker(
             wiring.state.clone(),

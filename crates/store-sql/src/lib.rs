@@ -52,6 +52,7 @@ mod convert;
 pub mod entity;
 mod error;
 mod events;
+mod fair;
 mod idempotency;
 mod journal;
 mod outbox;
