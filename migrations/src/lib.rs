@@ -23,6 +23,8 @@ mod m20250101_000003_idempotency;
 mod m20250101_000004_messaging;
 mod m20250101_000005_webhooks;
 mod m20250101_000006_messaging_routing;
+mod m20250101_000007_hardening;
+mod m20250101_000010_retention;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,6 +40,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000004_messaging::Migration),
             Box::new(m20250101_000005_webhooks::Migration),
             Box::new(m20250101_000006_messaging_routing::Migration),
+            Box::new(m20250101_000007_hardening::Migration),
+            Box::new(m20250101_000010_retention::Migration),
         ]
     }
 }
