@@ -11,7 +11,6 @@ mod error;
 mod extract;
 mod jwt;
 mod messaging;
-mod messaging_contract;
 mod metrics;
 mod mutation;
 mod openapi;

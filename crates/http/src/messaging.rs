@@ -17,6 +17,7 @@ pub(crate) mod agent_tools;
 pub(crate) mod channels;
 pub(crate) mod conversations;
 pub(crate) mod events;
+pub(crate) mod examples;
 pub(crate) mod messages;
 pub(crate) mod meta_webhook;
 pub(crate) mod templates;
@@ -224,6 +225,74 @@ impl SendFields {
         };
         Ok(SendRequest { text: self.text, template, media: self.media, interactive: self.interactive })
     }
+}
+
+/// `POST /v1/atlas/messages` and `POST /agent/v1/tools/send_message_to_phone`: a send to a
+/// phone number (the send fields, plus where to send). The handler parses the body into this
+/// type first (unknown fields refused), then reads the send fields.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
+pub struct PhoneSendBody {
+    /// E.164, such as `+14155552671` (spaces, dots, dashes and brackets are ignored).
+    #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
+    phone_number: String,
+    /// The channel to send through; default: where the customer last wrote, else the
+    /// organization's default channel.
+    #[serde(default)]
+    channel_id: Option<String>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    media: Option<OutboundMedia>,
+    #[serde(default)]
+    interactive: Option<Interactive>,
+    #[serde(default, alias = "templateId")]
+    template_id: Option<String>,
+    /// `utility`, `marketing` or `authentication` (`transactional` means utility).
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    parameters: Option<Vec<String>>,
+    #[serde(default)]
+    header: Option<TemplateHeader>,
+    #[serde(default)]
+    buttons: Option<Vec<TemplateButton>>,
+}
+
+/// `POST /agent/v1/tools/send_message`: a send in an existing conversation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
+pub struct ConversationSendBody {
+    /// The conversation (`conv_…`); the send goes out on its channel.
+    conversation_id: String,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    media: Option<OutboundMedia>,
+    #[serde(default)]
+    interactive: Option<Interactive>,
+    #[serde(default, alias = "templateId")]
+    template_id: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    parameters: Option<Vec<String>>,
+    #[serde(default)]
+    header: Option<TemplateHeader>,
+    #[serde(default)]
+    buttons: Option<Vec<TemplateButton>>,
 }
 
 /// Pulls the send fields out of a body that also carries other fields.

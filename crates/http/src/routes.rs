@@ -5,7 +5,7 @@
 use crate::contract::{query_parameters, Answer, Example, Payload, QueryParameters};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::PageQuery;
-use crate::messaging_contract as mc;
+use crate::messaging::{actions, agent_tools, channels, conversations, events, examples, messages, meta_webhook, templates};
 use crate::state::AppState;
 use crate::{api, auth, metrics, reference, request_id, webhooks};
 use atlas_ratelimit::RouteClass;
@@ -241,8 +241,8 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(202)
-    .accepts::<mc::SendToPhoneBody>()
-    .returns_raw_enveloped(mc::SEND_ACCEPTED),
+    .accepts::<crate::messaging::PhoneSendBody>()
+    .returns::<messages::SendAnswer>(),
     route(
         "GET",
         "/v1/atlas/conversations",
@@ -254,7 +254,7 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .query::<PageQuery>()
-    .returns_raw_enveloped(mc::CONVERSATIONS),
+    .returns::<conversations::ConversationList>(),
     route(
         "GET",
         "/v1/atlas/conversations/{id}/messages",
@@ -266,7 +266,7 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .query::<PageQuery>()
-    .returns_raw_enveloped(mc::MESSAGES),
+    .returns::<conversations::MessageList>(),
     route(
         "GET",
         "/v1/atlas/context/{id}",
@@ -277,7 +277,7 @@ pub static ROUTES: &[RouteSpec] = &[
         "messaging",
         false,
     )
-    .returns_raw_enveloped(mc::CONTEXT),
+    .returns::<conversations::Context>(),
     route(
         "POST",
         "/v1/atlas/events",
@@ -289,8 +289,8 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(200)
-    .accepts::<mc::IngestEventBody>()
-    .returns_raw_enveloped(mc::EVENT_ACCEPTED),
+    .accepts::<events::EventBody>()
+    .returns::<events::EventAnswer>(),
     route(
         "POST",
         "/v1/atlas/actions",
@@ -302,8 +302,8 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(202)
-    .accepts::<mc::ActionBody>()
-    .returns_raw_enveloped(mc::ACTION_DONE)
+    .accepts::<actions::ActionBody>()
+    .returns::<actions::ActionAnswer>()
     .or_answers(200),
     route(
         "POST",
@@ -315,8 +315,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "channels",
         true,
     )
-    .accepts::<mc::ConnectChannelBody>()
-    .returns_raw_enveloped(mc::CHANNEL),
+    .accepts::<channels::ChannelBody>()
+    .returns::<channels::ChannelView>(),
     route(
         "GET",
         "/v1/atlas/channels",
@@ -328,7 +328,7 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .query::<PageQuery>()
-    .returns_raw_enveloped(mc::CHANNELS),
+    .returns::<channels::ChannelList>(),
     route(
         "GET",
         "/v1/atlas/channels/{id}/webhook",
@@ -339,8 +339,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "channels",
         false,
     )
-    .query::<mc::Handshake>()
-    .returns_raw("text/plain", mc::CHALLENGE),
+    .query::<meta_webhook::Handshake>()
+    .returns_raw("text/plain", examples::CHALLENGE),
     route(
         "POST",
         "/v1/atlas/channels/{id}/webhook",
@@ -351,8 +351,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "channels",
         false,
     )
-    .accepts_foreign(mc::META_WEBHOOK)
-    .returns_raw_enveloped(mc::WEBHOOK_RECEIVED),
+    .accepts_foreign(examples::META_WEBHOOK)
+    .returns::<meta_webhook::WebhookAnswer>(),
     route(
         "POST",
         "/v1/atlas/templates",
@@ -363,8 +363,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "templates",
         true,
     )
-    .accepts::<mc::RegisterTemplateBody>()
-    .returns_raw_enveloped(mc::TEMPLATE),
+    .accepts::<templates::TemplateBody>()
+    .returns::<templates::TemplateView>(),
     route(
         "GET",
         "/v1/atlas/templates",
@@ -376,7 +376,7 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .query::<PageQuery>()
-    .returns_raw_enveloped(mc::TEMPLATES),
+    .returns::<templates::TemplateList>(),
     route(
         "GET",
         "/agent/v1/tools/manifest",
@@ -387,7 +387,7 @@ pub static ROUTES: &[RouteSpec] = &[
         "agent",
         false,
     )
-    .returns_raw_enveloped(mc::MANIFEST),
+    .returns::<agent_tools::Manifest>(),
     route(
         "POST",
         "/agent/v1/tools/send_message",
@@ -399,8 +399,8 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(202)
-    .accepts::<mc::SendInConversationBody>()
-    .returns_raw_enveloped(mc::TOOL_QUEUED),
+    .accepts::<crate::messaging::ConversationSendBody>()
+    .returns::<agent_tools::ToolSendAnswer>(),
     route(
         "POST",
         "/agent/v1/tools/send_message_to_phone",
@@ -412,8 +412,8 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(202)
-    .accepts::<mc::SendToPhoneBody>()
-    .returns_raw_enveloped(mc::TOOL_QUEUED),
+    .accepts::<crate::messaging::PhoneSendBody>()
+    .returns::<agent_tools::ToolSendAnswer>(),
     route(
         "GET",
         "/agent/v1/tools/messages/{provider_message_id}/status",
@@ -424,7 +424,7 @@ pub static ROUTES: &[RouteSpec] = &[
         "agent",
         false,
     )
-    .returns_raw_enveloped(mc::MESSAGE_STATUS),
+    .returns::<agent_tools::MessageStatus>(),
     route(
         "POST",
         "/v1/atlas/webhooks",
@@ -586,7 +586,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One channel (never its secrets)",
         "channels",
         false,
-    ),
+    )
+    .returns::<channels::ChannelView>(),
     route(
         "PATCH",
         "/v1/atlas/channels/{id}",
@@ -597,7 +598,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "channels",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .accepts::<channels::ChannelPatch>()
+    .returns::<channels::ChannelView>(),
     route(
         "DELETE",
         "/v1/atlas/channels/{id}",
@@ -608,7 +611,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "channels",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .takes_no_body()
+    .returns::<channels::ChannelView>(),
     route(
         "POST",
         "/v1/atlas/channels/{id}/templates/sync",
@@ -619,7 +624,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "templates",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .takes_no_body()
+    .returns::<templates::SyncAnswer>(),
     route(
         "POST",
         "/v1/atlas/conversations/{id}/read",
@@ -630,7 +637,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "messaging",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .takes_no_body()
+    .returns::<conversations::ReadAnswer>(),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

@@ -6,29 +6,6 @@
 use atlas_http::{openapi_document, ROUTES};
 use serde_json::Value;
 
-/// TEMPORARY exception (remove after merging wt-7, issue 7): the messaging handlers still
-/// answer with `json!` trees, so their 2xx answers are described by an example and a loose
-/// `{"type": "object"}` rather than a typed component. Everything else about these routes is
-/// checked. When their typed responses land, declare them with `.returns::<T>()` in
-/// `crates/http/src/routes.rs` and empty this list.
-const MESSAGING_RESPONSES_UNTYPED: &[&str] = &[
-    "messages.send",
-    "conversations.list",
-    "conversations.messages",
-    "context.get",
-    "events.ingest",
-    "actions.execute",
-    "channels.create",
-    "channels.list",
-    "channels.webhook",
-    "templates.create",
-    "templates.list",
-    "tools.manifest",
-    "tools.send_message",
-    "tools.send_message_to_phone",
-    "tools.message_status",
-];
-
 /// Answers that are not JSON envelopes by nature: the document itself, pages, scripts,
 /// metrics, Meta's handshake, the Postman files.
 const RAW_ANSWERS: &[&str] = &[
@@ -109,7 +86,7 @@ fn problems(doc: &Value, spec: &atlas_http::RouteSpec) -> Vec<String> {
         let data = &content["schema"]["properties"]["data"];
         if content["schema"]["properties"]["ok"]["const"] != true || data.is_null() {
             out.push(format!("{status} is not wrapped in the success envelope"));
-        } else if !MESSAGING_RESPONSES_UNTYPED.contains(&spec.operation) && !data["$ref"].is_string() {
+        } else if !data["$ref"].is_string() {
             out.push(format!("{status}'s data is not a typed schema (declare `.returns::<T>()`)"));
         }
         if content["example"]["data"].is_null() {
@@ -177,16 +154,9 @@ fn every_route_is_completely_documented() {
 }
 
 #[test]
-fn the_exception_lists_name_real_routes_only() {
-    for op in MESSAGING_RESPONSES_UNTYPED.iter().chain(RAW_ANSWERS) {
-        assert!(ROUTES.iter().any(|r| r.operation == *op), "{op} is in an exception list but is not a route");
-    }
-    // once a listed route returns a typed schema, it must leave the exception list
-    let doc = openapi_document();
-    for spec in ROUTES.iter().filter(|r| MESSAGING_RESPONSES_UNTYPED.contains(&r.operation)) {
-        let op = &doc["paths"][spec.path][spec.method.to_ascii_lowercase()];
-        let data = &op["responses"][spec.success.to_string()]["content"]["application/json"]["schema"]["properties"]["data"];
-        assert!(!data["$ref"].is_string(), "{} is typed now: remove it from MESSAGING_RESPONSES_UNTYPED", spec.operation);
+fn the_raw_answer_list_names_real_routes_only() {
+    for op in RAW_ANSWERS {
+        assert!(ROUTES.iter().any(|r| r.operation == *op), "{op} is in RAW_ANSWERS but is not a route");
     }
 }
 

@@ -14,38 +14,92 @@ use atlas_conversations::{
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The answer of a `reply` action (202).
+/// `POST /v1/atlas/actions`. The handler parses the body into this type first (unknown
+/// fields refused), then reads `payload` by action.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
+pub struct ActionBody {
+    /// The conversation (`conv_…`).
+    conversation_id: String,
+    /// `reply`, `draft` or `handoff`.
+    action_type: String,
+    /// `reply`: the send fields (`text`, `media`, `interactive`, `template_id`, `category`,
+    /// `language`, `parameters`, `header`, `buttons`); `draft`: `text`; `handoff`: nothing.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    payload: Option<serde_json::Map<String, Value>>,
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    idempotency_key: Option<String>,
+}
+
+/// The answer of an action: a `reply` (202) names the queued message and its channel; a
+/// `draft` (200) carries the draft; a `handoff` (200) the conversation's new `status`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ReplyAnswer {
+pub struct ActionAnswer {
     pub accepted: bool,
+    /// `reply`, `draft` or `handoff`.
     pub action_type: &'static str,
     #[schema(value_type = String)]
-    pub delivery_state: DeliveryState,
-    #[schema(value_type = String)]
     pub conversation_id: ConversationId,
-    /// The channel the reply goes out on (the conversation's).
-    #[schema(value_type = String)]
-    pub channel_id: ChannelId,
-    #[schema(value_type = String)]
-    pub message_id: MessageId,
-    #[schema(value_type = String)]
-    pub outbox_id: OutboxId,
-    #[schema(value_type = String)]
-    pub kind: MessageKind,
-    pub window_open: bool,
-    /// The send's run (pending until the provider answers).
+    /// The action's run (a reply's is pending until the provider answers).
     #[schema(value_type = Object)]
     pub run: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub delivery_state: Option<DeliveryState>,
+    /// The channel the reply goes out on (the conversation's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub channel_id: Option<ChannelId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub message_id: Option<MessageId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub outbox_id: Option<OutboxId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<MessageKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_open: Option<bool>,
+    /// A `draft`'s stored draft.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub draft: Option<atlas_conversations::Draft>,
+    /// A `handoff`'s new conversation status (`handed_off`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+}
+
+impl ActionAnswer {
+    fn new(action_type: &'static str, conversation_id: ConversationId, run: &Value) -> Self {
+        ActionAnswer {
+            accepted: true,
+            action_type,
+            conversation_id,
+            run: run.clone(),
+            delivery_state: None,
+            channel_id: None,
+            message_id: None,
+            outbox_id: None,
+            kind: None,
+            window_open: None,
+            draft: None,
+            status: None,
+        }
+    }
 }
 
 pub(super) async fn execute_action(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: JsonBody<Value>,
+    body: JsonBody<ActionBody>,
 ) -> Response {
     let raw = body.raw;
     let conversation = match id_field::<ConversationId>(&raw, "conversation_id", true) {
@@ -73,17 +127,14 @@ pub(super) async fn execute_action(
                 }
             };
             let command = SendCommand { target: SendTarget::Conversation(conversation), request };
-            let render = |r: &SendReceipt, run: &Value| ReplyAnswer {
-                accepted: true,
-                action_type: "reply",
-                delivery_state: r.delivery_state,
-                conversation_id: r.conversation_id,
-                channel_id: r.channel_id,
-                message_id: r.message_id,
-                outbox_id: r.outbox_id,
-                kind: r.kind,
-                window_open: r.window_open,
-                run: run.clone(),
+            let render = |r: &SendReceipt, run: &Value| ActionAnswer {
+                delivery_state: Some(r.delivery_state),
+                channel_id: Some(r.channel_id),
+                message_id: Some(r.message_id),
+                outbox_id: Some(r.outbox_id),
+                kind: Some(r.kind),
+                window_open: Some(r.window_open),
+                ..ActionAnswer::new("reply", r.conversation_id, run)
             };
             run_send(&state, &caller, &headers, &raw, ("actions.execute", Some("actions.reply")), command, &render).await
         }
@@ -101,8 +152,8 @@ pub(super) async fn execute_action(
             let run = mutation.run_summary();
             let at = now(&state);
             let journal = |draft: &atlas_conversations::Draft| {
-                let data =
-                    json!({"accepted": true, "action_type": "draft", "draft": draft, "conversation_id": draft.conversation_id, "run": run});
+                let answer = ActionAnswer { draft: Some(draft.clone()), ..ActionAnswer::new("draft", draft.conversation_id, &run) };
+                let data = serde_json::to_value(answer).unwrap_or(Value::Null);
                 let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None);
                 entry.events.push(action_executed(caller.org_id, "draft", draft.conversation_id, json!({"draft": draft}), &run, at));
                 entry
@@ -120,8 +171,8 @@ pub(super) async fn execute_action(
             };
             mutation.set_operation("actions.handoff");
             let run = mutation.run_summary();
-            let data =
-                json!({"accepted": true, "action_type": "handoff", "conversation_id": conversation, "status": "handed_off", "run": run});
+            let answer = ActionAnswer { status: Some("handed_off"), ..ActionAnswer::new("handoff", conversation, &run) };
+            let data = serde_json::to_value(answer).unwrap_or(Value::Null);
             let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
             entry.events.push(action_executed(caller.org_id, "handoff", conversation, json!({"status": "handed_off"}), &run, now(&state)));
             match state.messaging.handoff(caller.org_id, conversation, &entry).await {

@@ -58,7 +58,7 @@ pub(super) async fn tool_send_message(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: JsonBody<Value>,
+    body: JsonBody<super::ConversationSendBody>,
 ) -> Response {
     let raw = body.raw;
     let prepared = (|| {
@@ -79,7 +79,7 @@ pub(super) async fn tool_send_to_phone(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: JsonBody<Value>,
+    body: JsonBody<super::PhoneSendBody>,
 ) -> Response {
     let raw = body.raw;
     let command = match phone_command(&raw) {
@@ -88,6 +88,32 @@ pub(super) async fn tool_send_to_phone(
     };
     let render = |r: &SendReceipt, _run: &Value| ToolSendAnswer::from_receipt(r, true);
     run_send(&state, &caller, &headers, &raw, ("tools.send_message_to_phone", None), command, &render).await
+}
+
+/// The answer of the status lookup.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageStatus {
+    /// `queued`, `sending`, `sent`, `delivered`, `read`, `failed`, or `received` (inbound).
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: time::OffsetDateTime,
+    pub provider_message_id: Option<String>,
+    #[schema(value_type = String)]
+    pub message_id: MessageId,
+    #[schema(value_type = String)]
+    pub conversation_id: ConversationId,
+    /// Why the send failed, when it did.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<atlas_conversations::MessageError>,
+}
+
+/// The tool manifest: OpenAI function-tool definitions the caller's scopes allow.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Manifest {
+    /// `{"type": "function", "function": {…}, "x-endpoint": {…}, "x-required-scopes": […]}`.
+    #[schema(value_type = Vec<Object>)]
+    pub tools: Vec<Value>,
 }
 
 pub(super) async fn message_status(
@@ -102,14 +128,14 @@ pub(super) async fn message_status(
         .flatten()
         .max()
         .unwrap_or(message.created_at);
-    Ok(Envelope::ok(json!({
-        "status": state_name,
-        "updated_at": updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "provider_message_id": message.provider_message_id,
-        "message_id": message.id,
-        "conversation_id": message.conversation_id,
-        "error": message.error,
-    }))
+    Ok(Envelope::ok(MessageStatus {
+        status: state_name,
+        updated_at,
+        provider_message_id: message.provider_message_id,
+        message_id: message.id,
+        conversation_id: message.conversation_id,
+        error: message.error,
+    })
     .into_response())
 }
 
@@ -207,5 +233,5 @@ pub(super) async fn manifest(Caller(caller): Caller) -> Response {
         .filter(|t| caller.has(t.scope))
         .map(|t| json!({"type": "function", "function": (t.function)(), "x-endpoint": {"method": t.method, "path": t.path}, "x-required-scopes": [t.scope.as_str()]}))
         .collect();
-    Envelope::ok(json!({"tools": tools})).into_response()
+    Envelope::ok(Manifest { tools }).into_response()
 }

@@ -89,6 +89,13 @@ pub struct ChannelView {
     pub disconnected_at: Option<OffsetDateTime>,
 }
 
+/// A page of channels.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    pub channels: Vec<ChannelView>,
+    pub next_cursor: Option<String>,
+}
+
 impl From<&Channel> for ChannelView {
     fn from(c: &Channel) -> Self {
         ChannelView {
@@ -159,7 +166,7 @@ pub(super) async fn list_channels(
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let channels = state.messaging.channels(caller.org_id, &page).await?.map(|c| ChannelView::from(&c));
-    Ok(Envelope::ok(json!({"channels": channels.items, "next_cursor": channels.next_cursor})).into_response())
+    Ok(Envelope::ok(ChannelList { channels: channels.items, next_cursor: channels.next_cursor }).into_response())
 }
 
 pub(super) async fn get_channel(

@@ -10,14 +10,47 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
-use atlas_conversations::{ConversationId, MessageId, OutboxId, ReadQueued};
+use atlas_conversations::{ConversationId, ConversationView, Customer, Message, MessageId, OutboxId, ReadQueued};
 use atlas_kernel::PageRequest;
 use atlas_runs::RunStatus;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+/// A page of conversations, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConversationList {
+    /// Each with its customer, channel, status and window.
+    #[schema(value_type = Vec<Object>)]
+    pub conversations: Vec<ConversationView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a conversation's messages, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageList {
+    /// Each with its direction, kind, rich `content` and delivery state.
+    #[schema(value_type = Vec<Object>)]
+    pub messages: Vec<Message>,
+    pub next_cursor: Option<String>,
+}
+
+/// What an agent reads before acting: the conversation, its customer, the 20 latest messages
+/// and knowledge grounding (none yet).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Context {
+    #[schema(value_type = Object)]
+    pub conversation: ConversationView,
+    #[schema(value_type = Object)]
+    pub customer: Customer,
+    #[schema(value_type = Vec<Object>)]
+    pub recent_messages: Vec<Message>,
+    #[schema(value_type = Vec<Object>)]
+    pub knowledge: Vec<Value>,
+}
 
 pub(super) async fn list_conversations(
     State(state): State<AppState>,
@@ -27,7 +60,7 @@ pub(super) async fn list_conversations(
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let now = now(&state);
     let conversations = state.messaging.conversations(caller.org_id, &page).await?.map(|c| c.view(now));
-    Ok(Envelope::ok(json!({"conversations": conversations.items, "next_cursor": conversations.next_cursor})).into_response())
+    Ok(Envelope::ok(ConversationList { conversations: conversations.items, next_cursor: conversations.next_cursor }).into_response())
 }
 
 fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
@@ -44,7 +77,7 @@ pub(super) async fn list_messages(
     let id = conversation_id(&id)?;
     state.messaging.conversation(caller.org_id, id).await?;
     let messages = state.messaging.messages(caller.org_id, id, &page).await?;
-    Ok(Envelope::ok(json!({"messages": messages.items, "next_cursor": messages.next_cursor})).into_response())
+    Ok(Envelope::ok(MessageList { messages: messages.items, next_cursor: messages.next_cursor }).into_response())
 }
 
 pub(super) async fn context(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -52,13 +85,8 @@ pub(super) async fn context(State(state): State<AppState>, Caller(caller): Calle
     let conversation = state.messaging.conversation(caller.org_id, id).await?;
     let recent = state.messaging.messages(caller.org_id, id, &PageRequest { limit: 20, after: None }).await?;
     let view = conversation.view(now(&state));
-    Ok(Envelope::ok(json!({
-        "conversation": view,
-        "customer": conversation.customer,
-        "recent_messages": recent.items,
-        "knowledge": [],
-    }))
-    .into_response())
+    Ok(Envelope::ok(Context { conversation: view, customer: conversation.customer, recent_messages: recent.items, knowledge: Vec::new() })
+        .into_response())
 }
 
 /// The answer of `POST /v1/atlas/conversations/{id}/read` (202).

@@ -15,8 +15,7 @@ use atlas_runs::JournalEntry;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// The customer an event is from.
@@ -66,6 +65,22 @@ pub struct EventBody {
     message: EventMessage,
 }
 
+/// What recording an event did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventAnswer {
+    pub accepted: bool,
+    /// True when a message with the event's `message.id` was already recorded.
+    pub duplicate: bool,
+    #[schema(value_type = String)]
+    pub conversation_id: atlas_conversations::ConversationId,
+    #[schema(value_type = String)]
+    pub customer_id: atlas_conversations::CustomerId,
+    #[schema(value_type = String)]
+    pub channel_id: atlas_conversations::ChannelId,
+    #[schema(value_type = String)]
+    pub message_id: atlas_conversations::MessageId,
+}
+
 fn inbound_journal(
     mutation: &Mutation,
     org_id: OrgId,
@@ -73,14 +88,15 @@ fn inbound_journal(
     status: StatusCode,
 ) -> impl Fn(&InboundRecorded) -> Option<JournalEntry> + Send + Sync + '_ {
     move |recorded: &InboundRecorded| {
-        let data = json!({
-            "accepted": true,
-            "duplicate": recorded.duplicate,
-            "conversation_id": recorded.conversation.id,
-            "customer_id": recorded.customer.id,
-            "channel_id": recorded.conversation.channel_id,
-            "message_id": recorded.message.id,
-        });
+        let answer = EventAnswer {
+            accepted: true,
+            duplicate: recorded.duplicate,
+            conversation_id: recorded.conversation.id,
+            customer_id: recorded.customer.id,
+            channel_id: recorded.conversation.channel_id,
+            message_id: recorded.message.id,
+        };
+        let data = serde_json::to_value(answer).unwrap_or(serde_json::Value::Null);
         let mut entry = mutation.entry(None, None, status, &data, Some(recorded.message.id.to_string()), None);
         if !recorded.duplicate {
             entry.events.push(event_received(org_id, recorded, at));

@@ -55,7 +55,7 @@ pub(super) async fn send_message(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    body: JsonBody<Value>,
+    body: JsonBody<super::PhoneSendBody>,
 ) -> Response {
     let raw = body.raw;
     let command = match phone_command(&raw) {

@@ -25,13 +25,20 @@ const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Meta's handshake query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Handshake {
+    /// `subscribe`.
     #[serde(rename = "hub.mode")]
+    #[param(rename = "hub.mode")]
     mode: Option<String>,
+    /// Must equal the channel's `verify_token`.
     #[serde(rename = "hub.verify_token")]
+    #[param(rename = "hub.verify_token")]
     verify_token: Option<String>,
+    /// Echoed back as the body.
     #[serde(rename = "hub.challenge")]
+    #[param(rename = "hub.challenge")]
     challenge: Option<String>,
 }
 

@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The answer of a template sync.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -71,6 +71,57 @@ pub struct TemplateBody {
     body: String,
 }
 
+/// A template as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateView {
+    #[schema(value_type = String)]
+    pub id: atlas_conversations::TemplateId,
+    /// Meta's template name (`hello_world`).
+    pub name: String,
+    /// A locale such as `en_US`.
+    pub language: String,
+    /// `utility`, `marketing` or `authentication`.
+    #[schema(value_type = String)]
+    pub category: TemplateCategory,
+    /// `approved`, `pending`, `rejected`, `paused`, `disabled` or `deleted`.
+    #[schema(value_type = String)]
+    pub status: TemplateStatus,
+    /// The text with `{{1}}`, `{{2}}` … parameters.
+    pub body: String,
+    /// Meta's `components` when known (synced templates).
+    #[schema(value_type = Option<Object>)]
+    pub components: Option<Value>,
+    /// The channel whose account it was synced from; `null` for registered templates.
+    #[schema(value_type = Option<String>)]
+    pub channel_id: Option<ChannelId>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: time::OffsetDateTime,
+}
+
+impl From<&Template> for TemplateView {
+    fn from(t: &Template) -> Self {
+        TemplateView {
+            id: t.id,
+            name: t.name.clone(),
+            language: t.language.clone(),
+            category: t.category,
+            status: t.status,
+            body: t.body.clone(),
+            components: t.components.clone(),
+            channel_id: t.channel_id,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A page of templates.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateList {
+    pub templates: Vec<TemplateView>,
+    pub next_cursor: Option<String>,
+}
+
 pub(super) async fn create_template(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -101,7 +152,7 @@ pub(super) async fn create_template(
             None,
             None,
             StatusCode::CREATED,
-            &json!(template),
+            &serde_json::to_value(TemplateView::from(template)).unwrap_or(Value::Null),
             Some(template.id.to_string()),
             Some(format!("/v1/atlas/templates/{}", template.id)),
         )
@@ -119,5 +170,6 @@ pub(super) async fn list_templates(
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let templates = state.messaging.templates(caller.org_id, &page).await?;
-    Ok(Envelope::ok(json!({"templates": templates.items, "next_cursor": templates.next_cursor})).into_response())
+    let templates = templates.map(|t| TemplateView::from(&t));
+    Ok(Envelope::ok(TemplateList { templates: templates.items, next_cursor: templates.next_cursor }).into_response())
 }
