@@ -8,9 +8,8 @@
 //!
 //! The HTTP layer reaches the WhatsApp adapter only through the domain's ports (the webhook
 //! decoder and template source are wired into `Messaging` by the binary). Request bodies and
-//! answers are typed structs deriving `utoipa::ToSchema` (`SendFields`, `SendAnswer`,
-//! `ChannelBody`, `ChannelPatch`, `ChannelView`, `SyncAnswer`, `ReadAnswer`, `ReplyAnswer`,
-//! `ToolSendAnswer`, `EventBody`, `WebhookAnswer`), ready for the OpenAPI document.
+//! answers are typed structs deriving `utoipa::ToSchema`, named by each route's contract in
+//! `routes.rs` (`.accepts::<T>()`, `.returns::<T>()`); their examples live in `examples`.
 
 pub(crate) mod actions;
 pub(crate) mod agent_tools;
