@@ -48,6 +48,12 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
     pub database_pool: u32,
+    /// Approvals a normal change needs (`ATLAS_CHANGE_QUORUM_NORMAL`, default 1).
+    pub change_quorum_normal: u32,
+    /// Approvals an emergency change needs (`ATLAS_CHANGE_QUORUM_EMERGENCY`, default 1).
+    pub change_quorum_emergency: u32,
+    /// How far before an incident root-cause analysis looks (`ATLAS_RCA_LOOK_BACK_SECS`, default 86400).
+    pub rca_look_back_secs: u64,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -71,6 +77,9 @@ struct FileSettings {
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
+    change_quorum_normal: Option<u64>,
+    change_quorum_emergency: Option<u64>,
+    rca_look_back_secs: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -231,6 +240,9 @@ impl Settings {
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
+        let change_quorum_normal = number("ATLAS_CHANGE_QUORUM_NORMAL", from_file.change_quorum_normal, 1, 1..=20)? as u32;
+        let change_quorum_emergency = number("ATLAS_CHANGE_QUORUM_EMERGENCY", from_file.change_quorum_emergency, 1, 1..=20)? as u32;
+        let rca_look_back_secs = number("ATLAS_RCA_LOOK_BACK_SECS", from_file.rca_look_back_secs, 86_400, 60..=30 * 86_400)?;
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
@@ -256,6 +268,9 @@ impl Settings {
             workers,
             webhook_timeout_secs,
             database_pool,
+            change_quorum_normal,
+            change_quorum_emergency,
+            rca_look_back_secs,
         })
     }
 

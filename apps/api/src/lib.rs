@@ -202,6 +202,11 @@ fn finish(
             counter.load(std::sync::atomic::Ordering::Relaxed)
         });
     }
+    let cmdb = Arc::new(atlas_cmdb::Cmdb::new(Arc::new(store.clone()), clock.clone()));
+    let change_policy =
+        atlas_itsm::ChangePolicy { normal_quorum: settings.change_quorum_normal, emergency_quorum: settings.change_quorum_emergency };
+    let changes = Arc::new(atlas_itsm::Changes::new(Arc::new(store.clone()), cmdb.clone(), clock.clone(), change_policy));
+    let service_desk = Arc::new(atlas_itsm::ServiceDesk::new(Arc::new(store.clone()), clock.clone()));
     let state = AppState {
         accounts,
         messaging,
@@ -216,6 +221,10 @@ fn finish(
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes },
         wake: Arc::new(atlas_http::Wake::default()),
+        cmdb: cmdb.clone(),
+        changes,
+        service_desk,
+        root_causes: None,
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }

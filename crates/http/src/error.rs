@@ -35,6 +35,7 @@ pub enum ErrorCode {
     RateLimited,
     ProviderUnavailable,
     InternalError,
+    ChangeConflict,
 }
 
 impl ErrorCode {
@@ -59,6 +60,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::ChangeConflict => "CHANGE_CONFLICT",
         }
     }
 
@@ -74,7 +76,9 @@ impl ErrorCode {
             ErrorCode::WindowClosed | ErrorCode::TemplateNotFound | ErrorCode::CycleDetected | ErrorCode::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ErrorCode::VersionConflict | ErrorCode::Conflict | ErrorCode::IdempotencyInProgress => StatusCode::CONFLICT,
+            ErrorCode::VersionConflict | ErrorCode::Conflict | ErrorCode::IdempotencyInProgress | ErrorCode::ChangeConflict => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +106,7 @@ impl ErrorCode {
                 | ErrorCode::VersionConflict
                 | ErrorCode::Conflict
                 | ErrorCode::NotFound
+                | ErrorCode::ChangeConflict
         )
     }
 }

@@ -5,6 +5,8 @@
 
 mod api;
 mod auth;
+mod changes;
+mod cmdb;
 mod envelope;
 mod error;
 mod extract;
@@ -14,8 +16,10 @@ mod metrics;
 mod mutation;
 mod openapi;
 mod ratelimit;
+mod rca;
 mod request_id;
 mod routes;
+mod service_requests;
 mod state;
 mod webhooks;
 

@@ -66,4 +66,9 @@ pub struct AppState {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub config: HttpConfig,
     pub wake: Arc<Wake>,
+    pub cmdb: Arc<atlas_cmdb::Cmdb>,
+    pub changes: Arc<atlas_itsm::Changes>,
+    pub service_desk: Arc<atlas_itsm::ServiceDesk>,
+    /// Root-cause analysis; `None` when no incident history is wired (RCA answers 404).
+    pub root_causes: Option<Arc<atlas_itsm::RootCauses>>,
 }

@@ -47,12 +47,14 @@
 //! times truncated to the microsecond.
 
 mod accounts;
+mod cmdb;
 mod conversations;
 mod convert;
 pub mod entity;
 mod error;
 mod events;
 mod idempotency;
+mod itsm;
 mod journal;
 mod outbox;
 mod runs;

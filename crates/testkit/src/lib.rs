@@ -3,8 +3,10 @@
 //! the behavioural suites each port's adapters must all pass.
 
 pub mod accounts;
+pub mod cmdb;
 pub mod conversations;
 pub mod idempotency;
+pub mod itsm;
 pub mod ratelimit;
 pub mod runs;
 pub mod services;

@@ -9,7 +9,7 @@
 //! - `atlas` and `agent` are **closed**: only the types Atlas defines exist
 //!   (`atlas.event.received`, `atlas.action.executed`, `atlas.run.updated`,
 //!   `atlas.webhook.test`, `agent.message_delivery`);
-//! - `incident`, `change`, `task` and `project` are **open**: reserved for the other product
+//! - `incident`, `change`, `task`, `project` and `request` are **open**: reserved for the other product
 //!   areas, any well-formed name in them is accepted (`incident.created`,
 //!   `task.dependency.added`), so those areas can add types without touching this crate;
 //! - any other family is refused.
@@ -51,11 +51,14 @@ pub enum Family {
     Task,
     /// `project.*` (open, reserved for Work).
     Project,
+    /// `request.*` (open, Operations: service requests).
+    Request,
 }
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 6] = [Family::Atlas, Family::Agent, Family::Incident, Family::Change, Family::Task, Family::Project];
+    pub const ALL: [Family; 7] =
+        [Family::Atlas, Family::Agent, Family::Incident, Family::Change, Family::Task, Family::Project, Family::Request];
 
     /// The family's segment.
     pub const fn as_str(self) -> &'static str {
@@ -66,6 +69,7 @@ impl Family {
             Family::Change => "change",
             Family::Task => "task",
             Family::Project => "project",
+            Family::Request => "request",
         }
     }
 
@@ -77,7 +81,7 @@ impl Family {
     /// Whether any well-formed name in this family is an event type (the reserved families of
     /// the other product areas), rather than only the types Atlas defines.
     pub const fn is_open(self) -> bool {
-        matches!(self, Family::Incident | Family::Change | Family::Task | Family::Project)
+        matches!(self, Family::Incident | Family::Change | Family::Task | Family::Project | Family::Request)
     }
 }
 

@@ -5,7 +5,13 @@
 //! as they are.
 
 pub mod api_keys;
+pub mod blackouts;
+pub mod catalog_items;
+pub mod change_approvals;
+pub mod changes;
 pub mod channels;
+pub mod cmdb_items;
+pub mod cmdb_relationships;
 pub mod conversations;
 pub mod customers;
 pub mod drafts;
@@ -17,6 +23,7 @@ pub mod pending_statuses;
 pub mod platform_state;
 pub mod refresh_tokens;
 pub mod runs;
+pub mod service_requests;
 pub mod templates;
 pub mod users;
 pub mod webhook_attempts;
