@@ -144,6 +144,12 @@ impl TestServer {
         (answer.data()["id"].as_str().unwrap().to_owned(), answer.data()["key"].as_str().unwrap().to_owned())
     }
 
+    /// Creates another organization, as the operator's CLI does; returns its admin key.
+    pub async fn other_organization(&self, name: &str) -> String {
+        let server = self.server.as_ref().expect("the server runs");
+        atlas_api::create_organization(&server.wiring.state, name, Default::default()).await.expect("creating an organization").1
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {
