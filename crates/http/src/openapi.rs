@@ -58,6 +58,16 @@ fn bodies(op: &str, c: &mut Map<String, Value>) -> (Option<Value>, Value) {
         "auth.refresh" => (Some(reference(&schema_of::<RefreshBody>(c))), reference(&schema_of::<SessionView>(c))),
         "runs.list" => (None, list_of("runs", reference("Run"))),
         "runs.get" => (None, reference("Run")),
+        "cmdb.items.create" => (Some(reference(&schema_of::<crate::cmdb::CreateItemBody>(c))), any),
+        "cmdb.relationships.create" => (Some(reference(&schema_of::<crate::cmdb::RelateBody>(c))), any),
+        "changes.create" => (Some(reference(&schema_of::<crate::changes::CreateChangeBody>(c))), any),
+        "changes.update" => (Some(reference(&schema_of::<crate::changes::UpdateChangeBody>(c))), any),
+        "changes.approve" => (Some(reference(&schema_of::<crate::changes::ApprovalBody>(c))), any),
+        "blackouts.create" => (Some(reference(&schema_of::<crate::changes::CreateBlackoutBody>(c))), any),
+        "catalog.create" => (Some(reference(&schema_of::<crate::service_requests::CreateCatalogItemBody>(c))), any),
+        "requests.create" => (Some(reference(&schema_of::<crate::service_requests::CreateRequestBody>(c))), any),
+        "requests.update" => (Some(reference(&schema_of::<crate::service_requests::UpdateRequestBody>(c))), any),
+        "rca.analyse" => (Some(reference(&schema_of::<crate::rca::RcaBody>(c))), any),
         _ => (None, any),
     }
 }
