@@ -5,7 +5,9 @@
 pub mod accounts;
 pub mod conversations;
 pub mod idempotency;
+pub mod incidents;
 pub mod ratelimit;
+pub mod runbooks;
 pub mod runs;
 pub mod services;
 pub mod webhooks;
