@@ -22,6 +22,7 @@ mod m20250101_000002_runs;
 mod m20250101_000003_idempotency;
 mod m20250101_000004_messaging;
 mod m20250101_000005_webhooks;
+mod m20250101_000009_incidents;
 mod m20250101_000011_itsm_cmdb;
 
 /// Every Atlas migration, in order.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000003_idempotency::Migration),
             Box::new(m20250101_000004_messaging::Migration),
             Box::new(m20250101_000005_webhooks::Migration),
+            Box::new(m20250101_000009_incidents::Migration),
             Box::new(m20250101_000011_itsm_cmdb::Migration),
         ]
     }

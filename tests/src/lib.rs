@@ -146,8 +146,17 @@ impl TestServer {
 
     /// Creates another organization, as the operator's CLI does; returns its admin key.
     pub async fn other_organization(&self, name: &str) -> String {
-        let server = self.server.as_ref().expect("the server runs");
-        atlas_api::create_organization(&server.wiring.state, name, Default::default()).await.expect("creating an organization").1
+        self.organization(name).await.1
+    }
+
+    /// Creates an organization, as the operator's CLI does; returns its id and admin key.
+    pub async fn organization(&self, name: &str) -> (String, String) {
+        atlas_api::create_organization(&self.wiring().state, name, Default::default()).await.expect("creating an organization")
+    }
+
+    /// The running server's adapters and use cases, for what no route does yet.
+    pub fn wiring(&self) -> &atlas_api::Wiring {
+        &self.server.as_ref().expect("the server runs").wiring
     }
 
     /// Stops the server gracefully.

@@ -276,3 +276,40 @@ on_both_backends!(service_requests_from_the_catalog, Options::default(), |server
     assert_eq!(seed_form.status, StatusCode::BAD_REQUEST, "a malformed id is a field error: {:?}", seed_form.body);
     assert_eq!(seed_form.body["error"]["details"]["fields"][0]["field"], "catalog_item_id");
 });
+
+fn receivers_on_loopback() -> Options {
+    let mut options = Options::default();
+    options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+    options
+}
+
+on_both_backends!(change_and_request_events_reach_a_subscriber, receivers_on_loopback(), |server| {
+    let receiver = atlas_e2e::receiver::Receiver::start().await;
+    let subscribed = server
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(&server.admin_key),
+            Some(json!({"url": receiver.url(), "events": ["change.*", "request.*"]})),
+        )
+        .await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+    let key = server.admin_key.clone();
+    let app = item(&server, &key, "app").await;
+    let created = change(&server, &key, "normal", &[&app], START, END).await;
+    let id = created["id"].as_str().unwrap();
+    moved(&server, &key, id, "submitted").await;
+    assert_eq!(decide(&server, &key, id, "approve").await.status, StatusCode::CREATED);
+    let laptop =
+        server.call(Method::POST, "/v1/atlas/itsm/catalog", Some(&key), Some(json!({"name": "Laptop", "requires_approval": false}))).await;
+    let request = json!({"catalog_item_id": laptop.data()["id"], "requested_by": "user@example.com"});
+    assert_eq!(server.call(Method::POST, "/v1/atlas/itsm/requests", Some(&key), Some(request)).await.status, StatusCode::CREATED);
+
+    let got = receiver.wait_for(5, std::time::Duration::from_secs(20)).await;
+    let mut types: Vec<String> = got.iter().map(|r| r.json()["type"].as_str().unwrap_or_default().to_owned()).collect();
+    types.sort();
+    assert_eq!(types, vec!["change.approval.recorded", "change.approved", "change.created", "change.submitted", "request.created"]);
+    let approved = got.iter().map(|r| r.json()).find(|p| p["type"] == "change.approved").unwrap();
+    assert_eq!(approved["data"]["change"]["id"], id);
+    assert_eq!(approved["data"]["version"], approved["data"]["change"]["version"], "the event carries the change's version");
+});

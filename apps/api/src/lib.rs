@@ -207,6 +207,12 @@ fn finish(
         atlas_itsm::ChangePolicy { normal_quorum: settings.change_quorum_normal, emergency_quorum: settings.change_quorum_emergency };
     let changes = Arc::new(atlas_itsm::Changes::new(Arc::new(store.clone()), cmdb.clone(), clock.clone(), change_policy));
     let service_desk = Arc::new(atlas_itsm::ServiceDesk::new(Arc::new(store.clone()), clock.clone()));
+    let rca_config = atlas_itsm::RcaConfig {
+        look_back: time::Duration::seconds(i64::try_from(settings.rca_look_back_secs).unwrap_or(86_400)),
+        ..atlas_itsm::RcaConfig::default()
+    };
+    let incident_history = Arc::new(atlas_itsm::IncidentRecords::new(Arc::new(store.clone())));
+    let root_causes = Arc::new(atlas_itsm::RootCauses::new(Arc::new(store.clone()), cmdb.clone(), incident_history, rca_config));
     let state = AppState {
         accounts,
         messaging,
@@ -224,7 +230,7 @@ fn finish(
         cmdb: cmdb.clone(),
         changes,
         service_desk,
-        root_causes: None,
+        root_causes,
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 /// Which way impact flows along "source depends on target" relationships.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Every item that transitively depends on the given one (what breaks if it breaks).

@@ -124,7 +124,9 @@ pub struct NewRelationship {
 
 /// An item as an impact answer names it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemSummary {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: CiId,
     pub name: String,
     pub class: String,
@@ -139,16 +141,19 @@ impl From<&ConfigurationItem> for ItemSummary {
 
 /// One impacted item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImpactedItem {
     #[serde(flatten)]
     pub item: ItemSummary,
     pub depth: u32,
     /// One shortest path, from the item asked about to this one.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub path: Vec<CiId>,
 }
 
 /// `GET /v1/atlas/cmdb/impact`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Impact {
     pub ci: ItemSummary,
     pub direction: Direction,

@@ -26,7 +26,9 @@ pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
 
 /// A configuration item as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfigurationItem {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: CiId,
     #[serde(skip)]
     pub org_id: OrgId,
@@ -35,6 +37,7 @@ pub struct ConfigurationItem {
     pub class: String,
     pub environment: Option<String>,
     /// Free-form attributes (a JSON object).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub attributes: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -44,6 +47,7 @@ pub struct ConfigurationItem {
 
 /// How the source of a relationship depends on its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RelationshipType {
     DependsOn,
@@ -74,11 +78,15 @@ impl RelationshipType {
 
 /// A relationship: `source_id` depends on `target_id`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Relationship {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: RelationshipId,
     #[serde(skip)]
     pub org_id: OrgId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub source_id: CiId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub target_id: CiId,
     #[serde(rename = "type")]
     pub kind: RelationshipType,

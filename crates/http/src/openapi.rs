@@ -58,16 +58,47 @@ fn bodies(op: &str, c: &mut Map<String, Value>) -> (Option<Value>, Value) {
         "auth.refresh" => (Some(reference(&schema_of::<RefreshBody>(c))), reference(&schema_of::<SessionView>(c))),
         "runs.list" => (None, list_of("runs", reference("Run"))),
         "runs.get" => (None, reference("Run")),
-        "cmdb.items.create" => (Some(reference(&schema_of::<crate::cmdb::CreateItemBody>(c))), any),
-        "cmdb.relationships.create" => (Some(reference(&schema_of::<crate::cmdb::RelateBody>(c))), any),
-        "changes.create" => (Some(reference(&schema_of::<crate::changes::CreateChangeBody>(c))), any),
-        "changes.update" => (Some(reference(&schema_of::<crate::changes::UpdateChangeBody>(c))), any),
-        "changes.approve" => (Some(reference(&schema_of::<crate::changes::ApprovalBody>(c))), any),
-        "blackouts.create" => (Some(reference(&schema_of::<crate::changes::CreateBlackoutBody>(c))), any),
-        "catalog.create" => (Some(reference(&schema_of::<crate::service_requests::CreateCatalogItemBody>(c))), any),
-        "requests.create" => (Some(reference(&schema_of::<crate::service_requests::CreateRequestBody>(c))), any),
-        "requests.update" => (Some(reference(&schema_of::<crate::service_requests::UpdateRequestBody>(c))), any),
-        "rca.analyse" => (Some(reference(&schema_of::<crate::rca::RcaBody>(c))), any),
+        "cmdb.items.create" => {
+            (Some(reference(&schema_of::<crate::cmdb::CreateItemBody>(c))), reference(&schema_of::<atlas_cmdb::ConfigurationItem>(c)))
+        }
+        "cmdb.items.list" => (None, list_of("items", reference(&schema_of::<atlas_cmdb::ConfigurationItem>(c)))),
+        "cmdb.items.get" => (None, reference(&schema_of::<atlas_cmdb::ConfigurationItem>(c))),
+        "cmdb.relationships.create" => {
+            (Some(reference(&schema_of::<crate::cmdb::RelateBody>(c))), reference(&schema_of::<atlas_cmdb::Relationship>(c)))
+        }
+        "cmdb.impact" => (None, reference(&schema_of::<atlas_cmdb::Impact>(c))),
+        "changes.create" => {
+            (Some(reference(&schema_of::<crate::changes::CreateChangeBody>(c))), reference(&schema_of::<atlas_itsm::ChangeRequest>(c)))
+        }
+        "changes.list" => (None, list_of("changes", reference(&schema_of::<atlas_itsm::ChangeRequest>(c)))),
+        "changes.get" => (None, reference(&schema_of::<atlas_itsm::ChangeRequest>(c))),
+        "changes.update" => {
+            (Some(reference(&schema_of::<crate::changes::UpdateChangeBody>(c))), reference(&schema_of::<atlas_itsm::ChangeRequest>(c)))
+        }
+        "changes.approve" => (
+            Some(reference(&schema_of::<crate::changes::ApprovalBody>(c))),
+            json!({"type": "object", "properties": {"approval": reference(&schema_of::<atlas_itsm::Approval>(c)), "change": reference(&schema_of::<atlas_itsm::ChangeRequest>(c))}}),
+        ),
+        "blackouts.create" => {
+            (Some(reference(&schema_of::<crate::changes::CreateBlackoutBody>(c))), reference(&schema_of::<atlas_itsm::Blackout>(c)))
+        }
+        "blackouts.list" => (None, list_of("blackouts", reference(&schema_of::<atlas_itsm::Blackout>(c)))),
+        "catalog.create" => (
+            Some(reference(&schema_of::<crate::service_requests::CreateCatalogItemBody>(c))),
+            reference(&schema_of::<atlas_itsm::CatalogItem>(c)),
+        ),
+        "catalog.list" => (None, list_of("items", reference(&schema_of::<atlas_itsm::CatalogItem>(c)))),
+        "requests.create" => (
+            Some(reference(&schema_of::<crate::service_requests::CreateRequestBody>(c))),
+            reference(&schema_of::<atlas_itsm::ServiceRequest>(c)),
+        ),
+        "requests.list" => (None, list_of("requests", reference(&schema_of::<atlas_itsm::ServiceRequest>(c)))),
+        "requests.get" => (None, reference(&schema_of::<atlas_itsm::ServiceRequest>(c))),
+        "requests.update" => (
+            Some(reference(&schema_of::<crate::service_requests::UpdateRequestBody>(c))),
+            reference(&schema_of::<atlas_itsm::ServiceRequest>(c)),
+        ),
+        "rca.analyse" => (Some(reference(&schema_of::<crate::rca::RcaBody>(c))), reference(&schema_of::<atlas_itsm::Analysis>(c))),
         _ => (None, any),
     }
 }

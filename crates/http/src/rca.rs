@@ -32,9 +32,6 @@ pub struct RcaBody {
 }
 
 async fn analyse(State(state): State<AppState>, Caller(caller): Caller, body: JsonBody<RcaBody>) -> Result<Response, ApiError> {
-    let Some(root_causes) = &state.root_causes else {
-        return Err(ApiError::not_found("incident"));
-    };
-    let analysis = root_causes.analyse(caller.org_id, body.value.incident_id.trim()).await?;
+    let analysis = state.root_causes.analyse(caller.org_id, body.value.incident_id.trim()).await?;
     Ok(Envelope::ok(analysis).into_response())
 }

@@ -69,6 +69,5 @@ pub struct AppState {
     pub cmdb: Arc<atlas_cmdb::Cmdb>,
     pub changes: Arc<atlas_itsm::Changes>,
     pub service_desk: Arc<atlas_itsm::ServiceDesk>,
-    /// Root-cause analysis; `None` when no incident history is wired (RCA answers 404).
-    pub root_causes: Option<Arc<atlas_itsm::RootCauses>>,
+    pub root_causes: Arc<atlas_itsm::RootCauses>,
 }

@@ -17,10 +17,13 @@ typed_id!(
 
 /// A period during which the listed items must not be changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Blackout {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: BlackoutId,
     #[serde(skip)]
     pub org_id: OrgId,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub ci_ids: Vec<CiId>,
     #[serde(with = "time::serde::rfc3339")]
     pub start: OffsetDateTime,
@@ -48,7 +51,9 @@ pub struct InRadius {
 
 /// One reason a change cannot be scheduled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Violation {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub blackout_id: BlackoutId,
     pub blackout_reason: String,
     #[serde(with = "time::serde::rfc3339")]
@@ -56,10 +61,12 @@ pub struct Violation {
     #[serde(with = "time::serde::rfc3339")]
     pub blackout_end: OffsetDateTime,
     /// The blacked-out item in the blast radius.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub ci_id: CiId,
     /// Hops from the changed item (0: the changed item itself).
     pub depth: u32,
     /// From the changed item to `ci_id`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub path: Vec<CiId>,
 }
 

@@ -20,7 +20,9 @@ typed_id!(
 
 /// Something people can request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogItem {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: CatalogItemId,
     #[serde(skip)]
     pub org_id: OrgId,
@@ -33,6 +35,7 @@ pub struct CatalogItem {
 
 /// Where a service request stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     #[serde(alias = "PendingApproval", alias = "PENDING_APPROVAL")]
@@ -77,10 +80,13 @@ impl RequestStatus {
 
 /// A request made from the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServiceRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ServiceRequestId,
     #[serde(skip)]
     pub org_id: OrgId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub catalog_item_id: CatalogItemId,
     pub requested_by: String,
     pub status: RequestStatus,

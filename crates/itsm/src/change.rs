@@ -27,6 +27,7 @@ typed_id!(
 
 /// The kind of change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeType {
     /// Pre-approved: submitting approves it (quorum 0).
@@ -56,6 +57,7 @@ impl ChangeType {
 
 /// How risky a change is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
     #[serde(alias = "Low", alias = "LOW")]
@@ -88,6 +90,7 @@ impl RiskLevel {
 
 /// Where a change stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ChangeStatus {
     #[serde(alias = "Draft", alias = "DRAFT")]
@@ -167,6 +170,7 @@ impl ChangeStatus {
 
 /// When a change entered each state it has been in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusTimes {
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<OffsetDateTime>,
@@ -205,6 +209,7 @@ impl StatusTimes {
 
 /// An approver's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     #[serde(alias = "Approve", alias = "APPROVE", alias = "approved")]
@@ -234,8 +239,11 @@ impl Decision {
 
 /// One recorded decision: immutable once recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approval {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ApprovalId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub change_id: ChangeId,
     /// The credential that decided (`key_…`, `usr_…`).
     pub approver: String,
@@ -247,7 +255,9 @@ pub struct Approval {
 
 /// A change request as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub id: ChangeId,
     #[serde(skip)]
     pub org_id: OrgId,
@@ -265,6 +275,7 @@ pub struct ChangeRequest {
     pub rollback_plan: Option<String>,
     pub requested_by: Option<String>,
     /// The configuration items the change touches.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub ci_ids: Vec<CiId>,
     /// Approvals needed (fixed at creation from the type's quorum).
     pub quorum: u32,

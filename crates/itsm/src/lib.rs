@@ -7,6 +7,7 @@
 pub mod blackout;
 pub mod catalog;
 pub mod change;
+mod incident_records;
 pub mod rca;
 
 pub use blackout::{violations, Blackout, BlackoutId, InRadius, Violation};
@@ -15,6 +16,7 @@ pub use change::{
     Approval, ApprovalId, ChangeId, ChangeRequest, ChangeStatus, ChangeType, Decision, DecisionRefused, InvalidTransition, RiskLevel,
     StatusTimes,
 };
+pub use incident_records::{IncidentRecords, MAX_EARLIER_INCIDENTS};
 pub use rca::{Analysis, IncidentFacts, IncidentHistory, RcaConfig};
 
 use async_trait::async_trait;

@@ -30,6 +30,7 @@ pub const RISK_WEIGHT: f64 = 0.2;
 
 /// What the analysis needs to know about an incident.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IncidentFacts {
     pub id: String,
     pub reference: String,
@@ -77,6 +78,7 @@ impl Default for RcaConfig {
 
 /// What a candidate is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CandidateKind {
     Change,
@@ -85,6 +87,7 @@ pub enum CandidateKind {
 
 /// The three components of a score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Components {
     pub time_proximity: f64,
     pub graph_distance: f64,
@@ -93,6 +96,7 @@ pub struct Components {
 
 /// One candidate cause.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Candidate {
     pub rank: u32,
     pub kind: CandidateKind,
@@ -120,6 +124,7 @@ pub struct Candidate {
 
 /// The window searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Window {
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,
@@ -129,6 +134,7 @@ pub struct Window {
 
 /// The weights of the score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Weights {
     pub time_proximity: f64,
     pub graph_distance: f64,
@@ -137,6 +143,7 @@ pub struct Weights {
 
 /// `POST /v1/atlas/rca`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Analysis {
     pub incident: IncidentFacts,
     pub window: Window,

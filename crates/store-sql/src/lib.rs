@@ -54,12 +54,14 @@ pub mod entity;
 mod error;
 mod events;
 mod idempotency;
+mod incidents;
 mod itsm;
 mod journal;
 mod outbox;
 mod runs;
 mod webhook_queue;
 mod webhooks;
+// mod runbooks;
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;

@@ -1,0 +1,1 @@
+//! Runbook suite (in progress).
