@@ -102,7 +102,8 @@ async fn scenario(server: TestServer, clock: ManualClock) {
     assert_eq!(first["distance"], 1);
     assert_eq!(first["path"], json!([app, api]));
     assert_eq!(first["seconds_before_trigger"], 1800);
-    assert_eq!(first["components"]["time_proximity"], 0.7071);
+    let half_an_hour = (0.5_f64.sqrt() * 10_000.0).round() / 10_000.0;
+    assert_eq!(first["components"]["time_proximity"], half_an_hour, "0.5 ^ (1800 s / 3600 s), to 4 decimals");
     assert_eq!(first["components"]["graph_distance"], 0.5);
     assert_eq!(first["components"]["risk"], 0.5);
 

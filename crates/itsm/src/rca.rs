@@ -302,7 +302,7 @@ mod tests {
         let ids: Vec<&str> = analysis.candidates.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, vec![near.id.to_string(), far.id.to_string()], "ranked by proximity; the change after the trigger is absent");
         assert_eq!(analysis.candidates[0].components.graph_distance, 0.5);
-        assert_eq!(analysis.candidates[0].components.time_proximity, 0.7071);
+        assert_eq!(analysis.candidates[0].components.time_proximity, round4(0.5_f64.sqrt()), "half a half-life");
     }
 
     proptest! {
