@@ -107,6 +107,10 @@ on_both_backends!(impact_across_three_levels_with_a_cycle, Options::default(), |
     assert_eq!(their_impact.status, StatusCode::NOT_FOUND);
     let their_list = server.call(Method::GET, "/v1/atlas/cmdb/items", Some(&other), None).await;
     assert_eq!(their_list.data()["items"].as_array().unwrap().len(), 0);
+    let created = server.call(Method::POST, "/v1/atlas/cmdb/items", Some(&key), Some(json!({"name": "probe", "class": "server"}))).await;
+    let probe = created.data()["id"].as_str().unwrap();
+    let read = server.call(Method::GET, &format!("/v1/atlas/cmdb/items/{probe}"), Some(&key), None).await;
+    assert_eq!(read.data(), created.data(), "an item reads back exactly as its creation answered, times included");
     let (_, reader) = server.mint(&["atlas.cmdb.read"]).await;
     let refused = server.call(Method::POST, "/v1/atlas/cmdb/items", Some(&reader), Some(json!({"name": "x", "class": "server"}))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);

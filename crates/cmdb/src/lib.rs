@@ -101,6 +101,13 @@ impl From<CmdbStoreError> for CmdbError {
     }
 }
 
+/// The clock's instant at microsecond precision, as stored: an answer shows the same times a
+/// later read does.
+fn now(clock: &dyn Clock) -> time::OffsetDateTime {
+    let at = clock.now();
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at)
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> CmdbError {
     CmdbError::Invalid { field, message: message.into() }
 }
@@ -203,7 +210,7 @@ impl Cmdb {
         if serde_json::to_vec(&attributes).map_or(usize::MAX, |b| b.len()) > MAX_ATTRIBUTES_BYTES {
             return Err(invalid("attributes", format!("at most {MAX_ATTRIBUTES_BYTES} bytes")));
         }
-        let now = self.clock.now();
+        let now = now(self.clock.as_ref());
         let item =
             ConfigurationItem { id: CiId::generate(), org_id, name, class, environment, attributes, created_at: now, updated_at: now };
         self.store.insert_item(&item, &journal.entry(&item)).await?;
@@ -261,7 +268,7 @@ impl Cmdb {
             source_id: new.source_id,
             target_id: new.target_id,
             kind: new.kind,
-            created_at: self.clock.now(),
+            created_at: now(self.clock.as_ref()),
         };
         self.store.insert_relationship(&relationship, &journal.entry(&relationship)).await?;
         Ok(relationship)

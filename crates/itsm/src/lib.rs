@@ -221,6 +221,13 @@ impl From<CmdbError> for ItsmError {
     }
 }
 
+/// The clock's instant at microsecond precision, as stored: an answer shows the same times a
+/// later read does.
+fn now(clock: &dyn Clock) -> time::OffsetDateTime {
+    let at = clock.now();
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000).unwrap_or(at)
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> ItsmError {
     ItsmError::Invalid { field, message: message.into() }
 }
@@ -349,7 +356,7 @@ impl Changes {
             }
         }
         let ci_ids = self.known_items(org_id, "ci_ids", new.ci_ids).await?;
-        let now = self.clock.now();
+        let now = now(self.clock.as_ref());
         let change = ChangeRequest {
             id: ChangeId::generate(),
             org_id,
@@ -416,7 +423,7 @@ impl Changes {
         for _ in 0..CAS_ATTEMPTS {
             let mut change = self.get(org_id, id).await?;
             let (from, expected) = (change.status, change.version);
-            change.request(to, self.clock.now()).map_err(|e| ItsmError::InvalidTransition {
+            change.request(to, now(self.clock.as_ref())).map_err(|e| ItsmError::InvalidTransition {
                 from: e.from.as_str(),
                 to: e.to.as_str(),
                 allowed: e.allowed.iter().map(|s| s.as_str()).collect(),
@@ -461,7 +468,8 @@ impl Changes {
         for _ in 0..CAS_ATTEMPTS {
             let mut change = self.get(org_id, id).await?;
             let expected = change.version;
-            let approval = change.decide(approver, decision, comment.clone(), self.clock.now()).map_err(ItsmError::DecisionRefused)?;
+            let approval =
+                change.decide(approver, decision, comment.clone(), now(self.clock.as_ref())).map_err(ItsmError::DecisionRefused)?;
             let decided = Decided { change, approval };
             match self.store.save_change(&decided.change, expected, Some(&decided.approval), &journal.entry(&decided)).await {
                 Ok(()) => return Ok(decided),
@@ -485,8 +493,15 @@ impl Changes {
         }
         let reason = title("reason", &new.reason)?;
         let ci_ids = self.known_items(org_id, "ci_ids", new.ci_ids).await?;
-        let blackout =
-            Blackout { id: BlackoutId::generate(), org_id, ci_ids, start: new.start, end: new.end, reason, created_at: self.clock.now() };
+        let blackout = Blackout {
+            id: BlackoutId::generate(),
+            org_id,
+            ci_ids,
+            start: new.start,
+            end: new.end,
+            reason,
+            created_at: now(self.clock.as_ref()),
+        };
         self.store.insert_blackout(&blackout, &journal.entry(&blackout)).await?;
         Ok(blackout)
     }
@@ -575,7 +590,7 @@ impl ServiceDesk {
             name: title("name", &new.name)?,
             description: text("description", new.description)?,
             requires_approval: new.requires_approval,
-            created_at: self.clock.now(),
+            created_at: now(self.clock.as_ref()),
         };
         self.store.insert_catalog_item(&item, &journal.entry(&item)).await?;
         Ok(item)
@@ -601,7 +616,7 @@ impl ServiceDesk {
     ) -> Result<ServiceRequest, ItsmError> {
         let requested_by = title("requested_by", &new.requested_by)?;
         let item = self.store.catalog_item(org_id, new.catalog_item_id).await?.ok_or(ItsmError::NotFound("catalog item"))?;
-        let now = self.clock.now();
+        let now = now(self.clock.as_ref());
         let request = ServiceRequest {
             id: ServiceRequestId::generate(),
             org_id,
@@ -653,7 +668,7 @@ impl ServiceDesk {
         for _ in 0..CAS_ATTEMPTS {
             let mut request = self.get(org_id, id).await?;
             let (from, expected) = (request.status, request.version);
-            request.advance(to, actor, comment.clone(), self.clock.now()).map_err(|e| ItsmError::InvalidTransition {
+            request.advance(to, actor, comment.clone(), now(self.clock.as_ref())).map_err(|e| ItsmError::InvalidTransition {
                 from: e.from.as_str(),
                 to: e.to.as_str(),
                 allowed: e.allowed.iter().map(|s| s.as_str()).collect(),
