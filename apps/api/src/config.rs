@@ -48,6 +48,9 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
     pub database_pool: u32,
+    /// A resolved incident whose dedup key fires again within this long is reopened
+    /// (`ATLAS_INCIDENT_REOPEN_WINDOW`, default 1h).
+    pub incident_reopen_window: time::Duration,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -71,6 +74,7 @@ struct FileSettings {
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
+    incident_reopen_window: Option<String>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -88,6 +92,22 @@ pub struct SettingError {
 
 fn bad(name: &str, message: impl Into<String>) -> SettingError {
     SettingError { name: name.to_owned(), message: message.into() }
+}
+
+/// A duration written `90s`, `30m`, `1h` or `2d`.
+fn parse_duration(name: &str, value: &str) -> Result<time::Duration, SettingError> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h")))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h"))),
+    };
+    Ok(time::Duration::seconds(seconds))
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
@@ -231,6 +251,11 @@ impl Settings {
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
+        let reopen_text = pick("ATLAS_INCIDENT_REOPEN_WINDOW", from_file.incident_reopen_window).unwrap_or_else(|| "1h".into());
+        let incident_reopen_window = parse_duration("ATLAS_INCIDENT_REOPEN_WINDOW", &reopen_text)?;
+        if incident_reopen_window < time::Duration::ZERO || incident_reopen_window > time::Duration::days(30) {
+            return Err(bad("ATLAS_INCIDENT_REOPEN_WINDOW", "must be between 0s and 30d"));
+        }
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
@@ -256,6 +281,7 @@ impl Settings {
             workers,
             webhook_timeout_secs,
             database_pool,
+            incident_reopen_window,
         })
     }
 
@@ -312,9 +338,20 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "an hour"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "31d"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_reopen_window_reads_seconds_minutes_and_hours() {
+        assert_eq!(Settings::load(None, &env(&[])).unwrap().incident_reopen_window, time::Duration::hours(1));
+        for (text, seconds) in [("90s", 90), ("30m", 1800), ("2h", 7200)] {
+            let s = Settings::load(None, &env(&[("ATLAS_INCIDENT_REOPEN_WINDOW", text)])).unwrap();
+            assert_eq!(s.incident_reopen_window, time::Duration::seconds(seconds), "{text}");
         }
     }
 

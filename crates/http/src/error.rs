@@ -35,6 +35,8 @@ pub enum ErrorCode {
     RateLimited,
     ProviderUnavailable,
     InternalError,
+    /// A runbook run's plan hash no longer matches the current plan.
+    PlanStale,
 }
 
 impl ErrorCode {
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::PlanStale => "PLAN_STALE",
         }
     }
 
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::PlanStale => StatusCode::CONFLICT,
         }
     }
 
@@ -102,6 +106,7 @@ impl ErrorCode {
                 | ErrorCode::VersionConflict
                 | ErrorCode::Conflict
                 | ErrorCode::NotFound
+                | ErrorCode::PlanStale
         )
     }
 }

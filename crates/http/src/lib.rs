@@ -3,11 +3,13 @@
 //! metrics and the generated OpenAPI document. Embedders build the router with their own
 //! adapters through [`AppState`] and [`router`].
 
+mod alerts;
 mod api;
 mod auth;
 mod envelope;
 mod error;
 mod extract;
+mod incidents;
 mod jwt;
 mod messaging;
 mod metrics;
@@ -16,6 +18,7 @@ mod openapi;
 mod ratelimit;
 mod request_id;
 mod routes;
+mod runbooks;
 mod state;
 mod webhooks;
 

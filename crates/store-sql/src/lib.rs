@@ -56,10 +56,10 @@ mod idempotency;
 mod incidents;
 mod journal;
 mod outbox;
+mod runbooks;
 mod runs;
 mod webhook_queue;
 mod webhooks;
-// mod runbooks;
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
