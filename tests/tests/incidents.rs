@@ -429,3 +429,20 @@ mod mtta_and_mttr {
         metrics_scenario(server, clock).await;
     }
 }
+
+on_both_backends!(a_retried_create_with_one_idempotency_key_creates_one_incident, Options::default(), |server| {
+    let headers = [("idempotency-key", "create-inc-1")];
+    let first = server.send(Method::POST, "/v1/atlas/incidents", Some(&server.admin_key), Some(seed_incident()), &headers).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
+    let again = server.send(Method::POST, "/v1/atlas/incidents", Some(&server.admin_key), Some(seed_incident()), &headers).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.data()["reference"], first.data()["reference"], "the replay is the first answer");
+    let listed = server.call(Method::GET, "/v1/atlas/incidents", Some(&server.admin_key), None).await;
+    assert_eq!(listed.data()["incidents"].as_array().unwrap().len(), 1, "one incident for one key");
+    let runs = server.call(Method::GET, "/v1/atlas/runs?operation=incidents.create", Some(&server.admin_key), None).await;
+    assert_eq!(runs.data()["runs"].as_array().unwrap().len(), 1, "one run for one execution: {:?}", runs.body);
+    let other = json!({"title": "another", "severity": "P2"});
+    let reused = server.send(Method::POST, "/v1/atlas/incidents", Some(&server.admin_key), Some(other), &headers).await;
+    assert_eq!(reused.code(), "IDEMPOTENCY_KEY_REUSED");
+});

@@ -352,7 +352,7 @@ async fn metrics(
     let from = q.from.as_deref().map(|t| parse_time("from", t)).transpose()?;
     let to = q.to.as_deref().map(|t| parse_time("to", t)).transpose()?;
     let severity = parse_severity(q.severity.as_deref())?;
-    let (each, summary, truncated) = state.incidents.metrics(caller.org_id, from, to, severity).await?;
+    let atlas_incidents::MetricsReport { each, summary, truncated } = state.incidents.metrics(caller.org_id, from, to, severity).await?;
     let incidents = each
         .into_iter()
         .map(|(i, times)| IncidentMetrics {

@@ -75,7 +75,7 @@ fn execution_of(row: &runbook_executions::Model) -> Result<Execution, StoreError
         org_id: OrgId::from_uuid(row.org_id),
         runbook_id: RunbookId::from_uuid(row.runbook_id),
         runbook_version: row.runbook_version,
-        incident_id: row.incident_id.map(|u| atlas_kernel_incident_id(u)),
+        incident_id: row.incident_id.map(incident_id_text),
         status: ExecutionStatus::parse(&row.status).ok_or_else(|| corrupt(CONTEXT, format!("status {}", row.status)))?,
         plan_hash: row.plan_hash.clone(),
         parameters: from_json(CONTEXT, &row.parameters)?,
@@ -87,7 +87,7 @@ fn execution_of(row: &runbook_executions::Model) -> Result<Execution, StoreError
 }
 
 /// An incident id as the API shows it (`inc_…`), from the stored UUID.
-fn atlas_kernel_incident_id(u: uuid::Uuid) -> String {
+fn incident_id_text(u: uuid::Uuid) -> String {
     atlas_incidents::IncidentId::from_uuid(u).to_string()
 }
 

@@ -137,12 +137,7 @@ pub async fn each_execution_is_claimed_once_then_again_only_after_its_lease(stor
         let store = store.clone();
         move || {
             let store = store.clone();
-            async move {
-                match store.claim(now, Duration::minutes(5)).await.expect("claim") {
-                    Some(c) => Some(vec![c]),
-                    None => None,
-                }
-            }
+            async move { store.claim(now, Duration::minutes(5)).await.expect("claim").map(|c| vec![c]) }
         }
     };
     let claimed = crate::claim_concurrently(6, claimer).await;
