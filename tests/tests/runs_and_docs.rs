@@ -109,6 +109,21 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/atlas/itsm/requests/{id}", Some("atlas.requests.read")),
     ("patch", "/v1/atlas/itsm/requests/{id}", Some("atlas.requests.write")),
     ("post", "/v1/atlas/rca", Some("atlas.incidents.read")),
+    ("post", "/v1/atlas/incidents", Some("atlas.incidents.write")),
+    ("get", "/v1/atlas/incidents", Some("atlas.incidents.read")),
+    ("get", "/v1/atlas/incidents/metrics", Some("atlas.incidents.read")),
+    ("get", "/v1/atlas/incidents/{id}", Some("atlas.incidents.read")),
+    ("patch", "/v1/atlas/incidents/{id}", Some("atlas.incidents.write")),
+    ("get", "/v1/atlas/incidents/{id}/timeline", Some("atlas.incidents.read")),
+    ("post", "/v1/atlas/alerts", Some("atlas.incidents.write")),
+    ("post", "/v1/atlas/alerts/alertmanager", Some("atlas.incidents.write")),
+    ("post", "/v1/atlas/runbooks", Some("atlas.runbooks.write")),
+    ("get", "/v1/atlas/runbooks", Some("atlas.runbooks.read")),
+    ("get", "/v1/atlas/runbooks/{id}", Some("atlas.runbooks.read")),
+    ("put", "/v1/atlas/runbooks/{id}", Some("atlas.runbooks.write")),
+    ("post", "/v1/atlas/runbooks/{id}/execute", Some("atlas.runbooks.execute")),
+    ("get", "/v1/atlas/runbooks/{id}/executions", Some("atlas.runbooks.read")),
+    ("get", "/v1/atlas/runbooks/{id}/executions/{execution_id}", Some("atlas.runbooks.read")),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +146,8 @@ async fn the_openapi_document_covers_every_route_with_its_scope() {
         let concrete = path
             .replace("{id}", "key_00000000000000000000000000000000")
             .replace("{provider_message_id}", "wamid.x")
-            .replace("{delivery_id}", "dlv_x");
+            .replace("{delivery_id}", "dlv_x")
+            .replace("{execution_id}", "rbx_x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = server.call(method.clone(), &concrete, None, None).await;
         assert_ne!(answer.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");

@@ -54,6 +54,9 @@ pub struct Settings {
     pub change_quorum_emergency: u32,
     /// How far before an incident root-cause analysis looks (`ATLAS_RCA_LOOK_BACK_SECS`, default 86400).
     pub rca_look_back_secs: u64,
+    /// A resolved incident whose dedup key fires again within this long is reopened
+    /// (`ATLAS_INCIDENT_REOPEN_WINDOW`, default 1h).
+    pub incident_reopen_window: time::Duration,
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -80,6 +83,7 @@ struct FileSettings {
     change_quorum_normal: Option<u64>,
     change_quorum_emergency: Option<u64>,
     rca_look_back_secs: Option<u64>,
+    incident_reopen_window: Option<String>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -97,6 +101,22 @@ pub struct SettingError {
 
 fn bad(name: &str, message: impl Into<String>) -> SettingError {
     SettingError { name: name.to_owned(), message: message.into() }
+}
+
+/// A duration written `90s`, `30m`, `1h` or `2d`.
+fn parse_duration(name: &str, value: &str) -> Result<time::Duration, SettingError> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h")))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h"))),
+    };
+    Ok(time::Duration::seconds(seconds))
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
@@ -243,6 +263,11 @@ impl Settings {
         let change_quorum_normal = number("ATLAS_CHANGE_QUORUM_NORMAL", from_file.change_quorum_normal, 1, 1..=20)? as u32;
         let change_quorum_emergency = number("ATLAS_CHANGE_QUORUM_EMERGENCY", from_file.change_quorum_emergency, 1, 1..=20)? as u32;
         let rca_look_back_secs = number("ATLAS_RCA_LOOK_BACK_SECS", from_file.rca_look_back_secs, 86_400, 60..=30 * 86_400)?;
+        let reopen_text = pick("ATLAS_INCIDENT_REOPEN_WINDOW", from_file.incident_reopen_window).unwrap_or_else(|| "1h".into());
+        let incident_reopen_window = parse_duration("ATLAS_INCIDENT_REOPEN_WINDOW", &reopen_text)?;
+        if incident_reopen_window < time::Duration::ZERO || incident_reopen_window > time::Duration::days(30) {
+            return Err(bad("ATLAS_INCIDENT_REOPEN_WINDOW", "must be between 0s and 30d"));
+        }
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
@@ -271,6 +296,7 @@ impl Settings {
             change_quorum_normal,
             change_quorum_emergency,
             rca_look_back_secs,
+            incident_reopen_window,
         })
     }
 
@@ -327,9 +353,20 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "an hour"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "31d"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_reopen_window_reads_seconds_minutes_and_hours() {
+        assert_eq!(Settings::load(None, &env(&[])).unwrap().incident_reopen_window, time::Duration::hours(1));
+        for (text, seconds) in [("90s", 90), ("30m", 1800), ("2h", 7200)] {
+            let s = Settings::load(None, &env(&[("ATLAS_INCIDENT_REOPEN_WINDOW", text)])).unwrap();
+            assert_eq!(s.incident_reopen_window, time::Duration::seconds(seconds), "{text}");
         }
     }
 

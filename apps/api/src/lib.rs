@@ -221,7 +221,7 @@ fn finish(
         idempotency: Arc::new(store.clone()),
         limiter,
         policies: Arc::new(policies),
-        clock,
+        clock: clock.clone(),
         jwt: Arc::new(JwtKeys::from_secret(&secrets.jwt)),
         metrics,
         readiness,
@@ -231,6 +231,22 @@ fn finish(
         changes,
         service_desk,
         root_causes,
+        incidents: Arc::new(atlas_incidents::Incidents::new(
+            Arc::new(store.clone()),
+            clock.clone(),
+            atlas_incidents::IncidentsConfig { reopen_window: settings.incident_reopen_window },
+        )),
+        runbooks: Arc::new(atlas_runbooks::Runbooks::new(
+            Arc::new(store.clone()),
+            Arc::new(atlas_webhook_sender::HttpSender::new()),
+            Arc::new(atlas_webhook_sender::DnsResolver),
+            clock.clone(),
+            atlas_runbooks::RunbooksConfig {
+                allow_private: settings.webhooks_allow_private,
+                step_timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
+                lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 60 + 5),
+            },
+        )),
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
@@ -340,6 +356,9 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     }
     if settings.workers {
         worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), shutdown.subscribe());
+    }
+    if settings.workers {
+        worker::spawn_runbook_worker(wiring.state.clone(), shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

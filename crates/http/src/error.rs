@@ -36,6 +36,8 @@ pub enum ErrorCode {
     ProviderUnavailable,
     InternalError,
     ChangeConflict,
+    /// A runbook run's plan hash no longer matches the current plan.
+    PlanStale,
 }
 
 impl ErrorCode {
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ChangeConflict => "CHANGE_CONFLICT",
+            ErrorCode::PlanStale => "PLAN_STALE",
         }
     }
 
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::PlanStale => StatusCode::CONFLICT,
         }
     }
 
@@ -107,6 +111,7 @@ impl ErrorCode {
                 | ErrorCode::Conflict
                 | ErrorCode::NotFound
                 | ErrorCode::ChangeConflict
+                | ErrorCode::PlanStale
         )
     }
 }

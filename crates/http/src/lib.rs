@@ -3,6 +3,7 @@
 //! metrics and the generated OpenAPI document. Embedders build the router with their own
 //! adapters through [`AppState`] and [`router`].
 
+mod alerts;
 mod api;
 mod auth;
 mod changes;
@@ -10,6 +11,7 @@ mod cmdb;
 mod envelope;
 mod error;
 mod extract;
+mod incidents;
 mod jwt;
 mod messaging;
 mod metrics;
@@ -20,6 +22,7 @@ mod rca;
 mod request_id;
 mod routes;
 mod service_requests;
+mod runbooks;
 mod state;
 mod webhooks;
 

@@ -99,6 +99,36 @@ fn bodies(op: &str, c: &mut Map<String, Value>) -> (Option<Value>, Value) {
             reference(&schema_of::<atlas_itsm::ServiceRequest>(c)),
         ),
         "rca.analyse" => (Some(reference(&schema_of::<crate::rca::RcaBody>(c))), reference(&schema_of::<atlas_itsm::Analysis>(c))),
+        "incidents.create" => (
+            Some(reference(&schema_of::<crate::incidents::CreateIncidentBody>(c))),
+            reference(&schema_of::<crate::incidents::IncidentAnswer>(c)),
+        ),
+        "incidents.update" => (
+            Some(reference(&schema_of::<crate::incidents::UpdateIncidentBody>(c))),
+            reference(&schema_of::<crate::incidents::IncidentAnswer>(c)),
+        ),
+        "incidents.list" => (None, reference(&schema_of::<crate::incidents::IncidentList>(c))),
+        "incidents.get" => (None, reference(&schema_of::<atlas_incidents::Incident>(c))),
+        "incidents.timeline" => (None, reference(&schema_of::<crate::incidents::TimelineAnswer>(c))),
+        "incidents.metrics" => (None, reference(&schema_of::<crate::incidents::MetricsAnswer>(c))),
+        "alerts.create" => {
+            (Some(reference(&schema_of::<crate::alerts::AlertBody>(c))), reference(&schema_of::<crate::alerts::AlertAnswer>(c)))
+        }
+        "alerts.alertmanager" => (
+            Some(reference(&schema_of::<atlas_incidents::AlertmanagerPayload>(c))),
+            reference(&schema_of::<crate::alerts::AlertmanagerAnswer>(c)),
+        ),
+        "runbooks.create" | "runbooks.replace" => {
+            (Some(reference(&schema_of::<crate::runbooks::RunbookBody>(c))), reference(&schema_of::<atlas_runbooks::Runbook>(c)))
+        }
+        "runbooks.list" => (None, reference(&schema_of::<crate::runbooks::RunbookList>(c))),
+        "runbooks.get" => (None, reference(&schema_of::<atlas_runbooks::Runbook>(c))),
+        "runbooks.execute" => (
+            Some(reference(&schema_of::<crate::runbooks::ExecuteBody>(c))),
+            json!({"oneOf": [reference(&schema_of::<crate::runbooks::DryRunAnswer>(c)), reference(&schema_of::<atlas_runbooks::Execution>(c))]}),
+        ),
+        "runbooks.executions" => (None, reference(&schema_of::<crate::runbooks::ExecutionList>(c))),
+        "runbooks.execution" => (None, reference(&schema_of::<atlas_runbooks::Execution>(c))),
         _ => (None, any),
     }
 }

@@ -22,4 +22,7 @@ pub use model::{
     MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
 pub use ports::{Applied, IncidentFilter, IncidentStore, NewIncident, Outcome, Plan, Step, Target};
-pub use service::{CreateIncident, Incidents, IncidentsConfig, UpdateIncident, DEFAULT_REOPEN_WINDOW};
+pub use service::{
+    alert_plan, incident_events, CreateIncident, Incidents, IncidentsConfig, MetricsReport, UpdateIncident, DEFAULT_REOPEN_WINDOW,
+    MAX_METRICS_INCIDENTS,
+};

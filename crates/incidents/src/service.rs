@@ -38,6 +38,15 @@ impl Default for IncidentsConfig {
     }
 }
 
+/// MTTA and MTTR over a window: each incident's, the aggregate, and whether more incidents
+/// matched than one answer covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsReport {
+    pub each: Vec<(Incident, IncidentTimes)>,
+    pub summary: MetricsSummary,
+    pub truncated: bool,
+}
+
 /// A create request, checked at the edge for shape, here for content.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateIncident {
@@ -145,7 +154,7 @@ impl Incidents {
         optional("dedup_key", &request.dedup_key, 200)?;
         check_ci_ids(&request.ci_ids)?;
         let severity = request.severity.ok_or(IncidentError::Invalid { field: "severity", message: "required: P1 to P5".into() })?;
-        let now = self.clock.now();
+        let now = now_us(&*self.clock);
         let window = self.config.reopen_window;
         let new = NewIncident {
             id: IncidentId::generate(),
@@ -187,7 +196,7 @@ impl Incidents {
         optional("resolved_by", &request.resolved_by, 200)?;
         optional("note", &request.note, MAX_TEXT_CHARS)?;
         optional("resolution_notes", &request.resolution_notes, MAX_TEXT_CHARS)?;
-        let now = self.clock.now();
+        let now = now_us(&*self.clock);
         let decide = |candidates: &[Incident]| {
             let current = candidates.first().ok_or(IncidentError::NotFound)?;
             if let Some(expected) = if_match {
@@ -225,7 +234,7 @@ impl Incidents {
                 });
             }
         }
-        let now = self.clock.now();
+        let now = now_us(&*self.clock);
         let window = self.config.reopen_window;
         let deciders: Vec<_> = alerts
             .iter()
@@ -276,7 +285,7 @@ impl Incidents {
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
         severity: Option<Severity>,
-    ) -> Result<(Vec<(Incident, IncidentTimes)>, MetricsSummary, bool), IncidentError> {
+    ) -> Result<MetricsReport, IncidentError> {
         if let (Some(f), Some(t)) = (from, to) {
             if t <= f {
                 return Err(IncidentError::Invalid { field: "to", message: "must be after from".into() });
@@ -294,7 +303,7 @@ impl Incidents {
             })
             .collect();
         let summary = aggregate(&each.iter().map(|(_, t)| *t).collect::<Vec<_>>());
-        Ok((each, summary, truncated))
+        Ok(MetricsReport { each, summary, truncated })
     }
 }
 
@@ -462,3 +471,10 @@ fn apply_update(current: &Incident, who: &str, request: &UpdateIncident, now: Of
 
 #[cfg(test)]
 mod tests;
+
+/// The clock's instant truncated to the microsecond, the precision stores keep, so an answer
+/// shows the times a later read returns.
+fn now_us(clock: &dyn Clock) -> time::OffsetDateTime {
+    let now = clock.now();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}

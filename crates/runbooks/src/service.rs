@@ -85,7 +85,7 @@ impl Runbooks {
         journal: &dyn Journal<Runbook, JournalEntry>,
     ) -> Result<Runbook, RunbookError> {
         draft.check()?;
-        let now = self.clock.now();
+        let now = now_us(&*self.clock);
         let runbook = Runbook {
             id: RunbookId::generate(),
             org_id,
@@ -113,7 +113,7 @@ impl Runbooks {
         journal: &dyn Journal<Runbook, JournalEntry>,
     ) -> Result<Runbook, RunbookError> {
         draft.check()?;
-        self.store.replace_runbook(org_id, id, &draft, self.clock.now(), journal).await
+        self.store.replace_runbook(org_id, id, &draft, now_us(&*self.clock), journal).await
     }
 
     /// One runbook.
@@ -170,6 +170,7 @@ impl Runbooks {
     ///
     /// # Errors
     /// `PlanStale`, `NotFound`, `Invalid`; `Store`.
+    #[allow(clippy::too_many_arguments)] // the run's inputs, each named as the API names it
     pub async fn execute(
         &self,
         org_id: OrgId,
@@ -216,7 +217,7 @@ impl Runbooks {
                     error: None,
                 })
                 .collect(),
-            created_at: self.clock.now(),
+            created_at: now_us(&*self.clock),
             started_at: None,
             finished_at: None,
         };
@@ -234,11 +235,11 @@ impl Runbooks {
     /// # Errors
     /// `Store`.
     pub async fn run_next(&self) -> Result<Option<StepRunReport>, RunbookError> {
-        let Some(claimed) = self.store.claim(self.clock.now(), self.config.lease).await? else {
+        let Some(claimed) = self.store.claim(now_us(&*self.clock), self.config.lease).await? else {
             return Ok(None);
         };
         let Claimed { mut execution, requests, secrets, attempt } = claimed;
-        execution.started_at = execution.started_at.or(Some(self.clock.now()));
+        execution.started_at = execution.started_at.or(Some(now_us(&*self.clock)));
         let mut failed = false;
         for (step, request) in execution.steps.iter_mut().zip(requests.iter()) {
             if failed {
@@ -258,7 +259,7 @@ impl Runbooks {
                 }
             }
         }
-        let now = self.clock.now();
+        let now = now_us(&*self.clock);
         execution.status = if failed { ExecutionStatus::Failed } else { ExecutionStatus::Succeeded };
         execution.finished_at = Some(now);
         let mut entry =
@@ -307,4 +308,11 @@ impl Runbooks {
             Err(e) => fail(step, format!("{}: {}", e.kind.code(), e.message)),
         }
     }
+}
+
+/// The clock's instant truncated to the microsecond, the precision stores keep, so an answer
+/// shows the times a later read returns.
+fn now_us(clock: &dyn Clock) -> time::OffsetDateTime {
+    let now = clock.now();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
 }

@@ -4,7 +4,8 @@
 //! Races are settled by the database:
 //! - the incidents a step designates are read `FOR UPDATE` on PostgreSQL, and a step keyed by a
 //!   dedup key first takes a transaction-scoped advisory lock of (organization, dedup key), so
-//!   two signals with one key, or two moves of one incident, are decided one after the other:
+//!   two signals with one key, or two moves of one incident, are decided one after the other
+//!   (a call takes all its dedup keys' locks first, in sorted order, so batches cannot deadlock):
 //!   of two concurrent transitions from one state exactly one wins, the other sees the new
 //!   state and is refused; on SQLite the one connection serialises all;
 //! - a changed incident is written with a compare-and-set on its version (a lost race would
@@ -294,6 +295,18 @@ impl SqlStore {
     }
 
     async fn apply_steps(&self, txn: &DatabaseTransaction, org_id: OrgId, steps: &[Step<'_>]) -> Result<Vec<Applied>, IncidentError> {
+        // Every dedup key's lock first, in one order, so two batches naming the same keys in
+        // different orders cannot deadlock (the locks are re-entrant within the transaction).
+        let keys: std::collections::BTreeSet<&str> = steps
+            .iter()
+            .filter_map(|s| match &s.target {
+                Target::DedupKey(k) => Some(k.as_str()),
+                _ => None,
+            })
+            .collect();
+        for key in keys {
+            self.lock_dedup_key(txn, org_id.as_uuid(), key).await?;
+        }
         let mut applied = Vec::with_capacity(steps.len());
         for step in steps {
             let found = self.designated(txn, org_id, &step.target).await?;

@@ -58,10 +58,10 @@ mod incidents;
 mod itsm;
 mod journal;
 mod outbox;
+mod runbooks;
 mod runs;
 mod webhook_queue;
 mod webhooks;
-// mod runbooks;
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
