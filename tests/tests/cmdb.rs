@@ -100,7 +100,7 @@ on_both_backends!(impact_across_three_levels_with_a_cycle, Options::default(), |
     assert_eq!(staging.data()["items"].as_array().unwrap().len(), 1);
 
     // Another organization sees nothing, and a read-only key cannot write.
-    let other = server.other_organization("Other").await;
+    let other = server.organization("Other").await;
     let theirs = server.call(Method::GET, &format!("/v1/atlas/cmdb/items/{db}"), Some(&other), None).await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND, "another organization never sees the item");
     let their_impact = server.call(Method::GET, &format!("/v1/atlas/cmdb/impact?ci_id={db}"), Some(&other), None).await;

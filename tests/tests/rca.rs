@@ -68,7 +68,7 @@ async fn analyse(server: &TestServer, key: &str, incident: &str) -> Value {
 }
 
 async fn scenario(server: TestServer, clock: ManualClock) {
-    let (org, key) = server.organization("Ops").await;
+    let (org, key) = server.create_organization("Ops").await;
     let org: OrgId = org.parse().expect("an organization id");
     let app = item(&server, &key, "checkout").await;
     let api = item(&server, &key, "payments-api").await;
@@ -115,7 +115,7 @@ async fn scenario(server: TestServer, clock: ManualClock) {
     );
     let missing = server.call(Method::POST, "/v1/atlas/rca", Some(&key), Some(json!({"incident_id": "INC-99999999"}))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-    let other = server.other_organization("Elsewhere").await;
+    let other = server.organization("Elsewhere").await;
     let theirs = server.call(Method::POST, "/v1/atlas/rca", Some(&other), Some(json!({"incident_id": reference}))).await;
     assert_eq!(theirs.status, StatusCode::NOT_FOUND, "another organization's incident is never analysed");
 }

@@ -55,7 +55,7 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/atlas/keys", Some("atlas.keys.read")),
     ("delete", "/v1/atlas/keys/{id}", Some("atlas.keys.write")),
     ("post", "/v1/atlas/orgs", Some("atlas.platform.admin")),
-    ("post", "/v1/atlas/auth/bootstrap", None),
+    ("post", "/v1/atlas/auth/bootstrap", Some("atlas.keys.write")),
     ("post", "/v1/atlas/auth/token", None),
     ("post", "/v1/atlas/auth/refresh", None),
     ("get", "/v1/atlas/runs", Some("atlas.runs.read")),
@@ -124,6 +124,9 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("post", "/v1/atlas/runbooks/{id}/execute", Some("atlas.runbooks.execute")),
     ("get", "/v1/atlas/runbooks/{id}/executions", Some("atlas.runbooks.read")),
     ("get", "/v1/atlas/runbooks/{id}/executions/{execution_id}", Some("atlas.runbooks.read")),
+    ("get", "/v1/atlas/docs/redoc.standalone.js", None),
+    ("get", "/v1/atlas/postman/collection.json", None),
+    ("get", "/v1/atlas/postman/environment.json", None),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
