@@ -265,8 +265,9 @@ async fn update(
         (Ok(k), Ok(v)) => (k, v),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
+    // The concrete path is in the fingerprint already (`Mutation::begin`); the expected
+    // version is not, so it joins the body.
     let mut raw = body.raw.clone();
-    raw["_incident"] = json!(id);
     if let Some(v) = expected {
         raw["_if_match"] = json!(v);
     }

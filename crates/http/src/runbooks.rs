@@ -14,7 +14,7 @@ use crate::routes::spec;
 use crate::state::AppState;
 use atlas_incidents::IncidentKey;
 use atlas_kernel::PageRequest;
-use atlas_runbooks::{Execution, ExecutionId, Parameter, Plan, Runbook, RunbookDraft, RunbookError, RunbookId, StepDef};
+use atlas_runbooks::{Execution, ExecutionId, Parameter, Plan, RunInputs, Runbook, RunbookDraft, RunbookError, RunbookId, StepDef};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -101,9 +101,7 @@ async fn replace(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let mut raw = body.raw.clone();
-    raw["_runbook"] = json!(id.to_string());
-    let mutation = begin!(state, "runbooks.replace", caller, headers, &raw);
+    let mutation = begin!(state, "runbooks.replace", caller, headers, &body.raw);
     let journal = |r: &Runbook| mutation.entry(None, None, StatusCode::OK, &json!(r), Some(r.id.to_string()), None);
     match state.runbooks.replace(caller.org_id, id, body.value.draft(), &journal).await {
         Ok(_) => mutation.respond().await,
@@ -198,9 +196,7 @@ async fn execute(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let mut raw = body.raw.clone();
-    raw["_runbook"] = json!(id.to_string());
-    let mut mutation = begin!(state, "runbooks.execute", caller, headers, &raw);
+    let mut mutation = begin!(state, "runbooks.execute", caller, headers, &body.raw);
     let b = body.value;
     let (incident_id, incident) = match incident_fields(&state, caller.org_id, b.incident_id.as_deref()).await {
         Ok(found) => found,
@@ -208,7 +204,11 @@ async fn execute(
     };
     if b.dry_run {
         mutation.set_operation("runbooks.dry_run");
-        let planned = match state.runbooks.dry_run(caller.org_id, id, incident_id, &incident, &b.parameters).await {
+        let planned = match state
+            .runbooks
+            .dry_run(caller.org_id, id, &RunInputs { incident_id, incident: &incident, parameters: &b.parameters, plan_hash: None })
+            .await
+        {
             Ok(p) => p,
             Err(e) => return mutation.fail(e.into()).await,
         };
@@ -220,7 +220,15 @@ async fn execute(
         return mutation.respond().await;
     }
     let journal = |e: &Execution| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(e), Some(e.id.to_string()), None);
-    let result = state.runbooks.execute(caller.org_id, id, incident_id, &incident, &b.parameters, b.plan_hash.as_deref(), &journal).await;
+    let result = state
+        .runbooks
+        .execute(
+            caller.org_id,
+            id,
+            &RunInputs { incident_id, incident: &incident, parameters: &b.parameters, plan_hash: b.plan_hash.as_deref() },
+            &journal,
+        )
+        .await;
     match result {
         Ok(_) => {
             state.wake.runbooks.notify_one();

@@ -17,4 +17,4 @@ pub use model::{
 };
 pub use plan::{plan, redact, Plan, PlannedRequest, PlannedStep, REDACTED};
 pub use ports::{Claimed, RunbookStore, StepCaller};
-pub use service::{Runbooks, RunbooksConfig, StepRunReport};
+pub use service::{RunInputs, Runbooks, RunbooksConfig, StepRunReport};

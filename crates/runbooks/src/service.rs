@@ -16,6 +16,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use time::Duration;
 
+/// What a run is planned from, each named as the API names it.
+#[derive(Debug, Clone)]
+pub struct RunInputs<'a> {
+    /// The incident the run is for (its reference or id), when there is one.
+    pub incident_id: Option<String>,
+    /// The incident's fields the steps' templates may use (`{{incident.title}}`).
+    pub incident: &'a BTreeMap<String, String>,
+    /// The caller's parameters, by name.
+    pub parameters: &'a BTreeMap<String, String>,
+    /// For a real run: the plan the caller saw, which must still be the current one.
+    pub plan_hash: Option<&'a str>,
+}
+
 /// Settings of the runbook use cases.
 #[derive(Debug, Clone, Copy)]
 pub struct RunbooksConfig {
@@ -153,16 +166,9 @@ impl Runbooks {
     ///
     /// # Errors
     /// `NotFound`, `Invalid`; `Store`.
-    pub async fn dry_run(
-        &self,
-        org_id: OrgId,
-        id: RunbookId,
-        incident_id: Option<String>,
-        incident: &BTreeMap<String, String>,
-        parameters: &BTreeMap<String, String>,
-    ) -> Result<Plan, RunbookError> {
+    pub async fn dry_run(&self, org_id: OrgId, id: RunbookId, inputs: &RunInputs<'_>) -> Result<Plan, RunbookError> {
         let runbook = self.store.runbook(org_id, id).await?;
-        Ok(plan(&runbook, incident_id, incident, parameters)?.0)
+        Ok(plan(&runbook, inputs.incident_id.clone(), inputs.incident, inputs.parameters)?.0)
     }
 
     /// Queues a real run of the current plan. With `plan_hash`, the current plan must be the
@@ -170,20 +176,17 @@ impl Runbooks {
     ///
     /// # Errors
     /// `PlanStale`, `NotFound`, `Invalid`; `Store`.
-    #[allow(clippy::too_many_arguments)] // the run's inputs, each named as the API names it
     pub async fn execute(
         &self,
         org_id: OrgId,
         id: RunbookId,
-        incident_id: Option<String>,
-        incident: &BTreeMap<String, String>,
-        parameters: &BTreeMap<String, String>,
-        plan_hash: Option<&str>,
+        inputs: &RunInputs<'_>,
         journal: &dyn Journal<Execution, JournalEntry>,
     ) -> Result<Execution, RunbookError> {
         let runbook = self.store.runbook(org_id, id).await?;
-        let (planned, requests) = plan(&runbook, incident_id, incident, parameters)?;
-        if let Some(expected) = plan_hash {
+        let parameters = inputs.parameters;
+        let (planned, requests) = plan(&runbook, inputs.incident_id.clone(), inputs.incident, parameters)?;
+        if let Some(expected) = inputs.plan_hash {
             if expected != planned.plan_hash {
                 return Err(RunbookError::PlanStale { expected: expected.to_owned(), actual: planned.plan_hash });
             }
