@@ -26,6 +26,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// The handler of a change route, if `operation` is one.
@@ -165,17 +166,18 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
 }
 
 /// `GET /v1/atlas/itsm/changes` query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
-    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
     pub status: Option<ChangeStatus>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,
 }
 
 /// A page of changes.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ChangesPage {
     pub changes: Vec<ChangeRequest>,
     pub next_cursor: Option<String>,
@@ -341,7 +343,8 @@ async fn create_blackout(
 }
 
 /// `GET /v1/atlas/itsm/blackouts` query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BlackoutsQuery {
     pub limit: Option<u64>,
@@ -349,7 +352,7 @@ pub struct BlackoutsQuery {
 }
 
 /// A page of blackouts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BlackoutsPage {
     pub blackouts: Vec<Blackout>,
     pub next_cursor: Option<String>,

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// The handler of a CMDB route, if `operation` is one.
@@ -91,7 +92,8 @@ async fn create_item(
 }
 
 /// `GET /v1/atlas/cmdb/items` query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ItemsQuery {
     pub class: Option<String>,
@@ -101,7 +103,7 @@ pub struct ItemsQuery {
 }
 
 /// A page of configuration items.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ItemsPage {
     pub items: Vec<ConfigurationItem>,
     pub next_cursor: Option<String>,
@@ -158,13 +160,14 @@ async fn relate(State(state): State<AppState>, Caller(caller): Caller, headers: 
 }
 
 /// `GET /v1/atlas/cmdb/impact` query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImpactQuery {
     pub ci_id: String,
     pub max_depth: Option<u32>,
     /// `downstream` (default) or `upstream`.
-    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
     pub direction: Option<Direction>,
 }
 

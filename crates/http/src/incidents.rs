@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// The handler of an incident route, if `operation` is one.
@@ -192,9 +193,10 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
 }
 
 /// `?status=&severity=&source=&ci=&from=&to=&limit=&cursor=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+pub struct ListQuery {
     status: Option<String>,
     severity: Option<String>,
     source: Option<String>,
@@ -313,9 +315,10 @@ async fn timeline(State(state): State<AppState>, Caller(caller): Caller, Path(id
 }
 
 /// `?from=&to=&severity=`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct MetricsQuery {
+pub struct MetricsQuery {
     from: Option<String>,
     to: Option<String>,
     severity: Option<String>,

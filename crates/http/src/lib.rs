@@ -19,6 +19,7 @@ mod messaging_contract;
 mod metrics;
 mod mutation;
 mod openapi;
+mod operations_contract;
 mod ratelimit;
 mod rca;
 mod reference;

@@ -586,7 +586,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a configuration item (seed 002's body)",
         "cmdb",
         true,
-    ),
+    )
+    .accepts::<crate::cmdb::CreateItemBody>()
+    .returns::<atlas_cmdb::ConfigurationItem>(),
     route(
         "GET",
         "/v1/atlas/cmdb/items",
@@ -596,7 +598,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Configuration items, newest first, by class and environment",
         "cmdb",
         false,
-    ),
+    )
+    .query::<crate::cmdb::ItemsQuery>()
+    .returns::<crate::cmdb::ItemsPage>(),
     route(
         "GET",
         "/v1/atlas/cmdb/items/{id}",
@@ -606,7 +610,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One configuration item",
         "cmdb",
         false,
-    ),
+    )
+    .returns::<atlas_cmdb::ConfigurationItem>(),
     route(
         "POST",
         "/v1/atlas/cmdb/relationships",
@@ -616,7 +621,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Relate two items: the source depends on the target (depends_on, runs_on, connects_to)",
         "cmdb",
         true,
-    ),
+    )
+    .accepts::<crate::cmdb::RelateBody>()
+    .returns::<atlas_cmdb::Relationship>(),
     route(
         "GET",
         "/v1/atlas/cmdb/impact",
@@ -626,7 +633,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The blast radius (downstream) or dependencies (upstream) of an item, each once with depth and a shortest path",
         "cmdb",
         false,
-    ),
+    )
+    .query::<crate::cmdb::ImpactQuery>()
+    .returns::<atlas_cmdb::Impact>(),
     route(
         "POST",
         "/v1/atlas/itsm/changes",
@@ -636,7 +645,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a change request (standard, normal or emergency) in draft",
         "changes",
         true,
-    ),
+    )
+    .accepts::<crate::changes::CreateChangeBody>()
+    .returns::<atlas_itsm::ChangeRequest>(),
     route(
         "GET",
         "/v1/atlas/itsm/changes",
@@ -646,7 +657,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Change requests, newest first, by status",
         "changes",
         false,
-    ),
+    )
+    .query::<crate::changes::ChangesQuery>()
+    .returns::<crate::changes::ChangesPage>(),
     route(
         "GET",
         "/v1/atlas/itsm/changes/{id}",
@@ -656,7 +669,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One change request with its approvals",
         "changes",
         false,
-    ),
+    )
+    .returns::<atlas_itsm::ChangeRequest>(),
     route(
         "PATCH",
         "/v1/atlas/itsm/changes/{id}",
@@ -666,7 +680,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Move a change through its state machine; scheduling is checked against blackouts across the blast radius",
         "changes",
         true,
-    ),
+    )
+    .accepts::<crate::changes::UpdateChangeBody>()
+    .returns::<atlas_itsm::ChangeRequest>(),
     route(
         "POST",
         "/v1/atlas/itsm/changes/{id}/approvals",
@@ -676,7 +692,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Record an approval or rejection (once per approver, only while submitted)",
         "changes",
         true,
-    ),
+    )
+    .accepts::<crate::changes::ApprovalBody>()
+    .returns::<crate::operations_contract::DecisionView>(),
     route(
         "POST",
         "/v1/atlas/itsm/blackouts",
@@ -686,7 +704,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a blackout window on configuration items",
         "changes",
         true,
-    ),
+    )
+    .accepts::<crate::changes::CreateBlackoutBody>()
+    .returns::<atlas_itsm::Blackout>(),
     route(
         "GET",
         "/v1/atlas/itsm/blackouts",
@@ -696,7 +716,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Blackout windows, newest first",
         "changes",
         false,
-    ),
+    )
+    .query::<crate::changes::BlackoutsQuery>()
+    .returns::<crate::changes::BlackoutsPage>(),
     route(
         "POST",
         "/v1/atlas/itsm/catalog",
@@ -706,7 +728,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Add an item to the service catalog",
         "requests",
         true,
-    ),
+    )
+    .accepts::<crate::service_requests::CreateCatalogItemBody>()
+    .returns::<atlas_itsm::CatalogItem>(),
     route(
         "GET",
         "/v1/atlas/itsm/catalog",
@@ -716,7 +740,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The service catalog",
         "requests",
         false,
-    ),
+    )
+    .query::<crate::service_requests::CatalogQuery>()
+    .returns::<crate::service_requests::CatalogPage>(),
     route(
         "POST",
         "/v1/atlas/itsm/requests",
@@ -726,7 +752,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Request a catalog item (approved at once when it needs no approval)",
         "requests",
         true,
-    ),
+    )
+    .accepts::<crate::service_requests::CreateRequestBody>()
+    .returns::<atlas_itsm::ServiceRequest>(),
     route(
         "GET",
         "/v1/atlas/itsm/requests",
@@ -736,7 +764,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Service requests, newest first, by status",
         "requests",
         false,
-    ),
+    )
+    .query::<crate::service_requests::RequestsQuery>()
+    .returns::<crate::service_requests::RequestsPage>(),
     route(
         "GET",
         "/v1/atlas/itsm/requests/{id}",
@@ -746,7 +776,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One service request",
         "requests",
         false,
-    ),
+    )
+    .returns::<atlas_itsm::ServiceRequest>(),
     route(
         "PATCH",
         "/v1/atlas/itsm/requests/{id}",
@@ -756,7 +787,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Approve, reject or fulfil a service request",
         "requests",
         true,
-    ),
+    )
+    .accepts::<crate::service_requests::UpdateRequestBody>()
+    .returns::<atlas_itsm::ServiceRequest>(),
     route(
         "POST",
         "/v1/atlas/rca",
@@ -767,7 +800,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "rca",
         false,
     )
-    .answers(200),
+    .answers(200)
+    .accepts::<crate::rca::RcaBody>()
+    .returns::<atlas_itsm::Analysis>(),
     route(
         "POST",
         "/v1/atlas/incidents",
@@ -777,7 +812,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create an incident, or fold it into the one its dedup_key points to (outcome created, appended or reopened)",
         "incidents",
         true,
-    ),
+    )
+    .accepts::<crate::incidents::CreateIncidentBody>()
+    .returns::<crate::incidents::IncidentAnswer>(),
     route(
         "GET",
         "/v1/atlas/incidents",
@@ -787,7 +824,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Incidents, newest first, filtered by status, severity, source, ci and time, with a cursor",
         "incidents",
         false,
-    ),
+    )
+    .query::<crate::incidents::ListQuery>()
+    .returns::<crate::incidents::IncidentList>(),
     route(
         "GET",
         "/v1/atlas/incidents/metrics",
@@ -797,7 +836,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "MTTA and MTTR per incident and aggregated, for incidents triggered in [from, to)",
         "incidents",
         false,
-    ),
+    )
+    .query::<crate::incidents::MetricsQuery>()
+    .returns::<crate::incidents::MetricsAnswer>(),
     route(
         "GET",
         "/v1/atlas/incidents/{id}",
@@ -807,7 +848,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One incident, by id or reference (INC-00000001), with its ETag",
         "incidents",
         false,
-    ),
+    )
+    .returns::<atlas_incidents::Incident>(),
     route(
         "PATCH",
         "/v1/atlas/incidents/{id}",
@@ -817,7 +859,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Move an incident along its state machine and edit its fields (If-Match)",
         "incidents",
         true,
-    ),
+    )
+    .accepts::<crate::incidents::UpdateIncidentBody>()
+    .returns::<crate::incidents::IncidentAnswer>(),
     route(
         "GET",
         "/v1/atlas/incidents/{id}/timeline",
@@ -827,7 +871,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "Every change of an incident, with its sequence number",
         "incidents",
         false,
-    ),
+    )
+    .returns::<crate::incidents::TimelineAnswer>(),
     route(
         "POST",
         "/v1/atlas/alerts",
@@ -838,7 +883,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "incidents",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .accepts::<crate::alerts::AlertBody>()
+    .returns::<crate::alerts::AlertAnswer>(),
     route(
         "POST",
         "/v1/atlas/alerts/alertmanager",
@@ -849,7 +896,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "incidents",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .accepts::<atlas_incidents::AlertmanagerPayload>()
+    .returns::<crate::alerts::AlertmanagerAnswer>(),
     route(
         "POST",
         "/v1/atlas/runbooks",
@@ -859,7 +908,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a runbook of manual and http steps",
         "runbooks",
         true,
-    ),
+    )
+    .accepts::<crate::runbooks::RunbookBody>()
+    .returns::<atlas_runbooks::Runbook>(),
     route(
         "GET",
         "/v1/atlas/runbooks",
@@ -869,8 +920,11 @@ pub static ROUTES: &[RouteSpec] = &[
         "Runbooks, newest first",
         "runbooks",
         false,
-    ),
-    route("GET", "/v1/atlas/runbooks/{id}", Some(Scope::RunbooksRead), Some(Reads), "runbooks.get", "One runbook", "runbooks", false),
+    )
+    .query::<crate::runbooks::PageQuery>()
+    .returns::<crate::runbooks::RunbookList>(),
+    route("GET", "/v1/atlas/runbooks/{id}", Some(Scope::RunbooksRead), Some(Reads), "runbooks.get", "One runbook", "runbooks", false)
+        .returns::<atlas_runbooks::Runbook>(),
     route(
         "PUT",
         "/v1/atlas/runbooks/{id}",
@@ -880,7 +934,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Replace a runbook's content (its version grows; earlier plans go stale)",
         "runbooks",
         true,
-    ),
+    )
+    .accepts::<crate::runbooks::RunbookBody>()
+    .returns::<atlas_runbooks::Runbook>(),
     route(
         "POST",
         "/v1/atlas/runbooks/{id}/execute",
@@ -891,7 +947,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "runbooks",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .or_answers(200)
+    .accepts::<crate::runbooks::ExecuteBody>()
+    .returns::<crate::operations_contract::ExecuteAnswer>(),
     route(
         "GET",
         "/v1/atlas/runbooks/{id}/executions",
@@ -901,7 +960,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "A runbook's executions, newest first, with their steps as run",
         "runbooks",
         false,
-    ),
+    )
+    .query::<crate::runbooks::PageQuery>()
+    .returns::<crate::runbooks::ExecutionList>(),
     route(
         "GET",
         "/v1/atlas/runbooks/{id}/executions/{execution_id}",
@@ -911,7 +972,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One execution with its steps as run",
         "runbooks",
         false,
-    ),
+    )
+    .returns::<atlas_runbooks::Execution>(),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

@@ -10,6 +10,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::{JsonBody, QueryParams};
 use crate::incidents::begin;
 use crate::mutation::{Mutation, Started};
+use crate::operations_contract::ExecuteAnswer;
 use crate::routes::spec;
 use crate::state::AppState;
 use atlas_incidents::IncidentKey;
@@ -22,6 +23,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// The handler of a runbook route, if `operation` is one.
@@ -109,9 +111,10 @@ async fn replace(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+pub struct PageQuery {
     limit: Option<u64>,
     cursor: Option<String>,
 }
@@ -212,14 +215,22 @@ async fn execute(
             Ok(p) => p,
             Err(e) => return mutation.fail(e.into()).await,
         };
-        let entry =
-            mutation.entry(None, None, StatusCode::OK, &json!(DryRunAnswer { dry_run: true, plan: planned }), Some(id.to_string()), None);
+        let entry = mutation.entry(
+            None,
+            None,
+            StatusCode::OK,
+            &json!(ExecuteAnswer::DryRun(DryRunAnswer { dry_run: true, plan: planned })),
+            Some(id.to_string()),
+            None,
+        );
         if let Err(e) = state.runs.record(&entry).await {
             return mutation.fail(e.into()).await;
         }
         return mutation.respond().await;
     }
-    let journal = |e: &Execution| mutation.entry(None, None, StatusCode::ACCEPTED, &json!(e), Some(e.id.to_string()), None);
+    let journal = |e: &Execution| {
+        mutation.entry(None, None, StatusCode::ACCEPTED, &json!(ExecuteAnswer::Queued(e.clone())), Some(e.id.to_string()), None)
+    };
     let result = state
         .runbooks
         .execute(

@@ -24,6 +24,7 @@ use axum::routing::{on, MethodFilter, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 
 /// The handler of a catalog or service request route, if `operation` is one.
@@ -85,7 +86,8 @@ async fn create_item(
 }
 
 /// A page query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogQuery {
     pub limit: Option<u64>,
@@ -93,7 +95,7 @@ pub struct CatalogQuery {
 }
 
 /// A page of the catalog.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CatalogPage {
     pub items: Vec<CatalogItem>,
     pub next_cursor: Option<String>,
@@ -142,17 +144,18 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
 }
 
 /// `GET /v1/atlas/itsm/requests` query.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestsQuery {
-    #[schema(value_type = Option<String>)]
+    #[param(value_type = Option<String>)]
     pub status: Option<RequestStatus>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,
 }
 
 /// A page of service requests.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RequestsPage {
     pub requests: Vec<ServiceRequest>,
     pub next_cursor: Option<String>,
