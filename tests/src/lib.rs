@@ -159,6 +159,11 @@ impl TestServer {
         self.create_organization(name).await.1
     }
 
+    /// The running server's adapters and use cases, for what no route does yet.
+    pub fn wiring(&self) -> &atlas_api::Wiring {
+        &self.server.as_ref().expect("the server runs").wiring
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

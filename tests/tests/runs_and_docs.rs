@@ -95,6 +95,40 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("delete", "/v1/atlas/channels/{id}", Some("atlas.channels.write")),
     ("post", "/v1/atlas/channels/{id}/templates/sync", Some("atlas.templates.write")),
     ("post", "/v1/atlas/conversations/{id}/read", Some("atlas.messages.send")),
+    ("post", "/v1/atlas/cmdb/items", Some("atlas.cmdb.write")),
+    ("get", "/v1/atlas/cmdb/items", Some("atlas.cmdb.read")),
+    ("get", "/v1/atlas/cmdb/items/{id}", Some("atlas.cmdb.read")),
+    ("post", "/v1/atlas/cmdb/relationships", Some("atlas.cmdb.write")),
+    ("get", "/v1/atlas/cmdb/impact", Some("atlas.cmdb.read")),
+    ("post", "/v1/atlas/itsm/changes", Some("atlas.changes.write")),
+    ("get", "/v1/atlas/itsm/changes", Some("atlas.changes.read")),
+    ("get", "/v1/atlas/itsm/changes/{id}", Some("atlas.changes.read")),
+    ("patch", "/v1/atlas/itsm/changes/{id}", Some("atlas.changes.write")),
+    ("post", "/v1/atlas/itsm/changes/{id}/approvals", Some("atlas.changes.write")),
+    ("post", "/v1/atlas/itsm/blackouts", Some("atlas.changes.write")),
+    ("get", "/v1/atlas/itsm/blackouts", Some("atlas.changes.read")),
+    ("post", "/v1/atlas/itsm/catalog", Some("atlas.requests.write")),
+    ("get", "/v1/atlas/itsm/catalog", Some("atlas.requests.read")),
+    ("post", "/v1/atlas/itsm/requests", Some("atlas.requests.write")),
+    ("get", "/v1/atlas/itsm/requests", Some("atlas.requests.read")),
+    ("get", "/v1/atlas/itsm/requests/{id}", Some("atlas.requests.read")),
+    ("patch", "/v1/atlas/itsm/requests/{id}", Some("atlas.requests.write")),
+    ("post", "/v1/atlas/rca", Some("atlas.incidents.read")),
+    ("post", "/v1/atlas/incidents", Some("atlas.incidents.write")),
+    ("get", "/v1/atlas/incidents", Some("atlas.incidents.read")),
+    ("get", "/v1/atlas/incidents/metrics", Some("atlas.incidents.read")),
+    ("get", "/v1/atlas/incidents/{id}", Some("atlas.incidents.read")),
+    ("patch", "/v1/atlas/incidents/{id}", Some("atlas.incidents.write")),
+    ("get", "/v1/atlas/incidents/{id}/timeline", Some("atlas.incidents.read")),
+    ("post", "/v1/atlas/alerts", Some("atlas.incidents.write")),
+    ("post", "/v1/atlas/alerts/alertmanager", Some("atlas.incidents.write")),
+    ("post", "/v1/atlas/runbooks", Some("atlas.runbooks.write")),
+    ("get", "/v1/atlas/runbooks", Some("atlas.runbooks.read")),
+    ("get", "/v1/atlas/runbooks/{id}", Some("atlas.runbooks.read")),
+    ("put", "/v1/atlas/runbooks/{id}", Some("atlas.runbooks.write")),
+    ("post", "/v1/atlas/runbooks/{id}/execute", Some("atlas.runbooks.execute")),
+    ("get", "/v1/atlas/runbooks/{id}/executions", Some("atlas.runbooks.read")),
+    ("get", "/v1/atlas/runbooks/{id}/executions/{execution_id}", Some("atlas.runbooks.read")),
     ("get", "/v1/atlas/docs/redoc.standalone.js", None),
     ("get", "/v1/atlas/postman/collection.json", None),
     ("get", "/v1/atlas/postman/environment.json", None),
@@ -120,7 +154,8 @@ async fn the_openapi_document_covers_every_route_with_its_scope() {
         let concrete = path
             .replace("{id}", "key_00000000000000000000000000000000")
             .replace("{provider_message_id}", "wamid.x")
-            .replace("{delivery_id}", "dlv_x");
+            .replace("{delivery_id}", "dlv_x")
+            .replace("{execution_id}", "rbx_x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = server.call(method.clone(), &concrete, None, None).await;
         assert_ne!(answer.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");

@@ -48,6 +48,15 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
     pub database_pool: u32,
+    /// Approvals a normal change needs (`ATLAS_CHANGE_QUORUM_NORMAL`, default 1).
+    pub change_quorum_normal: u32,
+    /// Approvals an emergency change needs (`ATLAS_CHANGE_QUORUM_EMERGENCY`, default 1).
+    pub change_quorum_emergency: u32,
+    /// How far before an incident root-cause analysis looks (`ATLAS_RCA_LOOK_BACK_SECS`, default 86400).
+    pub rca_look_back_secs: u64,
+    /// A resolved incident whose dedup key fires again within this long is reopened
+    /// (`ATLAS_INCIDENT_REOPEN_WINDOW`, default 1h).
+    pub incident_reopen_window: time::Duration,
     /// Proxies whose `X-Forwarded-For` is believed (`ATLAS_TRUSTED_PROXIES`, CIDRs; default none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long one Graph API call may take (`ATLAS_WHATSAPP_TIMEOUT_SECS`); the outbox lease
@@ -95,6 +104,10 @@ struct FileSettings {
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
+    change_quorum_normal: Option<u64>,
+    change_quorum_emergency: Option<u64>,
+    rca_look_back_secs: Option<u64>,
+    incident_reopen_window: Option<String>,
     trusted_proxies: Option<String>,
     whatsapp_timeout_secs: Option<u64>,
     webhook_endpoint_concurrency: Option<u64>,
@@ -116,6 +129,22 @@ pub struct SettingError {
 
 fn bad(name: &str, message: impl Into<String>) -> SettingError {
     SettingError { name: name.to_owned(), message: message.into() }
+}
+
+/// A duration written `90s`, `30m`, `1h` or `2d`.
+fn parse_duration(name: &str, value: &str) -> Result<time::Duration, SettingError> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: i64 = digits.parse().map_err(|_| bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h")))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(bad(name, format!("`{value}` is not a duration such as 90s, 30m or 1h"))),
+    };
+    Ok(time::Duration::seconds(seconds))
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
@@ -273,6 +302,14 @@ impl Settings {
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
+        let change_quorum_normal = number("ATLAS_CHANGE_QUORUM_NORMAL", from_file.change_quorum_normal, 1, 1..=20)? as u32;
+        let change_quorum_emergency = number("ATLAS_CHANGE_QUORUM_EMERGENCY", from_file.change_quorum_emergency, 1, 1..=20)? as u32;
+        let rca_look_back_secs = number("ATLAS_RCA_LOOK_BACK_SECS", from_file.rca_look_back_secs, 86_400, 60..=30 * 86_400)?;
+        let reopen_text = pick("ATLAS_INCIDENT_REOPEN_WINDOW", from_file.incident_reopen_window).unwrap_or_else(|| "1h".into());
+        let incident_reopen_window = parse_duration("ATLAS_INCIDENT_REOPEN_WINDOW", &reopen_text)?;
+        if incident_reopen_window < time::Duration::ZERO || incident_reopen_window > time::Duration::days(30) {
+            return Err(bad("ATLAS_INCIDENT_REOPEN_WINDOW", "must be between 0s and 30d"));
+        }
         let whatsapp_timeout_secs = number("ATLAS_WHATSAPP_TIMEOUT_SECS", from_file.whatsapp_timeout_secs, 15, 1..=120)?;
         let webhook_endpoint_concurrency =
             number("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", from_file.webhook_endpoint_concurrency, 4, 1..=64)? as u32;
@@ -320,6 +357,10 @@ impl Settings {
             workers,
             webhook_timeout_secs,
             database_pool,
+            change_quorum_normal,
+            change_quorum_emergency,
+            rca_look_back_secs,
+            incident_reopen_window,
             trusted_proxies,
             whatsapp_timeout_secs,
             webhook_endpoint_concurrency,
@@ -380,10 +421,21 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "an hour"),
+            ("ATLAS_INCIDENT_REOPEN_WINDOW", "31d"),
             ("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");
+        }
+    }
+
+    #[test]
+    fn the_reopen_window_reads_seconds_minutes_and_hours() {
+        assert_eq!(Settings::load(None, &env(&[])).unwrap().incident_reopen_window, time::Duration::hours(1));
+        for (text, seconds) in [("90s", 90), ("30m", 1800), ("2h", 7200)] {
+            let s = Settings::load(None, &env(&[("ATLAS_INCIDENT_REOPEN_WINDOW", text)])).unwrap();
+            assert_eq!(s.incident_reopen_window, time::Duration::seconds(seconds), "{text}");
         }
     }
 

@@ -220,6 +220,17 @@ fn finish(
             counter.load(std::sync::atomic::Ordering::Relaxed)
         });
     }
+    let cmdb = Arc::new(atlas_cmdb::Cmdb::new(Arc::new(store.clone()), clock.clone()));
+    let change_policy =
+        atlas_itsm::ChangePolicy { normal_quorum: settings.change_quorum_normal, emergency_quorum: settings.change_quorum_emergency };
+    let changes = Arc::new(atlas_itsm::Changes::new(Arc::new(store.clone()), cmdb.clone(), clock.clone(), change_policy));
+    let service_desk = Arc::new(atlas_itsm::ServiceDesk::new(Arc::new(store.clone()), clock.clone()));
+    let rca_config = atlas_itsm::RcaConfig {
+        look_back: time::Duration::seconds(i64::try_from(settings.rca_look_back_secs).unwrap_or(86_400)),
+        ..atlas_itsm::RcaConfig::default()
+    };
+    let incident_history = Arc::new(atlas_itsm::IncidentRecords::new(Arc::new(store.clone())));
+    let root_causes = Arc::new(atlas_itsm::RootCauses::new(Arc::new(store.clone()), cmdb.clone(), incident_history, rca_config));
     let state = AppState {
         accounts,
         messaging,
@@ -228,12 +239,32 @@ fn finish(
         idempotency: Arc::new(store.clone()),
         limiter,
         policies: Arc::new(policies),
-        clock,
+        clock: clock.clone(),
         jwt: Arc::new(JwtKeys::from_secret(&secrets.jwt)),
         metrics,
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes, trusted_proxies: settings.trusted_proxies.clone() },
         wake: Arc::new(atlas_http::Wake::default()),
+        cmdb: cmdb.clone(),
+        changes,
+        service_desk,
+        root_causes,
+        incidents: Arc::new(atlas_incidents::Incidents::new(
+            Arc::new(store.clone()),
+            clock.clone(),
+            atlas_incidents::IncidentsConfig { reopen_window: settings.incident_reopen_window },
+        )),
+        runbooks: Arc::new(atlas_runbooks::Runbooks::new(
+            Arc::new(store.clone()),
+            Arc::new(atlas_webhook_sender::HttpSender::new()),
+            Arc::new(atlas_webhook_sender::DnsResolver),
+            clock.clone(),
+            atlas_runbooks::RunbooksConfig {
+                allow_private: settings.webhooks_allow_private,
+                step_timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
+                lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 60 + 5),
+            },
+        )),
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
@@ -362,6 +393,9 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
     }
     if settings.workers {
         worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), shutdown.subscribe());
+    }
+    if settings.workers {
+        worker::spawn_runbook_worker(wiring.state.clone(), shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

@@ -347,3 +347,30 @@ pub fn spawn_retention_janitor(
         }
     });
 }
+
+/// Runs queued runbook executions until `stop` turns true: claims one (`FOR UPDATE SKIP
+/// LOCKED`, under a lease), runs its steps in order and records them; `wake.runbooks` wakes
+/// the idle loop when this process queues one.
+pub fn spawn_runbook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            match state.runbooks.run_next().await {
+                Ok(Some(report)) => {
+                    tracing::info!(execution = %report.execution_id, status = report.status.as_str(), "runbook execution finished");
+                    state.wake.webhooks.notify_one();
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = ?e, "runbook worker failed; the execution returns after its lease"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = state.wake.runbooks.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    });
+}

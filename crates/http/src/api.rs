@@ -57,6 +57,13 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
         "system.metrics" => on(filter, metrics),
         other => crate::messaging::endpoint(filter, other)
             .or_else(|| crate::webhooks::endpoint(filter, other))
+            .or_else(|| crate::cmdb::endpoint(filter, other))
+            .or_else(|| crate::changes::endpoint(filter, other))
+            .or_else(|| crate::service_requests::endpoint(filter, other))
+            .or_else(|| crate::rca::endpoint(filter, other))
+            .or_else(|| crate::incidents::endpoint(filter, other))
+            .or_else(|| crate::alerts::endpoint(filter, other))
+            .or_else(|| crate::runbooks::endpoint(filter, other))
             .unwrap_or_else(|| panic!("route {other} has no handler")),
     }
 }

@@ -35,6 +35,9 @@ pub enum ErrorCode {
     RateLimited,
     ProviderUnavailable,
     InternalError,
+    ChangeConflict,
+    /// A runbook run's plan hash no longer matches the current plan.
+    PlanStale,
 }
 
 impl ErrorCode {
@@ -59,6 +62,8 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RATE_LIMITED",
             ErrorCode::ProviderUnavailable => "PROVIDER_UNAVAILABLE",
             ErrorCode::InternalError => "INTERNAL_ERROR",
+            ErrorCode::ChangeConflict => "CHANGE_CONFLICT",
+            ErrorCode::PlanStale => "PLAN_STALE",
         }
     }
 
@@ -74,10 +79,13 @@ impl ErrorCode {
             ErrorCode::WindowClosed | ErrorCode::TemplateNotFound | ErrorCode::CycleDetected | ErrorCode::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ErrorCode::VersionConflict | ErrorCode::Conflict | ErrorCode::IdempotencyInProgress => StatusCode::CONFLICT,
+            ErrorCode::VersionConflict | ErrorCode::Conflict | ErrorCode::IdempotencyInProgress | ErrorCode::ChangeConflict => {
+                StatusCode::CONFLICT
+            }
             ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::PlanStale => StatusCode::CONFLICT,
         }
     }
 

@@ -3,21 +3,29 @@
 //! metrics and the generated OpenAPI document. Embedders build the router with their own
 //! adapters through [`AppState`] and [`router`].
 
+mod alerts;
 mod api;
 mod auth;
+mod changes;
+mod cmdb;
 mod contract;
 mod envelope;
 mod error;
 mod extract;
+mod incidents;
 mod jwt;
 mod messaging;
 mod metrics;
 mod mutation;
 mod openapi;
+mod operations_contract;
 mod ratelimit;
+mod rca;
 mod reference;
 mod request_id;
 mod routes;
+mod runbooks;
+mod service_requests;
 mod state;
 mod webhooks;
 

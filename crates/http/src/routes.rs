@@ -640,6 +640,403 @@ pub static ROUTES: &[RouteSpec] = &[
     .answers(202)
     .takes_no_body()
     .returns::<conversations::ReadAnswer>(),
+    route(
+        "POST",
+        "/v1/atlas/cmdb/items",
+        Some(Scope::CmdbWrite),
+        Some(Writes),
+        "cmdb.items.create",
+        "Create a configuration item (seed 002's body)",
+        "cmdb",
+        true,
+    )
+    .accepts::<crate::cmdb::CreateItemBody>()
+    .returns::<atlas_cmdb::ConfigurationItem>(),
+    route(
+        "GET",
+        "/v1/atlas/cmdb/items",
+        Some(Scope::CmdbRead),
+        Some(Reads),
+        "cmdb.items.list",
+        "Configuration items, newest first, by class and environment",
+        "cmdb",
+        false,
+    )
+    .query::<crate::cmdb::ItemsQuery>()
+    .returns::<crate::cmdb::ItemsPage>(),
+    route(
+        "GET",
+        "/v1/atlas/cmdb/items/{id}",
+        Some(Scope::CmdbRead),
+        Some(Reads),
+        "cmdb.items.get",
+        "One configuration item",
+        "cmdb",
+        false,
+    )
+    .returns::<atlas_cmdb::ConfigurationItem>(),
+    route(
+        "POST",
+        "/v1/atlas/cmdb/relationships",
+        Some(Scope::CmdbWrite),
+        Some(Writes),
+        "cmdb.relationships.create",
+        "Relate two items: the source depends on the target (depends_on, runs_on, connects_to)",
+        "cmdb",
+        true,
+    )
+    .accepts::<crate::cmdb::RelateBody>()
+    .returns::<atlas_cmdb::Relationship>(),
+    route(
+        "GET",
+        "/v1/atlas/cmdb/impact",
+        Some(Scope::CmdbRead),
+        Some(Reads),
+        "cmdb.impact",
+        "The blast radius (downstream) or dependencies (upstream) of an item, each once with depth and a shortest path",
+        "cmdb",
+        false,
+    )
+    .query::<crate::cmdb::ImpactQuery>()
+    .returns::<atlas_cmdb::Impact>(),
+    route(
+        "POST",
+        "/v1/atlas/itsm/changes",
+        Some(Scope::ChangesWrite),
+        Some(Writes),
+        "changes.create",
+        "Create a change request (standard, normal or emergency) in draft",
+        "changes",
+        true,
+    )
+    .accepts::<crate::changes::CreateChangeBody>()
+    .returns::<atlas_itsm::ChangeRequest>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/changes",
+        Some(Scope::ChangesRead),
+        Some(Reads),
+        "changes.list",
+        "Change requests, newest first, by status",
+        "changes",
+        false,
+    )
+    .query::<crate::changes::ChangesQuery>()
+    .returns::<crate::changes::ChangesPage>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/changes/{id}",
+        Some(Scope::ChangesRead),
+        Some(Reads),
+        "changes.get",
+        "One change request with its approvals",
+        "changes",
+        false,
+    )
+    .returns::<atlas_itsm::ChangeRequest>(),
+    route(
+        "PATCH",
+        "/v1/atlas/itsm/changes/{id}",
+        Some(Scope::ChangesWrite),
+        Some(Writes),
+        "changes.update",
+        "Move a change through its state machine; scheduling is checked against blackouts across the blast radius",
+        "changes",
+        true,
+    )
+    .accepts::<crate::changes::UpdateChangeBody>()
+    .returns::<atlas_itsm::ChangeRequest>(),
+    route(
+        "POST",
+        "/v1/atlas/itsm/changes/{id}/approvals",
+        Some(Scope::ChangesWrite),
+        Some(Writes),
+        "changes.approve",
+        "Record an approval or rejection (once per approver, only while submitted)",
+        "changes",
+        true,
+    )
+    .accepts::<crate::changes::ApprovalBody>()
+    .returns::<crate::operations_contract::DecisionView>(),
+    route(
+        "POST",
+        "/v1/atlas/itsm/blackouts",
+        Some(Scope::ChangesWrite),
+        Some(Writes),
+        "blackouts.create",
+        "Create a blackout window on configuration items",
+        "changes",
+        true,
+    )
+    .accepts::<crate::changes::CreateBlackoutBody>()
+    .returns::<atlas_itsm::Blackout>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/blackouts",
+        Some(Scope::ChangesRead),
+        Some(Reads),
+        "blackouts.list",
+        "Blackout windows, newest first",
+        "changes",
+        false,
+    )
+    .query::<crate::changes::BlackoutsQuery>()
+    .returns::<crate::changes::BlackoutsPage>(),
+    route(
+        "POST",
+        "/v1/atlas/itsm/catalog",
+        Some(Scope::RequestsWrite),
+        Some(Writes),
+        "catalog.create",
+        "Add an item to the service catalog",
+        "requests",
+        true,
+    )
+    .accepts::<crate::service_requests::CreateCatalogItemBody>()
+    .returns::<atlas_itsm::CatalogItem>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/catalog",
+        Some(Scope::RequestsRead),
+        Some(Reads),
+        "catalog.list",
+        "The service catalog",
+        "requests",
+        false,
+    )
+    .query::<crate::service_requests::CatalogQuery>()
+    .returns::<crate::service_requests::CatalogPage>(),
+    route(
+        "POST",
+        "/v1/atlas/itsm/requests",
+        Some(Scope::RequestsWrite),
+        Some(Writes),
+        "requests.create",
+        "Request a catalog item (approved at once when it needs no approval)",
+        "requests",
+        true,
+    )
+    .accepts::<crate::service_requests::CreateRequestBody>()
+    .returns::<atlas_itsm::ServiceRequest>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/requests",
+        Some(Scope::RequestsRead),
+        Some(Reads),
+        "requests.list",
+        "Service requests, newest first, by status",
+        "requests",
+        false,
+    )
+    .query::<crate::service_requests::RequestsQuery>()
+    .returns::<crate::service_requests::RequestsPage>(),
+    route(
+        "GET",
+        "/v1/atlas/itsm/requests/{id}",
+        Some(Scope::RequestsRead),
+        Some(Reads),
+        "requests.get",
+        "One service request",
+        "requests",
+        false,
+    )
+    .returns::<atlas_itsm::ServiceRequest>(),
+    route(
+        "PATCH",
+        "/v1/atlas/itsm/requests/{id}",
+        Some(Scope::RequestsWrite),
+        Some(Writes),
+        "requests.update",
+        "Approve, reject or fulfil a service request",
+        "requests",
+        true,
+    )
+    .accepts::<crate::service_requests::UpdateRequestBody>()
+    .returns::<atlas_itsm::ServiceRequest>(),
+    route(
+        "POST",
+        "/v1/atlas/rca",
+        Some(Scope::IncidentsRead),
+        Some(Reads),
+        "rca.analyse",
+        "Deterministic root-cause analysis of an incident: ranked candidate causes with score components",
+        "rca",
+        false,
+    )
+    .answers(200)
+    .accepts::<crate::rca::RcaBody>()
+    .returns::<atlas_itsm::Analysis>(),
+    route(
+        "POST",
+        "/v1/atlas/incidents",
+        Some(Scope::IncidentsWrite),
+        Some(Writes),
+        "incidents.create",
+        "Create an incident, or fold it into the one its dedup_key points to (outcome created, appended or reopened)",
+        "incidents",
+        true,
+    )
+    .accepts::<crate::incidents::CreateIncidentBody>()
+    .returns::<crate::incidents::IncidentAnswer>(),
+    route(
+        "GET",
+        "/v1/atlas/incidents",
+        Some(Scope::IncidentsRead),
+        Some(Reads),
+        "incidents.list",
+        "Incidents, newest first, filtered by status, severity, source, ci and time, with a cursor",
+        "incidents",
+        false,
+    )
+    .query::<crate::incidents::ListQuery>()
+    .returns::<crate::incidents::IncidentList>(),
+    route(
+        "GET",
+        "/v1/atlas/incidents/metrics",
+        Some(Scope::IncidentsRead),
+        Some(Reads),
+        "incidents.metrics",
+        "MTTA and MTTR per incident and aggregated, for incidents triggered in [from, to)",
+        "incidents",
+        false,
+    )
+    .query::<crate::incidents::MetricsQuery>()
+    .returns::<crate::incidents::MetricsAnswer>(),
+    route(
+        "GET",
+        "/v1/atlas/incidents/{id}",
+        Some(Scope::IncidentsRead),
+        Some(Reads),
+        "incidents.get",
+        "One incident, by id or reference (INC-00000001), with its ETag",
+        "incidents",
+        false,
+    )
+    .returns::<atlas_incidents::Incident>(),
+    route(
+        "PATCH",
+        "/v1/atlas/incidents/{id}",
+        Some(Scope::IncidentsWrite),
+        Some(Writes),
+        "incidents.update",
+        "Move an incident along its state machine and edit its fields (If-Match)",
+        "incidents",
+        true,
+    )
+    .accepts::<crate::incidents::UpdateIncidentBody>()
+    .returns::<crate::incidents::IncidentAnswer>(),
+    route(
+        "GET",
+        "/v1/atlas/incidents/{id}/timeline",
+        Some(Scope::IncidentsRead),
+        Some(Reads),
+        "incidents.timeline",
+        "Every change of an incident, with its sequence number",
+        "incidents",
+        false,
+    )
+    .returns::<crate::incidents::TimelineAnswer>(),
+    route(
+        "POST",
+        "/v1/atlas/alerts",
+        Some(Scope::IncidentsWrite),
+        Some(Writes),
+        "alerts.create",
+        "One alert: trigger, acknowledge or resolve the incident of a dedup_key",
+        "incidents",
+        true,
+    )
+    .answers(200)
+    .accepts::<crate::alerts::AlertBody>()
+    .returns::<crate::alerts::AlertAnswer>(),
+    route(
+        "POST",
+        "/v1/atlas/alerts/alertmanager",
+        Some(Scope::IncidentsWrite),
+        Some(Writes),
+        "alerts.alertmanager",
+        "Prometheus Alertmanager's webhook payload (version 4): alerts fold into incidents by fingerprint",
+        "incidents",
+        true,
+    )
+    .answers(200)
+    .accepts::<atlas_incidents::AlertmanagerPayload>()
+    .returns::<crate::alerts::AlertmanagerAnswer>(),
+    route(
+        "POST",
+        "/v1/atlas/runbooks",
+        Some(Scope::RunbooksWrite),
+        Some(Writes),
+        "runbooks.create",
+        "Create a runbook of manual and http steps",
+        "runbooks",
+        true,
+    )
+    .accepts::<crate::runbooks::RunbookBody>()
+    .returns::<atlas_runbooks::Runbook>(),
+    route(
+        "GET",
+        "/v1/atlas/runbooks",
+        Some(Scope::RunbooksRead),
+        Some(Reads),
+        "runbooks.list",
+        "Runbooks, newest first",
+        "runbooks",
+        false,
+    )
+    .query::<crate::runbooks::PageQuery>()
+    .returns::<crate::runbooks::RunbookList>(),
+    route("GET", "/v1/atlas/runbooks/{id}", Some(Scope::RunbooksRead), Some(Reads), "runbooks.get", "One runbook", "runbooks", false)
+        .returns::<atlas_runbooks::Runbook>(),
+    route(
+        "PUT",
+        "/v1/atlas/runbooks/{id}",
+        Some(Scope::RunbooksWrite),
+        Some(Writes),
+        "runbooks.replace",
+        "Replace a runbook's content (its version grows; earlier plans go stale)",
+        "runbooks",
+        true,
+    )
+    .accepts::<crate::runbooks::RunbookBody>()
+    .returns::<atlas_runbooks::Runbook>(),
+    route(
+        "POST",
+        "/v1/atlas/runbooks/{id}/execute",
+        Some(Scope::RunbooksExecute),
+        Some(Actions),
+        "runbooks.execute",
+        "Dry run (the plan and its plan_hash, nothing performed) or queue a real run (409 PLAN_STALE when plan_hash no longer matches)",
+        "runbooks",
+        true,
+    )
+    .answers(202)
+    .or_answers(200)
+    .accepts::<crate::runbooks::ExecuteBody>()
+    .returns::<crate::operations_contract::ExecuteAnswer>(),
+    route(
+        "GET",
+        "/v1/atlas/runbooks/{id}/executions",
+        Some(Scope::RunbooksRead),
+        Some(Reads),
+        "runbooks.executions",
+        "A runbook's executions, newest first, with their steps as run",
+        "runbooks",
+        false,
+    )
+    .query::<crate::runbooks::PageQuery>()
+    .returns::<crate::runbooks::ExecutionList>(),
+    route(
+        "GET",
+        "/v1/atlas/runbooks/{id}/executions/{execution_id}",
+        Some(Scope::RunbooksRead),
+        Some(Reads),
+        "runbooks.execution",
+        "One execution with its steps as run",
+        "runbooks",
+        false,
+    )
+    .returns::<atlas_runbooks::Execution>(),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

@@ -7,8 +7,10 @@ use async_trait::async_trait;
 use atlas_accounts::Accounts;
 use atlas_conversations::Messaging;
 use atlas_idempotency::IdempotencyStore;
+use atlas_incidents::Incidents;
 use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
+use atlas_runbooks::Runbooks;
 use atlas_runs::RunStore;
 use atlas_webhooks::Webhooks;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub struct Wake {
     pub outbox: tokio::sync::Notify,
     /// Events were written.
     pub webhooks: tokio::sync::Notify,
+    /// A runbook execution was queued.
+    pub runbooks: tokio::sync::Notify,
 }
 
 /// HTTP settings.
@@ -68,4 +72,10 @@ pub struct AppState {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub config: HttpConfig,
     pub wake: Arc<Wake>,
+    pub cmdb: Arc<atlas_cmdb::Cmdb>,
+    pub changes: Arc<atlas_itsm::Changes>,
+    pub service_desk: Arc<atlas_itsm::ServiceDesk>,
+    pub root_causes: Arc<atlas_itsm::RootCauses>,
+    pub incidents: Arc<Incidents>,
+    pub runbooks: Arc<Runbooks>,
 }

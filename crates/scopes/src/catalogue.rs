@@ -71,6 +71,8 @@ scopes! {
     ProjectsWrite => "atlas.projects.write",
     TasksRead => "atlas.tasks.read",
     TasksWrite => "atlas.tasks.write",
+    RequestsRead => "atlas.requests.read",
+    RequestsWrite => "atlas.requests.write",
 }
 
 impl Scope {

@@ -23,6 +23,10 @@ pub(crate) enum Unique {
     ChannelPhoneNumberId,
     /// `ux_templates_org_name_language`.
     TemplateNameLanguage,
+    /// `ux_cmdb_relationships_edge`.
+    CmdbRelationship,
+    /// `ux_change_approvals_approver`.
+    ChangeApprover,
     /// A constraint this table does not list.
     Other,
 }
@@ -38,6 +42,8 @@ const CONSTRAINTS: &[(Unique, [&str; 2])] = &[
     (Unique::IdempotencyKey, ["\"idempotency_records_pkey\"", "idempotency_records.storage_key"]),
     (Unique::ChannelPhoneNumberId, ["\"ux_channels_org_phone_number_id\"", "channels.phone_number_id"]),
     (Unique::TemplateNameLanguage, ["\"ux_templates_org_name_language\"", "templates.language"]),
+    (Unique::CmdbRelationship, ["\"ux_cmdb_relationships_edge\"", "cmdb_relationships.source_id"]),
+    (Unique::ChangeApprover, ["\"ux_change_approvals_approver\"", "change_approvals.change_id"]),
 ];
 
 /// A classified database failure.

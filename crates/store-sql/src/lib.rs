@@ -47,6 +47,7 @@
 //! times truncated to the microsecond.
 
 mod accounts;
+mod cmdb;
 mod conversations;
 mod convert;
 pub mod entity;
@@ -54,8 +55,11 @@ mod error;
 mod events;
 mod fair;
 mod idempotency;
+mod incidents;
+mod itsm;
 mod journal;
 mod outbox;
+mod runbooks;
 mod runs;
 mod webhook_queue;
 mod webhooks;

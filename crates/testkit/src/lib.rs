@@ -3,9 +3,13 @@
 //! the behavioural suites each port's adapters must all pass.
 
 pub mod accounts;
+pub mod cmdb;
 pub mod conversations;
 pub mod idempotency;
+pub mod incidents;
+pub mod itsm;
 pub mod ratelimit;
+pub mod runbooks;
 pub mod runs;
 pub mod services;
 pub mod webhooks;

@@ -4,7 +4,7 @@
 //! within one overall timeout, and reading at most a bounded excerpt of the answer. Proxy
 //! settings from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored: a proxy
 //! would resolve the host again and undo the pinning.
-//! [`DnsResolver`] implements the `Resolver` port with the system resolver.
+//! The same request path serves runbook http steps (`StepCaller`). [`DnsResolver`] implements the `Resolver` port with the system resolver.
 
 use async_trait::async_trait;
 use atlas_webhooks::schedule::parse_retry_after;
@@ -62,14 +62,20 @@ fn kind_of(error: &reqwest::Error) -> SendErrorKind {
     }
 }
 
-#[async_trait]
-impl WebhookSender for HttpSender {
-    async fn send(
+impl HttpSender {
+    /// Sends `method url` with `headers` and `body` over a connection to one of `addresses`
+    /// (already checked), without following redirects, within `timeout`, reading a bounded
+    /// excerpt of the answer: the one request path of webhook deliveries and runbook steps.
+    ///
+    /// # Errors
+    /// A [`SendError`] when no answer arrived.
+    pub async fn request(
         &self,
+        method: reqwest::Method,
         url: &TargetUrl,
         addresses: &[IpAddr],
         headers: &[(&'static str, String)],
-        body: &[u8],
+        body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Response, SendError> {
         let parsed =
@@ -83,7 +89,10 @@ impl WebhookSender for HttpSender {
         let client = self.client(&host, &pinned)?;
         let timeout = std::time::Duration::try_from(timeout).unwrap_or(std::time::Duration::from_secs(10));
         let attempt = async {
-            let mut request = client.post(parsed).body(body.to_vec());
+            let mut request = client.request(method, parsed);
+            if let Some(body) = body {
+                request = request.body(body.to_vec());
+            }
             for (name, value) in headers {
                 request = request.header(*name, value);
             }
@@ -107,6 +116,44 @@ impl WebhookSender for HttpSender {
             Ok(result) => result,
             Err(_) => Err(SendError { kind: SendErrorKind::Timeout, message: format!("no answer within {timeout:?}") }),
         }
+    }
+}
+
+#[async_trait]
+impl WebhookSender for HttpSender {
+    async fn send(
+        &self,
+        url: &TargetUrl,
+        addresses: &[IpAddr],
+        headers: &[(&'static str, String)],
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
+        self.request(reqwest::Method::POST, url, addresses, headers, Some(body), timeout).await
+    }
+}
+
+/// Runbook http steps go out through the same pinned, redirect-free, bounded path.
+#[async_trait]
+impl atlas_runbooks::StepCaller for HttpSender {
+    async fn call(
+        &self,
+        method: atlas_runbooks::HttpMethod,
+        url: &TargetUrl,
+        addresses: &[IpAddr],
+        body: Option<(&'static str, Vec<u8>)>,
+        timeout: Duration,
+    ) -> Result<Response, SendError> {
+        let method = match method {
+            atlas_runbooks::HttpMethod::Get => reqwest::Method::GET,
+            atlas_runbooks::HttpMethod::Post => reqwest::Method::POST,
+            atlas_runbooks::HttpMethod::Put => reqwest::Method::PUT,
+            atlas_runbooks::HttpMethod::Patch => reqwest::Method::PATCH,
+            atlas_runbooks::HttpMethod::Delete => reqwest::Method::DELETE,
+        };
+        let headers: Vec<(&'static str, String)> =
+            body.as_ref().map(|(ct, _)| vec![("content-type", (*ct).to_owned())]).unwrap_or_default();
+        self.request(method, url, addresses, &headers, body.as_ref().map(|(_, b)| b.as_slice()), timeout).await
     }
 }
 

@@ -9,7 +9,7 @@
 //! - `atlas` and `agent` are **closed**: only the types Atlas defines exist
 //!   (`atlas.event.received`, `atlas.action.executed`, `atlas.run.updated`,
 //!   `atlas.webhook.test`, `agent.message_delivery`);
-//! - `incident`, `change`, `task` and `project` are **open**: reserved for the other product
+//! - `incident`, `change`, `task`, `project`, `runbook` and `request` are **open**: reserved for the other product
 //!   areas, any well-formed name in them is accepted (`incident.created`,
 //!   `task.dependency.added`), so those areas can add types without touching this crate;
 //! - any other family is refused.
@@ -51,11 +51,16 @@ pub enum Family {
     Task,
     /// `project.*` (open, reserved for Work).
     Project,
+    /// `runbook.*` (open, reserved for Operations' runbooks).
+    Runbook,
+    /// `request.*` (open, Operations: service requests).
+    Request,
 }
 
 impl Family {
     /// Every family, in the order error messages list them.
-    pub const ALL: [Family; 6] = [Family::Atlas, Family::Agent, Family::Incident, Family::Change, Family::Task, Family::Project];
+    pub const ALL: [Family; 8] =
+        [Family::Atlas, Family::Agent, Family::Incident, Family::Change, Family::Task, Family::Project, Family::Runbook, Family::Request];
 
     /// The family's segment.
     pub const fn as_str(self) -> &'static str {
@@ -66,6 +71,8 @@ impl Family {
             Family::Change => "change",
             Family::Task => "task",
             Family::Project => "project",
+            Family::Runbook => "runbook",
+            Family::Request => "request",
         }
     }
 
@@ -77,7 +84,7 @@ impl Family {
     /// Whether any well-formed name in this family is an event type (the reserved families of
     /// the other product areas), rather than only the types Atlas defines.
     pub const fn is_open(self) -> bool {
-        matches!(self, Family::Incident | Family::Change | Family::Task | Family::Project)
+        matches!(self, Family::Incident | Family::Change | Family::Task | Family::Project | Family::Runbook | Family::Request)
     }
 }
 
@@ -96,7 +103,7 @@ pub enum EventTypeError {
          at most {MAX_EVENT_TYPE_LEN} characters in all, such as `incident.created`"
     )]
     Malformed { value: String },
-    #[error("`{value}`: unknown event family `{family}`; the families are atlas, agent, incident, change, task and project")]
+    #[error("`{value}`: unknown event family `{family}`; the families are atlas, agent, incident, change, task, project and runbook")]
     UnknownFamily { value: String, family: String },
     #[error(
         "`{value}` is not an Atlas event; the {family} family holds only {known}",
@@ -516,7 +523,7 @@ mod tests {
     fn unknown_families_are_refused_with_the_list_of_families() {
         let err = EventType::parse("invoice.paid").unwrap_err();
         assert_eq!(err, EventTypeError::UnknownFamily { value: "invoice.paid".into(), family: "invoice".into() });
-        assert!(err.to_string().contains("atlas, agent, incident, change, task and project"), "{err}");
+        assert!(err.to_string().contains("atlas, agent, incident, change, task, project and runbook"), "{err}");
     }
 
     #[test]

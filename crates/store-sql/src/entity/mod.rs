@@ -5,18 +5,31 @@
 //! as they are.
 
 pub mod api_keys;
+pub mod blackouts;
+pub mod catalog_items;
+pub mod change_approvals;
+pub mod changes;
 pub mod channels;
+pub mod cmdb_items;
+pub mod cmdb_relationships;
 pub mod conversations;
 pub mod customers;
 pub mod drafts;
 pub mod idempotency_records;
+pub mod incident_cis;
+pub mod incident_sequences;
+pub mod incident_timeline;
+pub mod incidents;
 pub mod messages;
 pub mod organizations;
 pub mod outbox;
 pub mod pending_statuses;
 pub mod platform_state;
 pub mod refresh_tokens;
+pub mod runbook_executions;
+pub mod runbooks;
 pub mod runs;
+pub mod service_requests;
 pub mod templates;
 pub mod users;
 pub mod webhook_attempts;
