@@ -22,6 +22,7 @@ mod m20250101_000002_runs;
 mod m20250101_000003_idempotency;
 mod m20250101_000004_messaging;
 mod m20250101_000005_webhooks;
+mod m20250101_000008_work;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000003_idempotency::Migration),
             Box::new(m20250101_000004_messaging::Migration),
             Box::new(m20250101_000005_webhooks::Migration),
+            Box::new(m20250101_000008_work::Migration),
         ]
     }
 }

@@ -58,6 +58,7 @@ mod outbox;
 mod runs;
 mod webhook_queue;
 mod webhooks;
+mod work;
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
