@@ -637,6 +637,9 @@ impl WorkStore for SqlStore {
         at: time::OffsetDateTime,
         journal: &dyn Journal<DependencyAdded>,
     ) -> Result<DependencyAdded, WorkError> {
+        if task_id == depends_on {
+            return Err(WorkError::Cycle { path: vec![task_id, task_id] });
+        }
         let txn = begin(&self.db).await?;
         self.lock_work(&txn, org_id).await?;
         let rows = TaskRow::find_by_statement(self.sql(

@@ -9,6 +9,7 @@ pub mod ratelimit;
 pub mod runs;
 pub mod services;
 pub mod webhooks;
+pub mod work;
 
 /// Runs `workers` concurrent claimers, each calling `claim` until it returns `None` (the claim
 /// came back empty), and gathers what they all kept (`Some(kept)`, possibly empty when a batch
