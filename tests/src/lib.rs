@@ -144,6 +144,13 @@ impl TestServer {
         (answer.data()["id"].as_str().unwrap().to_owned(), answer.data()["key"].as_str().unwrap().to_owned())
     }
 
+    /// Creates another organization as an operator does (`atlas-api orgs create`); returns its id
+    /// and admin key.
+    pub async fn another_organization(&self, name: &str) -> (String, String) {
+        let server = self.server.as_ref().expect("the server is running");
+        atlas_api::create_organization(&server.wiring.state, name, Default::default()).await.expect("creating an organization")
+    }
+
     /// Stops the server gracefully.
     pub async fn stop(mut self) {
         if let Some(server) = self.server.take() {

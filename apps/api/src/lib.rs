@@ -202,6 +202,7 @@ fn finish(
             counter.load(std::sync::atomic::Ordering::Relaxed)
         });
     }
+    let work = Arc::new(atlas_tasks::Work::new(Arc::new(store.clone()), clock.clone()));
     let state = AppState {
         accounts,
         messaging,
@@ -216,6 +217,7 @@ fn finish(
         readiness,
         config: HttpConfig { max_body_bytes: settings.max_body_bytes },
         wake: Arc::new(atlas_http::Wake::default()),
+        work,
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }

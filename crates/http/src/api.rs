@@ -53,6 +53,8 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
         "system.metrics" => on(filter, metrics),
         other => crate::messaging::endpoint(filter, other)
             .or_else(|| crate::webhooks::endpoint(filter, other))
+            .or_else(|| crate::projects::endpoint(filter, other))
+            .or_else(|| crate::tasks::endpoint(filter, other))
             .unwrap_or_else(|| panic!("route {other} has no handler")),
     }
 }

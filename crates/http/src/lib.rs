@@ -13,10 +13,12 @@ mod messaging;
 mod metrics;
 mod mutation;
 mod openapi;
+mod projects;
 mod ratelimit;
 mod request_id;
 mod routes;
 mod state;
+mod tasks;
 mod webhooks;
 
 pub use error::{ApiError, ErrorCode};

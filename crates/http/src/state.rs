@@ -10,6 +10,7 @@ use atlas_idempotency::IdempotencyStore;
 use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
 use atlas_runs::RunStore;
+use atlas_tasks::Work;
 use atlas_webhooks::Webhooks;
 use std::sync::Arc;
 
@@ -66,4 +67,5 @@ pub struct AppState {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub config: HttpConfig,
     pub wake: Arc<Wake>,
+    pub work: Arc<Work>,
 }
