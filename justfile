@@ -19,3 +19,7 @@ services:
 # Benchmarks (see docs/benchmarks.md).
 bench:
     bash benches/run.sh
+
+# Contract fuzzing with schemathesis against a live server (see docs/api.md).
+contract:
+    bash .ci/contract

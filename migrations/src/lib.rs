@@ -22,7 +22,9 @@ mod m20250101_000002_runs;
 mod m20250101_000003_idempotency;
 mod m20250101_000004_messaging;
 mod m20250101_000005_webhooks;
+mod m20250101_000007_hardening;
 mod m20250101_000008_work;
+mod m20250101_000010_retention;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,7 +39,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000003_idempotency::Migration),
             Box::new(m20250101_000004_messaging::Migration),
             Box::new(m20250101_000005_webhooks::Migration),
+            Box::new(m20250101_000007_hardening::Migration),
             Box::new(m20250101_000008_work::Migration),
+            Box::new(m20250101_000010_retention::Migration),
         ]
     }
 }

@@ -144,11 +144,19 @@ impl TestServer {
         (answer.data()["id"].as_str().unwrap().to_owned(), answer.data()["key"].as_str().unwrap().to_owned())
     }
 
-    /// Creates another organization as an operator does (`atlas-api orgs create`); returns its id
-    /// and admin key.
-    pub async fn another_organization(&self, name: &str) -> (String, String) {
-        let server = self.server.as_ref().expect("the server is running");
-        atlas_api::create_organization(&server.wiring.state, name, Default::default()).await.expect("creating an organization")
+    /// Creates another organization from the operator's side (as `atlas-api orgs create`
+    /// does); returns its id and admin key.
+    pub async fn create_organization(&self, name: &str) -> (String, String) {
+        let server = self.server.as_ref().expect("the server runs");
+        atlas_api::create_organization(&server.wiring.state, name, atlas_scopes::ScopeSet::empty())
+            .await
+            .expect("the operator creates an organization")
+    }
+
+    /// Creates another organization and returns its admin key: a second tenant next to the
+    /// default one.
+    pub async fn organization(&self, name: &str) -> String {
+        self.create_organization(name).await.1
     }
 
     /// Stops the server gracefully.

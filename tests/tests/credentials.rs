@@ -11,7 +11,7 @@ on_both_backends!(bootstrap_sign_in_and_refresh_rotation, Options::default(), |s
         .call(
             Method::POST,
             "/v1/atlas/auth/bootstrap",
-            None,
+            Some(&server.admin_key),
             Some(json!({"email": "Ada@Example.com", "password": "correct horse battery", "username": "ada"})),
         )
         .await;
@@ -23,7 +23,7 @@ on_both_backends!(bootstrap_sign_in_and_refresh_rotation, Options::default(), |s
         .call(
             Method::POST,
             "/v1/atlas/auth/bootstrap",
-            None,
+            Some(&server.admin_key),
             Some(json!({"email": "eve@example.com", "password": "another long password"})),
         )
         .await;
@@ -125,17 +125,19 @@ on_both_backends!(ip_allowlists_refuse_other_addresses, Options::default(), |ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_key_gets_401() {
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let options = Options { clock: Some(clock.clone()), ..Options::default() };
-    let server = TestServer::start(atlas_e2e::Backend::Sqlite, options).await.unwrap();
-    let expires = (clock_now(&clock) + time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
-    let (_, key) = server.mint_with(json!({"name": "temp", "scopes": ["atlas.runs.read"], "expires_at": expires})).await;
-    assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::OK);
-    clock.advance(time::Duration::hours(1) + time::Duration::seconds(1));
-    let expired = server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await;
-    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
-    assert!(expired.body["error"]["message"].as_str().unwrap().contains("expired"));
-    server.stop().await;
+    for backend in [atlas_e2e::Backend::Sqlite, atlas_e2e::Backend::Postgres] {
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+        let options = Options { clock: Some(clock.clone()), ..Options::default() };
+        let Some(server) = TestServer::start(backend, options).await else { continue };
+        let expires = (clock_now(&clock) + time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap();
+        let (_, key) = server.mint_with(json!({"name": "temp", "scopes": ["atlas.runs.read"], "expires_at": expires})).await;
+        assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::OK, "{backend:?}");
+        clock.advance(time::Duration::hours(1) + time::Duration::seconds(1));
+        let expired = server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await;
+        assert_eq!(expired.status, StatusCode::UNAUTHORIZED, "{backend:?}");
+        assert!(expired.body["error"]["message"].as_str().unwrap().contains("expired"), "{backend:?}");
+        server.stop().await;
+    }
 }
 
 fn clock_now(clock: &ManualClock) -> time::OffsetDateTime {

@@ -103,15 +103,7 @@ async fn a_per_organization_override_from_configuration_applies_to_that_organiza
     assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::OK);
     assert_eq!(server.call(Method::GET, "/v1/atlas/runs", Some(&key), None).await.status, StatusCode::TOO_MANY_REQUESTS);
 
-    let other = server
-        .call(
-            Method::POST,
-            "/v1/atlas/auth/bootstrap",
-            None,
-            Some(serde_json::json!({"email": "o@example.com", "password": "another long password"})),
-        )
-        .await;
-    let other_key = other.data()["key"]["key"].as_str().unwrap().to_owned();
+    let (_, other_key) = server.create_organization("Other").await;
     let default = server.call(Method::GET, "/v1/atlas/runs", Some(&other_key), None).await;
     assert_eq!(default.header("x-ratelimit-limit"), Some("300"), "another organization keeps the default");
     server.stop().await;

@@ -185,8 +185,15 @@ on_both_backends!(an_inbound_message_opens_the_window_and_a_reply_goes_out_as_te
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_twenty_four_hours_text_is_window_closed_and_a_template_goes_out() {
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let s = setup(Backend::Sqlite, Some(clock.clone())).await.unwrap();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+        let Some(s) = setup(backend, Some(clock.clone())).await else { continue };
+        window_expiry(s, clock).await;
+    }
+}
+
+/// The 24-hour window on a manual clock, then a template send.
+async fn window_expiry(s: Setup, clock: ManualClock) {
     let conversation = s.inbound("14155550002", "wamid.IN2", clock.now().unix_timestamp()).await;
     assert_eq!(conversation["window_open"], true);
 

@@ -11,13 +11,13 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn subscribe(server: &TestServer, url: &str, events: &[&str]) -> (String, WebhookSecret) {
+    subscribe_as(server, &server.admin_key, url, events).await
+}
+
+/// Subscribes `url` for the organization of `key`.
+async fn subscribe_as(server: &TestServer, key: &str, url: &str, events: &[&str]) -> (String, WebhookSecret) {
     let created = server
-        .call(
-            Method::POST,
-            "/v1/atlas/webhooks",
-            Some(&server.admin_key),
-            Some(json!({"url": url, "events": events, "description": "test"})),
-        )
+        .call(Method::POST, "/v1/atlas/webhooks", Some(key), Some(json!({"url": url, "events": events, "description": "test"})))
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     let secret = created.data()["secret"].as_str().expect("the secret is shown at creation");
@@ -73,6 +73,36 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A test on a manual clock, on SQLite and (when reachable) PostgreSQL.
+macro_rules! on_manual_clock {
+    ($name:ident, |$server:ident, $clock:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn scenario($server: TestServer, $clock: ManualClock) $body
+
+            async fn run(backend: Backend) {
+                let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+                let mut options = Options { clock: Some(clock.clone()), ..Options::default() };
+                options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+                if let Some(server) = TestServer::start(backend, options).await {
+                    scenario(server, clock).await;
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 on_both_backends!(a_subscribed_event_arrives_signed_both_ways, Options::default(), |server| {
     let receiver = Receiver::start().await;
     let (endpoint, secret) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
@@ -103,73 +133,99 @@ on_both_backends!(a_subscribed_event_arrives_signed_both_ways, Options::default(
     assert!(listed.data().get("secret").is_none(), "the secret is never shown again");
 });
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_failing_three_times_gets_the_event_on_the_fourth_attempt_at_the_scheduled_times() {
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
-    let server = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), ..Options::default() }).await.unwrap();
+fn rfc3339(value: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(value.as_str().unwrap_or_else(|| panic!("a time: {value}")), &time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// Waits until the endpoint's one delivery has `n` attempts recorded and returns it.
+async fn delivery_with_attempts(server: &TestServer, endpoint: &str, n: usize) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let delivery = deliveries(server, endpoint).await[0].clone();
+        if delivery["attempts"].as_array().map_or(0, Vec::len) >= n {
+            return delivery;
+        }
+        assert!(std::time::Instant::now() < deadline, "attempt {n} was not recorded: {delivery}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_manual_clock!(a_receiver_failing_three_times_gets_the_event_on_the_fourth_attempt_at_the_scheduled_times, |server, clock| {
     let receiver = Receiver::start().await;
     receiver.script(&[500, 500, 500]);
     let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.*"]).await;
     inbound_event(&server, "+14155550102").await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
 
-    // The schedule after a failure: 1 s, 5 s, 25 s; jitter only ever lengthens, by at most 10%.
-    for (n, wait) in [(2usize, 1.0f64), (3, 5.0), (4, 25.0)] {
-        clock.advance(time::Duration::seconds_f64(wait * 0.9));
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(receiver.received().len(), n - 1, "attempt {n} is not made before its time");
-        clock.advance(time::Duration::seconds_f64(wait * 0.21));
-        receiver.wait_for(n, Duration::from_secs(10)).await;
+    // After each failure: wait until the server recorded it (and chose the next time from the
+    // clock it read then), move the clock to just before that time (nothing is sent), then to it.
+    for n in 1..=3usize {
+        let delivery = delivery_with_attempts(&server, &endpoint, n).await;
+        assert_eq!(delivery["status"], "pending", "{delivery}");
+        let next = rfc3339(&delivery["next_attempt_at"]);
+        clock.set(next - time::Duration::milliseconds(1));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(receiver.received().len(), n, "attempt {} is not made before its time", n + 1);
+        clock.set(next);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while receiver.received().len() < n + 1 {
+            let now = clock.now();
+            assert!(
+                std::time::Instant::now() < deadline,
+                "attempt {} was not made at {now} (due {next}): {}",
+                n + 1,
+                deliveries(&server, &endpoint).await[0]
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
     let statuses: Vec<u16> = receiver.received().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 500, 500, 200]);
     let bodies: Vec<Vec<u8>> = receiver.received().iter().map(|r| r.body.clone()).collect();
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every attempt carries the same payload");
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let delivery = deliveries(&server, &endpoint).await[0].clone();
+    // The schedule, from the recorded attempts: 1 s, 5 s, 25 s after each failure; jitter only
+    // ever lengthens a delay, by at most 10%.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let delivery = loop {
+        let delivery = delivery_with_attempts(&server, &endpoint, 4).await;
         if delivery["status"] == "succeeded" {
-            let attempts = delivery["attempts"].as_array().unwrap();
-            assert_eq!(attempts.len(), 4);
-            let at =
-                |a: &Value| time::OffsetDateTime::parse(a["at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
-            let mut times: Vec<_> = attempts.iter().map(at).collect();
-            times.sort();
-            for (gap, expected) in times.windows(2).map(|w| (w[1] - w[0]).as_seconds_f64()).zip([1.0, 5.0, 25.0]) {
-                assert!(gap >= expected && gap <= expected * 1.11 + 0.01, "gap {gap} for a scheduled {expected}");
-            }
-            break;
+            break delivery;
         }
         assert!(std::time::Instant::now() < deadline, "{delivery}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let attempts = delivery["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4);
+    let mut times: Vec<_> = attempts.iter().map(|a| rfc3339(&a["at"])).collect();
+    times.sort();
+    for (gap, expected) in times.windows(2).map(|w| (w[1] - w[0]).as_seconds_f64()).zip([1.0, 5.0, 25.0]) {
+        assert!(gap >= expected && gap <= expected * 1.1 + 0.001, "gap {gap} for a scheduled {expected}");
     }
     server.stop().await;
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_receiver_down_across_a_restart_still_gets_every_event() {
-    let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+on_manual_clock!(a_receiver_down_across_a_restart_still_gets_every_event, |first, clock| {
     let port = Receiver::free_port();
-    let first = TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), ..Options::default() }).await.unwrap();
     let (endpoint, secret) = subscribe(&first, &format!("http://127.0.0.1:{port}/hook"), &["atlas.event.received"]).await;
     for n in 0..3 {
         inbound_event(&first, &format!("+1415555020{n}")).await;
     }
-    // Let the first attempts fail against the closed port.
+    // Let the first attempts fail against the closed port, and be recorded (each retry is then
+    // due within 1.1 s of the clock, not held by a lease).
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while deliveries(&first, &endpoint).await.iter().filter(|d| d["attempt_count"].as_u64().unwrap_or(0) >= 1).count() < 3 {
+    while deliveries(&first, &endpoint).await.iter().filter(|d| d["attempts"].as_array().map_or(0, Vec::len) >= 1).count() < 3 {
         assert!(std::time::Instant::now() < deadline, "the first attempts were not made");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (key, database) = (first.admin_key.clone(), first.database_url.clone());
+    let (key, database, first_backend) = (first.admin_key.clone(), first.database_url.clone(), first.backend);
     first.stop().await;
 
     let receiver = Receiver::start_on(port).await;
-    let mut second =
-        TestServer::start(Backend::Sqlite, Options { clock: Some(clock.clone()), database_url: Some(database), ..Options::default() })
-            .await
-            .unwrap();
+    let mut options = Options { clock: Some(clock.clone()), database_url: Some(database), ..Options::default() };
+    options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+    let mut second = TestServer::start(first_backend, options).await.expect("the second process starts over the same database");
     second.admin_key = key;
     clock.advance(time::Duration::seconds(2));
     let got = receiver.wait_for(3, Duration::from_secs(10)).await;
@@ -180,7 +236,7 @@ async fn a_receiver_down_across_a_restart_still_gets_every_event() {
         verify_both(&secret, r, clock.now());
     }
     second.stop().await;
-}
+});
 
 on_both_backends!(gone_disables_the_endpoint_and_a_replay_sends_again, Options::default(), |server| {
     let receiver = Receiver::start().await;
@@ -249,6 +305,20 @@ async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
         assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url");
     }
+    // A name is refused for what it resolves to, without saying which internal address that is.
+    let refused = server
+        .call(
+            Method::POST,
+            "/v1/atlas/webhooks",
+            Some(&server.admin_key),
+            Some(json!({"url": "http://localhost:9/hook", "events": ["atlas.*"]})),
+        )
+        .await;
+    let text = refused.body.to_string();
+    assert!(text.contains("loopback"), "the refusal names the kind of address: {text}");
+    for internal in ["127.0.0.1", "::1", "[::1]"] {
+        assert!(!text.contains(internal), "the refusal does not echo the resolved address {internal}: {text}");
+    }
     let malformed = server
         .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": "ftp://example.com", "events": ["atlas.*"]})))
         .await;
@@ -264,6 +334,34 @@ async fn a_loopback_url_is_refused_when_private_targets_are_not_allowed() {
     assert_eq!(unknown.body["error"]["details"]["fields"][0]["field"], "events");
     server.stop().await;
 }
+
+on_both_backends!(link_local_and_metadata_targets_are_refused_even_with_private_targets_allowed, Options::default(), |server| {
+    // Both backends run with ATLAS_WEBHOOKS_ALLOW_PRIVATE=true: loopback is allowed...
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.*"]).await;
+    // ...but never link-local or a cloud metadata address, at creation or on a change of URL.
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://169.254.0.1:8080/hook",
+        "http://[fe80::1]/hook",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/latest",
+        "http://100.100.100.200/latest/meta-data/",
+    ] {
+        let refused = server
+            .call(Method::POST, "/v1/atlas/webhooks", Some(&server.admin_key), Some(json!({"url": url, "events": ["atlas.*"]})))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
+        assert_eq!(refused.body["error"]["details"]["fields"][0]["field"], "url", "{url}");
+        let message = refused.body["error"]["details"]["fields"][0]["message"].as_str().unwrap_or_default().to_owned();
+        assert!(message.contains("link_local") || message.contains("metadata"), "{url}: {message}");
+        let patched =
+            server.call(Method::PATCH, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), Some(json!({"url": url}))).await;
+        assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{url}: {:?}", patched.body);
+    }
+    let hook = server.call(Method::GET, &format!("/v1/atlas/webhooks/{endpoint}"), Some(&server.admin_key), None).await;
+    assert_eq!(hook.data()["url"], receiver.url(), "refused changes left the endpoint as it was");
+});
 
 on_both_backends!(an_unsubscribed_event_type_is_never_sent, Options::default(), |server| {
     let receiver = Receiver::start().await;
@@ -303,4 +401,95 @@ on_both_backends!(after_a_rotation_both_secrets_sign_for_a_day, Options::default
         verify(secret, &headers, &got[0].body, time::OffsetDateTime::now_utc(), time::Duration::minutes(5)).expect("each secret verifies");
     }
     verify_atlas_signature(&new, Some(got[0].header("x-atlas-signature")), &got[0].body).expect("X-Atlas-Signature uses the new secret");
+});
+
+/// A receiver whose every endpoint (`/slow/{n}`) answers 200 only after `delay`, counting the
+/// requests it got, the answers it sent, and the most requests one endpoint had open at once.
+struct SlowReceiver {
+    addr: std::net::SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<SlowState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct SlowState {
+    received: usize,
+    answered: usize,
+    open: std::collections::HashMap<String, usize>,
+    most_open: usize,
+}
+
+impl SlowReceiver {
+    async fn start(delay: Duration) -> Self {
+        use axum::extract::{Path, State};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("the slow receiver binds");
+        let addr = listener.local_addr().unwrap();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(SlowState::default()));
+        let handler = move |State(state): State<std::sync::Arc<std::sync::Mutex<SlowState>>>, Path(n): Path<String>| async move {
+            {
+                let mut s = state.lock().unwrap();
+                s.received += 1;
+                let open = s.open.entry(n.clone()).or_default();
+                *open += 1;
+                let open = *open;
+                s.most_open = s.most_open.max(open);
+            }
+            tokio::time::sleep(delay).await;
+            let mut s = state.lock().unwrap();
+            *s.open.entry(n).or_default() -= 1;
+            s.answered += 1;
+            StatusCode::OK
+        };
+        let app = axum::Router::new().route("/slow/{n}", axum::routing::post(handler)).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state, task }
+    }
+
+    fn url(&self, n: usize) -> String {
+        format!("http://{}/slow/{n}", self.addr)
+    }
+
+    /// (requests received, answers sent, most requests one endpoint had open at once)
+    fn counts(&self) -> (usize, usize, usize) {
+        let s = self.state.lock().unwrap();
+        (s.received, s.answered, s.most_open)
+    }
+}
+
+impl Drop for SlowReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+on_both_backends!(one_tenants_slow_endpoints_do_not_hold_up_another_tenants_delivery, Options::default(), |server| {
+    // Organization A: 30 endpoints that answer after 14 s, and 5 events for each (150 deliveries).
+    let slow = SlowReceiver::start(Duration::from_secs(14)).await;
+    for n in 0..30 {
+        subscribe(&server, &slow.url(n), &["atlas.event.received"]).await;
+    }
+    // Organization B: one endpoint that answers at once.
+    let other_key = server.organization("Other tenant").await;
+    let fast = Receiver::start().await;
+    let (other_endpoint, _) = subscribe_as(&server, &other_key, &fast.url(), &["atlas.*"]).await;
+
+    for n in 0..5 {
+        inbound_event(&server, &format!("+1415555060{n}")).await;
+    }
+    // Every slow endpoint is being waited on before B's event exists.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while slow.counts().0 < 30 {
+        assert!(std::time::Instant::now() < deadline, "the slow endpoints were not all attempted: {:?}", slow.counts());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let test = server.call(Method::POST, &format!("/v1/atlas/webhooks/{other_endpoint}/test"), Some(&other_key), None).await;
+    assert_eq!(test.status, StatusCode::ACCEPTED, "{:?}", test.body);
+    let got = fast.wait_for(1, Duration::from_secs(10)).await;
+    let (received, answered, most_open) = slow.counts();
+    assert_eq!(answered, 0, "B's delivery arrived while A's slow endpoints were all still answering ({received} requests open)");
+    assert_eq!(got[0].header("x-atlas-event"), "atlas.webhook.test", "it is B's own event");
+    assert!(most_open <= 4, "at most ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY (4) requests to one endpoint at once: {most_open}");
+    assert!(received > 30, "endpoints get more than one delivery at once while they are slow: {received}");
 });

@@ -270,7 +270,7 @@ on_both_backends!(cursor_pagination_over_500_tasks_survives_inserts_between_page
 on_both_backends!(another_organizations_project_and_task_are_404_everywhere, unlimited(), |server| {
     let p = project(&server, "mine").await;
     let t = task(&server, &p, "mine").await;
-    let (_, other) = server.another_organization("Other").await;
+    let (_, other) = server.create_organization("Other").await;
     let theirs = server.call(Method::POST, "/v1/atlas/projects", Some(&other), Some(json!({"key": "mine", "name": "Theirs"}))).await;
     assert_eq!(theirs.status, StatusCode::CREATED, "keys are unique per organization only");
     let their_project = theirs.data()["id"].as_str().unwrap().to_owned();

@@ -48,6 +48,30 @@ pub struct Settings {
     pub webhook_timeout_secs: u64,
     /// PostgreSQL connections at most (`ATLAS_DATABASE_POOL`).
     pub database_pool: u32,
+    /// Proxies whose `X-Forwarded-For` is believed (`ATLAS_TRUSTED_PROXIES`, CIDRs; default none).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long one Graph API call may take (`ATLAS_WHATSAPP_TIMEOUT_SECS`); the outbox lease
+    /// must exceed it plus the channel-quota wait and a margin.
+    pub whatsapp_timeout_secs: u64,
+    /// Deliveries of one webhook endpoint in flight at once (`ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY`).
+    pub webhook_endpoint_concurrency: u32,
+    /// Days finished outbox rows, webhook events, deliveries and attempts are kept
+    /// (`ATLAS_RETENTION_DAYS`).
+    pub retention_days: u32,
+}
+
+/// What the outbox lease must cover beyond the provider call and the quota wait: reading the
+/// row, unsealing the channel's secrets, and committing the outcome.
+pub const OUTBOX_LEASE_MARGIN_MS: u64 = 2000;
+
+/// The shortest outbox lease that keeps a live worker's row from being claimed again: the
+/// provider timeout, plus the longest wait for the channel's quota (a claim holds at most
+/// `per_channel` rows of one channel, admitted `cap.limit()` per `cap.period()`), plus
+/// [`OUTBOX_LEASE_MARGIN_MS`].
+pub fn minimum_outbox_lease_ms(provider_timeout_secs: u64, cap: &Policy, per_channel: u32) -> u64 {
+    let period_ms = u64::try_from(cap.period().whole_milliseconds()).unwrap_or(u64::MAX);
+    let quota_wait_ms = (u64::from(per_channel) * period_ms).div_ceil(u64::from(cap.limit().max(1)));
+    provider_timeout_secs.saturating_mul(1000).saturating_add(quota_wait_ms).saturating_add(OUTBOX_LEASE_MARGIN_MS)
 }
 
 /// The TOML file's shape: every key optional, named like the variables without `ATLAS_`.
@@ -71,6 +95,10 @@ struct FileSettings {
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
+    trusted_proxies: Option<String>,
+    whatsapp_timeout_secs: Option<u64>,
+    webhook_endpoint_concurrency: Option<u64>,
+    retention_days: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -96,6 +124,20 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, SettingError> {
         "0" | "false" | "no" | "off" => Ok(false),
         _ => Err(bad(name, format!("`{value}` is not true or false"))),
     }
+}
+
+/// `10.0.0.0/8, 192.168.1.7` (a bare address is a /32 or /128).
+fn parse_networks(name: &str, text: &str) -> Result<Vec<ipnet::IpNet>, SettingError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| bad(name, format!("`{item}` is not an IP address or CIDR such as 10.0.0.0/8")))
+        })
+        .collect()
 }
 
 fn parse_overrides(name: &str, text: &str) -> Result<Vec<(OrgId, RouteClass, Policy)>, SettingError> {
@@ -231,9 +273,31 @@ impl Settings {
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
+        let whatsapp_timeout_secs = number("ATLAS_WHATSAPP_TIMEOUT_SECS", from_file.whatsapp_timeout_secs, 15, 1..=120)?;
+        let webhook_endpoint_concurrency =
+            number("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", from_file.webhook_endpoint_concurrency, 4, 1..=64)? as u32;
+        let retention_days = number("ATLAS_RETENTION_DAYS", from_file.retention_days, 30, 1..=3650)? as u32;
+        let minimum_lease_ms = minimum_outbox_lease_ms(whatsapp_timeout_secs, &channel_rate_limit, crate::worker::OUTBOX_PER_CHANNEL);
+        if outbox_lease_secs.saturating_mul(1000) < minimum_lease_ms {
+            return Err(bad(
+                "ATLAS_OUTBOX_LEASE_SECS",
+                format!(
+                    "{outbox_lease_secs} s is too short: a lease must exceed the provider timeout (ATLAS_WHATSAPP_TIMEOUT_SECS = \
+                     {whatsapp_timeout_secs} s) plus the channel-quota wait and a {} s margin, at least {} s here; otherwise \
+                     a slow but live send is claimed again and sent twice",
+                    OUTBOX_LEASE_MARGIN_MS / 1000,
+                    minimum_lease_ms.div_ceil(1000)
+                ),
+            ));
+        }
         let workers = match env.get("ATLAS_WORKERS") {
             Some(v) => parse_bool("ATLAS_WORKERS", v)?,
             None => from_file.workers.unwrap_or(true),
+        };
+
+        let trusted_proxies = match pick("ATLAS_TRUSTED_PROXIES", from_file.trusted_proxies) {
+            Some(text) => parse_networks("ATLAS_TRUSTED_PROXIES", &text)?,
+            None => Vec::new(),
         };
 
         Ok(Self {
@@ -256,6 +320,10 @@ impl Settings {
             workers,
             webhook_timeout_secs,
             database_pool,
+            trusted_proxies,
+            whatsapp_timeout_secs,
+            webhook_endpoint_concurrency,
+            retention_days,
         })
     }
 
@@ -312,10 +380,61 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
         ] {
             let err = Settings::load(None, &env(&[(var, value)])).unwrap_err();
             assert_eq!(err.name, var, "{value}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses_and_none_by_default() {
+        assert!(Settings::load(None, &env(&[])).unwrap().trusted_proxies.is_empty());
+        let s = Settings::load(None, &env(&[("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7 ,::1")])).unwrap();
+        let shown: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "192.168.1.7/32", "::1/128"]);
+    }
+
+    #[test]
+    fn an_outbox_lease_that_a_live_send_could_outlast_is_refused() {
+        // Default: 15 s provider timeout, 80/s per channel (16 rows wait at most 200 ms), 2 s margin.
+        assert_eq!(minimum_outbox_lease_ms(15, &Policy::parse("80/s").unwrap(), 16), 17_200);
+        assert_eq!(Settings::load(None, &env(&[])).unwrap().outbox_lease_secs, 120, "the default lease is valid");
+        for (lease, timeout, cap, ok) in [
+            ("17", "15", "80/s", false),
+            ("18", "15", "80/s", true),
+            ("6", "3", "80/s", true),
+            ("5", "3", "80/s", false),
+            ("30", "15", "1/s", false),
+            ("34", "15", "1/s", true),
+            ("3", "15", "80/s", false),
+        ] {
+            let result = Settings::load(
+                None,
+                &env(&[("ATLAS_OUTBOX_LEASE_SECS", lease), ("ATLAS_WHATSAPP_TIMEOUT_SECS", timeout), ("ATLAS_CHANNEL_RATE_LIMIT", cap)]),
+            );
+            match result {
+                Ok(s) => assert!(ok, "lease {lease} s with timeout {timeout} s at {cap} must be refused: {s:?}"),
+                Err(e) => {
+                    assert!(!ok, "lease {lease} s with timeout {timeout} s at {cap} is enough: {e}");
+                    assert_eq!(e.name, "ATLAS_OUTBOX_LEASE_SECS");
+                    assert!(e.message.contains("ATLAS_WHATSAPP_TIMEOUT_SECS"), "{}", e.message);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn new_settings_have_defaults_and_ranges() {
+        let s = Settings::load(None, &env(&[])).unwrap();
+        assert_eq!((s.whatsapp_timeout_secs, s.webhook_endpoint_concurrency, s.retention_days), (15, 4, 30));
+        for (var, value) in
+            [("ATLAS_WHATSAPP_TIMEOUT_SECS", "0"), ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "0"), ("ATLAS_RETENTION_DAYS", "0")]
+        {
+            assert_eq!(Settings::load(None, &env(&[(var, value)])).unwrap_err().name, var, "{value}");
+        }
+        let s = Settings::load(None, &env(&[("ATLAS_RETENTION_DAYS", "7"), ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "2")])).unwrap();
+        assert_eq!((s.retention_days, s.webhook_endpoint_concurrency), (7, 2));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod cipher;
 pub mod cli;
 pub mod config;
+pub mod passwords;
 mod secret;
 pub mod telemetry;
 pub mod worker;
@@ -101,7 +102,13 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
         store.migrate().await.map_err(StartError::Database)?;
     }
     let secrets = secret::Secrets::resolve(settings)?;
-    let accounts = Arc::new(Accounts::new(Arc::new(store.clone()), SecretHasher::new(secrets.pepper.clone()), clock.clone()));
+    // The store seals secrets at rest (webhook secrets, idempotent answers that show a secret)
+    // with the cipher that seals channel secrets.
+    let store = store.with_secret_cipher(Arc::new(cipher::ChannelCipher::new(&secrets.channel_key)));
+    let accounts = Arc::new(
+        Accounts::new(Arc::new(store.clone()), SecretHasher::new(secrets.pepper.clone()), clock.clone())
+            .with_password_hashing(Arc::new(passwords::BlockingArgon2)),
+    );
     let metrics = Arc::new(Metrics::default());
 
     let mut policies = Policies::new();
@@ -164,6 +171,7 @@ fn finish(
         allow_private: settings.webhooks_allow_private,
         timeout: time::Duration::seconds(settings.webhook_timeout_secs as i64),
         lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 2 + 5),
+        endpoint_concurrency: settings.webhook_endpoint_concurrency,
         ..WebhookConfig::default()
     };
     let resolver = Arc::new(atlas_webhook_sender::DnsResolver);
@@ -181,8 +189,12 @@ fn finish(
         ..RetryPolicy::default()
     };
     let messaging = Arc::new(Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone()).with_policy(policy));
-    let graph = GraphClient::new(&settings.whatsapp_graph_url, &settings.whatsapp_graph_version, std::time::Duration::from_secs(15))
-        .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
+    let graph = GraphClient::new(
+        &settings.whatsapp_graph_url,
+        &settings.whatsapp_graph_version,
+        std::time::Duration::from_secs(settings.whatsapp_timeout_secs),
+    )
+    .map_err(|e| StartError::Secret(format!("ATLAS_WHATSAPP_GRAPH_URL: {e}")))?;
     let (sandbox, receipts) = SandboxProvider::new();
     let provider = Arc::new(ProviderByKind { whatsapp: Arc::new(WhatsAppProvider::new(graph)), sandbox: Arc::new(sandbox) });
     let delivery = Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher, clock.clone(), policy));
@@ -215,25 +227,34 @@ fn finish(
         jwt: Arc::new(JwtKeys::from_secret(&secrets.jwt)),
         metrics,
         readiness,
-        config: HttpConfig { max_body_bytes: settings.max_body_bytes },
+        config: HttpConfig { max_body_bytes: settings.max_body_bytes, trusted_proxies: settings.trusted_proxies.clone() },
         wake: Arc::new(atlas_http::Wake::default()),
         work,
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }
 
-/// On an empty database, creates the default organization and returns its admin key (to be
-/// printed once); on any other start, `None`.
+/// On an empty database, creates the default organization and returns its id and admin key (to
+/// be printed once); on any other start, `None`. Of replicas starting together on one empty
+/// database, exactly one gets the key.
 ///
 /// # Errors
 /// When the store fails.
 pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, StartError> {
-    let accounts = &state.accounts;
-    if accounts.has_organizations().await.map_err(|e| StartError::FirstStart(e.to_string()))? {
+    let journal = |created: &atlas_accounts::NewOrganization| {
+        operator_journal(created.organization.id, "orgs.create", created.organization.id.to_string())
+    };
+    let entropy: [u8; 30] = random_bytes();
+    let Some(created) = state
+        .accounts
+        .create_default_organization("Default", &entropy, &journal)
+        .await
+        .map_err(|e| StartError::FirstStart(e.to_string()))?
+    else {
         return Ok(None);
-    }
-    let created = create_organization(state, "Default", ScopeSet::empty()).await?;
-    let org_id: atlas_kernel::OrgId = created.0.parse().map_err(|e| StartError::FirstStart(format!("{e}")))?;
+    };
+    let org_id = created.organization.id;
+    let created = (org_id.to_string(), created.admin_key.token.expose().to_owned());
     let sandbox = ConnectChannel {
         provider: ChannelProvider::Sandbox,
         name: "Sandbox".into(),
@@ -297,7 +318,8 @@ impl RunningServer {
     }
 }
 
-/// Wires, migrates, runs the first start and listens on `settings.bind` (port 0 for any).
+/// Wires, migrates, listens on `settings.bind` (port 0 for any), and only then runs the first
+/// start: a start that cannot bind creates nothing, so the next start still prints a key.
 ///
 /// # Errors
 /// As [`wire`], or when the address cannot be bound.
@@ -311,11 +333,18 @@ pub async fn start(settings: &Settings) -> Result<RunningServer, StartError> {
 /// As [`start`].
 pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Result<RunningServer, StartError> {
     let wiring = wire(settings, clock).await?;
-    let first_admin_key = first_start(&wiring.state).await?.map(|(_, key)| key);
     let listener = TcpListener::bind(settings.bind).await.map_err(|e| StartError::Bind(settings.bind, e))?;
     let addr = listener.local_addr().map_err(|e| StartError::Bind(settings.bind, e))?;
+    let first_admin_key = first_start(&wiring.state).await?.map(|(_, key)| key);
     let (shutdown, mut stopped) = watch::channel(false);
     spawn_janitor(&wiring.state, shutdown.subscribe());
+    worker::spawn_retention_janitor(
+        Arc::new(wiring.store.clone()),
+        Arc::new(wiring.store.clone()),
+        wiring.state.clock.clone(),
+        time::Duration::days(i64::from(settings.retention_days)),
+        shutdown.subscribe(),
+    );
     if settings.workers {
         worker::spawn_outbox_worker(
             wiring.state.clone(),

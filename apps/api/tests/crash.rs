@@ -1,7 +1,8 @@
 //! Crash semantics of the outbox, end to end, with the real binary.
 //!
-//! The server runs as a child process over a fresh database with a 3 s outbox lease and points
-//! at a fake Graph API whose sends answer slowly, so that a batch is always in flight. It
+//! The server runs as a child process over a fresh database with a 6 s outbox lease (the
+//! shortest the settings accept with a 3 s Graph timeout) and points at a fake Graph API whose
+//! sends answer slowly, so that rows are always in flight. It
 //! accepts 200 template sends (each with an idempotency key), and is killed with SIGKILL in
 //! the middle of delivering them: some messages sent and recorded, one claimed batch in flight,
 //! the rest queued. Right after the kill the test reads the outbox to learn which rows were
@@ -15,7 +16,9 @@
 //! - a message still queued at the kill is sent once, by the restarted process;
 //! - a message claimed at the kill is sent again after its lease: it reaches Graph twice when
 //!   the dead process's call had reached Graph, so the duplicates are at most the rows claimed
-//!   at the kill, themselves at most the worker's batch of 32;
+//!   at the kill, themselves at most what one process holds at once (`OUTBOX_IN_FLIGHT`) and,
+//!   all sends being on one channel, what one channel may have leased (`OUTBOX_PER_CHANNEL`),
+//!   both taken from `apps/api/src/worker.rs`;
 //! - the admin key is printed on the first start only.
 //!
 //! PostgreSQL (skipped loudly when unreachable) and SQLite.
@@ -35,12 +38,21 @@ use tokio::task::JoinHandle;
 
 /// Messages accepted before the kill.
 const MESSAGES: usize = 200;
-/// Rows the outbox worker claims per round (apps/api/src/worker.rs).
-const WORKER_BATCH: usize = 32;
+/// The most rows one process can have claimed at the kill: what it holds at once, and at most
+/// what one channel may have leased (every send of this test is on its one WhatsApp channel).
+const MAX_CLAIMED: usize = {
+    let (held, per_channel) = (atlas_api::worker::OUTBOX_IN_FLIGHT as usize, atlas_api::worker::OUTBOX_PER_CHANNEL as usize);
+    if held < per_channel {
+        held
+    } else {
+        per_channel
+    }
+};
 /// `ATLAS_OUTBOX_LEASE_SECS` of both processes.
-const LEASE_SECS: u64 = 3;
-/// How long the first fake takes to answer a send: the worker waits for its whole batch, so a
-/// batch is in flight for this long.
+const LEASE_SECS: u64 = 6;
+/// `ATLAS_WHATSAPP_TIMEOUT_SECS` of both processes: longer than a slow send.
+const GRAPH_TIMEOUT_SECS: u64 = 3;
+/// How long the first fake takes to answer a send: rows are in flight for this long.
 const SLOW_SEND: Duration = Duration::from_millis(2000);
 /// The process is killed once the first fake has seen this many sends (a batch or more done).
 const KILL_AFTER_SENDS: usize = 40;
@@ -71,6 +83,7 @@ impl Server {
             .env("ATLAS_DATABASE_URL", database_url)
             .env("ATLAS_WHATSAPP_GRAPH_URL", graph_url)
             .env("ATLAS_OUTBOX_LEASE_SECS", LEASE_SECS.to_string())
+            .env("ATLAS_WHATSAPP_TIMEOUT_SECS", GRAPH_TIMEOUT_SECS.to_string())
             .env("ATLAS_WEBHOOKS_ALLOW_PRIVATE", "true")
             .env("ATLAS_WEBHOOK_TIMEOUT_SECS", "1")
             .env("ATLAS_RATE_LIMIT_MESSAGES", "1000000/min")
@@ -311,7 +324,7 @@ async fn crash_and_restart(database_url: String, secret_key: Option<&str>, backe
     assert!(!at_kill.claimed.is_empty(), "the kill must catch a batch in flight: {at_kill:?}");
     assert!(!at_kill.queued.is_empty(), "the kill must leave messages queued: {at_kill:?}");
     assert!(!at_kill.finished.is_empty(), "some messages were delivered before the kill: {at_kill:?}");
-    assert!(at_kill.claimed.len() <= WORKER_BATCH, "at most one batch is claimed at a time: {at_kill:?}");
+    assert!(at_kill.claimed.len() <= MAX_CLAIMED, "at most {MAX_CLAIMED} rows are claimed at a time: {at_kill:?}");
 
     // Restart over the same database.
     let second = Server::spawn(&database_url, secret_key, graph.url(), &workdir).await;
@@ -368,7 +381,7 @@ async fn crash_and_restart(database_url: String, secret_key: Option<&str>, backe
             }
         }
     }
-    assert!(duplicates.len() <= at_kill.claimed.len() && at_kill.claimed.len() <= WORKER_BATCH);
+    assert!(duplicates.len() <= at_kill.claimed.len() && at_kill.claimed.len() <= MAX_CLAIMED);
 
     // The admin key is printed on the first start only.
     let second_stdout = second.kill().await;

@@ -8,7 +8,7 @@ mod service;
 mod store;
 
 pub use model::{ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome, User};
-pub use secrets::{hash_password, verify_password, SecretHasher};
+pub use secrets::{hash_password, verify_password, InlineArgon2, PasswordHashing, SecretHasher, DUMMY_PASSWORD_HASH};
 pub use service::{
     AccessError, Accounts, AuthError, BootstrapRequest, Bootstrapped, Credential, IssuedSession, MintKeyRequest, MintedKey, NewOrganization,
 };

@@ -33,6 +33,34 @@ impl SecretHasher {
     }
 }
 
+/// An argon2id hash (default parameters) of a password nobody knows: an unknown email is
+/// verified against it, so signing in costs the same argon2 work whether the account exists.
+pub const DUMMY_PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YXRsYXMtZHVtbXktc2FsdA$xQ90EnXfg9jqiXjNIWbFivlm2RoQGfIrlU5s76Vx9RY";
+
+/// Where the (slow, on purpose) password work runs. The server runs it on its blocking pool so
+/// the async workers keep serving; [`InlineArgon2`] runs it on the caller's thread.
+#[async_trait::async_trait]
+pub trait PasswordHashing: Send + Sync + std::fmt::Debug {
+    /// [`hash_password`].
+    async fn hash(&self, password: String, salt: [u8; 16]) -> String;
+    /// [`verify_password`].
+    async fn verify(&self, password: String, phc: String) -> bool;
+}
+
+/// Password work on the calling thread (embedders without a blocking pool, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InlineArgon2;
+
+#[async_trait::async_trait]
+impl PasswordHashing for InlineArgon2 {
+    async fn hash(&self, password: String, salt: [u8; 16]) -> String {
+        hash_password(&password, &salt)
+    }
+    async fn verify(&self, password: String, phc: String) -> bool {
+        verify_password(&password, &phc)
+    }
+}
+
 /// Hashes a password with argon2id and a caller-supplied 16-byte salt; returns a PHC string.
 pub fn hash_password(password: &str, salt: &[u8; 16]) -> String {
     let salt = SaltString::encode_b64(salt).expect("16 bytes is a valid salt length");
@@ -58,6 +86,18 @@ mod tests {
         assert!(verify_password("correct horse", &phc));
         assert!(!verify_password("correct horse!", &phc));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn the_dummy_hash_costs_what_a_real_one_does() {
+        let dummy = PasswordHash::new(DUMMY_PASSWORD_HASH).expect("the dummy hash is a valid PHC string");
+        let real_phc = hash_password("any password at all", &[3; 16]);
+        let real = PasswordHash::new(&real_phc).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm, "same algorithm");
+        assert_eq!(dummy.version, real.version, "same version");
+        assert_eq!(dummy.params, real.params, "same memory, time and parallelism");
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()), "same output length");
+        assert!(!verify_password("", DUMMY_PASSWORD_HASH));
     }
 
     #[test]

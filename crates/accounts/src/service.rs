@@ -2,10 +2,18 @@
 //! hot path reads no database, and a revocation is immediate on this replica and within a
 //! second on the others), mint and revoke keys under the minting rule, create organizations,
 //! bootstrap the first user, sign in with a password and rotate refresh tokens.
+//!
+//! The cache is fenced by a revocation generation: a record read from the store is cached (and
+//! trusted) only when no revocation happened on this replica while it was being read, so an
+//! authentication in flight across a revocation cannot bring the revoked key back.
+//!
+//! Passwords are hashed and verified through the [`PasswordHashing`] port (argon2 is slow on
+//! purpose: the server runs it on its blocking pool); an unknown email is verified against a
+//! dummy hash, so it costs the same work as a wrong password.
 
 use crate::{
-    hash_password, verify_password, AccountError, AccountStore, ApiKeyRecord, Organization, RefreshFamilyId, RefreshToken, RotateOutcome,
-    SecretHasher, User,
+    AccountError, AccountStore, ApiKeyRecord, InlineArgon2, Organization, PasswordHashing, RefreshFamilyId, RefreshToken, RotateOutcome,
+    SecretHasher, User, DUMMY_PASSWORD_HASH,
 };
 use atlas_kernel::{Clock, OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
@@ -58,6 +66,12 @@ pub enum AccessError {
     NotFound,
     #[error("a user already exists: bootstrap is closed")]
     AlreadyBootstrapped,
+    #[error("bootstrap needs a key of the default organization (the admin key printed at first start)")]
+    NotDefaultOrganization,
+    /// The request reaches beyond a limit of the minting key (`limit` is `expires_at` or
+    /// `allowed_ips`).
+    #[error("{message}")]
+    BeyondParentLimit { limit: &'static str, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -116,10 +130,9 @@ pub struct BootstrapRequest {
     pub email: String,
     pub password: String,
     pub username: Option<String>,
-    pub organization_name: String,
 }
 
-/// The first user, its organization and an admin key.
+/// The first user, the default organization it was created in, and an admin key.
 #[derive(Debug, Clone)]
 pub struct Bootstrapped {
     pub organization: Organization,
@@ -135,19 +148,37 @@ pub struct IssuedSession {
     pub refresh_expires_at: OffsetDateTime,
 }
 
+/// Key records read recently, and the revocation generation that fences them.
+#[derive(Debug, Default)]
+struct KeyCache {
+    records: HashMap<String, (ApiKeyRecord, OffsetDateTime)>,
+    /// Bumped by every revocation on this replica, under the same lock that forgets the key.
+    revocations: u64,
+}
+
 /// The credential use cases over an [`AccountStore`].
 #[derive(Debug)]
 pub struct Accounts {
     store: Arc<dyn AccountStore>,
     hasher: SecretHasher,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<String, (ApiKeyRecord, OffsetDateTime)>>,
+    passwords: Arc<dyn PasswordHashing>,
+    cache: Mutex<KeyCache>,
 }
 
 impl Accounts {
-    /// The use cases over `store`, hashing secrets with `hasher`, telling time by `clock`.
+    /// The use cases over `store`, hashing secrets with `hasher`, telling time by `clock`;
+    /// passwords are hashed on the calling thread until
+    /// [`with_password_hashing`](Self::with_password_hashing) says otherwise.
     pub fn new(store: Arc<dyn AccountStore>, hasher: SecretHasher, clock: Arc<dyn Clock>) -> Self {
-        Self { store, hasher, clock, cache: Mutex::new(HashMap::new()) }
+        Self { store, hasher, clock, passwords: Arc::new(InlineArgon2), cache: Mutex::new(KeyCache::default()) }
+    }
+
+    /// Hashes and verifies passwords through `passwords` (the server: on its blocking pool).
+    #[must_use]
+    pub fn with_password_hashing(mut self, passwords: Arc<dyn PasswordHashing>) -> Self {
+        self.passwords = passwords;
+        self
     }
 
     /// Verifies an API key presented from `client_ip`: shape and checksum first (no store read
@@ -163,11 +194,7 @@ impl Accounts {
         let now = self.clock.now();
         let record = match self.cached(&hash, now) {
             Some(record) => record,
-            None => {
-                let record = self.store.find_key_by_hash(&hash).await?.ok_or(AuthError::Unknown)?;
-                self.remember(hash.clone(), record.clone(), now);
-                record
-            }
+            None => self.read_key(&hash, now).await?,
         };
         if record.revoked_at.is_some() {
             return Err(AuthError::Revoked);
@@ -175,13 +202,16 @@ impl Accounts {
         if record.expires_at.is_some_and(|at| at <= now) {
             return Err(AuthError::Expired);
         }
+        // `::ffff:10.0.0.1` is 10.0.0.1: a dual-stack listener must not put IPv4 callers outside
+        // an IPv4 allowlist.
+        let client_ip = client_ip.map(|ip| ip.to_canonical());
         if !record.allowed_ips.is_empty() && !client_ip.is_some_and(|ip| record.allowed_ips.iter().any(|net| net.contains(&ip))) {
             return Err(AuthError::IpNotAllowed);
         }
         if record.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
             self.store.touch_key(record.id, now).await?;
             if let Ok(mut cache) = self.cache.lock() {
-                if let Some((cached, _)) = cache.get_mut(&hash) {
+                if let Some((cached, _)) = cache.records.get_mut(&hash) {
                     cached.last_used_at = Some(now);
                 }
             }
@@ -189,23 +219,40 @@ impl Accounts {
         Ok(Principal { org_id: record.org_id, actor: Actor::ApiKey(record.id), scopes: record.scopes })
     }
 
-    fn cached(&self, hash: &str, now: OffsetDateTime) -> Option<ApiKeyRecord> {
-        let cache = self.cache.lock().ok()?;
-        cache.get(hash).filter(|(_, at)| now - *at < KEY_CACHE_TTL).map(|(r, _)| r.clone())
+    /// Reads a key record from the store. When a revocation happened on this replica while it
+    /// was read, the record may predate it: it is read again (after the revocation committed)
+    /// and only a read that no revocation overlapped is cached.
+    async fn read_key(&self, hash: &str, now: OffsetDateTime) -> Result<ApiKeyRecord, AuthError> {
+        let mut generation = self.revocation_generation();
+        loop {
+            let record = self.store.find_key_by_hash(hash).await?.ok_or(AuthError::Unknown)?;
+            let Ok(mut cache) = self.cache.lock() else {
+                return Ok(record);
+            };
+            if cache.revocations == generation {
+                if cache.records.len() >= KEY_CACHE_MAX {
+                    cache.records.retain(|_, (_, at)| now - *at < KEY_CACHE_TTL);
+                }
+                cache.records.insert(hash.to_owned(), (record.clone(), now));
+                return Ok(record);
+            }
+            generation = cache.revocations;
+        }
     }
 
-    fn remember(&self, hash: String, record: ApiKeyRecord, now: OffsetDateTime) {
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= KEY_CACHE_MAX {
-                cache.retain(|_, (_, at)| now - *at < KEY_CACHE_TTL);
-            }
-            cache.insert(hash, (record, now));
-        }
+    fn revocation_generation(&self) -> u64 {
+        self.cache.lock().map(|c| c.revocations).unwrap_or_default()
+    }
+
+    fn cached(&self, hash: &str, now: OffsetDateTime) -> Option<ApiKeyRecord> {
+        let cache = self.cache.lock().ok()?;
+        cache.records.get(hash).filter(|(_, at)| now - *at < KEY_CACHE_TTL).map(|(r, _)| r.clone())
     }
 
     fn forget_key(&self, id: KeyId) {
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|_, (r, _)| r.id != id);
+            cache.revocations += 1;
+            cache.records.retain(|_, (r, _)| r.id != id);
         }
     }
 
@@ -228,14 +275,17 @@ impl Accounts {
     }
 
     /// Mints a key for the caller's organization. The minting rule: every scope asked for must
-    /// be held by the caller.
+    /// be held by the caller, and a key minted by a key stays within that key's limits (an
+    /// expiry no later than its own, absent meaning its own; an allowlist inside its own,
+    /// absent meaning its own).
     ///
     /// # Errors
-    /// `ScopeNotHeld` naming what the caller lacks; `Invalid` for a bad name or a past expiry.
+    /// `ScopeNotHeld` naming what the caller lacks; `BeyondParentLimit` naming the limit;
+    /// `Invalid` for a bad name or a past expiry.
     pub async fn mint_key(
         &self,
         caller: &Principal,
-        request: MintKeyRequest,
+        mut request: MintKeyRequest,
         entropy: &[u8; KEY_RANDOM_LEN],
         journal: &(dyn Fn(&MintedKey) -> JournalEntry + Send + Sync),
     ) -> Result<MintedKey, AccessError> {
@@ -246,6 +296,10 @@ impl Accounts {
         validate_name(&request.name)?;
         if request.expires_at.is_some_and(|at| at <= self.clock.now()) {
             return Err(AccessError::Invalid { field: "expires_at", message: "must be in the future".into() });
+        }
+        if let Actor::ApiKey(parent) = caller.actor {
+            let parent = self.store.find_key(caller.org_id, parent).await?.ok_or(AccessError::NotFound)?;
+            request = within_parent_limits(&parent, request)?;
         }
         let minted = self.new_key(caller.org_id, request, entropy);
         self.store.insert_key(&minted.record, &journal(&minted)).await?;
@@ -300,31 +354,64 @@ impl Accounts {
         Ok(self.store.has_organizations().await?)
     }
 
-    /// Creates the first user (an admin), its organization and an admin key; refused once any
-    /// user exists.
+    /// The first start: creates the default organization and its admin key, unless one exists
+    /// (another replica may be starting on the same empty database at the same moment: of the
+    /// two, one creates it and the other gets `None`).
     ///
     /// # Errors
-    /// `AlreadyBootstrapped`, or `Invalid` for a bad email or a short password.
+    /// `Invalid` for a bad name; `Store` when the store fails.
+    pub async fn create_default_organization(
+        &self,
+        name: &str,
+        entropy: &[u8; KEY_RANDOM_LEN],
+        journal: &(dyn Fn(&NewOrganization) -> JournalEntry + Send + Sync),
+    ) -> Result<Option<NewOrganization>, AccessError> {
+        if self.store.default_organization().await?.is_some() {
+            return Ok(None);
+        }
+        validate_name(name)?;
+        let organization = Organization { id: OrgId::generate(), name: name.trim().to_owned(), created_at: self.clock.now() };
+        let request =
+            MintKeyRequest { name: "admin".into(), scopes: ScopeSet::organization_admin(), expires_at: None, allowed_ips: Vec::new() };
+        let admin_key = self.new_key(organization.id, request, entropy);
+        let created = NewOrganization { organization, admin_key };
+        let made = self.store.create_default_organization(&created.organization, &created.admin_key.record, &journal(&created)).await?;
+        Ok(made.then_some(created))
+    }
+
+    /// Creates the first user (an admin) inside the default organization, with an admin key;
+    /// only for a caller of the default organization holding `atlas.keys.write` (the key
+    /// printed at first start), and refused once any user exists.
+    ///
+    /// # Errors
+    /// `NotDefaultOrganization`, `ScopeNotHeld`, `AlreadyBootstrapped`, or `Invalid` for a bad
+    /// email or a short password.
     pub async fn bootstrap(
         &self,
+        caller: &Principal,
         request: BootstrapRequest,
         salt: &[u8; 16],
         entropy: &[u8; KEY_RANDOM_LEN],
         journal: &(dyn Fn(&Bootstrapped) -> JournalEntry + Send + Sync),
     ) -> Result<Bootstrapped, AccessError> {
+        if !caller.has(Scope::KeysWrite) {
+            return Err(AccessError::ScopeNotHeld(vec![Scope::KeysWrite]));
+        }
+        let organization = self.store.default_organization().await?.ok_or(AccessError::NotDefaultOrganization)?;
+        if organization.id != caller.org_id {
+            return Err(AccessError::NotDefaultOrganization);
+        }
         let email = validate_email(&request.email)?;
         if request.password.chars().count() < 12 {
             return Err(AccessError::Invalid { field: "password", message: "must be at least 12 characters".into() });
         }
-        validate_name(&request.organization_name)?;
         let now = self.clock.now();
-        let organization = Organization { id: OrgId::generate(), name: request.organization_name.trim().to_owned(), created_at: now };
         let user = User {
             id: UserId::generate(),
             org_id: organization.id,
             email,
             username: request.username,
-            password_hash: hash_password(&request.password, salt),
+            password_hash: self.passwords.hash(request.password, *salt).await,
             role: Role::Admin,
             created_at: now,
         };
@@ -332,7 +419,7 @@ impl Accounts {
             MintKeyRequest { name: "bootstrap admin".into(), scopes: Role::Admin.scopes(), expires_at: None, allowed_ips: Vec::new() };
         let admin_key = self.new_key(organization.id, key_request, entropy);
         let done = Bootstrapped { organization, user, admin_key };
-        self.store.bootstrap(&done.organization, &done.user, &done.admin_key.record, &journal(&done)).await?;
+        self.store.bootstrap(&done.user, &done.admin_key.record, &journal(&done)).await?;
         Ok(done)
     }
 
@@ -354,7 +441,10 @@ impl Accounts {
         journal: &(dyn Fn(&User) -> JournalEntry + Send + Sync),
     ) -> Result<IssuedSession, AuthError> {
         let user = self.store.find_user_by_email(&email.trim().to_lowercase()).await?;
-        let Some(user) = user.filter(|u| verify_password(password, &u.password_hash)) else {
+        // An unknown email costs the same argon2 work as a wrong password.
+        let phc = user.as_ref().map_or_else(|| DUMMY_PASSWORD_HASH.to_owned(), |u| u.password_hash.clone());
+        let verified = self.passwords.verify(password.to_owned(), phc).await;
+        let Some(user) = user.filter(|_| verified) else {
             return Err(AuthError::BadCredentials);
         };
         let (refresh_token, hash, refresh_expires_at) = self.new_refresh_token(entropy);
@@ -398,6 +488,34 @@ impl Accounts {
     }
 }
 
+/// The request, limited by the minting key's own limits: an absent expiry or allowlist becomes
+/// the parent's; a later expiry or an address range outside the parent's allowlist is refused.
+fn within_parent_limits(parent: &ApiKeyRecord, mut request: MintKeyRequest) -> Result<MintKeyRequest, AccessError> {
+    if let Some(limit) = parent.expires_at {
+        match request.expires_at {
+            None => request.expires_at = Some(limit),
+            Some(asked) if asked > limit => {
+                return Err(AccessError::BeyondParentLimit {
+                    limit: "expires_at",
+                    message: "a key cannot mint a key that expires later than itself".into(),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    if !parent.allowed_ips.is_empty() {
+        if request.allowed_ips.is_empty() {
+            request.allowed_ips = parent.allowed_ips.clone();
+        } else if let Some(wider) = request.allowed_ips.iter().find(|net| !parent.allowed_ips.iter().any(|p| p.contains(*net))) {
+            return Err(AccessError::BeyondParentLimit {
+                limit: "allowed_ips",
+                message: format!("{wider} is not inside the minting key's IP allowlist"),
+            });
+        }
+    }
+    Ok(request)
+}
+
 fn validate_name(name: &str) -> Result<(), AccessError> {
     let len = name.trim().chars().count();
     if len == 0 || len > 200 {
@@ -419,3 +537,6 @@ fn validate_email(email: &str) -> Result<String, AccessError> {
         Err(AccessError::Invalid { field: "email", message: "must be an email address".into() })
     }
 }
+
+#[cfg(test)]
+mod tests;

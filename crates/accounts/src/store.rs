@@ -31,12 +31,30 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// Creates an organization with its first (admin) key, and the journal entry, atomically.
     async fn create_organization(&self, org: &Organization, admin_key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError>;
 
-    /// Creates the first user with an organization and an admin key, only while no user exists.
-    /// Two concurrent bootstraps cannot both succeed.
+    /// Creates the default organization (the first start's) with its admin key, and the journal
+    /// entry, atomically; only when no default organization exists. Of two replicas starting on
+    /// one empty database at once, one creates it (`true`) and the other creates nothing
+    /// (`false`).
+    async fn create_default_organization(
+        &self,
+        org: &Organization,
+        admin_key: &ApiKeyRecord,
+        journal: &JournalEntry,
+    ) -> Result<bool, AccountError>;
+
+    /// The default organization: the one the first start created (on a database from before it
+    /// was recorded, the oldest organization).
+    async fn default_organization(&self) -> Result<Option<Organization>, AccountError>;
+
+    /// Creates the first user, in its (existing) organization, with an admin key, only while no
+    /// user exists. Two concurrent bootstraps cannot both succeed.
     ///
     /// # Errors
     /// `AlreadyBootstrapped` when a user exists.
-    async fn bootstrap(&self, org: &Organization, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError>;
+    async fn bootstrap(&self, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError>;
+
+    /// The organization's key with this id, revoked or not.
+    async fn find_key(&self, org_id: OrgId, id: KeyId) -> Result<Option<ApiKeyRecord>, AccountError>;
 
     /// Stores a newly minted key.
     async fn insert_key(&self, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError>;

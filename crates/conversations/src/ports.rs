@@ -335,22 +335,37 @@ pub struct OutboxItem {
 #[async_trait]
 pub trait Outbox: Send + Sync + fmt::Debug {
     /// Claims up to `limit` rows that are due (`next_attempt_at <= now`) and not leased (or
-    /// whose lease expired), oldest first, without two workers ever holding one row (`FOR UPDATE
-    /// SKIP LOCKED`). Each claimed row gets `lease_until = now + lease` and `attempt + 1`, and
-    /// its message advances to `sending`, in the claim's transaction.
+    /// whose lease expired), without two workers ever holding one row (`FOR UPDATE SKIP
+    /// LOCKED`), fairly: never more than `per_channel` rows of one channel leased at once (those
+    /// already leased count), each organization's channels taking turns, every organization
+    /// with due rows getting a turn before any gets a second; oldest first within a turn. Each
+    /// claimed row gets `lease_until = now + lease` and `attempt + 1`, and its message advances
+    /// to `sending`, in the claim's transaction.
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<OutboxItem>, ConversationError>;
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_channel: u32)
+        -> Result<Vec<OutboxItem>, ConversationError>;
 
     /// Records the provider's acceptance, in one transaction: sets the message's provider id,
     /// applies `sent` at `at`, then every status kept pending for that provider id; finishes the
     /// row and marks its run `succeeded`. Returns the message after all that. Completing a
     /// finished row with the same provider id succeeds and changes nothing.
     ///
+    /// Fenced like `retry`: it applies only while the caller still holds the row's lease, that
+    /// is while the row is leased and its attempt is still `attempt` (the claim's); a worker
+    /// whose lease lapsed and whose row another worker claimed changes nothing.
+    ///
     /// # Errors
-    /// `NotFound` for an unknown row; `Conflict` when the row already finished otherwise.
-    async fn complete(&self, id: OutboxId, provider_message_id: &str, at: OffsetDateTime) -> Result<Message, ConversationError>;
+    /// `NotFound` for an unknown row; `Conflict` when the row already finished otherwise, or
+    /// was released or claimed again (its attempt is no longer `attempt`).
+    async fn complete(
+        &self,
+        id: OutboxId,
+        attempt: u32,
+        provider_message_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Message, ConversationError>;
 
     /// Schedules attempt `attempt + 1` at `next_at`, releasing the lease and keeping `error` as
     /// the row's last error (the message stays `sending`).
@@ -362,10 +377,26 @@ pub trait Outbox: Send + Sync + fmt::Debug {
 
     /// Gives up, in one transaction: applies `failed` with `error` at `at` to the message,
     /// finishes the row and marks its run `failed` with the error. Returns the message.
+    /// Fenced like `complete`: only the holder of attempt `attempt`'s lease may fail the row.
     ///
     /// # Errors
-    /// `NotFound` for an unknown row; `Conflict` when the row already finished.
-    async fn fail(&self, id: OutboxId, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError>;
+    /// `NotFound` for an unknown row; `Conflict` when the row already finished, or was released
+    /// or claimed again (its attempt is no longer `attempt`).
+    async fn fail(&self, id: OutboxId, attempt: u32, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError>;
+
+    /// Retention: removes up to `limit` finished rows (sent or failed) that finished before
+    /// `before`; their messages and runs stay. Returns how many were removed.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn purge_finished(&self, before: OffsetDateTime, limit: u32) -> Result<u64, ConversationError>;
+
+    /// Retention: removes up to `limit` statuses kept pending (their provider id was never
+    /// recorded by a send) that arrived before `before`. Returns how many were removed.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn purge_pending_statuses(&self, before: OffsetDateTime, limit: u32) -> Result<u64, ConversationError>;
 }
 
 /// The provider accepted a send.

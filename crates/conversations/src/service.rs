@@ -551,12 +551,13 @@ impl Delivery {
         Self { store, outbox, provider, cipher, clock, policy }
     }
 
-    /// Claims up to `limit` due rows for this worker, under the policy's lease.
+    /// Claims up to `limit` due rows for this worker, under the policy's lease, with at most
+    /// `per_channel` rows of one channel leased at once (see `Outbox::claim`).
     ///
     /// # Errors
     /// `Store` when the store fails.
-    pub async fn claim(&self, limit: u32) -> Result<Vec<OutboxItem>, MessagingError> {
-        Ok(self.outbox.claim(self.clock.now(), limit, self.policy.lease).await?)
+    pub async fn claim(&self, limit: u32, per_channel: u32) -> Result<Vec<OutboxItem>, MessagingError> {
+        Ok(self.outbox.claim(self.clock.now(), limit, self.policy.lease, per_channel).await?)
     }
 
     /// Delivers one claimed row: past its deadline it fails (`deadline_exceeded`) unsent; a
@@ -587,7 +588,7 @@ impl Delivery {
         };
         match result {
             Ok(ProviderAccepted { provider_message_id }) => {
-                Ok(DeliveryOutcome::Sent(self.outbox.complete(item.id, &provider_message_id, self.clock.now()).await?))
+                Ok(DeliveryOutcome::Sent(self.outbox.complete(item.id, item.attempt, &provider_message_id, self.clock.now()).await?))
             }
             Err(e) if e.kind == ProviderErrorKind::Permanent => self.fail(item, e.to_message_error()).await,
             Err(e) => {
@@ -608,7 +609,7 @@ impl Delivery {
     }
 
     async fn fail(&self, item: &OutboxItem, error: MessageError) -> Result<DeliveryOutcome, MessagingError> {
-        Ok(DeliveryOutcome::Failed(self.outbox.fail(item.id, &error, self.clock.now()).await?))
+        Ok(DeliveryOutcome::Failed(self.outbox.fail(item.id, item.attempt, &error, self.clock.now()).await?))
     }
 }
 

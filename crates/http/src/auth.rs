@@ -16,6 +16,10 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// What a bootstrap without a usable credential is told.
+const BOOTSTRAP_HINT: &str = "bootstrap needs the admin key printed once at first start (the `admin api key: atlas_sk_…` line): \
+     send it as `Authorization: Bearer atlas_sk_…`";
+
 /// The presented credential, as text.
 enum Presented<'a> {
     ApiKey(&'a str),
@@ -61,7 +65,12 @@ pub async fn guard(State((state, spec)): State<(AppState, &'static RouteSpec)>, 
     let principal = if let Some(scope) = spec.scope {
         let principal = match authenticate(&state, &mut parts).await {
             Ok(p) => p,
-            Err(e) => return e.into_response(),
+            Err(mut e) => {
+                if spec.operation == "auth.bootstrap" {
+                    e.hint = Some(BOOTSTRAP_HINT.into());
+                }
+                return e.into_response();
+            }
         };
         if !principal.has(scope) {
             return ApiError::missing_scope(scope).into_response();

@@ -92,23 +92,6 @@ impl ErrorCode {
             ErrorCode::IdempotencyInProgress | ErrorCode::RateLimited | ErrorCode::ProviderUnavailable | ErrorCode::InternalError
         )
     }
-
-    /// Whether an outcome with this code is a committed business decision, stored for replay
-    /// under an idempotency key (DESIGN.md: 2xx and business-rule 4xx).
-    pub const fn is_business_outcome(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::Forbidden
-                | ErrorCode::WindowClosed
-                | ErrorCode::TemplateNotFound
-                | ErrorCode::InvalidTransition
-                | ErrorCode::CycleDetected
-                | ErrorCode::VersionConflict
-                | ErrorCode::Conflict
-                | ErrorCode::NotFound
-                | ErrorCode::TaskBlocked
-        )
-    }
 }
 
 /// An error answer.
@@ -120,12 +103,16 @@ pub struct ApiError {
     pub details: Map<String, Value>,
     /// Seconds for `Retry-After`.
     pub retry_after: Option<u64>,
+    /// Whether retrying the same request may succeed (the code's default, or the domain's word:
+    /// a conflict with a concurrent change is retryable). A retryable answer is never stored
+    /// for replay.
+    pub retryable: bool,
 }
 
 impl ApiError {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), hint: None, details: Map::new(), retry_after: None }
+        Self { code, message: message.into(), hint: None, details: Map::new(), retry_after: None, retryable: code.retryable() }
     }
 
     /// Adds a hint.
@@ -174,7 +161,7 @@ impl ApiError {
         let mut error = json!({
             "code": self.code.as_str(),
             "message": self.message,
-            "retryable": self.code.retryable(),
+            "retryable": self.retryable,
         });
         if let Some(hint) = &self.hint {
             error["hint"] = json!(hint);
@@ -258,6 +245,11 @@ impl From<AccessError> for ApiError {
                 }
                 err
             }
+            AccessError::BeyondParentLimit { limit, ref message } => ApiError::new(ErrorCode::Forbidden, message.clone())
+                .detail("limit", json!(limit))
+                .hint("mint within the minting key's own expiry and IP allowlist"),
+            AccessError::NotDefaultOrganization => ApiError::new(ErrorCode::Forbidden, e.to_string())
+                .hint("bootstrap with the key printed at first start (`admin api key: atlas_sk_…`)"),
             AccessError::Invalid { field, message } => ApiError::field(field, message),
             AccessError::NotFound => ApiError::not_found("resource"),
             AccessError::AlreadyBootstrapped => ApiError::new(ErrorCode::Conflict, e.to_string())

@@ -9,6 +9,18 @@ use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
+use utoipa::IntoParams;
+
+/// `?limit=&cursor=` of every list.
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
 
 /// A JSON body: the raw value (for fingerprints) and the typed request.
 #[derive(Debug)]
@@ -99,14 +111,69 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryPa
     }
 }
 
-/// The caller's address as the socket saw it.
+/// The caller's address: the socket's peer, or, when the peer is a trusted proxy
+/// (`ATLAS_TRUSTED_PROXIES`), the rightmost `X-Forwarded-For` hop that is not one. IPv4-mapped
+/// IPv6 addresses (`::ffff:10.0.0.1`, what a `[::]` listener sees) are canonicalised to IPv4.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip())))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip());
+        let forwarded = parts.headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+        Ok(ClientIp(peer.map(|peer| client_address(peer, &forwarded, &state.config.trusted_proxies))))
+    }
+}
+
+/// The client behind `peer`: `peer` itself unless it is trusted; then, walking `forwarded`
+/// (`X-Forwarded-For`, oldest hop first) from the right, the first hop that is not trusted (a
+/// malformed hop stops the walk at the last trusted one; all trusted means the leftmost).
+pub fn client_address(peer: IpAddr, forwarded: &str, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(&client) {
+        return client;
+    }
+    for hop in forwarded.split(',').rev().map(str::trim).filter(|h| !h.is_empty()) {
+        let Ok(ip) = hop.parse::<IpAddr>().map(|ip| ip.to_canonical()) else {
+            return client;
+        };
+        client = ip;
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_address;
+    use std::net::IpAddr;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_peer() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(client_address(ip("203.0.113.9"), "198.51.100.1", &trusted), ip("203.0.113.9"), "an untrusted peer speaks for itself");
+        assert_eq!(client_address(ip("10.0.0.2"), "198.51.100.1", &trusted), ip("198.51.100.1"));
+        assert_eq!(
+            client_address(ip("10.0.0.2"), "1.1.1.1, 198.51.100.1, 10.0.0.5", &trusted),
+            ip("198.51.100.1"),
+            "the rightmost untrusted hop"
+        );
+        assert_eq!(client_address(ip("10.0.0.2"), "", &trusted), ip("10.0.0.2"), "no header: the proxy itself");
+        assert_eq!(client_address(ip("10.0.0.2"), "garbage, 10.0.0.7", &trusted), ip("10.0.0.7"), "a malformed hop stops the walk");
+        assert_eq!(client_address(ip("10.0.0.2"), "198.51.100.1", &[]), ip("10.0.0.2"), "no trusted proxies: the header is ignored");
+        assert_eq!(
+            client_address(ip("::ffff:10.0.0.2"), "::ffff:198.51.100.1", &trusted),
+            ip("198.51.100.1"),
+            "IPv4-mapped addresses are IPv4"
+        );
     }
 }

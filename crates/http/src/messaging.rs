@@ -53,6 +53,17 @@ pub fn endpoint(filter: MethodFilter, operation: &str) -> Option<MethodRouter<Ap
 
 impl From<MessagingError> for ApiError {
     fn from(e: MessagingError) -> Self {
+        // The domain decides what is a committed outcome; anything else is retryable (and so
+        // never stored for replay).
+        let business = e.is_business_outcome();
+        let mut err = ApiError::from_messaging(e);
+        err.retryable |= !business;
+        err
+    }
+}
+
+impl ApiError {
+    fn from_messaging(e: MessagingError) -> Self {
         match e {
             MessagingError::Refused(refusal) => {
                 let code = match refusal.code() {

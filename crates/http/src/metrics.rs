@@ -122,14 +122,44 @@ impl Metrics {
     }
 }
 
-/// Middleware: counts and times every request by its route template.
+/// The `method` label: one of the methods HTTP defines, or `other`, so a flood of invented
+/// methods cannot grow `/metrics`.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The `route` label: a route template of the table, or `unmatched`.
+fn route_label(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .filter(|path| crate::routes::ROUTES.iter().any(|spec| spec.path == *path))
+        .unwrap_or("unmatched")
+        .to_owned()
+}
+
+/// Middleware: counts and times every request by its route template and method, both from a
+/// closed set of labels.
 pub async fn layer(axum::extract::State(metrics): axum::extract::State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
-    let method = request.method().as_str().to_owned();
+    let route = route_label(&request);
+    let method = method_label(request.method());
     let start = Instant::now();
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let response = next.run(request).await;
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    metrics.observe(&method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    metrics.observe(method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }

@@ -1,14 +1,16 @@
 //! One mutating call, start to finish: read and validate the idempotency key (header or body,
-//! never two different ones), fingerprint the request, ask the store whether to execute,
-//! replay or refuse, then build the journal entry (run plus outcome) that the use case commits
-//! with its effect, and answer with exactly the bytes that were stored.
+//! never two different ones), fingerprint the request (method, concrete path, normalised body),
+//! claim the key under a fresh token, ask the store whether to execute, replay or refuse, then
+//! build the journal entry (run plus outcome) that the use case commits with its effect, and
+//! answer with exactly the bytes that were stored. Which answers are stored is
+//! [`atlas_idempotency::stores_outcome`]'s decision alone.
 
 use crate::envelope::{json_response, success_body};
 use crate::error::{ApiError, ErrorCode};
 use crate::request_id;
 use crate::routes::RouteSpec;
 use crate::state::AppState;
-use atlas_idempotency::{Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse};
+use atlas_idempotency::{stores_outcome, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse};
 use atlas_kernel::OrgId;
 use atlas_runs::{JournalEntry, Run, RunError, RunId, RunStatus};
 use atlas_scopes::{Actor, Principal};
@@ -17,9 +19,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use std::sync::Mutex;
 
-/// A success answer as rendered once: status, the envelope bytes sent, the bytes stored for
-/// replays (without a shown-once secret), `Location`.
-type Rendered = (StatusCode, Vec<u8>, Vec<u8>, Option<String>);
+/// A success answer as rendered once: status, the envelope bytes sent (and stored for replays),
+/// whether they show a secret, `Location`.
+type Rendered = (StatusCode, Vec<u8>, bool, Option<String>);
 
 /// What beginning a mutation decided.
 #[derive(Debug)]
@@ -36,7 +38,7 @@ pub struct Mutation {
     state: AppState,
     org_id: Option<OrgId>,
     actor: Actor,
-    claim: Option<IdempotencyScope>,
+    claim: Option<Claim>,
     run_id: RunId,
     operation: String,
     run_status: RunStatus,
@@ -92,16 +94,21 @@ impl Mutation {
         let Some(key) = key else {
             return Ok(Started::Execute(Box::new(mutation)));
         };
+        // The concrete path (ids included): the same key on PATCH /webhooks/A and /webhooks/B is
+        // two keys, never a replay of A for B.
+        let path = request_id::current_path();
+        let path = if path.is_empty() { spec.path.to_owned() } else { path };
         let scope = IdempotencyScope {
             org_id: caller.org_id,
             scope: spec.scope.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            route: format!("{} {}", spec.method, spec.path),
+            route: format!("{} {}", spec.method, path),
             key,
         };
-        let fingerprint = Fingerprint::of(spec.method, spec.path, body);
-        match state.idempotency.begin(&scope, &fingerprint, state.clock.now()).await? {
+        let claim = Claim { scope, token: ClaimToken::from_entropy(crate::api::entropy()) };
+        let fingerprint = Fingerprint::of(spec.method, &path, body);
+        match state.idempotency.begin(&claim, &fingerprint, state.clock.now()).await? {
             Decision::Execute | Decision::Expired => {
-                mutation.claim = Some(scope);
+                mutation.claim = Some(claim);
                 Ok(Started::Execute(Box::new(mutation)))
             }
             Decision::Replay(stored) => Ok(Started::Answer(replay(stored))),
@@ -157,7 +164,7 @@ impl Mutation {
             operation: self.operation.clone(),
             status,
             request_id: request_id::current(),
-            idempotency_key: self.claim.as_ref().map(|c| c.key.as_str().to_owned()),
+            idempotency_key: self.claim.as_ref().map(|c| c.scope.key.as_str().to_owned()),
             resource_id,
             error,
             created_at: now,
@@ -182,8 +189,9 @@ impl Mutation {
 
     /// [`entry`](Self::entry) for an answer that shows a secret once (at the JSON pointer
     /// `secret_field` of `data`: `/key` of a minted key, `/secret` of a webhook): the stored
-    /// answer a replay returns carries `null` there and `"secret_shown_once": true`, so a
-    /// secret is never kept in the idempotency store nor shown twice.
+    /// answer is the same bytes, marked as showing a secret, so the store keeps it sealed under
+    /// the server's secret key and a replay returns it verbatim (a client whose first answer
+    /// was lost still gets a key it can use).
     #[allow(clippy::too_many_arguments)]
     pub fn entry_showing_secret(
         &self,
@@ -196,20 +204,10 @@ impl Mutation {
         location: Option<String>,
     ) -> JournalEntry {
         let body = success_body(data);
-        let stored = match secret_field {
-            Some(pointer) if data.pointer(pointer).is_some() => {
-                let mut redacted = data.clone();
-                if let Some(secret) = redacted.pointer_mut(pointer) {
-                    *secret = Value::Null;
-                }
-                redacted["secret_shown_once"] = Value::Bool(true);
-                success_body(&redacted)
-            }
-            _ => body.clone(),
-        };
-        let idempotency = self.completion(status, &stored, location.clone());
+        let shows_secret = secret_field.is_some_and(|pointer| data.pointer(pointer).is_some_and(|v| !v.is_null()));
+        let idempotency = self.completion(status, false, &body, shows_secret, location.clone());
         if let Ok(mut rendered) = self.rendered.lock() {
-            *rendered = Some((status, body, stored, location));
+            *rendered = Some((status, body, shows_secret, location));
         }
         let org = org_id.or(self.org_id).unwrap_or_else(|| OrgId::from_uuid(uuid::Uuid::nil()));
         JournalEntry {
@@ -219,25 +217,35 @@ impl Mutation {
         }
     }
 
-    fn completion(&self, status: StatusCode, body: &[u8], location: Option<String>) -> Option<(IdempotencyScope, StoredResponse)> {
-        let scope = self.claim.clone()?;
-        if !self.state.idempotency.commits_with_effect() {
+    /// The outcome the journal commits, when the store commits with effects and the rule says
+    /// the answer is stored.
+    fn completion(
+        &self,
+        status: StatusCode,
+        retryable: bool,
+        body: &[u8],
+        shows_secret: bool,
+        location: Option<String>,
+    ) -> Option<(Claim, StoredResponse)> {
+        let claim = self.claim.clone()?;
+        if !self.state.idempotency.commits_with_effect() || !stores_outcome(status.as_u16(), retryable) {
             return None;
         }
-        Some((scope, StoredResponse { status: status.as_u16(), body: body.to_vec(), location, etag: None }))
+        Some((claim, StoredResponse { status: status.as_u16(), body: body.to_vec(), location, etag: None, shows_secret }))
     }
 
     /// Answers with the bytes the journal stored (and tells a store that does not commit with
     /// the effect about the outcome now).
     pub async fn respond(self) -> Response {
         let rendered = self.rendered.lock().ok().and_then(|mut r| r.take());
-        let Some((status, body, stored_body, location)) = rendered else {
+        let Some((status, body, shows_secret, location)) = rendered else {
             return ApiError::internal("mutation answered without a journal entry").into_response();
         };
-        if let Some(scope) = &self.claim {
+        if let Some(claim) = &self.claim {
             if !self.state.idempotency.commits_with_effect() {
-                let stored = StoredResponse { status: status.as_u16(), body: stored_body, location: location.clone(), etag: None };
-                if let Err(e) = self.state.idempotency.complete(scope, &stored, self.state.clock.now()).await {
+                let stored =
+                    StoredResponse { status: status.as_u16(), body: body.clone(), location: location.clone(), etag: None, shows_secret };
+                if let Err(e) = self.state.idempotency.complete(claim, &stored, self.state.clock.now()).await {
                     tracing::warn!(error = ?e, "idempotency outcome not recorded; a retry will run afresh");
                 }
             }
@@ -253,28 +261,35 @@ impl Mutation {
     }
 
     /// Answers with an error. A business-rule refusal is a committed outcome: its failed run and
-    /// its replayable answer are recorded together. Anything else stores no outcome (the claim
-    /// is released so a retry runs afresh) and records a failed run.
+    /// its replayable answer are recorded together. Anything else ([`stores_outcome`] decides:
+    /// credential, scope and limit refusals, rate limits, retryable conflicts, 5xx) stores no
+    /// outcome (the claim is released so a retry runs afresh) and records a failed run.
     pub async fn fail(self, error: ApiError) -> Response {
         let run_error = Some(RunError { code: error.code.as_str().to_owned(), message: error.message.clone() });
-        let business = error.code.is_business_outcome();
+        let business = stores_outcome(error.code.status().as_u16(), error.retryable);
         if let Some(org_id) = self.org_id {
-            let idempotency = if business { self.completion(error.code.status(), &error.body(), None) } else { None };
+            let idempotency = self.completion(error.code.status(), error.retryable, &error.body(), false, None);
             let entry =
                 JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency, events: Vec::new() };
             if let Err(e) = self.state.runs.record(&entry).await {
                 tracing::warn!(error = ?e, "failed run not recorded");
             }
         }
-        if let Some(scope) = &self.claim {
+        if let Some(claim) = &self.claim {
             let stored_elsewhere = business && !self.state.idempotency.commits_with_effect();
             let result = if stored_elsewhere {
-                let stored = StoredResponse { status: error.code.status().as_u16(), body: error.body(), location: None, etag: None };
-                self.state.idempotency.complete(scope, &stored, self.state.clock.now()).await
+                let stored = StoredResponse {
+                    status: error.code.status().as_u16(),
+                    body: error.body(),
+                    location: None,
+                    etag: None,
+                    shows_secret: false,
+                };
+                self.state.idempotency.complete(claim, &stored, self.state.clock.now()).await
             } else if business {
                 Ok(())
             } else {
-                self.state.idempotency.release(scope).await
+                self.state.idempotency.release(claim).await
             };
             if let Err(e) = result {
                 tracing::warn!(error = ?e, "idempotency claim not settled; it lapses with its lease");

@@ -1,6 +1,7 @@
 //! Request ids: every response carries `X-Request-Id`; a sane incoming `X-Request-Id` or
 //! `X-Correlation-Id` is kept, otherwise one is made (`req_…`). The id is also available to
-//! error bodies through a task-local, and rides on the request's tracing span.
+//! error bodies through a task-local, and rides on the request's tracing span. The request's
+//! concrete path (ids included) is kept the same way, for idempotency scopes and fingerprints.
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
@@ -10,6 +11,12 @@ use tracing::Instrument;
 
 tokio::task_local! {
     static REQUEST_ID: String;
+    static REQUEST_PATH: String;
+}
+
+/// The current request's concrete path (`/v1/atlas/webhooks/whk_…`; empty outside a request).
+pub fn current_path() -> String {
+    REQUEST_PATH.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// The current request's id (empty outside a request).
@@ -30,7 +37,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
         .map(str::to_owned);
     let id = incoming.unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()));
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
-    let mut response = REQUEST_ID.scope(id.clone(), next.run(request).instrument(span)).await;
+    let path = request.uri().path().to_owned();
+    let mut response = REQUEST_ID.scope(id.clone(), REQUEST_PATH.scope(path, next.run(request).instrument(span))).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }

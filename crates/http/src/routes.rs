@@ -2,14 +2,19 @@
 //! scope, rate-limit class and operation name. The router and the OpenAPI document are both
 //! built from this table, so a route cannot exist undocumented or unguarded.
 
+use crate::contract::{query_parameters, Answer, Example, Payload, QueryParameters};
 use crate::error::{ApiError, ErrorCode};
+use crate::extract::PageQuery;
+use crate::messaging_contract as mc;
 use crate::state::AppState;
-use crate::{api, auth, metrics, request_id};
+use crate::{api, auth, metrics, reference, request_id, webhooks};
 use atlas_ratelimit::RouteClass;
 use atlas_scopes::Scope;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::Router;
+use serde::de::DeserializeOwned;
+use utoipa::{IntoParams, ToSchema};
 
 /// One route.
 #[derive(Debug)]
@@ -29,12 +34,75 @@ pub struct RouteSpec {
     pub idempotent: bool,
     /// The status of a success (201 for creations, 202 for queued work, 200 otherwise).
     pub success: u16,
+    /// Another success status the same answer can come with (`actions`: 202 for a queued
+    /// reply, 200 for a draft or a handoff).
+    pub also_success: Option<u16>,
+    /// The body, parsed into the type given to [`accepts`](Self::accepts).
+    pub request: Option<Payload>,
+    /// Set by [`takes_no_body`](Self::takes_no_body) on a mutating route whose path says
+    /// everything (`DELETE`, `rotate-secret`), so the completeness test can tell it from a
+    /// forgotten body.
+    pub bodyless: bool,
+    /// The success answer, from [`returns`](Self::returns).
+    pub answer: Option<Answer>,
+    /// The query parameters, from [`query`](Self::query).
+    pub query: Option<QueryParameters>,
 }
 
 impl RouteSpec {
     /// The same route answering `status` on success.
     const fn answers(mut self, status: u16) -> Self {
         self.success = status;
+        self
+    }
+
+    /// The same route answering `status` too (with the same body).
+    pub const fn or_answers(mut self, status: u16) -> Self {
+        self.also_success = Some(status);
+        self
+    }
+
+    /// The body is JSON parsed into `T` (its schema and example go in the document).
+    pub const fn accepts<T: ToSchema + Example + DeserializeOwned>(mut self) -> Self {
+        self.request = Some(Payload::request::<T>());
+        self
+    }
+
+    /// A mutating route that reads no body.
+    pub const fn takes_no_body(mut self) -> Self {
+        self.bodyless = true;
+        self
+    }
+
+    /// A success answers `{"ok": true, "data": T, "request_id": …}`.
+    pub const fn returns<T: ToSchema + Example>(mut self) -> Self {
+        self.answer = Some(Answer { media: "application/json", enveloped: true, payload: Payload::response::<T>() });
+        self
+    }
+
+    /// A success answers `payload` as the whole body, with this media type (documents, pages,
+    /// Meta's handshake).
+    pub const fn returns_raw(mut self, media: &'static str, payload: Payload) -> Self {
+        self.answer = Some(Answer { media, enveloped: false, payload });
+        self
+    }
+
+    /// A success answers `{"ok": true, "data": …}` with a payload described by hand (routes
+    /// whose handlers do not yet answer with a typed struct).
+    pub const fn returns_raw_enveloped(mut self, payload: Payload) -> Self {
+        self.answer = Some(Answer { media: "application/json", enveloped: true, payload });
+        self
+    }
+
+    /// The body is a foreign JSON format described by hand (Meta's webhook payload).
+    pub const fn accepts_foreign(mut self, payload: Payload) -> Self {
+        self.request = Some(payload);
+        self
+    }
+
+    /// The query string is parsed into `Q`.
+    pub const fn query<Q: IntoParams>(mut self) -> Self {
+        self.query = Some(query_parameters::<Q>);
         self
     }
 }
@@ -51,7 +119,22 @@ const fn route(
     idempotent: bool,
 ) -> RouteSpec {
     let success = if idempotent && matches!(method.as_bytes(), b"POST") { 201 } else { 200 };
-    RouteSpec { method, path, scope, class, operation, summary, tag, idempotent, success }
+    RouteSpec {
+        method,
+        path,
+        scope,
+        class,
+        operation,
+        summary,
+        tag,
+        idempotent,
+        success,
+        also_success: None,
+        request: None,
+        bodyless: false,
+        answer: None,
+        query: None,
+    }
 }
 
 use RouteClass::{Actions, AgentTools, Auth as AuthClass, Messages, Reads, Writes};
@@ -67,7 +150,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Mint an API key (never with a scope the caller lacks)",
         "keys",
         true,
-    ),
+    )
+    .accepts::<api::CreateKeyBody>()
+    .returns::<api::KeyView>(),
     route(
         "GET",
         "/v1/atlas/keys",
@@ -77,8 +162,12 @@ pub static ROUTES: &[RouteSpec] = &[
         "List the organization's API keys, without secrets",
         "keys",
         false,
-    ),
-    route("DELETE", "/v1/atlas/keys/{id}", Some(Scope::KeysWrite), Some(Writes), "keys.revoke", "Revoke an API key at once", "keys", true),
+    )
+    .query::<PageQuery>()
+    .returns::<api::KeyList>(),
+    route("DELETE", "/v1/atlas/keys/{id}", Some(Scope::KeysWrite), Some(Writes), "keys.revoke", "Revoke an API key at once", "keys", true)
+        .takes_no_body()
+        .returns::<api::RevokedKey>(),
     route(
         "POST",
         "/v1/atlas/orgs",
@@ -88,17 +177,22 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create an organization and print its admin key once (operator only)",
         "orgs",
         true,
-    ),
+    )
+    .accepts::<api::CreateOrgBody>()
+    .returns::<api::NewOrganizationView>(),
     route(
         "POST",
         "/v1/atlas/auth/bootstrap",
-        None,
+        Some(Scope::KeysWrite),
         Some(AuthClass),
         "auth.bootstrap",
-        "Create the first organization, admin user and admin key (only while no user exists)",
+        "Create the first admin user in the default organization, with the key printed at first start (only while no user exists)",
         "auth",
         false,
-    ),
+    )
+    .answers(201)
+    .accepts::<api::BootstrapBody>()
+    .returns::<api::BootstrappedView>(),
     route(
         "POST",
         "/v1/atlas/auth/token",
@@ -108,7 +202,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Sign in with email and password: an access JWT and a refresh token",
         "auth",
         false,
-    ),
+    )
+    .accepts::<api::TokenBody>()
+    .returns::<api::SessionView>(),
     route(
         "POST",
         "/v1/atlas/auth/refresh",
@@ -118,7 +214,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Rotate a refresh token; a reused one revokes its whole family",
         "auth",
         false,
-    ),
+    )
+    .accepts::<api::RefreshBody>()
+    .returns::<api::SessionView>(),
     route(
         "GET",
         "/v1/atlas/runs",
@@ -128,8 +226,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "The audit log, newest first, with filters and a cursor",
         "runs",
         false,
-    ),
-    route("GET", "/v1/atlas/runs/{id}", Some(Scope::RunsRead), Some(Reads), "runs.get", "One run", "runs", false),
+    )
+    .query::<api::RunsQuery>()
+    .returns::<api::RunList>(),
+    route("GET", "/v1/atlas/runs/{id}", Some(Scope::RunsRead), Some(Reads), "runs.get", "One run", "runs", false).returns::<api::RunView>(),
     route(
         "POST",
         "/v1/atlas/messages",
@@ -140,7 +240,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "messaging",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .accepts::<mc::SendToPhoneBody>()
+    .returns_raw_enveloped(mc::SEND_ACCEPTED),
     route(
         "GET",
         "/v1/atlas/conversations",
@@ -150,7 +252,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's conversations, newest first",
         "messaging",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns_raw_enveloped(mc::CONVERSATIONS),
     route(
         "GET",
         "/v1/atlas/conversations/{id}/messages",
@@ -160,7 +264,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "A conversation's messages, newest first",
         "messaging",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns_raw_enveloped(mc::MESSAGES),
     route(
         "GET",
         "/v1/atlas/context/{id}",
@@ -170,7 +276,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "A conversation, its customer, recent messages and knowledge grounding",
         "messaging",
         false,
-    ),
+    )
+    .returns_raw_enveloped(mc::CONTEXT),
     route(
         "POST",
         "/v1/atlas/events",
@@ -181,7 +288,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "messaging",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .accepts::<mc::IngestEventBody>()
+    .returns_raw_enveloped(mc::EVENT_ACCEPTED),
     route(
         "POST",
         "/v1/atlas/actions",
@@ -192,7 +301,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "messaging",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .accepts::<mc::ActionBody>()
+    .returns_raw_enveloped(mc::ACTION_DONE)
+    .or_answers(200),
     route(
         "POST",
         "/v1/atlas/channels",
@@ -202,7 +314,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Connect a WhatsApp Cloud API number (or a sandbox channel); secrets are never returned",
         "channels",
         true,
-    ),
+    )
+    .accepts::<mc::ConnectChannelBody>()
+    .returns_raw_enveloped(mc::CHANNEL),
     route(
         "GET",
         "/v1/atlas/channels",
@@ -212,7 +326,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's channels",
         "channels",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns_raw_enveloped(mc::CHANNELS),
     route(
         "GET",
         "/v1/atlas/channels/{id}/webhook",
@@ -222,7 +338,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Meta's webhook verification handshake (hub.challenge)",
         "channels",
         false,
-    ),
+    )
+    .query::<mc::Handshake>()
+    .returns_raw("text/plain", mc::CHALLENGE),
     route(
         "POST",
         "/v1/atlas/channels/{id}/webhook",
@@ -232,7 +350,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Meta's webhook: messages and statuses, signed with X-Hub-Signature-256",
         "channels",
         false,
-    ),
+    )
+    .accepts_foreign(mc::META_WEBHOOK)
+    .returns_raw_enveloped(mc::WEBHOOK_RECEIVED),
     route(
         "POST",
         "/v1/atlas/templates",
@@ -242,7 +362,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Register a message template",
         "templates",
         true,
-    ),
+    )
+    .accepts::<mc::RegisterTemplateBody>()
+    .returns_raw_enveloped(mc::TEMPLATE),
     route(
         "GET",
         "/v1/atlas/templates",
@@ -252,7 +374,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's templates",
         "templates",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns_raw_enveloped(mc::TEMPLATES),
     route(
         "GET",
         "/agent/v1/tools/manifest",
@@ -262,7 +386,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "OpenAI function-tool definitions, filtered by the caller's scopes",
         "agent",
         false,
-    ),
+    )
+    .returns_raw_enveloped(mc::MANIFEST),
     route(
         "POST",
         "/agent/v1/tools/send_message",
@@ -273,7 +398,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "agent",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .accepts::<mc::SendInConversationBody>()
+    .returns_raw_enveloped(mc::TOOL_QUEUED),
     route(
         "POST",
         "/agent/v1/tools/send_message_to_phone",
@@ -284,7 +411,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "agent",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .accepts::<mc::SendToPhoneBody>()
+    .returns_raw_enveloped(mc::TOOL_QUEUED),
     route(
         "GET",
         "/agent/v1/tools/messages/{provider_message_id}/status",
@@ -294,7 +423,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "The delivery state of a sent message",
         "agent",
         false,
-    ),
+    )
+    .returns_raw_enveloped(mc::MESSAGE_STATUS),
     route(
         "POST",
         "/v1/atlas/webhooks",
@@ -304,7 +434,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Subscribe a URL to events; the signing secret is shown once",
         "webhooks",
         true,
-    ),
+    )
+    .accepts::<webhooks::CreateWebhookBody>()
+    .returns::<webhooks::WebhookWithSecret>(),
     route(
         "GET",
         "/v1/atlas/webhooks",
@@ -314,7 +446,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's webhook endpoints",
         "webhooks",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns::<webhooks::WebhookList>(),
     route(
         "GET",
         "/v1/atlas/webhooks/{id}",
@@ -324,7 +458,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One webhook endpoint",
         "webhooks",
         false,
-    ),
+    )
+    .returns::<webhooks::WebhookView>(),
     route(
         "PATCH",
         "/v1/atlas/webhooks/{id}",
@@ -334,7 +469,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Change an endpoint's URL, events, description, or enable or disable it",
         "webhooks",
         true,
-    ),
+    )
+    .accepts::<webhooks::UpdateWebhookBody>()
+    .returns::<webhooks::WebhookView>(),
     route(
         "DELETE",
         "/v1/atlas/webhooks/{id}",
@@ -344,7 +481,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Delete an endpoint",
         "webhooks",
         true,
-    ),
+    )
+    .takes_no_body()
+    .returns::<webhooks::DeletedWebhook>(),
     route(
         "POST",
         "/v1/atlas/webhooks/{id}/rotate-secret",
@@ -355,7 +494,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "webhooks",
         true,
     )
-    .answers(200),
+    .answers(200)
+    .takes_no_body()
+    .returns::<webhooks::WebhookWithSecret>(),
     route(
         "POST",
         "/v1/atlas/webhooks/{id}/test",
@@ -366,7 +507,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "webhooks",
         true,
     )
-    .answers(202),
+    .answers(202)
+    .takes_no_body()
+    .returns::<webhooks::TestQueuedView>(),
     route(
         "GET",
         "/v1/atlas/webhooks/{id}/deliveries",
@@ -376,7 +519,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Deliveries with their attempts, filtered by status and event type",
         "webhooks",
         false,
-    ),
+    )
+    .query::<webhooks::DeliveriesQuery>()
+    .returns::<webhooks::DeliveryList>(),
     route(
         "POST",
         "/v1/atlas/webhooks/{id}/deliveries/{delivery_id}/replay",
@@ -387,12 +532,51 @@ pub static ROUTES: &[RouteSpec] = &[
         "webhooks",
         true,
     )
-    .answers(202),
-    route("GET", "/v1/atlas/openapi.json", None, None, "system.openapi", "This document", "system", false),
-    route("GET", "/v1/atlas/docs", None, None, "system.docs", "A reference page rendering this document", "system", false),
-    route("GET", "/healthz", None, None, "system.health", "The process is up", "system", false),
-    route("GET", "/readyz", None, None, "system.ready", "The database (and Redis, when configured) answer", "system", false),
-    route("GET", "/metrics", None, None, "system.metrics", "Prometheus metrics", "system", false),
+    .answers(202)
+    .takes_no_body()
+    .returns::<webhooks::DeliveryView>(),
+    route("GET", "/v1/atlas/openapi.json", None, None, "system.openapi", "This document", "system", false)
+        .returns_raw("application/json", reference::OPENAPI),
+    route("GET", "/v1/atlas/docs", None, None, "system.docs", "A reference page rendering this document", "system", false)
+        .returns_raw("text/html", reference::PAGE),
+    route("GET", "/healthz", None, None, "system.health", "The process is up", "system", false).returns::<api::Health>(),
+    route("GET", "/readyz", None, None, "system.ready", "The database (and Redis, when configured) answer", "system", false)
+        .returns::<api::Readiness>(),
+    route("GET", "/metrics", None, None, "system.metrics", "Prometheus metrics", "system", false)
+        .returns_raw("text/plain", reference::METRICS),
+    route(
+        "GET",
+        "/v1/atlas/docs/redoc.standalone.js",
+        None,
+        None,
+        "system.docs_asset",
+        "The reference page's viewer (Redoc), served locally",
+        "system",
+        false,
+    )
+    .returns_raw("application/javascript", reference::SCRIPT),
+    route(
+        "GET",
+        "/v1/atlas/postman/collection.json",
+        None,
+        None,
+        "system.postman_collection",
+        "A Postman v2.1 collection of this document, grouped by tag",
+        "system",
+        false,
+    )
+    .returns_raw("application/json", reference::COLLECTION),
+    route(
+        "GET",
+        "/v1/atlas/postman/environment.json",
+        None,
+        None,
+        "system.postman_environment",
+        "The Postman environment to go with the collection (baseUrl, apiKey, idempotencyKey)",
+        "system",
+        false,
+    )
+    .returns_raw("application/json", reference::ENVIRONMENT),
     route(
         "POST",
         "/v1/atlas/projects",

@@ -43,11 +43,13 @@ pub struct Wake {
 pub struct HttpConfig {
     /// Largest accepted request body (default 1 MiB).
     pub max_body_bytes: usize,
+    /// Peers whose `X-Forwarded-For` is believed (default none: the socket's peer is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024 }
+        Self { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new() }
     }
 }
 

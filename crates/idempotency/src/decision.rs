@@ -16,6 +16,9 @@ pub struct StoredResponse {
     pub body: Vec<u8>,
     pub location: Option<String>,
     pub etag: Option<String>,
+    /// The body shows a secret once (a minted key, a webhook secret): a store keeps it sealed
+    /// under the server's secret key, never in plain text, and replays it verbatim.
+    pub shows_secret: bool,
 }
 
 /// Where an execution under a key stands.
@@ -85,7 +88,7 @@ mod tests {
     use serde_json::json;
 
     fn response(status: u16) -> StoredResponse {
-        StoredResponse { status, body: b"{}".to_vec(), location: None, etag: None }
+        StoredResponse { status, body: b"{}".to_vec(), location: None, etag: None, shows_secret: false }
     }
 
     fn fp(n: u8) -> Fingerprint {

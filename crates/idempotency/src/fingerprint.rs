@@ -1,6 +1,9 @@
-//! Request fingerprints: SHA-256 over the method, the route and the body as canonical JSON
-//! (object keys sorted, no insignificant white space, the top-level `idempotency_key` left out),
-//! so two requests that mean the same thing have one fingerprint.
+//! Request fingerprints: SHA-256 over the method, the concrete path (ids included) and the body
+//! as it is understood: parsed, then normalised (field names folded to snake case, so the
+//! seeds' `projectId` and `project_id` are one field; numbers by value, so `1`, `1.0` and `1e0`
+//! are one number) and written as canonical JSON (object keys sorted, no insignificant white
+//! space, the top-level `idempotency_key` left out). Two requests that mean the same thing have
+//! one fingerprint.
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -11,16 +14,15 @@ use std::fmt::Write;
 pub struct Fingerprint(String);
 
 impl Fingerprint {
-    /// Fingerprints a request. `body` is `Value::Null` for a request without one.
-    pub fn of(method: &str, route: &str, body: &Value) -> Self {
-        let body = match body {
-            Value::Object(map) if map.contains_key("idempotency_key") => {
-                let mut map = map.clone();
-                map.remove("idempotency_key");
-                canonical_json(&Value::Object(map))
-            }
-            other => canonical_json(other),
-        };
+    /// Fingerprints a request to the concrete `path` (`/v1/atlas/webhooks/whk_…`, never the
+    /// route template). `body` is `Value::Null` for a request without one.
+    pub fn of(method: &str, path: &str, body: &Value) -> Self {
+        let route = path;
+        let mut body = normalise(body);
+        if let Value::Object(map) = &mut body {
+            map.remove("idempotency_key");
+        }
+        let body = canonical_json(&body);
         let mut hash = Sha256::new();
         for part in [method, route, body.as_str()] {
             hash.update((part.len() as u64).to_be_bytes());
@@ -37,6 +39,50 @@ impl Fingerprint {
     /// The hex digest.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The body as it is understood: every object key folded to snake case (`projectId` →
+/// `project_id`) and every number written by value (`1.0` → `1`, `2.50` → `2.5`).
+pub fn normalise(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (snake_case(k), normalise(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
+        Value::Number(n) => Value::Number(number_by_value(n)),
+        other => other.clone(),
+    }
+}
+
+/// `projectId` → `project_id`; a name without capitals is kept as it is.
+fn snake_case(name: &str) -> String {
+    if !name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return name.to_owned();
+    }
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 && !out.ends_with('_') {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A number in one form per value: integers (however written) as integers, others as the
+/// shortest float that reads back the same.
+fn number_by_value(n: &serde_json::Number) -> serde_json::Number {
+    if n.is_i64() || n.is_u64() {
+        return n.clone();
+    }
+    match n.as_f64() {
+        // Within ±2^53 every integral float is exact and fits an i64.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => serde_json::Number::from(f as i64),
+        Some(f) => serde_json::Number::from_f64(f).unwrap_or_else(|| n.clone()),
+        None => n.clone(),
     }
 }
 
@@ -94,6 +140,24 @@ mod tests {
     }
 
     #[test]
+    fn aliases_and_number_forms_that_mean_the_same_have_one_fingerprint() {
+        let a: Value = serde_json::from_str(r#"{"projectId": "p1", "estimateHours": 1.0, "tags": [{"dueAt": 2e0}]}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"project_id": "p1", "estimate_hours": 1, "tags": [{"due_at": 2}]}"#).unwrap();
+        assert_eq!(Fingerprint::of("POST", "/r", &a), Fingerprint::of("POST", "/r", &b));
+        assert_ne!(Fingerprint::of("POST", "/r", &json!({"n": 1})), Fingerprint::of("POST", "/r", &json!({"n": 1.5})));
+        assert_ne!(Fingerprint::of("POST", "/r", &json!({"n": 1})), Fingerprint::of("POST", "/r", &json!({"n": "1"})));
+    }
+
+    #[test]
+    fn the_concrete_path_is_part_of_the_fingerprint() {
+        let body = json!({"url": "https://example.com/hook"});
+        assert_ne!(
+            Fingerprint::of("PATCH", "/v1/atlas/webhooks/whk_a", &body),
+            Fingerprint::of("PATCH", "/v1/atlas/webhooks/whk_b", &body)
+        );
+    }
+
+    #[test]
     fn another_body_method_or_route_changes_the_fingerprint() {
         let body = json!({"text": "hi"});
         let base = Fingerprint::of("POST", "/r", &body);
@@ -118,7 +182,51 @@ mod tests {
         })
     }
 
+    /// A snake-case field name and a way to spell it: as it is, or in camel case.
+    fn spelled(name: &str, camel: bool) -> String {
+        if !camel {
+            return name.to_owned();
+        }
+        let mut out = String::new();
+        let mut upper = false;
+        for c in name.chars() {
+            if c == '_' {
+                upper = true;
+            } else if upper {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     proptest! {
+        /// Spelling the same fields in camel or snake case, and integers as `n` or `n.0`, never
+        /// changes the fingerprint; changing a value always does.
+        #[test]
+        fn equivalent_spellings_share_a_fingerprint(
+            fields in proptest::collection::btree_map("[a-z]{1,5}(_[a-z]{1,5}){0,2}", -1_000_000i64..1_000_000, 1..6),
+            camel in proptest::collection::vec(any::<bool>(), 6),
+            decimal in proptest::collection::vec(any::<bool>(), 6),
+            bump in 0usize..6,
+        ) {
+            let snake: String = format!("{{{}}}", fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","));
+            let other: String = format!("{{{}}}", fields.iter().enumerate().map(|(i, (k, v))| {
+                let value = if decimal[i] { format!("{v}.0") } else { v.to_string() };
+                format!("\"{}\":{value}", spelled(k, camel[i]))
+            }).collect::<Vec<_>>().join(","));
+            let a: Value = serde_json::from_str(&snake).unwrap();
+            let b: Value = serde_json::from_str(&other).unwrap();
+            prop_assert_eq!(Fingerprint::of("POST", "/r", &a), Fingerprint::of("POST", "/r", &b));
+            let bump = bump % fields.len();
+            let (key, value) = fields.iter().nth(bump).unwrap();
+            let mut changed = a.clone();
+            changed[key.as_str()] = json!(value + 1);
+            prop_assert_ne!(Fingerprint::of("POST", "/r", &a), Fingerprint::of("POST", "/r", &changed));
+        }
+
         /// Canonical JSON is valid JSON that parses back to the same value.
         #[test]
         fn canonical_json_round_trips(v in json_value()) {

@@ -95,6 +95,31 @@ impl IdempotencyScope {
     }
 }
 
+/// The fence of one claim: made by the request that claims a key (from randomness the caller
+/// supplies), stored with the claim, and required to complete or release it, so a request whose
+/// lease lapsed can never settle the claim of the request that took the key over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken([u8; 16]);
+
+impl ClaimToken {
+    /// A token from 16 random bytes.
+    pub const fn from_entropy(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    /// The token as stored (32 hex digits).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+/// A key as one request claims it: where it is unique, and the request's fence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claim {
+    pub scope: IdempotencyScope,
+    pub token: ClaimToken,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,9 +5,11 @@
 mod decision;
 mod fingerprint;
 mod key;
+mod outcome;
 mod store;
 
 pub use decision::{decide, Decision, IdempotencyRecord, RecordState, StoredResponse, CLAIM_LEASE, RETENTION};
 pub use fingerprint::{canonical_json, Fingerprint};
-pub use key::{IdempotencyKey, IdempotencyScope, KeyError};
+pub use key::{Claim, ClaimToken, IdempotencyKey, IdempotencyScope, KeyError};
+pub use outcome::stores_outcome;
 pub use store::{Begin, IdempotencyError, IdempotencyStore};

@@ -5,7 +5,7 @@
 //! `commits_with_effect` is true: the use case's journal entry carries the outcome); other
 //! stores are told the outcome after the effect committed, through `complete`.
 
-use crate::{Decision, Fingerprint, IdempotencyScope, StoredResponse};
+use crate::{Claim, Decision, Fingerprint, StoredResponse};
 use async_trait::async_trait;
 use atlas_kernel::StoreError;
 use thiserror::Error;
@@ -25,26 +25,28 @@ pub enum IdempotencyError {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
-    /// Looks the key up and applies [`crate::decide`]; when the decision executes, atomically
-    /// claims the key (in progress, leased for [`crate::CLAIM_LEASE`]) so no concurrent request
-    /// with the same key also executes.
+    /// Looks the key (`claim.scope`) up and applies [`crate::decide`]; when the decision
+    /// executes, atomically claims the key (in progress, leased for [`crate::CLAIM_LEASE`],
+    /// fenced by `claim.token`) so no concurrent request with the same key also executes.
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError>;
+    async fn begin(&self, claim: &Claim, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError>;
 
-    /// Records the outcome of a claimed key (used when the store cannot commit with the effect).
+    /// Records the outcome of a claimed key (used when the store cannot commit with the effect),
+    /// only while the record is still this claim's (same token, in progress).
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError>;
+    async fn complete(&self, claim: &Claim, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError>;
 
-    /// Drops an in-progress claim whose request stored nothing (auth, scope, rate-limit and 5xx
-    /// failures), so a retry runs afresh. A completed record is left alone.
+    /// Drops this claim (same token, in progress) when its request stored nothing (auth, scope,
+    /// rate-limit and 5xx failures), so a retry runs afresh. A completed record, or a later
+    /// claim that took the key over, is left alone.
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn release(&self, scope: &IdempotencyScope) -> Result<(), IdempotencyError>;
+    async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError>;
 
     /// Removes records past retention; returns how many.
     ///

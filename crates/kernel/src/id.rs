@@ -119,11 +119,42 @@ mod tests {
         assert_eq!(serde_json::from_str::<OrgId>(&json).unwrap(), id);
     }
 
+    /// An independent statement of the rule: `wdg_` then 32 hexadecimal digits, either case.
+    fn reference(text: &str) -> Option<u128> {
+        let body = text.strip_prefix("wdg_")?;
+        if body.len() != 32 {
+            return None;
+        }
+        u128::from_str_radix(body, 16).ok().filter(|_| body.chars().all(|c| c.is_ascii_hexdigit()))
+    }
+
+    /// Text near the id format: a prefix (right, wrong or missing), then a body of hex digits
+    /// and near misses, of lengths around 32.
+    fn near_ids() -> impl Strategy<Value = String> {
+        (prop_oneof![Just("wdg_"), Just("wdg"), Just("org_"), Just(""), Just("WDG_")], "[0-9a-fA-Fg_ -]{28,36}")
+            .prop_map(|(prefix, body)| format!("{prefix}{body}"))
+    }
+
     proptest! {
-        /// Parsing never panics, whatever the input.
+        /// Over valid ids in any hex case, parsing gives back the same UUID.
         #[test]
-        fn parsing_arbitrary_text_never_panics(s in ".*") {
-            let _ = s.parse::<OrgId>();
+        fn valid_ids_parse_to_their_uuid(value in any::<u128>(), upper in any::<bool>()) {
+            let body = format!("{value:032x}");
+            let body = if upper { body.to_uppercase() } else { body };
+            let text = format!("wdg_{body}");
+            prop_assert_eq!(text.parse::<WidgetId>().map(|id| id.as_uuid().as_u128()), Ok(value));
+        }
+
+        /// Over near misses, the parser accepts exactly what the reference accepts.
+        #[test]
+        fn near_misses_agree_with_the_reference(text in near_ids()) {
+            prop_assert_eq!(text.parse::<WidgetId>().ok().map(|id| id.as_uuid().as_u128()), reference(&text));
+        }
+
+        /// Parsing never panics, whatever the input, and accepts nothing the reference refuses.
+        #[test]
+        fn arbitrary_text_agrees_with_the_reference(s in ".*") {
+            prop_assert_eq!(s.parse::<WidgetId>().ok().map(|id| id.as_uuid().as_u128()), reference(&s));
         }
     }
 }

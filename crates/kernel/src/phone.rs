@@ -108,13 +108,62 @@ mod tests {
         assert_eq!(PhoneNumber::parse("+04155552671"), Err(PhoneNumberError::LeadingZero));
     }
 
+    /// An independent statement of the rule: strip the human separators, take `+` or `00` as
+    /// the international prefix, then the rest must be 8 to 15 digits not starting with 0.
+    fn reference(input: &str) -> Option<String> {
+        let trimmed = input.trim();
+        let rest = trimmed.strip_prefix('+').or_else(|| trimmed.strip_prefix("00"))?;
+        let kept: String = rest.chars().filter(|c| !" -.()".contains(*c)).collect();
+        let all_digits = kept.chars().all(|c| c.is_ascii_digit());
+        let ok = all_digits && (8..=15).contains(&kept.len()) && !kept.starts_with('0');
+        ok.then(|| format!("+{kept}"))
+    }
+
+    /// A spelling of `digits` as people write it: a `+` or `00` prefix, separators between
+    /// digits, white space around.
+    fn spelled() -> impl Strategy<Value = (String, String)> {
+        (
+            "[0-9]{1,17}",
+            any::<bool>(),
+            proptest::collection::vec(prop_oneof![Just(""), Just(" "), Just("-"), Just("."), Just("("), Just(")")], 17),
+            "[ ]{0,2}",
+        )
+            .prop_map(|(digits, double_zero, seps, pad)| {
+                let mut text = String::from(if double_zero { "00" } else { "+" });
+                for (i, c) in digits.chars().enumerate() {
+                    text.push(c);
+                    text.push_str(seps[i]);
+                }
+                (format!("{pad}{text}{pad}"), digits)
+            })
+    }
+
     proptest! {
-        /// Normalising is idempotent: a parsed number parses to itself.
+        /// Over human spellings of digit strings (valid and invalid lengths, leading zeros), the
+        /// parser agrees with the reference, and an accepted number is `+` and exactly the
+        /// digits that were written.
         #[test]
-        fn normalisation_is_idempotent(digits in "[1-9][0-9]{7,14}") {
-            let once = PhoneNumber::parse(&format!("+{digits}")).unwrap();
-            let twice = PhoneNumber::parse(once.as_str()).unwrap();
-            prop_assert_eq!(once, twice);
+        fn spellings_agree_with_the_reference((text, digits) in spelled()) {
+            let parsed = PhoneNumber::parse(&text).ok().map(|p| p.as_str().to_owned());
+            prop_assert_eq!(&parsed, &reference(&text));
+            if let Some(number) = parsed {
+                prop_assert_eq!(number, format!("+{digits}"));
+            }
+        }
+
+        /// Over arbitrary text (letters, symbols, missing prefixes), the parser accepts exactly
+        /// what the reference accepts.
+        #[test]
+        fn arbitrary_text_agrees_with_the_reference(text in "[+0-9 ().a-z#-]{0,24}") {
+            prop_assert_eq!(PhoneNumber::parse(&text).ok().map(|p| p.as_str().to_owned()), reference(&text));
+        }
+
+        /// A number that was accepted parses to itself.
+        #[test]
+        fn normalisation_is_idempotent((text, _) in spelled()) {
+            if let Ok(once) = PhoneNumber::parse(&text) {
+                prop_assert_eq!(PhoneNumber::parse(once.as_str()), Ok(once));
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 //! together with the idempotency outcome, so the log never claims what did not happen.
 
 use async_trait::async_trait;
-use atlas_idempotency::{IdempotencyScope, StoredResponse};
+use atlas_idempotency::{Claim, StoredResponse};
 use atlas_kernel::{typed_id, OrgId, Page, PageRequest, StoreError};
 use atlas_scopes::Actor;
 use serde::{Deserialize, Serialize};
@@ -80,7 +80,7 @@ pub struct Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
     pub run: Run,
-    pub idempotency: Option<(IdempotencyScope, StoredResponse)>,
+    pub idempotency: Option<(Claim, StoredResponse)>,
     pub events: Vec<OutboxEvent>,
 }
 

@@ -191,21 +191,47 @@ mod tests {
         proptest::sample::subsequence(Scope::ALL.to_vec(), 0..Scope::ALL.len()).prop_map(|v| v.into_iter().collect())
     }
 
-    proptest! {
-        /// A set is a subset of a holder exactly when none of its scopes is missing from it.
-        #[test]
-        fn subset_means_nothing_missing(asked in scope_set(), holder in scope_set()) {
-            prop_assert_eq!(asked.is_subset_of(&holder), asked.missing_from(&holder).is_empty());
-        }
+    /// Scope names as a client sends them, valid and not: every catalogue name, its seed
+    /// aliases, and near misses.
+    fn names() -> impl Strategy<Value = Vec<String>> {
+        let known: Vec<String> = Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+        let name = prop_oneof![
+            4 => proptest::sample::select(known),
+            1 => Just("atlas.context.read".to_owned()),
+            1 => "atlas\\.[a-z]{1,10}\\.(read|write|send)",
+        ];
+        proptest::collection::vec(name, 0..8)
+    }
 
-        /// A holder may always mint any part of what it holds, and never a scope it lacks.
+    /// An independent statement of the minting rule over names: every name asked for, once
+    /// resolved (the seed alias `atlas.context.read` is `atlas.conversations.read`), is among
+    /// the holder's resolved names.
+    fn reference_subset(asked: &[String], held: &[String]) -> bool {
+        let resolve = |n: &String| if n == "atlas.context.read" { "atlas.conversations.read".to_owned() } else { n.clone() };
+        let held: Vec<String> = held.iter().map(resolve).collect();
+        asked.iter().map(resolve).all(|n| held.contains(&n))
+    }
+
+    proptest! {
+        /// Over generated names, a set parses exactly when every name is in the catalogue (or
+        /// a seed alias), and then `is_subset_of` and `missing_from` agree with the reference
+        /// computed over the names themselves.
         #[test]
-        fn minting_rule(holder in scope_set(), extra in proptest::sample::select(Scope::ALL.to_vec())) {
-            let part: ScopeSet = holder.iter().step_by(2).collect();
-            prop_assert!(part.is_subset_of(&holder));
-            let mut wider: ScopeSet = holder.iter().collect();
-            wider.0.insert(extra);
-            prop_assert_eq!(wider.is_subset_of(&holder), holder.contains(extra));
+        fn subset_agrees_with_a_reference_over_names(asked in names(), held in names()) {
+            let known = |n: &String| n == "atlas.context.read" || Scope::ALL.iter().any(|s| s.as_str() == n);
+            let parsed_asked = ScopeSet::parse(asked.iter().map(String::as_str));
+            let parsed_held = ScopeSet::parse(held.iter().map(String::as_str));
+            prop_assert_eq!(parsed_asked.is_ok(), asked.iter().all(known));
+            prop_assert_eq!(parsed_held.is_ok(), held.iter().all(known));
+            if let (Ok(a), Ok(h)) = (parsed_asked, parsed_held) {
+                let expected = reference_subset(&asked, &held);
+                prop_assert_eq!(a.is_subset_of(&h), expected);
+                prop_assert_eq!(a.missing_from(&h).is_empty(), expected);
+                for missing in a.missing_from(&h) {
+                    prop_assert!(!h.contains(missing), "a scope reported missing is not held");
+                    prop_assert!(a.contains(missing), "a scope reported missing was asked for");
+                }
+            }
         }
 
         /// The subset rule is transitive.

@@ -5,11 +5,15 @@
 //! committed its effect in the database, so a process that dies between the two leaves the
 //! effect without a stored outcome, and a retry executes again. Concurrent duplicates still
 //! execute once while the claim lives (its lease is 60 s).
+//!
+//! Claims are fenced by their request's token (`token`): completing or releasing matches it.
+//! This store holds no cipher, so an answer that shows a secret is not stored here (a retry
+//! runs afresh); the SQL store seals such answers.
 
 use crate::connection;
 use async_trait::async_trait;
 use atlas_idempotency::{
-    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
+    decide, Begin, Claim, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
     StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::StoreError;
@@ -24,12 +28,12 @@ use time::OffsetDateTime;
 pub const KEY_PREFIX: &str = "atlas:idem:";
 
 /// Claims a key when it is absent; otherwise returns the stored hash. KEYS[1] the key;
-/// ARGV: fingerprint, created_at_us, lease_until_us, ttl_ms.
+/// ARGV: fingerprint, created_at_us, lease_until_us, ttl_ms, token.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'created', ARGV[2], 'state', 'in_progress', 'lease', ARGV[3])
+  redis.call('HSET', KEYS[1], 'fp', ARGV[1], 'created', ARGV[2], 'state', 'in_progress', 'lease', ARGV[3], 'token', ARGV[5])
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
   return {}
 end
@@ -39,35 +43,36 @@ return redis.call('HGETALL', KEYS[1])
 });
 
 /// Takes over an expired or abandoned record if it is still the one that was read.
-/// ARGV: seen_created, seen_state, seen_lease, fingerprint, created_at_us, lease_until_us, ttl_ms.
+/// ARGV: seen_created, seen_state, seen_lease, fingerprint, created_at_us, lease_until_us, ttl_ms, token.
 static TAKE_OVER: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local r = redis.call('HMGET', KEYS[1], 'created', 'state', 'lease')
 if r[1] ~= ARGV[1] or r[2] ~= ARGV[2] or (r[3] or '') ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'fp', ARGV[4], 'created', ARGV[5], 'state', 'in_progress', 'lease', ARGV[6])
+redis.call('HSET', KEYS[1], 'fp', ARGV[4], 'created', ARGV[5], 'state', 'in_progress', 'lease', ARGV[6], 'token', ARGV[8])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 "#,
     )
 });
 
-/// Drops a claim only while it is in progress.
+/// Drops a claim only while it is in progress and still this request's (ARGV[1] its token).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('HGET', KEYS[1], 'state') == 'in_progress' then return redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'state') == 'in_progress' and redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 "#,
     )
 });
 
-/// Records an outcome, only on a claim that still exists (never a partial record).
+/// Records an outcome, only on this request's claim while it is in progress (ARGV[5] its token;
+/// never a partial record).
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[1], 'state') ~= 'in_progress' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[5] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'completed', 'status', ARGV[1], 'body', ARGV[2], 'location', ARGV[3], 'etag', ARGV[4])
 return 1
 "#,
@@ -146,6 +151,7 @@ impl RedisIdempotencyStore {
                 body: fields.get("body").cloned().unwrap_or_default(),
                 location: fields.get("location").map(|v| String::from_utf8_lossy(v).into_owned()).filter(|s| !s.is_empty()),
                 etag: fields.get("etag").map(|v| String::from_utf8_lossy(v).into_owned()).filter(|s| !s.is_empty()),
+                shows_secret: false,
             })
         } else {
             RecordState::InProgress { lease_until: from_us(number("lease")?)? }
@@ -156,8 +162,9 @@ impl RedisIdempotencyStore {
 
 #[async_trait]
 impl IdempotencyStore for RedisIdempotencyStore {
-    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
-        let key = self.key(scope);
+    async fn begin(&self, claim: &Claim, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
+        let key = self.key(&claim.scope);
+        let token = claim.token.to_hex();
         let ttl_ms = RETENTION.whole_milliseconds().to_string();
         let mut conn = self.connection.clone();
         for _ in 0..5 {
@@ -167,6 +174,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
                 .arg(us(now))
                 .arg(us(now + CLAIM_LEASE))
                 .arg(&ttl_ms)
+                .arg(&token)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(failed("claiming an idempotency key in Redis"))?;
@@ -190,6 +198,7 @@ impl IdempotencyStore for RedisIdempotencyStore {
                 .arg(us(now))
                 .arg(us(now + CLAIM_LEASE))
                 .arg(&ttl_ms)
+                .arg(&token)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(failed("taking over an idempotency key in Redis"))?;
@@ -200,25 +209,33 @@ impl IdempotencyStore for RedisIdempotencyStore {
         Ok(Decision::InProgress)
     }
 
-    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, _now: OffsetDateTime) -> Result<(), IdempotencyError> {
+    async fn complete(&self, claim: &Claim, response: &StoredResponse, _now: OffsetDateTime) -> Result<(), IdempotencyError> {
+        if response.shows_secret {
+            return Err(IdempotencyError::Store(StoreError::new(
+                "recording an idempotency outcome in Redis",
+                "the answer shows a secret and this store keeps nothing sealed",
+            )));
+        }
         let mut conn = self.connection.clone();
-        let key = self.key(scope);
+        let key = self.key(&claim.scope);
         COMPLETE
             .key(key)
             .arg(response.status)
             .arg(&response.body)
             .arg(response.location.as_deref().unwrap_or(""))
             .arg(response.etag.as_deref().unwrap_or(""))
+            .arg(claim.token.to_hex())
             .invoke_async::<i64>(&mut conn)
             .await
             .map(|_| ())
             .map_err(failed("recording an idempotency outcome in Redis"))
     }
 
-    async fn release(&self, scope: &IdempotencyScope) -> Result<(), IdempotencyError> {
+    async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError> {
         let mut conn = self.connection.clone();
         RELEASE
-            .key(self.key(scope))
+            .key(self.key(&claim.scope))
+            .arg(claim.token.to_hex())
             .invoke_async::<i64>(&mut conn)
             .await
             .map(|_| ())

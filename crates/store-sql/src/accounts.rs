@@ -4,7 +4,7 @@
 use crate::convert::{corrupt, from_json, from_us, from_us_opt, to_json, to_us};
 use crate::entity::{api_keys, organizations, platform_state, refresh_tokens, users};
 use crate::error::{db, Failure};
-use crate::journal::write_journal;
+use crate::journal::write_journal_sealed;
 use crate::runs::before_cursor;
 use crate::SqlStore;
 use async_trait::async_trait;
@@ -13,7 +13,7 @@ use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
 use atlas_scopes::{KeyId, Role, ScopeSet, UserId};
 use ipnet::IpNet;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
@@ -147,7 +147,7 @@ impl SqlStore {
                 .await
                 .map_err(db("revoking the refresh-token family"))?;
             let outcome = RotateOutcome::Reused { family, org_id: OrgId::from_uuid(token.org_id) };
-            write_journal(&txn, &journal(&outcome)).await?;
+            write_journal_sealed(&txn, &journal(&outcome), self.secret_cipher.as_deref()).await?;
             commit(txn, "committing the family's revocation").await?;
             return Ok(outcome);
         }
@@ -187,7 +187,7 @@ impl SqlStore {
             .await
             .map_err(db("inserting the successor refresh token"))?;
         let outcome = RotateOutcome::Rotated { user, family };
-        write_journal(&txn, &journal(&outcome)).await?;
+        write_journal_sealed(&txn, &journal(&outcome), self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the rotation").await?;
         Ok(outcome)
     }
@@ -219,12 +219,67 @@ impl AccountStore for SqlStore {
     async fn create_organization(&self, org: &Organization, admin_key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         insert_organization(&txn, org, admin_key).await?;
-        write_journal(&txn, journal).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the organization").await?;
         Ok(())
     }
 
-    async fn bootstrap(&self, org: &Organization, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
+    async fn create_default_organization(
+        &self,
+        org: &Organization,
+        admin_key: &ApiKeyRecord,
+        journal: &JournalEntry,
+    ) -> Result<bool, AccountError> {
+        let txn = self.transaction().await?;
+        // The guard first: a second replica's transaction waits here for the first to commit
+        // (PostgreSQL), then inserts nothing and creates nothing.
+        let claimed = platform_state::Entity::insert(platform_state::ActiveModel {
+            name: Set(platform_state::DEFAULT_ORGANIZATION.to_owned()),
+            created_at_us: Set(to_us(org.created_at)),
+            org_id: Set(Some(org.id.as_uuid())),
+        })
+        .on_conflict(OnConflict::column(platform_state::Column::Name).do_nothing().to_owned())
+        .exec_without_returning(&txn)
+        .await
+        .map_err(db("claiming the default organization"))?;
+        if claimed == 0 {
+            rollback(txn).await?;
+            return Ok(false);
+        }
+        insert_organization(&txn, org, admin_key).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
+        commit(txn, "committing the default organization").await?;
+        Ok(true)
+    }
+
+    async fn default_organization(&self) -> Result<Option<Organization>, AccountError> {
+        let recorded = platform_state::Entity::find_by_id(platform_state::DEFAULT_ORGANIZATION.to_owned())
+            .one(&self.db)
+            .await
+            .map_err(db("reading the default organization"))?
+            .and_then(|row| row.org_id);
+        let mut query = organizations::Entity::find();
+        query = match recorded {
+            Some(id) => query.filter(organizations::Column::Id.eq(id)),
+            None => query.order_by_asc(organizations::Column::CreatedAtUs).order_by_asc(organizations::Column::Id),
+        };
+        let Some(row) = query.one(&self.db).await.map_err(db("reading the default organization"))? else {
+            return Ok(None);
+        };
+        Ok(Some(Organization { id: OrgId::from_uuid(row.id), name: row.name, created_at: from_us(row.created_at_us)? }))
+    }
+
+    async fn find_key(&self, org_id: OrgId, id: KeyId) -> Result<Option<ApiKeyRecord>, AccountError> {
+        let row = api_keys::Entity::find()
+            .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(api_keys::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading a key"))?;
+        Ok(row.map(key_from_row).transpose()?)
+    }
+
+    async fn bootstrap(&self, user: &User, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         let existing = users::Entity::find()
             .select_only()
@@ -242,13 +297,14 @@ impl AccountStore for SqlStore {
         platform_state::Entity::insert(platform_state::ActiveModel {
             name: Set(platform_state::BOOTSTRAPPED.to_owned()),
             created_at_us: Set(to_us(user.created_at)),
+            org_id: Set(Some(user.org_id.as_uuid())),
         })
         .exec_without_returning(&txn)
         .await
         .map_err(db("claiming the bootstrap"))?;
-        insert_organization(&txn, org, key).await?;
+        insert_key_row(&txn, key).await?;
         users::Entity::insert(user_row(user)).exec_without_returning(&txn).await.map_err(db("inserting the first user"))?;
-        write_journal(&txn, journal).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the bootstrap").await?;
         Ok(())
     }
@@ -256,7 +312,7 @@ impl AccountStore for SqlStore {
     async fn insert_key(&self, key: &ApiKeyRecord, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         insert_key_row(&txn, key).await?;
-        write_journal(&txn, journal).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the key").await?;
         Ok(())
     }
@@ -299,7 +355,7 @@ impl AccountStore for SqlStore {
                 .map_err(db("revoking the key"))?;
             row.revoked_at_us = Some(revoked_at);
         }
-        write_journal(&txn, journal).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the revocation").await?;
         Ok(key_from_row(row)?)
     }
@@ -329,7 +385,7 @@ impl AccountStore for SqlStore {
     async fn insert_refresh_token(&self, token: &RefreshToken, journal: &JournalEntry) -> Result<(), AccountError> {
         let txn = self.transaction().await?;
         refresh_tokens::Entity::insert(refresh_row(token)).exec_without_returning(&txn).await.map_err(db("inserting the refresh token"))?;
-        write_journal(&txn, journal).await?;
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the refresh token").await?;
         Ok(())
     }

@@ -5,15 +5,21 @@
 //! was read, so of N requests that all saw it expired, one takes it over. The outcome is
 //! normally stored by the use case's own transaction (see `write_journal`), so this store
 //! `commits_with_effect`.
+//!
+//! Every claim carries its request's token (`claim_token`): completing or releasing matches it,
+//! so a request whose lease lapsed never settles the claim that took the key over. A response
+//! that shows a secret is stored sealed by the store's secret cipher (`response_sealed`), and
+//! opened for the replay; it goes with its record after retention.
 
 use crate::convert::{corrupt, from_us, to_us};
 use crate::entity::idempotency_records as idem;
 use crate::error::db;
 use crate::SqlStore;
 use async_trait::async_trait;
+use atlas_conversations::SecretCipher;
 use atlas_idempotency::{
-    decide, Begin, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
-    StoredResponse, CLAIM_LEASE, RETENTION,
+    decide, Begin, Claim, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyStore, RecordState, StoredResponse,
+    CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::StoreError;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -23,8 +29,8 @@ use time::OffsetDateTime;
 /// How many times `begin` re-reads a record that changed between its read and its write.
 const MAX_ATTEMPTS: usize = 8;
 
-/// The record a row stores.
-fn record_from_row(row: &idem::Model) -> Result<IdempotencyRecord, StoreError> {
+/// The record a row stores (a sealed body opened with `cipher`).
+fn record_from_row(row: &idem::Model, cipher: Option<&dyn SecretCipher>) -> Result<IdempotencyRecord, StoreError> {
     const CONTEXT: &str = "reading an idempotency record";
     let state = match row.state.as_str() {
         idem::IN_PROGRESS => RecordState::InProgress {
@@ -35,17 +41,25 @@ fn record_from_row(row: &idem::Model) -> Result<IdempotencyRecord, StoreError> {
                 .response_status
                 .and_then(|s| u16::try_from(s).ok())
                 .ok_or_else(|| corrupt(CONTEXT, "a completed record without a valid status".into()))?,
-            body: row.response_body.clone().unwrap_or_default(),
+            body: match (row.response_sealed, cipher) {
+                (false, _) => row.response_body.clone().unwrap_or_default(),
+                (true, Some(cipher)) => cipher
+                    .open(row.response_body.as_deref().unwrap_or_default())
+                    .map_err(|_| corrupt(CONTEXT, "a sealed response that the secret key does not open".into()))?,
+                (true, None) => return Err(corrupt(CONTEXT, "a sealed response and no cipher to open it".into())),
+            },
             location: row.response_location.clone(),
             etag: row.response_etag.clone(),
+            shows_secret: row.response_sealed,
         }),
         other => return Err(corrupt(CONTEXT, format!("unknown record state `{other}`"))),
     };
     Ok(IdempotencyRecord { fingerprint: Fingerprint::from_stored(row.fingerprint.clone()), state, created_at: from_us(row.created_at_us)? })
 }
 
-/// A fresh in-progress claim of `scope` by the request fingerprinted `fingerprint`.
-fn claim(scope: &IdempotencyScope, storage_key: &str, fingerprint: &Fingerprint, now: OffsetDateTime) -> idem::ActiveModel {
+/// A fresh in-progress claim by the request fingerprinted `fingerprint`.
+fn claim_row(claim: &Claim, storage_key: &str, fingerprint: &Fingerprint, now: OffsetDateTime) -> idem::ActiveModel {
+    let scope = &claim.scope;
     idem::ActiveModel {
         storage_key: Set(storage_key.to_owned()),
         org_id: Set(scope.org_id.as_uuid()),
@@ -58,30 +72,49 @@ fn claim(scope: &IdempotencyScope, storage_key: &str, fingerprint: &Fingerprint,
         response_etag: Set(None),
         created_at_us: Set(to_us(now)),
         updated_at_us: Set(to_us(now)),
+        claim_token: Set(Some(claim.token.to_hex())),
+        response_sealed: Set(false),
     }
 }
 
-/// The `UPDATE` that completes the in-progress record of `scope` with `response`; a record that
-/// is no longer in progress is left alone. Shared by `complete` and the journal.
-pub(crate) fn completion(scope: &IdempotencyScope, response: &StoredResponse, at: OffsetDateTime) -> UpdateMany<idem::Entity> {
+/// The body as stored: sealed by `cipher` when it shows a secret.
+///
+/// # Errors
+/// A response that shows a secret and no cipher to seal it: it is never stored in the clear.
+pub(crate) fn stored_body(response: &StoredResponse, cipher: Option<&dyn SecretCipher>) -> Result<(Vec<u8>, bool), StoreError> {
+    match (response.shows_secret, cipher) {
+        (false, _) => Ok((response.body.clone(), false)),
+        (true, Some(cipher)) => Ok((cipher.seal(&response.body), true)),
+        (true, None) => Err(StoreError::new("storing an idempotent answer", "it shows a secret and the store has no cipher to seal it")),
+    }
+}
+
+/// The `UPDATE` that completes this claim's in-progress record with `response` (its body as
+/// [`stored_body`] made it); a record that is no longer in progress, or is another claim's, is
+/// left alone. Shared by `complete` and the journal.
+pub(crate) fn completion(claim: &Claim, response: &StoredResponse, body: (Vec<u8>, bool), at: OffsetDateTime) -> UpdateMany<idem::Entity> {
+    let scope = &claim.scope;
     idem::Entity::update_many()
         .col_expr(idem::Column::State, Expr::value(idem::COMPLETED))
         .col_expr(idem::Column::LeaseUntilUs, Expr::value(Option::<i64>::None))
         .col_expr(idem::Column::ResponseStatus, Expr::value(i32::from(response.status)))
-        .col_expr(idem::Column::ResponseBody, Expr::value(response.body.clone()))
+        .col_expr(idem::Column::ResponseBody, Expr::value(body.0))
+        .col_expr(idem::Column::ResponseSealed, Expr::value(body.1))
         .col_expr(idem::Column::ResponseLocation, Expr::value(response.location.clone()))
         .col_expr(idem::Column::ResponseEtag, Expr::value(response.etag.clone()))
         .col_expr(idem::Column::UpdatedAtUs, Expr::value(to_us(at)))
         .filter(idem::Column::StorageKey.eq(scope.storage_key()))
         .filter(idem::Column::OrgId.eq(scope.org_id.as_uuid()))
         .filter(idem::Column::State.eq(idem::IN_PROGRESS))
+        .filter(idem::Column::ClaimToken.eq(claim.token.to_hex()))
 }
 
 #[async_trait]
 impl IdempotencyStore for SqlStore {
-    async fn begin(&self, scope: &IdempotencyScope, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
+    async fn begin(&self, claim: &Claim, fingerprint: &Fingerprint, now: OffsetDateTime) -> Result<Begin, IdempotencyError> {
+        let scope = &claim.scope;
         let storage_key = scope.storage_key();
-        let fresh = claim(scope, &storage_key, fingerprint, now);
+        let fresh = claim_row(claim, &storage_key, fingerprint, now);
         for _ in 0..MAX_ATTEMPTS {
             let inserted = idem::Entity::insert(fresh.clone())
                 .on_conflict(OnConflict::column(idem::Column::StorageKey).do_nothing().to_owned())
@@ -100,7 +133,7 @@ impl IdempotencyStore for SqlStore {
                 // Released or purged since the insert: claim again.
                 continue;
             };
-            match decide(Some(&record_from_row(&row)?), fingerprint, now) {
+            match decide(Some(&record_from_row(&row, self.secret_cipher.as_deref())?), fingerprint, now) {
                 Decision::Expired => {
                     let taken = idem::Entity::update_many()
                         .set(fresh.clone())
@@ -124,16 +157,19 @@ impl IdempotencyStore for SqlStore {
         Err(StoreError::new("claiming an idempotency key", "the record kept changing under contention").into())
     }
 
-    async fn complete(&self, scope: &IdempotencyScope, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError> {
-        completion(scope, response, now).exec(&self.db).await.map_err(db("completing an idempotency record"))?;
+    async fn complete(&self, claim: &Claim, response: &StoredResponse, now: OffsetDateTime) -> Result<(), IdempotencyError> {
+        let body = stored_body(response, self.secret_cipher.as_deref())?;
+        completion(claim, response, body, now).exec(&self.db).await.map_err(db("completing an idempotency record"))?;
         Ok(())
     }
 
-    async fn release(&self, scope: &IdempotencyScope) -> Result<(), IdempotencyError> {
+    async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError> {
+        let scope = &claim.scope;
         idem::Entity::delete_many()
             .filter(idem::Column::StorageKey.eq(scope.storage_key()))
             .filter(idem::Column::OrgId.eq(scope.org_id.as_uuid()))
             .filter(idem::Column::State.eq(idem::IN_PROGRESS))
+            .filter(idem::Column::ClaimToken.eq(claim.token.to_hex()))
             .exec(&self.db)
             .await
             .map_err(db("releasing an idempotency key"))?;

@@ -7,7 +7,7 @@
 use crate::convert::to_us;
 use crate::entity::webhook_events;
 use crate::error::{db, Failure};
-use crate::idempotency::completion;
+use crate::idempotency::{completion, stored_body};
 use crate::runs::run_row;
 use atlas_runs::{JournalEntry, OutboxEvent};
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
@@ -18,14 +18,29 @@ use uuid::Uuid;
 /// through `txn`. A record that is no longer in progress (taken over after its lease, or
 /// already completed) is left alone and logged: the effect still commits.
 pub(crate) async fn write_journal(txn: &DatabaseTransaction, entry: &JournalEntry) -> Result<(), Failure> {
+    write_journal_sealed(txn, entry, None).await
+}
+
+/// [`write_journal`], sealing a stored answer that shows a secret with `cipher` (without one,
+/// such an answer is not stored: a retry runs afresh rather than a secret lying in the clear).
+pub(crate) async fn write_journal_sealed(
+    txn: &DatabaseTransaction,
+    entry: &JournalEntry,
+    cipher: Option<&dyn atlas_conversations::SecretCipher>,
+) -> Result<(), Failure> {
     crate::entity::runs::Entity::insert(run_row(&entry.run)).exec_without_returning(txn).await.map_err(db("recording the run"))?;
     insert_events(txn, entry.run.org_id.as_uuid(), &entry.events).await?;
-    if let Some((scope, response)) = &entry.idempotency {
-        let done = completion(scope, response, entry.run.updated_at).exec(txn).await.map_err(db("completing the idempotency record"))?;
+    if let Some((claim, response)) = &entry.idempotency {
+        let Ok(body) = stored_body(response, cipher) else {
+            tracing::warn!(run_id = %entry.run.id, "an answer showing a secret and no cipher to seal it: not stored for replay");
+            return Ok(());
+        };
+        let done =
+            completion(claim, response, body, entry.run.updated_at).exec(txn).await.map_err(db("completing the idempotency record"))?;
         if done.rows_affected == 0 {
             tracing::warn!(
                 run_id = %entry.run.id,
-                route = %scope.route,
+                route = %claim.scope.route,
                 "the idempotency key was no longer claimed by this call; its outcome is not stored for replay"
             );
         }

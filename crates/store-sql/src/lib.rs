@@ -52,6 +52,7 @@ mod convert;
 pub mod entity;
 mod error;
 mod events;
+mod fair;
 mod idempotency;
 mod journal;
 mod outbox;
@@ -64,10 +65,13 @@ use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
 use atlas_migrations::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, SqlxSqliteConnector};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, SqlxSqliteConnector, TransactionTrait};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The PostgreSQL advisory lock that serialises migrations across replicas.
+const MIGRATION_LOCK: i64 = 0x0041_544C_4153_4D31; // "ATLASM1"
 
 /// How long a SQLite statement waits for another process's write lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +151,17 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when a migration fails.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None).await.map_err(|e| StoreError::new("applying migrations", e))
+        if !self.is_postgres() {
+            return Migrator::up(&self.db, None).await.map_err(|e| StoreError::new("applying migrations", e));
+        }
+        // Replicas starting together on one database take turns: each migrates inside a
+        // transaction holding one advisory lock, so the second finds the schema made.
+        let txn = self.db.begin().await.map_err(|e| StoreError::new("applying migrations", e))?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(|e| StoreError::new("waiting for another replica's migrations", e))?;
+        Migrator::up(&txn, None).await.map_err(|e| StoreError::new("applying migrations", e))?;
+        txn.commit().await.map_err(|e| StoreError::new("applying migrations", e))
     }
 
     /// The sea-orm connection, for adapters of other ports that share this pool.

@@ -4,10 +4,21 @@
 //! webhook events of both (`agent.message_delivery` when the message's delivery state changed,
 //! `atlas.run.updated` when the run finished).
 //!
-//! A claim selects due, unleased, unfinished rows oldest first; on PostgreSQL `FOR UPDATE SKIP
-//! LOCKED`, so concurrent claimers each take different rows and never wait for one another;
-//! on SQLite the same query without the lock clause, the one connection serialising claims.
+//! A claim chooses due, unleased, unfinished rows fairly (at most `per_channel` leased per
+//! channel, channels and organizations taking turns, oldest first within a turn: see
+//! `crate::fair`) and locks them; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so concurrent
+//! claimers each take different rows and never wait for one another; on SQLite without the
+//! lock clause, the one connection serialising claims.
 //! The lease it writes keeps the row from every other claim until it lapses.
+//!
+//! Fencing: `complete`, `retry` and `fail` act only for the worker that still holds the row,
+//! the one whose claim made the row's current attempt (the attempt number is the lease token).
+//! A worker whose lease lapsed and whose row was claimed again gets `Conflict` and changes
+//! nothing, so a slow send can never finish (or fail) a row another worker now owns.
+//!
+//! Retention: `purge_finished` removes finished rows past retention and
+//! `purge_pending_statuses` the statuses kept for provider ids no send ever recorded, each by
+//! ids chosen first (a bounded batch per call, on an index: `m20250101_000010_retention`).
 //!
 //! Crash semantics (at-least-once, as the port says): a worker that dies after the provider
 //! accepted a send but before `complete` committed leaves its row leased; when the lease lapses
@@ -18,6 +29,7 @@ use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
 use crate::entity::{messages, outbox, pending_statuses, runs};
 use crate::error::{db, Failure};
 use crate::events::{message_delivery_changed, run_finished};
+use crate::fair::FairClaim;
 use crate::runs::{finishing, run_from_row};
 use crate::SqlStore;
 use async_trait::async_trait;
@@ -31,6 +43,17 @@ use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+/// How a claim chooses rows: at most the channel's cap leased at once, channels and
+/// organizations taking turns (see `crate::fair`).
+const FAIR_ROWS: FairClaim = FairClaim {
+    table: "outbox",
+    target: "channel_id",
+    joins: "",
+    claimable: "d.finished_at_us IS NULL AND d.next_attempt_at_us <= {now} AND (d.lease_until_us IS NULL OR d.lease_until_us <= {now})",
+    leased: "finished_at_us IS NULL AND lease_until_us > {now}",
+    order: "next_attempt_at_us, id",
+};
 
 /// Inserts the outbox row of `outbound` (attempt 0, due at once), linked to the send's run,
 /// through `txn` (the enqueue's transaction).
@@ -146,6 +169,12 @@ impl SqlStore {
     }
 }
 
+/// Whether the claim that made attempt `attempt` still holds unfinished row `row`: the row is
+/// leased (a retry releases it) and no later claim counted another attempt.
+fn held(row: &outbox::Model, attempt: u32) -> bool {
+    row.lease_until_us.is_some() && i64::from(row.attempt) == i64::from(attempt)
+}
+
 /// The delivery record of an outbound message row's message.
 fn record_of(message: &Message) -> Result<DeliveryRecord, StoreError> {
     message.delivery().ok_or_else(|| corrupt("reading an outbox row's message", format!("message {} has no delivery state", message.id)))
@@ -153,20 +182,32 @@ fn record_of(message: &Message) -> Result<DeliveryRecord, StoreError> {
 
 #[async_trait]
 impl Outbox for SqlStore {
-    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<OutboxItem>, ConversationError> {
+    async fn claim(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease: Duration,
+        per_channel: u32,
+    ) -> Result<Vec<OutboxItem>, ConversationError> {
         let now_us = to_us(now);
         let txn = begin(&self.db).await?;
+        let chosen = FAIR_ROWS.candidates(&txn, now_us, limit, per_channel).await?;
+        if chosen.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
+        // Still claimable once locked: another claim may have taken some since they were chosen.
         let mut query = outbox::Entity::find()
+            .filter(outbox::Column::Id.is_in(chosen.clone()))
             .filter(outbox::Column::FinishedAtUs.is_null())
             .filter(outbox::Column::NextAttemptAtUs.lte(now_us))
-            .filter(Condition::any().add(outbox::Column::LeaseUntilUs.is_null()).add(outbox::Column::LeaseUntilUs.lte(now_us)))
-            .order_by_asc(outbox::Column::NextAttemptAtUs)
-            .order_by_asc(outbox::Column::Id)
-            .limit(u64::from(limit));
+            .filter(Condition::any().add(outbox::Column::LeaseUntilUs.is_null()).add(outbox::Column::LeaseUntilUs.lte(now_us)));
         if self.is_postgres() {
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let rows = query.all(&txn).await.map_err(db("claiming outbox rows"))?;
+        let mut rows = query.all(&txn).await.map_err(db("claiming outbox rows"))?;
+        let turn: std::collections::HashMap<Uuid, usize> = chosen.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        rows.sort_by_key(|row| turn.get(&row.id).copied().unwrap_or(usize::MAX));
         if rows.is_empty() {
             rollback(txn).await?;
             return Ok(Vec::new());
@@ -197,7 +238,13 @@ impl Outbox for SqlStore {
         Ok(items)
     }
 
-    async fn complete(&self, id: OutboxId, provider_message_id: &str, at: OffsetDateTime) -> Result<Message, ConversationError> {
+    async fn complete(
+        &self,
+        id: OutboxId,
+        attempt: u32,
+        provider_message_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<Message, ConversationError> {
         let txn = begin(&self.db).await?;
         let Some(row) = self.locked_row(&txn, id).await? else {
             rollback(txn).await?;
@@ -214,6 +261,10 @@ impl Outbox for SqlStore {
             } else {
                 Err(ConversationError::Conflict("the outbox row already finished"))
             };
+        }
+        if !held(&row, attempt) {
+            rollback(txn).await?;
+            return Err(ConversationError::Conflict("the outbox row was released or claimed again"));
         }
         let mut message = message_from_row(message_row)?;
         let before = record_of(&message)?;
@@ -283,7 +334,7 @@ impl Outbox for SqlStore {
         Ok(())
     }
 
-    async fn fail(&self, id: OutboxId, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError> {
+    async fn fail(&self, id: OutboxId, attempt: u32, error: &MessageError, at: OffsetDateTime) -> Result<Message, ConversationError> {
         let txn = begin(&self.db).await?;
         let Some(row) = self.locked_row(&txn, id).await? else {
             rollback(txn).await?;
@@ -292,6 +343,10 @@ impl Outbox for SqlStore {
         if row.finished_at_us.is_some() {
             rollback(txn).await?;
             return Err(ConversationError::Conflict("the outbox row already finished"));
+        }
+        if !held(&row, attempt) {
+            rollback(txn).await?;
+            return Err(ConversationError::Conflict("the outbox row was released or claimed again"));
         }
         let mut message = message_from_row(self.locked_message(&txn, &row).await?)?;
         let mut record = record_of(&message)?;
@@ -305,5 +360,47 @@ impl Outbox for SqlStore {
         Self::finish_run(&txn, &row, RunStatus::Failed, Some(run_error), at).await?;
         commit(txn, "committing the failure").await?;
         Ok(message)
+    }
+    async fn purge_finished(&self, before: OffsetDateTime, limit: u32) -> Result<u64, ConversationError> {
+        let ids: Vec<Uuid> = outbox::Entity::find()
+            .select_only()
+            .column(outbox::Column::Id)
+            .filter(outbox::Column::FinishedAtUs.lt(to_us(before)))
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db("choosing finished outbox rows to remove"))?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let removed = outbox::Entity::delete_many()
+            .filter(outbox::Column::Id.is_in(ids))
+            .filter(outbox::Column::FinishedAtUs.lt(to_us(before)))
+            .exec(&self.db)
+            .await
+            .map_err(db("removing finished outbox rows"))?;
+        Ok(removed.rows_affected)
+    }
+
+    async fn purge_pending_statuses(&self, before: OffsetDateTime, limit: u32) -> Result<u64, ConversationError> {
+        let ids: Vec<Uuid> = pending_statuses::Entity::find()
+            .select_only()
+            .column(pending_statuses::Column::Id)
+            .filter(pending_statuses::Column::CreatedAtUs.lt(to_us(before)))
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(db("choosing pending statuses to remove"))?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let removed = pending_statuses::Entity::delete_many()
+            .filter(pending_statuses::Column::Id.is_in(ids))
+            .exec(&self.db)
+            .await
+            .map_err(db("removing pending statuses"))?;
+        Ok(removed.rows_affected)
     }
 }

@@ -8,9 +8,10 @@
 //!   matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`), inserts one
 //!   delivery per match with `ON CONFLICT (event_id, endpoint_id) DO NOTHING` and marks the
 //!   events dispatched.
-//! - `claim` selects pending, due, unleased deliveries of enabled endpoints, oldest due first
-//!   and then in event order (event ids are UUIDv7), with `FOR UPDATE SKIP LOCKED` on
-//!   PostgreSQL; leases them, counts the attempt, starts the schedule's window on its first
+//! - `claim` chooses pending, due, unleased deliveries of enabled endpoints fairly (at most
+//!   `per_endpoint` leased per endpoint, endpoints and organizations taking turns, then oldest
+//!   due first and in event order: see `crate::fair`), locks them with `FOR UPDATE SKIP
+//!   LOCKED` on PostgreSQL; leases them, counts the attempt, starts the schedule's window on its first
 //!   attempt, and hands out each with its endpoint's URL and opened secrets and the event's
 //!   payload. A delivery whose endpoint's secrets cannot be opened (the secret key changed) is
 //!   logged and left out, still leased: it comes back after its lease instead of failing every
@@ -23,6 +24,9 @@
 //!   `failing_since`.
 //! - `disable_endpoint` disables an enabled endpoint (bumping its version) and fails its
 //!   pending deliveries.
+//! - Retention: `purge_finished` removes finished deliveries past retention with their
+//!   attempts; `purge_events` removes fanned-out events past retention that no delivery refers
+//!   to any more (their payloads with them).
 //!
 //! On SQLite the same statements run without lock clauses: the one connection serialises them.
 
@@ -30,6 +34,7 @@ use crate::conversations::{begin, commit, rollback};
 use crate::convert::{corrupt, from_us_opt, to_us};
 use crate::entity::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::error::{db, Failure};
+use crate::fair::FairClaim;
 use crate::webhooks::{
     attempt_row, event_type_from_column, fail_pending_deliveries, filters_from_column, new_delivery_row, DISABLED, ENABLED,
 };
@@ -41,10 +46,22 @@ use atlas_webhooks::{
     EndpointId, EventFilters, EventId, EventType, FanOutReport, WebhookError,
 };
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
-use sea_orm::{ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
+
+/// How a claim chooses deliveries: at most the endpoint's cap leased at once, endpoints and
+/// organizations taking turns (see `crate::fair`).
+const FAIR_DELIVERIES: FairClaim = FairClaim {
+    table: "webhook_deliveries",
+    target: "endpoint_id",
+    joins: "JOIN webhook_endpoints e ON e.id = d.endpoint_id",
+    claimable: "d.status = 'pending' AND d.next_attempt_at_us <= {now} \
+                AND (d.lease_until_us IS NULL OR d.lease_until_us <= {now}) AND e.state = 'enabled'",
+    leased: "status = 'pending' AND lease_until_us > {now}",
+    order: "next_attempt_at_us, event_id, id",
+};
 
 /// The most deliveries one `INSERT` carries (15 parameters each, within both backends' limits).
 const DELIVERIES_PER_INSERT: usize = 500;
@@ -168,15 +185,22 @@ impl DeliveryQueue for SqlStore {
         })
     }
 
-    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<DeliveryItem>, WebhookError> {
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError> {
         let now_us = to_us(now);
         let txn = begin(&self.db).await?;
+        let chosen = FAIR_DELIVERIES.candidates(&txn, now_us, limit, per_endpoint).await?;
+        if chosen.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
         let enabled = Query::select()
             .column(webhook_endpoints::Column::Id)
             .from(webhook_endpoints::Entity)
             .and_where(webhook_endpoints::Column::State.eq(ENABLED))
             .to_owned();
+        // Still claimable once locked: another claim may have taken some since they were chosen.
         let mut query = webhook_deliveries::Entity::find()
+            .filter(webhook_deliveries::Column::Id.is_in(chosen.clone()))
             .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .filter(webhook_deliveries::Column::NextAttemptAtUs.lte(now_us))
             .filter(
@@ -184,15 +208,13 @@ impl DeliveryQueue for SqlStore {
                     .add(webhook_deliveries::Column::LeaseUntilUs.is_null())
                     .add(webhook_deliveries::Column::LeaseUntilUs.lte(now_us)),
             )
-            .filter(webhook_deliveries::Column::EndpointId.in_subquery(enabled))
-            .order_by_asc(webhook_deliveries::Column::NextAttemptAtUs)
-            .order_by_asc(webhook_deliveries::Column::EventId)
-            .order_by_asc(webhook_deliveries::Column::Id)
-            .limit(u64::from(limit));
+            .filter(webhook_deliveries::Column::EndpointId.in_subquery(enabled));
         if self.is_postgres() {
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let rows = query.all(&txn).await.map_err(db("claiming deliveries"))?;
+        let mut rows = query.all(&txn).await.map_err(db("claiming deliveries"))?;
+        let turn: HashMap<Uuid, usize> = chosen.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        rows.sort_by_key(|row| turn.get(&row.id).copied().unwrap_or(usize::MAX));
         if rows.is_empty() {
             rollback(txn).await?;
             return Ok(Vec::new());
@@ -408,5 +430,74 @@ impl DeliveryQueue for SqlStore {
         fail_pending_deliveries(&txn, id, Some(reason.as_str()), at_us).await?;
         commit(txn, "committing the disabling").await?;
         Ok(true)
+    }
+    async fn purge_finished(&self, before: OffsetDateTime, limit: u32) -> Result<u64, WebhookError> {
+        let before_us = to_us(before);
+        let txn = begin(&self.db).await?;
+        let ids: Vec<Uuid> = webhook_deliveries::Entity::find()
+            .select_only()
+            .column(webhook_deliveries::Column::Id)
+            .filter(webhook_deliveries::Column::Status.ne(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::Column::FinishedAtUs.lt(before_us))
+            .limit(u64::from(limit))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db("choosing finished deliveries to remove"))?;
+        if ids.is_empty() {
+            rollback(txn).await?;
+            return Ok(0);
+        }
+        webhook_attempts::Entity::delete_many()
+            .filter(webhook_attempts::Column::DeliveryId.is_in(ids.clone()))
+            .exec(&txn)
+            .await
+            .map_err(db("removing the finished deliveries' attempts"))?;
+        // A replay may have made one pending again since it was chosen: it stays.
+        let removed = webhook_deliveries::Entity::delete_many()
+            .filter(webhook_deliveries::Column::Id.is_in(ids))
+            .filter(webhook_deliveries::Column::Status.ne(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::Column::FinishedAtUs.lt(before_us))
+            .exec(&txn)
+            .await
+            .map_err(db("removing finished deliveries"))?;
+        commit(txn, "committing the removal of finished deliveries").await?;
+        Ok(removed.rows_affected)
+    }
+
+    async fn purge_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, WebhookError> {
+        let orphaned = |table_alias: &str| {
+            format!(
+                "{table_alias}fanned_out_at_us IS NOT NULL AND {table_alias}fanned_out_at_us < {before} AND NOT EXISTS \
+                 (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = {table_alias}id)",
+                before = to_us(before)
+            )
+        };
+        let txn = begin(&self.db).await?;
+        let backend = txn.get_database_backend();
+        let chosen = txn
+            .query_all(Statement::from_string(
+                backend,
+                format!("SELECT e.id AS id FROM webhook_events e WHERE {} LIMIT {limit}", orphaned("e.")),
+            ))
+            .await
+            .map_err(db("choosing events to remove"))?;
+        let ids = chosen
+            .iter()
+            .map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading an event to remove")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if ids.is_empty() {
+            rollback(txn).await?;
+            return Ok(0);
+        }
+        // Re-checked in the delete: a replay or a late fan-out never loses its event.
+        let removed = webhook_events::Entity::delete_many()
+            .filter(webhook_events::Column::Id.is_in(ids))
+            .filter(Expr::cust(orphaned("webhook_events.")))
+            .exec(&txn)
+            .await
+            .map_err(db("removing events"))?;
+        commit(txn, "committing the removal of events").await?;
+        Ok(removed.rows_affected)
     }
 }

@@ -386,7 +386,7 @@ impl WebhookStore for SqlStore {
         let row = endpoint_row(endpoint, self.seal_secrets(&endpoint.secrets)?)?;
         let txn = begin(&self.db).await?;
         webhook_endpoints::Entity::insert(row).exec_without_returning(&txn).await.map_err(db("inserting the endpoint"))?;
-        write_journal(&txn, journal).await?;
+        crate::journal::write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the endpoint").await?;
         Ok(())
     }
@@ -493,7 +493,7 @@ impl WebhookStore for SqlStore {
             rollback(txn).await?;
             return Err(if exists { WebhookError::Conflict("endpoint_changed") } else { WebhookError::NotFound });
         }
-        write_journal(&txn, journal).await?;
+        crate::journal::write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the rotation").await?;
         Ok(())
     }

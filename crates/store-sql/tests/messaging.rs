@@ -99,7 +99,7 @@ async fn a_send_whose_journal_fails_stores_nothing(store: SqlStore) {
     let result = store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await;
     assert!(result.is_err(), "a send whose run id is taken fails: {result:?}");
     assert_eq!(store.find_conversation(org_id, channel_id, &phone()).await.expect("find_conversation"), None, "no conversation was stored");
-    let claimed = store.claim(t0() + Duration::hours(1), 100, Duration::seconds(60)).await.expect("claim");
+    let claimed = store.claim(t0() + Duration::hours(1), 100, Duration::seconds(60), 100).await.expect("claim");
     assert!(claimed.iter().all(|item| item.org_id != org_id), "no outbox row was stored: {claimed:?}");
 }
 
@@ -190,7 +190,7 @@ async fn a_claimed_send(store: &SqlStore) -> (OrgId, OutboxId, MessageId, RunId)
         known: None,
     };
     store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.expect("enqueue_outbound");
-    let claimed = store.claim(t0(), 10, Duration::seconds(60)).await.expect("claim");
+    let claimed = store.claim(t0(), 10, Duration::seconds(60), 100).await.expect("claim");
     assert_eq!(claimed.iter().map(|item| item.id).collect::<Vec<_>>(), vec![send.outbox_id], "the send is claimed");
     (org_id, send.outbox_id, send.message_id, entry.run.id)
 }
@@ -201,12 +201,12 @@ async fn a_claimed_send(store: &SqlStore) -> (OrgId, OutboxId, MessageId, RunId)
 async fn complete_writes_the_message_delivery_and_run_events(store: SqlStore) {
     let (org_id, outbox_id, _, run_id) = a_claimed_send(&store).await;
     assert_eq!(events_of(&store, org_id).await, Vec::new(), "queueing and claiming a send write no event");
-    let message = store.complete(outbox_id, "wamid.sent", t0() + Duration::seconds(1)).await.expect("complete");
+    let message = store.complete(outbox_id, 1, "wamid.sent", t0() + Duration::seconds(1)).await.expect("complete");
     let events = events_of(&store, org_id).await;
     assert_eq!(events.len(), 2, "one event for the message, one for the run: {events:?}");
     assert_delivery_event(&events[0], &message, DeliveryState::Sent);
     assert_run_event(&events[1], run_id, RunStatus::Succeeded);
-    store.complete(outbox_id, "wamid.sent", t0() + Duration::seconds(2)).await.expect("a repeated complete");
+    store.complete(outbox_id, 1, "wamid.sent", t0() + Duration::seconds(2)).await.expect("a repeated complete");
     assert_eq!(events_of(&store, org_id).await.len(), 2, "a repeated completion changes nothing, so writes nothing");
 }
 
@@ -215,14 +215,14 @@ async fn complete_writes_the_message_delivery_and_run_events(store: SqlStore) {
 async fn fail_writes_the_message_delivery_and_run_events(store: SqlStore) {
     let (org_id, outbox_id, _, run_id) = a_claimed_send(&store).await;
     let error = MessageError::new("131047", "Re-engagement message");
-    let message = store.fail(outbox_id, &error, t0() + Duration::seconds(1)).await.expect("fail");
+    let message = store.fail(outbox_id, 1, &error, t0() + Duration::seconds(1)).await.expect("fail");
     let events = events_of(&store, org_id).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_delivery_event(&events[0], &message, DeliveryState::Failed);
     assert_eq!(payload(&events[0])["data"]["error"]["code"], "131047", "the failure's error rides along");
     assert_run_event(&events[1], run_id, RunStatus::Failed);
     assert_eq!(payload(&events[1])["data"]["error"]["code"], "131047");
-    let again = store.fail(outbox_id, &error, t0() + Duration::seconds(2)).await;
+    let again = store.fail(outbox_id, 1, &error, t0() + Duration::seconds(2)).await;
     assert!(matches!(again, Err(ConversationError::Conflict(_))), "{again:?}");
     assert_eq!(events_of(&store, org_id).await.len(), 2, "a refused failure writes no event");
 }
@@ -232,7 +232,7 @@ async fn fail_writes_the_message_delivery_and_run_events(store: SqlStore) {
 /// statuses a completion applies make one event, at their final state.
 async fn apply_status_writes_an_event_only_when_it_changes_the_message(store: SqlStore) {
     let (org_id, outbox_id, _, _) = a_claimed_send(&store).await;
-    store.complete(outbox_id, "wamid.status", t0() + Duration::seconds(1)).await.expect("complete");
+    store.complete(outbox_id, 1, "wamid.status", t0() + Duration::seconds(1)).await.expect("complete");
     let before = events_of(&store, org_id).await.len();
     let delivered = StatusEvent::new(DeliveryState::Delivered, t0() + Duration::seconds(5));
     let StatusApplied::Applied { message, changed: true } = store.apply_status(org_id, "wamid.status", &delivered).await.expect("apply")
@@ -255,7 +255,7 @@ async fn apply_status_writes_an_event_only_when_it_changes_the_message(store: Sq
     let read = StatusEvent::new(DeliveryState::Read, t0() + Duration::seconds(3));
     assert!(matches!(store.apply_status(org_id, "wamid.early", &read).await.expect("apply"), StatusApplied::Pending));
     assert_eq!(events_of(&store, org_id).await, Vec::new(), "a pending status writes nothing");
-    let message = store.complete(outbox_id, "wamid.early", t0() + Duration::seconds(1)).await.expect("complete");
+    let message = store.complete(outbox_id, 1, "wamid.early", t0() + Duration::seconds(1)).await.expect("complete");
     let events = events_of(&store, org_id).await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_delivery_event(&events[0], &message, DeliveryState::Read);
@@ -284,14 +284,14 @@ async fn a_failed_use_case_writes_no_event(store: SqlStore) {
     assert!(store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.is_err(), "the send fails");
     assert_eq!(events_of(&store, org_id).await, Vec::new(), "and its journal's event is not written");
 
-    let missing = store.complete(OutboxId::generate(), "wamid.x", t0()).await;
+    let missing = store.complete(OutboxId::generate(), 1, "wamid.x", t0()).await;
     assert!(matches!(missing, Err(ConversationError::NotFound)), "{missing:?}");
-    let missing = store.fail(OutboxId::generate(), &MessageError::new("1", "x"), t0()).await;
+    let missing = store.fail(OutboxId::generate(), 1, &MessageError::new("1", "x"), t0()).await;
     assert!(matches!(missing, Err(ConversationError::NotFound)), "{missing:?}");
     let (org_id, outbox_id, _, _) = a_claimed_send(&store).await;
-    store.complete(outbox_id, "wamid.once", t0() + Duration::seconds(1)).await.expect("complete");
+    store.complete(outbox_id, 1, "wamid.once", t0() + Duration::seconds(1)).await.expect("complete");
     let written = events_of(&store, org_id).await.len();
-    let conflict = store.complete(outbox_id, "wamid.other", t0() + Duration::seconds(2)).await;
+    let conflict = store.complete(outbox_id, 1, "wamid.other", t0() + Duration::seconds(2)).await;
     assert!(matches!(conflict, Err(ConversationError::Conflict(_))), "{conflict:?}");
     assert_eq!(events_of(&store, org_id).await.len(), written, "a refused completion writes no event");
 }
@@ -306,10 +306,10 @@ async fn message_delivery_events_reach_subscribed_endpoints(store: SqlStore) {
     let secret = WebhookSecret::from_entropy(&[7; 32]).expect("a secret");
     let endpoint = WebhookEndpoint::new(org_id, url, None, filters, secret, t0());
     store.create_endpoint(&endpoint, &journal(org_id, "webhooks.create", RunStatus::Succeeded)).await.expect("create_endpoint");
-    let message = store.complete(outbox_id, "wamid.hooked", t0() + Duration::seconds(1)).await.expect("complete");
+    let message = store.complete(outbox_id, 1, "wamid.hooked", t0() + Duration::seconds(1)).await.expect("complete");
     let report = store.fan_out(t0() + Duration::seconds(2), 10).await.expect("fan_out");
     assert_eq!((report.events, report.deliveries), (2, 1), "two events, one subscribed to");
-    let items = DeliveryQueue::claim(&store, t0() + Duration::seconds(2), 10, Duration::seconds(60)).await.expect("claim");
+    let items = DeliveryQueue::claim(&store, t0() + Duration::seconds(2), 10, Duration::seconds(60), 100).await.expect("claim");
     assert_eq!(items.len(), 1, "{items:?}");
     assert_eq!((items[0].endpoint_id, &items[0].event_type), (endpoint.id, &EventType::AGENT_MESSAGE_DELIVERY));
     let body: Value = serde_json::from_slice(&items[0].payload).expect("JSON");
@@ -378,6 +378,8 @@ macro_rules! backend_tests {
                 statuses_racing_the_completion_of_their_send_are_never_lost,
                 each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers,
                 a_claimed_row_is_not_claimed_again_until_its_lease_ends,
+                a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing,
+                retention_removes_finished_rows_and_stale_pending_statuses_only,
                 a_retry_with_a_stale_attempt_is_a_conflict,
                 complete_records_the_provider_id_and_a_repeated_complete_changes_nothing,
                 fail_marks_the_message_failed_with_the_code_and_the_run_failed,

@@ -3,7 +3,8 @@
 //! when the server is unreachable, failed when `ATLAS_REQUIRE_SERVICES=1`).
 
 use atlas_accounts::{AccountError, AccountStore, RefreshFamilyId, RefreshToken, RotateOutcome};
-use atlas_idempotency::{Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse};
+use atlas_conversations::{SecretCipher, SecretsUnreadable};
+use atlas_idempotency::{Claim, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse};
 use atlas_kernel::OrgId;
 use atlas_runs::{RunStatus, RunStore};
 use atlas_store_sql::SqlStore;
@@ -29,13 +30,66 @@ async fn postgres() -> Option<SqlStore> {
     Some(store)
 }
 
-fn scope(org_id: OrgId, key: &str) -> IdempotencyScope {
-    IdempotencyScope {
+fn scope(org_id: OrgId, key: &str) -> Claim {
+    atlas_testkit::idempotency::claim_of(&IdempotencyScope {
         org_id,
         scope: "atlas.keys.write".into(),
         route: "POST /v1/atlas/keys".into(),
         key: IdempotencyKey::parse(key).expect("a valid key"),
+    })
+}
+
+/// A stand-in AEAD for the store's checks: a marker and the bytes reversed (the server's real
+/// cipher is XChaCha20-Poly1305, tested where it lives).
+#[derive(Debug)]
+struct ReversingCipher;
+
+impl SecretCipher for ReversingCipher {
+    fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = b"sealed:".to_vec();
+        out.extend(plaintext.iter().rev());
+        out
     }
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, SecretsUnreadable> {
+        sealed.strip_prefix(b"sealed:").map(|rest| rest.iter().rev().copied().collect()).ok_or(SecretsUnreadable)
+    }
+}
+
+/// An answer that shows a secret is stored sealed by the store's cipher and replayed verbatim;
+/// the record's row never holds the secret in the clear.
+async fn an_answer_showing_a_secret_is_sealed_at_rest_and_replayed_verbatim(store: SqlStore) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let store = store.with_secret_cipher(Arc::new(ReversingCipher));
+    let (org, _) = create_organization(&store, "Sealer").await;
+    let claim = scope(org.id, "mint-secret");
+    let fp = Fingerprint::of("POST", "/v1/atlas/keys", &json!({"name": "ci"}));
+    assert_eq!(store.begin(&claim, &fp, now()).await.expect("begin"), Decision::Execute);
+    let secret = "atlas_sk_ThisIsTheSecretShownOnce0123456789";
+    let response = StoredResponse {
+        status: 201,
+        body: format!(r#"{{"ok":true,"data":{{"key":"{secret}"}}}}"#).into_bytes(),
+        location: None,
+        etag: None,
+        shows_secret: true,
+    };
+    let mut entry = journal(org.id, "keys.create");
+    entry.idempotency = Some((claim.clone(), response.clone()));
+    store.insert_key(&sample_key(org.id, "ci", now()), &entry).await.expect("insert_key with the journal");
+    let rows = store
+        .connection()
+        .query_all(Statement::from_string(store.connection().get_database_backend(), "SELECT response_body FROM idempotency_records"))
+        .await
+        .expect("reading the raw rows");
+    assert!(!rows.is_empty(), "the record exists");
+    for row in rows {
+        let body: Vec<u8> = row.try_get("", "response_body").unwrap_or_default();
+        assert!(!body.windows(secret.len()).any(|w| w == secret.as_bytes()), "no stored body holds the secret in the clear");
+    }
+    assert_eq!(
+        store.begin(&scope(org.id, "mint-secret"), &fp, now() + Duration::seconds(1)).await.expect("begin"),
+        Decision::Replay(response),
+        "the replay shows the secret verbatim"
+    );
 }
 
 /// Migrating twice is harmless, the store answers pings and names its backend.
@@ -74,6 +128,7 @@ async fn the_journal_completes_the_idempotency_record_with_the_effect(store: Sql
         body: br#"{"data":{"id":"key_1"}}"#.to_vec(),
         location: Some("/v1/atlas/keys/key_1".into()),
         etag: None,
+        shows_secret: false,
     };
     let mut entry = journal(org.id, "keys.create");
     entry.run.idempotency_key = Some("mint-1".into());
@@ -299,6 +354,11 @@ macro_rules! backend_tests {
                 atlas_testkit::idempotency::concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store, $name).await;
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn idempotency_a_lapsed_claim_cannot_settle_the_claim_that_took_over() {
+                atlas_testkit::idempotency::a_lapsed_claim_cannot_settle_the_claim_that_took_over(&store!(), $name).await;
+            }
+
             // The SQL store's own checks: one transaction per use case.
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,6 +369,11 @@ macro_rules! backend_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sql_the_journal_completes_the_idempotency_record_with_the_effect() {
                 super::the_journal_completes_the_idempotency_record_with_the_effect(store!()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sql_an_answer_showing_a_secret_is_sealed_at_rest_and_replayed_verbatim() {
+                super::an_answer_showing_a_secret_is_sealed_at_rest_and_replayed_verbatim(store!()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,9 +118,9 @@ async fn secrets_are_sealed_at_rest_by_the_cipher(store: SqlStore) {
 
     RunStore::record(&store, &journal(org_id, "incidents.update", &[event(org_id, "incident.created", "INC-1", 1)])).await.expect("event");
     store.fan_out(t0(), 10).await.expect("fan_out");
-    let skipped = DeliveryQueue::claim(&other_key, t0(), 10, Duration::seconds(60)).await.expect("unreadable secrets fail no claim");
+    let skipped = DeliveryQueue::claim(&other_key, t0(), 10, Duration::seconds(60), 100).await.expect("unreadable secrets fail no claim");
     assert_eq!(skipped, Vec::new(), "a delivery whose secrets cannot be opened is not handed out");
-    let later = DeliveryQueue::claim(&sealed_store, t0() + Duration::seconds(60), 10, Duration::seconds(60)).await.expect("claim");
+    let later = DeliveryQueue::claim(&sealed_store, t0() + Duration::seconds(60), 10, Duration::seconds(60), 100).await.expect("claim");
     assert_eq!(later.len(), 1, "it comes back after its lease");
     assert_eq!((later[0].attempt, &later[0].secrets), (2, &rotated.secrets), "with its secrets, to a store that can open them");
 
@@ -244,6 +244,8 @@ macro_rules! backend_tests {
                 disabling_an_endpoint_fails_its_pending_deliveries_and_stops_its_fan_out,
                 deliveries_of_one_endpoint_are_claimed_in_event_order,
                 a_test_delivery_reaches_its_endpoint_alone_and_is_never_fanned_out,
+                claims_cap_each_endpoint_and_let_every_organization_take_a_turn,
+                retention_removes_finished_deliveries_with_their_attempts_and_unreferenced_events,
             );
 
             // The SQL store's own webhook checks.

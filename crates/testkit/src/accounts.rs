@@ -19,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Runs every check of the suite against `store`, which no one may have bootstrapped yet.
 pub async fn suite(store: Arc<dyn AccountStore>) {
+    concurrent_first_starts_create_one_default_organization(store.clone()).await;
     let user = concurrent_bootstraps_admit_exactly_one(store.clone()).await;
     bootstrap_is_closed_once_a_user_exists(store.as_ref()).await;
     let store = store.as_ref();
@@ -132,14 +133,55 @@ fn ids(keys: &[ApiKeyRecord]) -> Vec<KeyId> {
     keys.iter().map(|k| k.id).collect()
 }
 
-/// Bootstraps a fresh store with `email`'s user: the organization, user and key it stored.
+/// Bootstraps a fresh store with `email`'s user, in a new organization: the organization, user
+/// and key it stored.
 async fn try_bootstrap(store: &dyn AccountStore, email: &str) -> (Result<(), AccountError>, Organization, User, ApiKeyRecord) {
-    let org = sample_organization("first");
+    let (org, _admin) = create_organization(store, "first").await;
     let user = sample_user(org.id, email);
     let mut key = sample_key(org.id, "bootstrap admin", org.created_at);
     key.scopes = Role::Admin.scopes();
-    let result = store.bootstrap(&org, &user, &key, &journal(org.id, "auth.bootstrap")).await;
+    let result = store.bootstrap(&user, &key, &journal(org.id, "auth.bootstrap")).await;
     (result, org, user, key)
+}
+
+/// On a store without a default organization: ten concurrent first starts (each with its own
+/// organization and admin key) create exactly one default organization; the others create
+/// nothing, and `default_organization` names the winner from then on.
+pub async fn concurrent_first_starts_create_one_default_organization(store: Arc<dyn AccountStore>) {
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let org = sample_organization(&format!("Default {i}"));
+                let mut admin = sample_key(org.id, "admin", org.created_at);
+                admin.scopes = ScopeSet::organization_admin();
+                let made = store
+                    .create_default_organization(&org, &admin, &journal(org.id, "orgs.create"))
+                    .await
+                    .unwrap_or_else(|e| panic!("create_default_organization failed: {e:?}"));
+                (made, org, admin)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = Vec::new();
+    for task in tasks {
+        let (made, org, admin) = task.await.expect("the task ran");
+        if made {
+            winners.push(org);
+        } else {
+            losers.push(admin);
+        }
+    }
+    assert_eq!(winners.len(), 1, "of ten concurrent first starts exactly one creates the default organization");
+    assert_eq!(
+        store.default_organization().await.expect("default_organization succeeds").map(|o| o.id),
+        Some(winners[0].id),
+        "the default organization is the one the winning start created"
+    );
+    for admin in losers {
+        assert_eq!(find(store.as_ref(), &admin.hash).await, None, "a start that lost the race stored no key");
+    }
 }
 
 /// On a store no one bootstrapped: bootstrap stores the organization, the first user and the
@@ -148,7 +190,12 @@ async fn try_bootstrap(store: &dyn AccountStore, email: &str) -> (Result<(), Acc
 pub async fn bootstrap_creates_the_first_user_and_then_closes(store: &dyn AccountStore) -> User {
     let (result, _org, user, key) = try_bootstrap(store, "owner@example.test").await;
     result.unwrap_or_else(|e| panic!("the first bootstrap of a fresh store succeeds, but: {e:?}"));
-    assert!(store.has_organizations().await.expect("has_organizations succeeds"), "bootstrap creates an organization");
+    assert_eq!(
+        store.find_key(key.org_id, key.id).await.expect("find_key succeeds"),
+        Some(key.clone()),
+        "the bootstrap admin key reads back by id within its organization"
+    );
+    assert_eq!(store.find_key(OrgId::generate(), key.id).await.expect("find_key succeeds"), None, "never from another organization");
     assert_eq!(
         store.find_user_by_email("owner@example.test").await.expect("find_user_by_email succeeds"),
         Some(user.clone()),
@@ -172,7 +219,11 @@ pub async fn bootstrap_is_closed_once_a_user_exists(store: &dyn AccountStore) {
         "a refused bootstrap stores no user"
     );
     assert_eq!(find(store, &key.hash).await, None, "a refused bootstrap stores no key");
-    assert!(list(store, org.id, PageRequest::default()).await.items.is_empty(), "a refused bootstrap stores nothing for its organization");
+    assert_eq!(
+        list(store, org.id, PageRequest::default()).await.items.len(),
+        1,
+        "a refused bootstrap stores nothing for its organization (only the organization's own admin key is there)"
+    );
 }
 
 /// On a store no one bootstrapped: ten concurrent bootstraps (distinct emails and

@@ -57,16 +57,20 @@ pub async fn suite(ports: &MessagingPorts) {
     a_retry_with_a_stale_attempt_is_a_conflict(ports).await;
     complete_records_the_provider_id_and_a_repeated_complete_changes_nothing(ports).await;
     fail_marks_the_message_failed_with_the_code_and_the_run_failed(ports).await;
+    a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing(ports).await;
     conversations_and_messages_page_newest_first_with_cursors(ports).await;
     setting_a_conversation_status_commits_with_its_run(ports).await;
     drafts_are_stored_and_listed_newest_first(ports).await;
     another_organization_sees_nothing(ports).await;
+    retention_removes_finished_rows_and_stale_pending_statuses_only(ports).await;
 }
 
 // ---- fixtures -----------------------------------------------------------------------------
 
 /// The lease every claim of the suite takes.
 const LEASE: Duration = Duration::seconds(60);
+/// A per-channel cap no check reaches, for the checks that are not about fairness.
+const UNCAPPED: u32 = 100_000;
 
 /// A fixed instant at microsecond precision; every time of the suite is an offset from it.
 fn t0() -> OffsetDateTime {
@@ -210,7 +214,7 @@ async fn enqueue(ports: &MessagingPorts, send: &NewOutbound) -> (Enqueued, RunId
 async fn claim_own(ports: &MessagingPorts, org_id: OrgId, now: OffsetDateTime) -> Vec<OutboxItem> {
     let mut own = Vec::new();
     loop {
-        let batch = ports.outbox.claim(now, 50, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+        let batch = ports.outbox.claim(now, 50, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
         if batch.is_empty() {
             return own;
         }
@@ -293,8 +297,11 @@ async fn a_sent_message(ports: &MessagingPorts, label: &str) -> (OrgId, Message,
     enqueue(ports, &send).await;
     let item = claim_one(ports, org_id, t0()).await;
     let provider_message_id = wamid(label);
-    let message =
-        ports.outbox.complete(item.id, &provider_message_id, at(1)).await.unwrap_or_else(|e| panic!("completing the send failed: {e:?}"));
+    let message = ports
+        .outbox
+        .complete(item.id, item.attempt, &provider_message_id, at(1))
+        .await
+        .unwrap_or_else(|e| panic!("completing the send failed: {e:?}"));
     (org_id, message, provider_message_id)
 }
 
@@ -779,7 +786,7 @@ pub async fn a_status_before_its_provider_id_is_pending_and_applied_by_complete(
     }
     assert_eq!(ports.store.message_by_provider_id(org_id, &pid).await.expect("message_by_provider_id"), None, "no message has the id yet");
 
-    let message = ports.outbox.complete(item.id, &pid, at(2)).await.expect("complete");
+    let message = ports.outbox.complete(item.id, item.attempt, &pid, at(2)).await.expect("complete");
     assert_eq!(message.id, enqueued.message_id);
     assert_eq!(message.provider_message_id.as_deref(), Some(pid.as_str()));
     assert_eq!(message.delivery_state, Some(DeliveryState::Read), "the pending statuses were applied on completion");
@@ -795,7 +802,7 @@ pub async fn a_status_before_its_provider_id_is_pending_and_applied_by_complete(
     assert_eq!(apply(ports, other_org, &pid, &failed).await, StatusApplied::Pending, "another organization's status is its own");
     enqueue(ports, &text_send(other_org, other_channel.id, &phone(60), "theirs", at(0))).await;
     let theirs = claim_one(ports, other_org, at(0)).await;
-    let their_message = ports.outbox.complete(theirs.id, &pid, at(2)).await.expect("complete");
+    let their_message = ports.outbox.complete(theirs.id, theirs.attempt, &pid, at(2)).await.expect("complete");
     assert_eq!(their_message.delivery_state, Some(DeliveryState::Failed), "their pending failure applies to their message");
     assert_eq!(their_message.error, failed.error, "with its error");
     assert_eq!(
@@ -825,7 +832,7 @@ pub async fn statuses_racing_the_completion_of_their_send_are_never_lost(ports: 
             .collect();
         let completion = {
             let (outbox, pid) = (ports.outbox.clone(), pid.clone());
-            tokio::spawn(async move { outbox.complete(item.id, &pid, at(2)).await })
+            tokio::spawn(async move { outbox.complete(item.id, item.attempt, &pid, at(2)).await })
         };
         completion.await.expect("the task ran").unwrap_or_else(|e| panic!("complete failed: {e:?}"));
         for status in statuses {
@@ -857,7 +864,7 @@ pub async fn each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claime
     let claimed = crate::claim_concurrently(6, move || {
         let outbox = outbox.clone();
         async move {
-            let batch = outbox.claim(now, 4, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+            let batch = outbox.claim(now, 4, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
             (!batch.is_empty()).then(|| batch.into_iter().filter(|item| item.org_id == org_id).collect::<Vec<_>>())
         }
     })
@@ -908,9 +915,47 @@ pub async fn a_retry_with_a_stale_attempt_is_a_conflict(ports: &MessagingPorts) 
     let unknown = ports.outbox.retry(OutboxId::generate(), 1, at(700), &error).await;
     assert!(matches!(unknown, Err(ConversationError::NotFound)), "an unknown row is not found: {unknown:?}");
 
-    ports.outbox.complete(second.id, &wamid("retried"), at(601)).await.expect("complete");
+    ports.outbox.complete(second.id, second.attempt, &wamid("retried"), at(601)).await.expect("complete");
     let finished = ports.outbox.retry(second.id, second.attempt, at(800), &error).await;
     assert!(matches!(finished, Err(ConversationError::Conflict(_))), "a finished row cannot be retried: {finished:?}");
+}
+
+/// `complete` and `fail` are fenced like `retry`: a worker whose lease lapsed and whose row
+/// another worker claimed again changes nothing (the message, its run and the row stay as the
+/// new holder has them), and neither may the attempt that released its row with a retry; the
+/// holder of the current attempt completes it.
+pub async fn a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let send = text_send(org_id, channel.id, &phone(84), "fenced", at(0));
+    let (enqueued, _) = enqueue(ports, &send).await;
+    let stale = claim_one(ports, org_id, at(0)).await;
+    let current = claim_one(ports, org_id, at(0) + LEASE).await;
+    assert_eq!((current.id, current.attempt), (stale.id, stale.attempt + 1), "the lapsed lease was taken over");
+    let before = message_in(ports, org_id, enqueued.conversation_id, send.message_id).await;
+
+    let late = ports.outbox.complete(stale.id, stale.attempt, &wamid("stale"), at(1) + LEASE).await;
+    assert!(matches!(late, Err(ConversationError::Conflict(_))), "a completion after the takeover is a conflict: {late:?}");
+    let error = MessageError::new("131047", "late refusal");
+    let late = ports.outbox.fail(stale.id, stale.attempt, &error, at(1) + LEASE).await;
+    assert!(matches!(late, Err(ConversationError::Conflict(_))), "a failure after the takeover is a conflict: {late:?}");
+    assert_eq!(message_in(ports, org_id, enqueued.conversation_id, send.message_id).await, before, "the stale worker changed nothing");
+    assert_eq!(claim_own(ports, org_id, at(2) + LEASE).await, Vec::new(), "the row is still leased to its new holder");
+
+    let holder_id = wamid("current");
+    let message = ports.outbox.complete(current.id, current.attempt, &holder_id, at(3) + LEASE).await.expect("the holder completes");
+    assert_eq!(message.provider_message_id.as_deref(), Some(holder_id.as_str()), "the holder's send is the one recorded");
+
+    // A retry releases the row: the attempt that released it no longer holds it.
+    let send = text_send(org_id, channel.id, &phone(85), "released", at(0));
+    enqueue(ports, &send).await;
+    let released = claim_one(ports, org_id, at(0)).await;
+    ports.outbox.retry(released.id, released.attempt, at(600), &error).await.expect("retrying the held attempt");
+    let late = ports.outbox.complete(released.id, released.attempt, &wamid("released"), at(5)).await;
+    assert!(matches!(late, Err(ConversationError::Conflict(_))), "a completion after a retry released the row is a conflict: {late:?}");
+    let late = ports.outbox.fail(released.id, released.attempt, &error, at(5)).await;
+    assert!(matches!(late, Err(ConversationError::Conflict(_))), "a failure after a retry released the row is a conflict: {late:?}");
+    let again = claim_one(ports, org_id, at(600)).await;
+    assert_eq!((again.id, again.attempt), (released.id, released.attempt + 1), "the released row is claimed at its next attempt");
 }
 
 /// `complete` records the provider id, applies `sent`, finishes the row (never claimed again)
@@ -922,7 +967,7 @@ pub async fn complete_records_the_provider_id_and_a_repeated_complete_changes_no
     let (enqueued, run_id) = enqueue(ports, &send).await;
     let item = claim_one(ports, org_id, at(0)).await;
     let pid = wamid("completed");
-    let message = ports.outbox.complete(item.id, &pid, at(2)).await.expect("complete");
+    let message = ports.outbox.complete(item.id, item.attempt, &pid, at(2)).await.expect("complete");
     let mut expected = Message::queued(send.message_id, org_id, enqueued.conversation_id, &send.content, at(0));
     expected.provider_message_id = Some(pid.clone());
     expected.delivery_state = Some(DeliveryState::Sent);
@@ -932,14 +977,14 @@ pub async fn complete_records_the_provider_id_and_a_repeated_complete_changes_no
     let finished = run(ports, org_id, run_id).await.expect("the send's run");
     assert_eq!((finished.status, finished.updated_at), (RunStatus::Succeeded, at(2)), "the send's run succeeded");
 
-    let again = ports.outbox.complete(item.id, &pid, at(9)).await.expect("completing again with the same id");
+    let again = ports.outbox.complete(item.id, item.attempt, &pid, at(9)).await.expect("completing again with the same id");
     assert_eq!(again, message, "a repeated completion returns the message unchanged");
     assert_eq!(message_in(ports, org_id, enqueued.conversation_id, message.id).await, message, "and changes nothing");
-    let other = ports.outbox.complete(item.id, &wamid("other"), at(9)).await;
+    let other = ports.outbox.complete(item.id, item.attempt, &wamid("other"), at(9)).await;
     assert!(matches!(other, Err(ConversationError::Conflict(_))), "completing with another id is a conflict: {other:?}");
-    let fail = ports.outbox.fail(item.id, &MessageError::new("131047", "late"), at(9)).await;
+    let fail = ports.outbox.fail(item.id, item.attempt, &MessageError::new("131047", "late"), at(9)).await;
     assert!(matches!(fail, Err(ConversationError::Conflict(_))), "failing a completed row is a conflict: {fail:?}");
-    let unknown = ports.outbox.complete(OutboxId::generate(), &wamid("unknown"), at(9)).await;
+    let unknown = ports.outbox.complete(OutboxId::generate(), 1, &wamid("unknown"), at(9)).await;
     assert!(matches!(unknown, Err(ConversationError::NotFound)), "an unknown row is not found: {unknown:?}");
     assert_eq!(claim_own(ports, org_id, at(86_400)).await, Vec::new(), "a finished row is never claimed again");
 }
@@ -952,7 +997,7 @@ pub async fn fail_marks_the_message_failed_with_the_code_and_the_run_failed(port
     let (enqueued, run_id) = enqueue(ports, &send).await;
     let item = claim_one(ports, org_id, at(0)).await;
     let error = MessageError::new("131047", "Re-engagement message");
-    let message = ports.outbox.fail(item.id, &error, at(3)).await.expect("fail");
+    let message = ports.outbox.fail(item.id, item.attempt, &error, at(3)).await.expect("fail");
     assert_eq!(message.delivery_state, Some(DeliveryState::Failed), "the message failed");
     assert_eq!((message.failed_at, message.error.clone()), (Some(at(3)), Some(error.clone())), "with the time and the provider's code");
     assert_eq!(message_in(ports, org_id, enqueued.conversation_id, message.id).await, message, "the failure is stored");
@@ -960,11 +1005,11 @@ pub async fn fail_marks_the_message_failed_with_the_code_and_the_run_failed(port
     assert_eq!(failed.status, RunStatus::Failed, "the send's run failed");
     assert_eq!(failed.error.map(|e| (e.code, e.message)), Some((error.code.clone(), error.message.clone())), "with the error");
 
-    let again = ports.outbox.fail(item.id, &error, at(4)).await;
+    let again = ports.outbox.fail(item.id, item.attempt, &error, at(4)).await;
     assert!(matches!(again, Err(ConversationError::Conflict(_))), "failing a finished row is a conflict: {again:?}");
-    let complete = ports.outbox.complete(item.id, &wamid("late"), at(4)).await;
+    let complete = ports.outbox.complete(item.id, item.attempt, &wamid("late"), at(4)).await;
     assert!(matches!(complete, Err(ConversationError::Conflict(_))), "completing a failed row is a conflict: {complete:?}");
-    let unknown = ports.outbox.fail(OutboxId::generate(), &error, at(4)).await;
+    let unknown = ports.outbox.fail(OutboxId::generate(), 1, &error, at(4)).await;
     assert!(matches!(unknown, Err(ConversationError::NotFound)), "an unknown row is not found: {unknown:?}");
     assert_eq!(claim_own(ports, org_id, at(86_400)).await, Vec::new(), "a failed row is never claimed again");
 }
@@ -1127,4 +1172,57 @@ pub async fn another_organization_sees_nothing(ports: &MessagingPorts) {
     let own_drafts = store.list_drafts(org_id, conv.id, &page).await.expect("list_drafts").items;
     assert_eq!(own_drafts, vec![draft], "its drafts are untouched");
     assert_eq!(store.list_channels(org_id, &page).await.expect("list_channels").items, vec![channel], "its channels are untouched");
+}
+
+/// Retention: `purge_finished` removes the rows that finished strictly before the cutoff
+/// (a completion repeated afterwards no longer finds the row) and never a row still queued or
+/// leased, whatever its age; `purge_pending_statuses` removes the statuses that arrived before
+/// the cutoff (their late send then completes without them) and keeps the younger ones.
+pub async fn retention_removes_finished_rows_and_stale_pending_statuses_only(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    enqueue(ports, &text_send(org_id, channel.id, &phone(87), "old", at(0))).await;
+    let old = claim_one(ports, org_id, at(0)).await;
+    let old_pid = wamid("old");
+    ports.outbox.complete(old.id, old.attempt, &old_pid, at(10)).await.expect("complete");
+    enqueue(ports, &text_send(org_id, channel.id, &phone(88), "recent", at(0))).await;
+    let recent = claim_one(ports, org_id, at(0)).await;
+    let recent_pid = wamid("recent");
+    ports.outbox.complete(recent.id, recent.attempt, &recent_pid, at(1000)).await.expect("complete");
+    enqueue(ports, &text_send(org_id, channel.id, &phone(89), "leased", at(0))).await;
+    let leased = claim_one(ports, org_id, at(0)).await;
+    enqueue(ports, &text_send(org_id, channel.id, &phone(90), "queued", at(0))).await;
+
+    ports.outbox.purge_finished(at(10), 1000).await.expect("purging at the first finish");
+    ports.outbox.complete(old.id, old.attempt, &old_pid, at(11)).await.expect("a row finished exactly at the cutoff stays");
+    let removed = ports.outbox.purge_finished(at(500), 1000).await.expect("purging");
+    assert!(removed >= 1, "the old finished row is removed");
+    let gone = ports.outbox.complete(old.id, old.attempt, &old_pid, at(501)).await;
+    assert!(matches!(gone, Err(ConversationError::NotFound)), "a row finished before the cutoff is gone: {gone:?}");
+    ports.outbox.complete(recent.id, recent.attempt, &recent_pid, at(1001)).await.expect("a row finished after the cutoff stays");
+    let queued = claim_one(ports, org_id, at(30)).await;
+    assert_eq!(queued.attempt, 1, "a queued row stays, whatever its age");
+    ports.outbox.complete(queued.id, queued.attempt, &wamid("queued"), at(31)).await.expect("complete");
+    let message = ports.outbox.complete(leased.id, leased.attempt, &wamid("leased"), at(601)).await.expect("a leased row stays");
+    assert_eq!(message.delivery_state, Some(DeliveryState::Sent));
+
+    // Pending statuses: the store stamps their arrival, so the cutoffs bracket the arrival.
+    let stale_pid = wamid("stale-status");
+    let arrived_after = OffsetDateTime::now_utc() - Duration::seconds(1);
+    let delivered = StatusEvent::new(DeliveryState::Delivered, at(700));
+    assert_eq!(apply(ports, org_id, &stale_pid, &delivered).await, StatusApplied::Pending);
+    let arrived_before = OffsetDateTime::now_utc() + Duration::seconds(1);
+    ports.outbox.purge_pending_statuses(arrived_after, 1000).await.expect("purging statuses that arrived earlier");
+    let young_pid = wamid("young-status");
+    assert_eq!(apply(ports, org_id, &young_pid, &delivered).await, StatusApplied::Pending);
+    enqueue(ports, &text_send(org_id, channel.id, &phone(91), "late send", at(0))).await;
+    let young_send = claim_one(ports, org_id, at(700)).await;
+    let message = ports.outbox.complete(young_send.id, young_send.attempt, &young_pid, at(701)).await.expect("complete");
+    assert_eq!(message.delivery_state, Some(DeliveryState::Delivered), "a status younger than the cutoff was kept and applied");
+
+    let removed = ports.outbox.purge_pending_statuses(arrived_before, 1000).await.expect("purging");
+    assert!(removed >= 1, "the stale pending status is removed");
+    enqueue(ports, &text_send(org_id, channel.id, &phone(92), "very late send", at(0))).await;
+    let late = claim_one(ports, org_id, at(800)).await;
+    let message = ports.outbox.complete(late.id, late.attempt, &stale_pid, at(801)).await.expect("complete");
+    assert_eq!(message.delivery_state, Some(DeliveryState::Sent), "a status older than the cutoff was removed, not applied");
 }

@@ -9,7 +9,7 @@
 //! Call [`suite`] with the store and a description (`"sqlite"`, `"redis"`) that failures name.
 
 use atlas_idempotency::{
-    Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse, CLAIM_LEASE, RETENTION,
+    Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::OrgId;
 use serde_json::json;
@@ -27,6 +27,12 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
     purge_expired_removes_records_past_retention_only(store.as_ref(), description).await;
     concurrent_begins_with_one_key_execute_exactly_once(store.clone(), description).await;
     concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store.clone(), description).await;
+    a_lapsed_claim_cannot_settle_the_claim_that_took_over(store.as_ref(), description).await;
+}
+
+/// A claim of `scope` by a new request (a fresh token).
+pub fn claim_of(scope: &IdempotencyScope) -> Claim {
+    Claim { scope: scope.clone(), token: ClaimToken::from_entropy(*uuid::Uuid::new_v4().as_bytes()) }
 }
 
 /// The current time, truncated to the microsecond.
@@ -36,13 +42,13 @@ fn now() -> OffsetDateTime {
 }
 
 /// A scope in a new organization, so no other check (or earlier run) shares it.
-fn fresh_scope(key: &str) -> IdempotencyScope {
-    IdempotencyScope {
+fn fresh_scope(key: &str) -> Claim {
+    claim_of(&IdempotencyScope {
         org_id: OrgId::generate(),
         scope: "atlas.messages.send".into(),
         route: "POST /v1/atlas/messages".into(),
         key: IdempotencyKey::parse(key).expect("a valid idempotency key"),
-    }
+    })
 }
 
 fn fingerprint(n: u32) -> Fingerprint {
@@ -53,16 +59,16 @@ fn fingerprint(n: u32) -> Fingerprint {
 fn response() -> StoredResponse {
     let mut body = br#"{"data":{"id":"msg_1"}}"#.to_vec();
     body.extend_from_slice(&[0x00, 0xff, 0xfe, b'\n']);
-    StoredResponse { status: 201, body, location: Some("/v1/atlas/messages/msg_1".into()), etag: Some("\"v1\"".into()) }
+    StoredResponse {
+        status: 201,
+        body,
+        location: Some("/v1/atlas/messages/msg_1".into()),
+        etag: Some("\"v1\"".into()),
+        shows_secret: false,
+    }
 }
 
-async fn begin(
-    store: &dyn IdempotencyStore,
-    scope: &IdempotencyScope,
-    fp: &Fingerprint,
-    at: OffsetDateTime,
-    description: &str,
-) -> Decision {
+async fn begin(store: &dyn IdempotencyStore, scope: &Claim, fp: &Fingerprint, at: OffsetDateTime, description: &str) -> Decision {
     store.begin(scope, fp, at).await.unwrap_or_else(|e| panic!("[{description}] begin failed: {e:?}"))
 }
 
@@ -215,9 +221,9 @@ pub async fn scopes_differing_in_organization_scope_or_route_are_independent(sto
         Decision::Execute,
         "[{description}] a key never seen executes"
     );
-    let other_org = IdempotencyScope { org_id: OrgId::generate(), ..scope.clone() };
-    let other_scope = IdempotencyScope { scope: "atlas.actions.execute".into(), ..scope.clone() };
-    let other_route = IdempotencyScope { route: "POST /v1/atlas/actions".into(), ..scope.clone() };
+    let other_org = claim_of(&IdempotencyScope { org_id: OrgId::generate(), ..scope.scope.clone() });
+    let other_scope = claim_of(&IdempotencyScope { scope: "atlas.actions.execute".into(), ..scope.scope.clone() });
+    let other_route = claim_of(&IdempotencyScope { route: "POST /v1/atlas/actions".into(), ..scope.scope.clone() });
     for (what, other) in [("organization", &other_org), ("scope", &other_scope), ("route", &other_route)] {
         assert_eq!(
             begin(store, other, &fingerprint(2), t0 + Duration::seconds(1), description).await,
@@ -321,5 +327,47 @@ pub async fn concurrent_takeovers_of_an_abandoned_claim_admit_exactly_one(store:
     assert!(
         decisions.iter().filter(|d| **d != Decision::Expired).all(|d| *d == Decision::InProgress),
         "[{description}] the others find the takeover in progress: {decisions:?}"
+    );
+}
+
+/// Claims are fenced: a request whose lease lapsed and whose key was taken over can neither
+/// complete nor release the new claim; the new claim's own outcome is what replays.
+pub async fn a_lapsed_claim_cannot_settle_the_claim_that_took_over(store: &dyn IdempotencyStore, description: &str) {
+    let first = fresh_scope("fenced-key");
+    let t0 = now();
+    assert_eq!(
+        begin(store, &first, &fingerprint(1), t0, description).await,
+        Decision::Execute,
+        "[{description}] a key never seen executes"
+    );
+    let second = claim_of(&first.scope);
+    let t1 = t0 + CLAIM_LEASE + Duration::seconds(1);
+    assert_eq!(
+        begin(store, &second, &fingerprint(1), t1, description).await,
+        Decision::Expired,
+        "[{description}] the lapsed claim is taken over by a second request"
+    );
+    store.release(&first).await.unwrap_or_else(|e| panic!("[{description}] release failed: {e:?}"));
+    assert_eq!(
+        begin(store, &claim_of(&first.scope), &fingerprint(1), t1 + Duration::seconds(1), description).await,
+        Decision::InProgress,
+        "[{description}] the first request's release leaves the second request's claim in place"
+    );
+    let mut stale = response();
+    stale.status = 500;
+    store.complete(&first, &stale, t1 + Duration::seconds(2)).await.unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+    assert_eq!(
+        begin(store, &claim_of(&first.scope), &fingerprint(1), t1 + Duration::seconds(3), description).await,
+        Decision::InProgress,
+        "[{description}] the first request's completion does not settle the second request's claim"
+    );
+    store
+        .complete(&second, &response(), t1 + Duration::seconds(4))
+        .await
+        .unwrap_or_else(|e| panic!("[{description}] complete failed: {e:?}"));
+    assert_eq!(
+        begin(store, &claim_of(&first.scope), &fingerprint(1), t1 + Duration::seconds(5), description).await,
+        Decision::Replay(response()),
+        "[{description}] the claim that took over stores its own outcome"
     );
 }

@@ -1,5 +1,7 @@
 //! The real services the adapter suites run against. Where a server is unreachable the suite
-//! says so loudly on stderr and skips; with `ATLAS_REQUIRE_SERVICES=1` it fails instead.
+//! says so loudly on stderr, past the harness's output capture (so `cargo test` shows which
+//! test skipped what, next to its `ok`), and skips; with `ATLAS_REQUIRE_SERVICES=1` it fails
+//! instead.
 
 use sea_orm::{ConnectionTrait, Database, Statement};
 use std::time::Duration;
@@ -23,12 +25,23 @@ fn unavailable(service: &str, url: &str, why: &str) {
     if services_required() {
         panic!("{service} at {url} is required (ATLAS_REQUIRE_SERVICES=1) but unreachable: {why}");
     }
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED: {service} at {url} is unreachable ({why}).");
-    eprintln!("!!! The {service} adapter suite did NOT run. Set ATLAS_REQUIRE_SERVICES=1 to fail instead.");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!();
+    skipped_banner(service, url, why);
+}
+
+/// Writes the skip banner straight to the process's standard error: the test harness captures
+/// what `eprintln!` prints (and shows it only for failures), so a skipped suite would otherwise
+/// read as a plain `ok`. The banner names the test (the harness names each test's thread).
+fn skipped_banner(service: &str, url: &str, why: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    let line = "!".repeat(88);
+    let banner = format!(
+        "\n{line}\n!!! SKIPPED {test}: {service} at {url} is unreachable ({why}).\n\
+         !!! Its {service} part did NOT run and its `ok` means nothing. Set ATLAS_REQUIRE_SERVICES=1 to fail instead.\n{line}\n"
+    );
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr.write_all(banner.as_bytes());
+    let _ = stderr.flush();
 }
 
 /// Creates a fresh, empty PostgreSQL schema for one test and returns a URL whose connections

@@ -56,12 +56,16 @@ pub async fn suite(ports: &WebhookPorts) {
     disabling_an_endpoint_fails_its_pending_deliveries_and_stops_its_fan_out(ports).await;
     deliveries_of_one_endpoint_are_claimed_in_event_order(ports).await;
     a_test_delivery_reaches_its_endpoint_alone_and_is_never_fanned_out(ports).await;
+    claims_cap_each_endpoint_and_let_every_organization_take_a_turn(ports).await;
+    retention_removes_finished_deliveries_with_their_attempts_and_unreferenced_events(ports).await;
 }
 
 // ---- fixtures -----------------------------------------------------------------------------
 
 /// The lease every claim of the suite takes.
 const LEASE: Duration = Duration::seconds(60);
+/// A per-endpoint cap no check reaches, for the checks that are not about fairness.
+const UNCAPPED: u32 = 100_000;
 
 /// A fixed instant at microsecond precision; every time of the suite is an offset from it.
 fn t0() -> OffsetDateTime {
@@ -157,7 +161,7 @@ async fn fan_out_all(ports: &WebhookPorts, now: OffsetDateTime) {
 async fn claim_own_in(ports: &WebhookPorts, org_id: OrgId, now: OffsetDateTime, batch: u32) -> Vec<DeliveryItem> {
     let mut own = Vec::new();
     loop {
-        let claimed = ports.queue.claim(now, batch, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+        let claimed = ports.queue.claim(now, batch, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
         if claimed.is_empty() {
             return own;
         }
@@ -565,7 +569,7 @@ pub async fn each_due_delivery_is_claimed_by_exactly_one_of_several_concurrent_c
     let claimed = crate::claim_concurrently(5, move || {
         let queue = queue.clone();
         async move {
-            let batch = queue.claim(now, 3, LEASE).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+            let batch = queue.claim(now, 3, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
             (!batch.is_empty()).then(|| batch.into_iter().filter(|item| item.org_id == org_id).collect::<Vec<_>>())
         }
     })
@@ -897,4 +901,100 @@ pub async fn a_test_delivery_reaches_its_endpoint_alone_and_is_never_fanned_out(
     let missing =
         ports.store.enqueue_test(&again.pending(), &NewDelivery { event_id: again.id, ..unknown }, &journal(org_id, "t", &[])).await;
     assert!(matches!(missing, Err(WebhookError::NotFound)), "an unknown endpoint: {missing:?}");
+}
+
+/// Retention: `purge_finished` removes the deliveries that finished strictly before the cutoff,
+/// with their attempts, and nothing pending or finished later; `purge_events` then removes the
+/// events fanned out before the cutoff that no delivery refers to, never one a delivery still
+/// needs (its payload is still handed out with the delivery).
+pub async fn retention_removes_finished_deliveries_with_their_attempts_and_unreferenced_events(ports: &WebhookPorts) {
+    let org_id = OrgId::generate();
+    let endpoint = endpoint(ports, org_id, &["incident.*"]).await;
+    let events: Vec<Event> = (1..=3).map(|n| event(org_id, "incident.updated", &format!("INC-R{n}"), 1)).collect();
+    commit_events(ports, org_id, &events).await;
+    fan_out_all(ports, t0()).await;
+    let items = claim_own(ports, org_id, t0()).await;
+    assert_eq!(items.len(), 3, "three deliveries: {items:?}");
+    let of = |event: &Event| items.iter().find(|i| i.event_id == event.id).cloned().expect("each event has its delivery");
+    let (old, recent, pending) = (of(&events[0]), of(&events[1]), of(&events[2]));
+    record(ports, &old, &attempt(&old, at(1), 200), &AfterAttempt::Succeed).await;
+    record(ports, &recent, &attempt(&recent, at(1000), 200), &AfterAttempt::Succeed).await;
+    record(ports, &pending, &attempt(&pending, at(1), 500), &AfterAttempt::Retry { at: at(5000) }).await;
+    let get = |id: DeliveryId| async move {
+        ports.store.get_delivery(org_id, endpoint.id, id).await.unwrap_or_else(|e| panic!("reading delivery {id} failed: {e:?}"))
+    };
+
+    let removed = ports.queue.purge_finished(ended(at(1)), 1000).await.expect("purging at the first finish");
+    assert!(get(old.id).await.is_some(), "a delivery finished exactly at the cutoff stays (removed {removed})");
+    let removed = ports.queue.purge_finished(at(500), 1000).await.expect("purging");
+    assert!(removed >= 1, "the old finished delivery is removed");
+    assert_eq!(get(old.id).await, None, "a delivery finished before the cutoff is gone, with its attempts");
+    let kept = get(recent.id).await.expect("a delivery finished after the cutoff stays");
+    assert_eq!(kept.attempts.len(), 1, "with its attempt");
+    let still = get(pending.id).await.expect("a pending delivery stays, whatever its age");
+    assert_eq!((still.status, still.attempts.len()), (DeliveryStatus::Pending, 1));
+
+    let gone = ports.queue.purge_events(at(500), 1000).await.expect("purging events");
+    assert!(gone >= 1, "the old delivery's event, referred to by nothing now, is removed");
+    let retried = claim_one(ports, org_id, at(5000)).await;
+    assert_eq!(retried.id, pending.id);
+    assert_eq!(retried.payload, pending.payload, "an event a delivery still needs is kept, payload and all");
+    assert_eq!(
+        deliveries_in(ports, &endpoint, &DeliveryFilter::default()).await.iter().map(|d| d.id).collect::<BTreeSet<_>>(),
+        BTreeSet::from([recent.id, pending.id]),
+        "only the old finished delivery left the endpoint's list"
+    );
+}
+
+/// Fair claims: an organization with one due delivery gets it into the next claims even when
+/// another organization has many older ones (an organization's turn counts what it already has
+/// leased), and a claim never leases more than `per_endpoint` deliveries of one endpoint at once
+/// (those already leased count, until their lease lapses).
+pub async fn claims_cap_each_endpoint_and_let_every_organization_take_a_turn(ports: &WebhookPorts) {
+    let busy = OrgId::generate();
+    let busy_endpoint = endpoint(ports, busy, &["incident.*"]).await;
+    let busy_events: Vec<Event> = (0..6).map(|n| event(busy, "incident.updated", &format!("INC-B{n}"), 1)).collect();
+    commit_events(ports, busy, &busy_events).await;
+    let quiet = OrgId::generate();
+    endpoint(ports, quiet, &["incident.*"]).await;
+    fan_out_all(ports, t0()).await;
+    // The quiet organization's event is newer than every one of the busy organization's.
+    commit_events(ports, quiet, &[event(quiet, "incident.created", "INC-Q1", 1)]).await;
+    fan_out_all(ports, at(1)).await;
+
+    // One delivery per claim: oldest-first alone would hand out all six busy ones first.
+    let mut order = Vec::new();
+    loop {
+        let claimed = ports.queue.claim(at(2), 1, LEASE, UNCAPPED).await.expect("claiming");
+        if claimed.is_empty() {
+            break;
+        }
+        order.extend(claimed.into_iter().filter(|i| i.org_id == busy || i.org_id == quiet).map(|i| i.org_id));
+    }
+    assert_eq!(order.len(), 7, "every delivery is claimed: {order:?}");
+    let quiet_turn = order.iter().position(|o| *o == quiet).expect("the quiet organization's delivery is claimed");
+    assert!(quiet_turn <= 1, "the quiet organization waits for at most one busy delivery, not six: {order:?}");
+
+    // Later, every lease lapsed: with a cap of 2, the busy endpoint gets 2, then none until they end.
+    let later = at(2) + LEASE;
+    let capped = claim_own_in_capped(ports, busy, later, 2).await;
+    assert_eq!(capped.len(), 2, "at most 2 of the endpoint's deliveries are leased at once: {capped:?}");
+    assert!(capped.iter().all(|i| i.endpoint_id == busy_endpoint.id));
+    let more = claim_own_in_capped(ports, busy, later + Duration::seconds(1), 2).await;
+    assert_eq!(more, Vec::new(), "with 2 leased, the endpoint gets nothing more");
+    let after = claim_own_in_capped(ports, busy, later + LEASE, 2).await;
+    assert_eq!(after.len(), 2, "once their lease lapses they count no more: {after:?}");
+}
+
+/// Claims at `now` with a per-endpoint cap of `cap`, batches of 1, until nothing comes; returns
+/// those of `org_id`.
+async fn claim_own_in_capped(ports: &WebhookPorts, org_id: OrgId, now: OffsetDateTime, cap: u32) -> Vec<DeliveryItem> {
+    let mut own = Vec::new();
+    loop {
+        let claimed = ports.queue.claim(now, 1, LEASE, cap).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+        if claimed.is_empty() {
+            return own;
+        }
+        own.extend(claimed.into_iter().filter(|item| item.org_id == org_id));
+    }
 }

@@ -1,7 +1,9 @@
 //! Outbound HTTP for webhook deliveries: [`HttpSender`] implements the `WebhookSender` port
 //! over reqwest, connecting only to the addresses the SSRF guard already checked (so a DNS
 //! change between check and connect cannot redirect a delivery), never following redirects,
-//! within one overall timeout, and reading at most a bounded excerpt of the answer.
+//! within one overall timeout, and reading at most a bounded excerpt of the answer. Proxy
+//! settings from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`) are ignored: a proxy
+//! would resolve the host again and undo the pinning.
 //! [`DnsResolver`] implements the `Resolver` port with the system resolver.
 
 use async_trait::async_trait;
@@ -37,6 +39,7 @@ impl HttpSender {
         }
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .resolve_to_addrs(host, addresses)
             .user_agent(concat!("Atlas-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()

@@ -234,14 +234,31 @@ pub trait DeliveryQueue: Send + Sync + fmt::Debug {
     async fn fan_out(&self, now: OffsetDateTime, limit: u32) -> Result<FanOutReport, WebhookError>;
 
     /// Claims up to `limit` pending deliveries that are due (`next_attempt_at <= now`) and not
-    /// leased (or whose lease expired), of enabled endpoints, oldest due first, without two
-    /// workers ever holding one (`FOR UPDATE SKIP LOCKED`). Each gets `lease_until = now +
-    /// lease`, `attempt_count + 1`, and `first_attempt_at = now` when that makes the first
-    /// attempt of the current schedule (`attempt_count == schedule_base + 1`).
+    /// leased (or whose lease expired), of enabled endpoints, without two workers ever holding
+    /// one (`FOR UPDATE SKIP LOCKED`), fairly: never more than `per_endpoint` leased at once
+    /// per endpoint (those already leased count), each organization's endpoints taking turns,
+    /// and every organization with due work getting a turn before any gets a second; oldest
+    /// due first within a turn. Each gets `lease_until = now + lease`, `attempt_count + 1`,
+    /// and `first_attempt_at = now` when that makes the first attempt of the current schedule
+    /// (`attempt_count == schedule_base + 1`).
     ///
     /// # Errors
     /// `Store` when the backing store fails.
-    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration) -> Result<Vec<DeliveryItem>, WebhookError>;
+    async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError>;
+
+    /// Retention: removes up to `limit` finished deliveries (succeeded or failed) that finished
+    /// before `before`, with their attempts. Returns how many deliveries were removed.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn purge_finished(&self, before: OffsetDateTime, limit: u32) -> Result<u64, WebhookError>;
+
+    /// Retention: removes up to `limit` events (and their payloads) fanned out before `before`
+    /// that no delivery refers to any more. Returns how many were removed.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn purge_events(&self, before: OffsetDateTime, limit: u32) -> Result<u64, WebhookError>;
 
     /// Records an attempt and what follows it, in one transaction: inserts `attempt` (unique
     /// on (delivery, number)); applies `next` to its delivery, only if the delivery is pending

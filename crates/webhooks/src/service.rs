@@ -33,8 +33,8 @@ const CAS_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WebhookConfig {
     /// Let targets resolve to private-network addresses (`ATLAS_WEBHOOKS_ALLOW_PRIVATE`; on
-    /// in the embedded default, for local testing). Never lifts the refusal of unspecified,
-    /// broadcast, multicast, documentation or reserved addresses.
+    /// in the embedded default, for local testing). Never lifts the refusal of link-local,
+    /// cloud metadata, unspecified, broadcast, multicast, documentation or reserved addresses.
     pub allow_private: bool,
     /// How long an attempt may take in all; a 2xx after it is a failure.
     pub timeout: Duration,
@@ -43,12 +43,22 @@ pub struct WebhookConfig {
     pub lease: Duration,
     /// When failed deliveries are tried again.
     pub schedule: RetrySchedule,
+    /// How many deliveries of one endpoint may be in flight (leased) at once, across every
+    /// worker: a slow endpoint holds at most this many of the workers' slots.
+    pub endpoint_concurrency: u32,
 }
 
 impl Default for WebhookConfig {
-    /// Private targets refused, 10 s timeout, 2 min lease, the standard schedule.
+    /// Private targets refused, 10 s timeout, 2 min lease, the standard schedule, 4
+    /// deliveries in flight per endpoint.
     fn default() -> Self {
-        Self { allow_private: false, timeout: Duration::seconds(10), lease: Duration::minutes(2), schedule: RetrySchedule::default() }
+        Self {
+            allow_private: false,
+            timeout: Duration::seconds(10),
+            lease: Duration::minutes(2),
+            schedule: RetrySchedule::default(),
+            endpoint_concurrency: 4,
+        }
     }
 }
 
@@ -458,12 +468,14 @@ impl Dispatcher {
         Ok(self.queue.fan_out(self.clock.now(), limit).await?)
     }
 
-    /// Claims up to `limit` due deliveries for this worker, under the configured lease.
+    /// Claims up to `limit` due deliveries for this worker, under the configured lease, fairly
+    /// (at most `endpoint_concurrency` in flight per endpoint; endpoints and organizations
+    /// take turns).
     ///
     /// # Errors
     /// `Store` when the store fails.
     pub async fn claim(&self, limit: u32) -> Result<Vec<DeliveryItem>, WebhookServiceError> {
-        Ok(self.queue.claim(self.clock.now(), limit, self.config.lease).await?)
+        Ok(self.queue.claim(self.clock.now(), limit, self.config.lease, self.config.endpoint_concurrency).await?)
     }
 
     /// One attempt at a claimed delivery:

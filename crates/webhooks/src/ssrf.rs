@@ -15,14 +15,19 @@
 //! Address rules (every address must pass; one refused address refuses the target):
 //! refused unless the operator allows private targets (`ATLAS_WEBHOOKS_ALLOW_PRIVATE`):
 //! loopback (127/8, ::1), private (10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10,
-//! 64:ff9b:1::/48), link-local (169.254/16, fe80::/10: cloud metadata lives there), shared
-//! address space (100.64/10, carrier-grade NAT). Refused **always**, since none can be the peer
-//! of an HTTP connection: unspecified (0.0.0.0, ::), broadcast, multicast (224/4, ff00::/8),
+//! 64:ff9b:1::/48), shared address space (100.64/10, carrier-grade NAT). Refused **always**,
+//! whatever the operator allows: link-local (169.254/16, fe80::/10) and cloud metadata
+//! addresses (`fd00:ec2::254`, AWS's IPv6 instance metadata; `100.100.100.200`, Alibaba
+//! Cloud's), where instance credentials live; and, since none can be the peer of an HTTP
+//! connection, unspecified (0.0.0.0, ::), broadcast, multicast (224/4, ff00::/8),
 //! documentation (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32, 3fff::/20) and
 //! reserved ranges (0/8, 192.0.0/24, 192.88.99/24, 198.18/15, 240/4, 100::/64, 2001::/23,
 //! IPv4-compatible ::/96, and all IPv6 outside 2000::/3). IPv6 forms that embed an IPv4
 //! address (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96, 6to4 2002::/16) are judged by the
 //! IPv4 address inside.
+//!
+//! A refusal says what kind of address the host resolved to, never the address itself: the
+//! message reaches the client (and the delivery log), and must not map the internal network.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -283,6 +288,8 @@ pub enum RefusalReason {
     Loopback,
     Private,
     LinkLocal,
+    /// A cloud provider's instance metadata service outside link-local space.
+    Metadata,
     /// 100.64/10, carrier-grade NAT.
     SharedAddressSpace,
     Unspecified,
@@ -294,9 +301,10 @@ pub enum RefusalReason {
 
 impl RefusalReason {
     /// Whether the operator's `allow_private` lifts this refusal (addresses of a private
-    /// network: loopback, private, link-local, shared). The others are never HTTP peers.
+    /// network: loopback, private, shared). Link-local and metadata addresses are never
+    /// lifted (instance credentials live there); the others are never HTTP peers.
     pub const fn is_private_network(self) -> bool {
-        matches!(self, RefusalReason::Loopback | RefusalReason::Private | RefusalReason::LinkLocal | RefusalReason::SharedAddressSpace)
+        matches!(self, RefusalReason::Loopback | RefusalReason::Private | RefusalReason::SharedAddressSpace)
     }
 
     /// The wire name.
@@ -305,6 +313,7 @@ impl RefusalReason {
             RefusalReason::Loopback => "loopback",
             RefusalReason::Private => "private",
             RefusalReason::LinkLocal => "link_local",
+            RefusalReason::Metadata => "metadata",
             RefusalReason::SharedAddressSpace => "shared_address_space",
             RefusalReason::Unspecified => "unspecified",
             RefusalReason::Broadcast => "broadcast",
@@ -327,8 +336,9 @@ pub enum Refusal {
     /// The host resolved to no address at all.
     #[error("the target's host resolved to no address")]
     NoAddresses,
-    /// One of the addresses is not a public unicast address.
-    #[error("the target resolves to {address}, a {reason} address; webhooks are only delivered to public addresses")]
+    /// One of the addresses is not a public unicast address. The message names the kind of
+    /// address only: `address` is for the operator's logs, never for the client.
+    #[error("the target's host resolves to a {reason} address; webhooks are only delivered to public addresses")]
     Address { address: IpAddr, reason: RefusalReason },
 }
 
@@ -352,6 +362,7 @@ fn classify_v4(ip: Ipv4Addr) -> Option<RefusalReason> {
         (172, 16..=31, _) => Private,
         (192, 168, _) => Private,
         (169, 254, _) => LinkLocal,
+        (100, 100, 100) if ip.octets()[3] == 200 => Metadata,
         (100, 64..=127, _) => SharedAddressSpace,
         (192, 0, 0) | (192, 88, 99) => Reserved,
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => Documentation,
@@ -377,6 +388,8 @@ fn classify_v6(ip: Ipv6Addr) -> Option<RefusalReason> {
     }
     let embedded = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     let reason = match s {
+        // AWS's IPv6 instance metadata service (inside fc00::/7, but never a private target).
+        [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254] => Metadata,
         // IPv4-compatible (deprecated): ::a.b.c.d
         [0, 0, 0, 0, 0, 0, _, _] => Reserved,
         // NAT64 well-known prefix: judged by the IPv4 address it reaches.
@@ -528,6 +541,9 @@ mod tests {
             ("fd12:3456::1", Private),
             ("fec0::1", Private),
             ("169.254.169.254", LinkLocal),
+            ("fd00:ec2::254", Metadata),
+            ("100.100.100.200", Metadata),
+            ("::ffff:100.100.100.200", Metadata),
             ("fe80::1", LinkLocal),
             ("febf::1", LinkLocal),
             ("100.64.0.1", SharedAddressSpace),
@@ -570,11 +586,27 @@ mod tests {
 
     #[test]
     fn allowing_private_targets_lifts_only_private_network_refusals() {
-        for ip in ["127.0.0.1", "::1", "10.0.0.1", "192.168.0.10", "fd00::1", "169.254.1.1", "100.64.0.1", "::ffff:127.0.0.1"] {
+        for ip in ["127.0.0.1", "::1", "10.0.0.1", "192.168.0.10", "fd00::1", "fd00:ec2::253", "100.64.0.1", "::ffff:127.0.0.1"] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(check_addresses(&[ip], true), Ok(()), "{ip}");
         }
-        for ip in ["0.0.0.0", "::", "255.255.255.255", "224.0.0.1", "ff02::1", "192.0.2.1", "240.0.0.1"] {
+        for ip in [
+            "0.0.0.0",
+            "::",
+            "255.255.255.255",
+            "224.0.0.1",
+            "ff02::1",
+            "192.0.2.1",
+            "240.0.0.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "fe80::1",
+            "fe80::a9fe:a9fe",
+            "fd00:ec2::254",
+            "100.100.100.200",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert!(check_addresses(&[ip], true).is_err(), "{ip}");
         }
@@ -587,6 +619,18 @@ mod tests {
         assert_eq!(check_addresses(&[public, private], false), Err(Refusal::Address { address: private, reason: RefusalReason::Private }));
         assert_eq!(check_addresses(&[], false), Err(Refusal::NoAddresses));
         assert_eq!(check_addresses(&[], true), Err(Refusal::NoAddresses));
+    }
+
+    #[test]
+    fn a_refusal_never_names_the_address() {
+        for ip in ["10.0.0.5", "169.254.169.254", "fd00:ec2::254", "127.0.0.1", "::1", "fe80::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let refusal = check_addresses(&[ip], false).unwrap_err();
+            let message = refusal.to_string();
+            assert!(!message.contains(&ip.to_string()), "{message}");
+            let reason = classify(ip).unwrap();
+            assert!(message.contains(reason.as_str()), "the message names the kind of address: {message}");
+        }
     }
 
     proptest! {

@@ -725,11 +725,11 @@ fn an_accepted_send_completes_the_row_with_the_provider_id() {
         .returning(|_, _, _, _| Ok(ProviderAccepted { provider_message_id: "wamid.OK".into() }));
     let mut outbox = MockOutbox::new();
     let done = sent_message(&work, DeliveryRecord::queued().applied(&StatusEvent::new(DeliveryState::Sent, NOW)));
-    let id = work.id;
+    let (id, work_attempt) = (work.id, work.attempt);
     outbox
         .expect_complete()
-        .withf(move |i, provider_id, at| *i == id && provider_id == "wamid.OK" && *at == NOW)
-        .returning(move |_, _, _| Ok(done.clone()));
+        .withf(move |i, attempt, provider_id, at| *i == id && *attempt == work_attempt && provider_id == "wamid.OK" && *at == NOW)
+        .returning(move |_, _, _, _| Ok(done.clone()));
 
     let outcome = block_on(delivery(store_with_channel(&chn), outbox, provider).deliver(&work, 0.3)).unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Sent(ref m) if m.delivery_state == Some(DeliveryState::Sent)));
@@ -748,7 +748,7 @@ fn a_permanent_refusal_fails_the_message_with_the_provider_code_and_no_resend() 
         &work,
         DeliveryRecord::queued().applied(&StatusEvent::failed(NOW, MessageError::new("131047", "Re-engagement message"))),
     );
-    outbox.expect_fail().withf(|_, error, _| error.code == "131047").times(1).returning(move |_, _, _| Ok(failed.clone()));
+    outbox.expect_fail().withf(|_, _, error, _| error.code == "131047").times(1).returning(move |_, _, _, _| Ok(failed.clone()));
 
     let outcome = block_on(delivery(store_with_channel(&chn), outbox, provider).deliver(&work, 0.0)).unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Failed(ref m) if m.error.as_ref().unwrap().code == "131047"));
@@ -788,8 +788,8 @@ fn a_retryable_failure_whose_next_attempt_would_pass_the_deadline_fails_the_mess
     let failed = sent_message(&work, DeliveryRecord::queued().applied(&StatusEvent::new(DeliveryState::Failed, NOW)));
     outbox
         .expect_fail()
-        .withf(|_, error, _| error.code == "provider_error" && error.message.contains("deadline_exceeded"))
-        .returning(move |_, _, _| Ok(failed.clone()));
+        .withf(|_, _, error, _| error.code == "provider_error" && error.message.contains("deadline_exceeded"))
+        .returning(move |_, _, _, _| Ok(failed.clone()));
 
     let outcome = block_on(delivery(store_with_channel(&chn), outbox, provider).deliver(&work, 0.0)).unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Failed(_)));
@@ -805,7 +805,7 @@ fn a_row_past_its_deadline_fails_without_calling_the_provider() {
     provider.expect_send().never();
     let mut outbox = MockOutbox::new();
     let failed = sent_message(&work, DeliveryRecord::queued().applied(&StatusEvent::new(DeliveryState::Failed, NOW)));
-    outbox.expect_fail().withf(|_, error, _| error.code == "deadline_exceeded").returning(move |_, _, _| Ok(failed.clone()));
+    outbox.expect_fail().withf(|_, _, error, _| error.code == "deadline_exceeded").returning(move |_, _, _, _| Ok(failed.clone()));
 
     let outcome = block_on(delivery(MockConversationStore::new(), outbox, provider).deliver(&work, 0.0)).unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Failed(_)));
@@ -820,7 +820,7 @@ fn a_row_whose_channel_is_gone_or_another_organization_s_fails() {
     provider.expect_send().never();
     let mut outbox = MockOutbox::new();
     let failed = sent_message(&work, DeliveryRecord::queued().applied(&StatusEvent::new(DeliveryState::Failed, NOW)));
-    outbox.expect_fail().withf(|_, error, _| error.code == "channel_not_found").returning(move |_, _, _| Ok(failed.clone()));
+    outbox.expect_fail().withf(|_, _, error, _| error.code == "channel_not_found").returning(move |_, _, _, _| Ok(failed.clone()));
 
     let outcome = block_on(delivery(store_with_channel(&foreign), outbox, provider).deliver(&work, 0.0)).unwrap();
     assert!(matches!(outcome, DeliveryOutcome::Failed(_)));
@@ -861,9 +861,9 @@ fn claiming_uses_the_policy_s_lease_and_the_clock() {
     let mut outbox = MockOutbox::new();
     outbox
         .expect_claim()
-        .withf(|now, limit, lease| *now == NOW && *limit == 10 && *lease == RetryPolicy::default().lease)
-        .returning(|_, _, _| Ok(Vec::new()));
-    let items = block_on(delivery(MockConversationStore::new(), outbox, MockMessagingProvider::new()).claim(10)).unwrap();
+        .withf(|now, limit, lease, per_channel| *now == NOW && *limit == 10 && *lease == RetryPolicy::default().lease && *per_channel == 3)
+        .returning(|_, _, _, _| Ok(Vec::new()));
+    let items = block_on(delivery(MockConversationStore::new(), outbox, MockMessagingProvider::new()).claim(10, 3)).unwrap();
     assert!(items.is_empty());
 }
 

@@ -29,6 +29,10 @@ pub struct Model {
     pub response_etag: Option<String>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    /// The fence of the claim that holds (or held) the key: hex of its `ClaimToken`.
+    pub claim_token: Option<String>,
+    /// `response_body` is sealed under the server's secret key (it shows a secret).
+    pub response_sealed: bool,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.
