@@ -4,13 +4,14 @@
 //! paths. Scopes `atlas.projects.read|write` (tasks under a project: `atlas.tasks.read|write`).
 
 use crate::auth::Caller;
+use crate::contract::Example;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, PageQuery, QueryParams};
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
-use crate::tasks::{begin, create_task, filter, list_tasks, new_task, with_etag, CreateTaskBody, TaskQuery};
+use crate::tasks::{begin, create_task, filter, list_tasks, new_task, with_etag, CreateTaskBody, TaskQuery, SAMPLE_PROJECT, SAMPLE_TIME};
 use atlas_kernel::PageRequest;
 use atlas_tasks::{parse_if_match, Chain, NewProject, Project, ProjectPatch, ProjectRef};
 use axum::extract::{Path, State};
@@ -139,10 +140,13 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Ok(Some(Option::<String>::deserialize(d)?))
 }
 
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    limit: Option<u64>,
-    cursor: Option<String>,
+/// A deleted project (soft, with its tasks).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedProject {
+    pub id: String,
+    pub deleted: bool,
+    /// The version the deletion wrote.
+    pub version: i64,
 }
 
 fn project_value(p: &Project) -> Value {
@@ -214,7 +218,7 @@ async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: 
             None,
             None,
             StatusCode::OK,
-            &json!({"id": p.id.to_string(), "deleted": true, "version": p.version}),
+            &serde_json::to_value(DeletedProject { id: p.id.to_string(), deleted: true, version: p.version }).unwrap_or(Value::Null),
             Some(p.id.to_string()),
             None,
         )
@@ -268,4 +272,70 @@ async fn graph(State(state): State<AppState>, Caller(caller): Caller, Path(id): 
         critical_path_by_due: ChainResponse::from(&analysis.critical_path_by_due),
     })
     .into_response())
+}
+
+// ---- examples (seed 004's `POST /api/projects`) --------------------------------------------
+
+const SAMPLE_TASKS: [&str; 3] =
+    ["task_01936a3c8f2e7b4d9a1c5e6f7a8b9c23", "task_01936a3c8f2e7b4d9a1c5e6f7a8b9c22", "task_01936a3c8f2e7b4d9a1c5e6f7a8b9c25"];
+
+impl ProjectResponse {
+    fn sample() -> Self {
+        Self {
+            id: SAMPLE_PROJECT.into(),
+            key: "webapp".into(),
+            name: "Web Application".into(),
+            description: Some("Main product frontend".into()),
+            version: 1,
+            created_at: SAMPLE_TIME.into(),
+            updated_at: SAMPLE_TIME.into(),
+        }
+    }
+}
+
+impl Example for ProjectResponse {
+    fn example() -> Value {
+        json!(Self::sample())
+    }
+}
+
+impl Example for ProjectList {
+    fn example() -> Value {
+        json!(Self { projects: vec![ProjectResponse::sample()], next_cursor: None })
+    }
+}
+
+impl Example for DeletedProject {
+    fn example() -> Value {
+        json!(Self { id: SAMPLE_PROJECT.into(), deleted: true, version: 2 })
+    }
+}
+
+impl Example for GraphResponse {
+    fn example() -> Value {
+        let chain = ChainResponse {
+            task_ids: SAMPLE_TASKS[..2].iter().map(|t| (*t).to_owned()).collect(),
+            length: 2,
+            earliest_due_on: Some("2026-05-01T17:00:00Z".into()),
+        };
+        json!(Self {
+            project_id: SAMPLE_PROJECT.into(),
+            order: SAMPLE_TASKS.iter().map(|t| (*t).to_owned()).collect(),
+            ready: vec![SAMPLE_TASKS[0].into(), SAMPLE_TASKS[2].into()],
+            critical_path: ChainResponse { task_ids: chain.task_ids.clone(), length: 2, earliest_due_on: chain.earliest_due_on.clone() },
+            critical_path_by_due: chain,
+        })
+    }
+}
+
+impl Example for CreateProjectBody {
+    fn example() -> Value {
+        json!({"key": "webapp", "name": "Web Application", "description": "Main product frontend"})
+    }
+}
+
+impl Example for UpdateProjectBody {
+    fn example() -> Value {
+        json!({"name": "Web Application (v2)", "description": null})
+    }
 }

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::PageQuery;
 use crate::messaging_contract as mc;
 use crate::state::AppState;
-use crate::{api, auth, metrics, reference, request_id, webhooks};
+use crate::{api, auth, metrics, projects, reference, request_id, tasks, webhooks};
 use atlas_ratelimit::RouteClass;
 use atlas_scopes::Scope;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -586,7 +586,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a project (key unique per organization)",
         "projects",
         true,
-    ),
+    )
+    .accepts::<projects::CreateProjectBody>()
+    .returns::<projects::ProjectResponse>(),
     route(
         "GET",
         "/v1/atlas/projects",
@@ -596,7 +598,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's projects, newest first",
         "projects",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns::<projects::ProjectList>(),
     route(
         "GET",
         "/v1/atlas/projects/{id}",
@@ -606,7 +610,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One project, by id or key (ETag: its version)",
         "projects",
         false,
-    ),
+    )
+    .returns::<projects::ProjectResponse>(),
     route(
         "PATCH",
         "/v1/atlas/projects/{id}",
@@ -616,7 +621,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Change a project's key, name or description (If-Match)",
         "projects",
         true,
-    ),
+    )
+    .accepts::<projects::UpdateProjectBody>()
+    .returns::<projects::ProjectResponse>(),
     route(
         "DELETE",
         "/v1/atlas/projects/{id}",
@@ -626,7 +633,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Delete a project and its tasks (soft)",
         "projects",
         true,
-    ),
+    )
+    .takes_no_body()
+    .returns::<projects::DeletedProject>(),
     route(
         "POST",
         "/v1/atlas/projects/{id}/tasks",
@@ -636,7 +645,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a task in the project",
         "projects",
         true,
-    ),
+    )
+    .accepts::<tasks::CreateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
     route(
         "GET",
         "/v1/atlas/projects/{id}/tasks",
@@ -646,7 +657,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The project's tasks, filtered by status, priority, assignee and parent",
         "projects",
         false,
-    ),
+    )
+    .query::<tasks::TaskQuery>()
+    .returns::<tasks::TaskList>(),
     route(
         "GET",
         "/v1/atlas/projects/{id}/graph",
@@ -656,7 +669,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "The project's order (dependencies first), ready tasks and critical paths",
         "projects",
         false,
-    ),
+    )
+    .returns::<projects::GraphResponse>(),
     route(
         "POST",
         "/v1/atlas/tasks",
@@ -666,7 +680,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Create a task in the project `project_id` names",
         "tasks",
         true,
-    ),
+    )
+    .accepts::<tasks::CreateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
     route(
         "GET",
         "/v1/atlas/tasks",
@@ -676,7 +692,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The organization's tasks, filtered by project, status, priority, assignee and parent",
         "tasks",
         false,
-    ),
+    )
+    .query::<tasks::TaskQuery>()
+    .returns::<tasks::TaskList>(),
     route(
         "GET",
         "/v1/atlas/tasks/{id}",
@@ -686,7 +704,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "One task with blocked_by (ETag: its version)",
         "tasks",
         false,
-    ),
+    )
+    .returns::<tasks::TaskResponse>(),
     route(
         "PATCH",
         "/v1/atlas/tasks/{id}",
@@ -696,7 +715,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Change a task (If-Match); done only when nothing blocks it",
         "tasks",
         true,
-    ),
+    )
+    .accepts::<tasks::UpdateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
     route(
         "DELETE",
         "/v1/atlas/tasks/{id}",
@@ -706,7 +727,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Delete a task (soft): it blocks nobody from then on",
         "tasks",
         true,
-    ),
+    )
+    .takes_no_body()
+    .returns::<tasks::DeletedTask>(),
     route(
         "PUT",
         "/v1/atlas/tasks/{id}/status",
@@ -716,7 +739,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Move a task to a status (If-Match); done only when nothing blocks it",
         "tasks",
         true,
-    ),
+    )
+    .accepts::<tasks::StatusBody>()
+    .returns::<tasks::TaskResponse>(),
     route(
         "GET",
         "/v1/atlas/tasks/{id}/dependencies",
@@ -726,7 +751,8 @@ pub static ROUTES: &[RouteSpec] = &[
         "The tasks this task depends on",
         "tasks",
         false,
-    ),
+    )
+    .returns::<tasks::DependencyList>(),
     route(
         "POST",
         "/v1/atlas/tasks/{id}/dependencies",
@@ -736,7 +762,10 @@ pub static ROUTES: &[RouteSpec] = &[
         "Make the task depend on another; refused with the path if it would close a cycle",
         "tasks",
         true,
-    ),
+    )
+    .accepts::<tasks::DependencyBody>()
+    .returns::<tasks::DependencyChange>()
+    .or_answers(200),
     route(
         "DELETE",
         "/v1/atlas/tasks/{id}/dependencies/{depends_on_id}",
@@ -746,7 +775,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Remove a dependency",
         "tasks",
         true,
-    ),
+    )
+    .takes_no_body()
+    .returns::<tasks::DependencyChange>(),
     route(
         "GET",
         "/v1/atlas/tasks/{id}/notes",
@@ -756,7 +787,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The task's notes, newest first",
         "tasks",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns::<tasks::NoteList>(),
     route(
         "POST",
         "/v1/atlas/tasks/{id}/notes",
@@ -766,7 +799,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "Add a note to the task",
         "tasks",
         true,
-    ),
+    )
+    .accepts::<tasks::NoteBody>()
+    .returns::<tasks::NoteResponse>(),
     route(
         "GET",
         "/v1/atlas/tasks/{id}/subtasks",
@@ -776,7 +811,9 @@ pub static ROUTES: &[RouteSpec] = &[
         "The task's subtasks, newest first",
         "tasks",
         false,
-    ),
+    )
+    .query::<PageQuery>()
+    .returns::<tasks::TaskList>(),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

@@ -6,9 +6,10 @@
 //! `dependsOnTaskId`, `"HIGH"`, `"InProgress"`).
 
 use crate::auth::Caller;
+use crate::contract::Example;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
-use crate::extract::{JsonBody, QueryParams};
+use crate::extract::{JsonBody, PageQuery, QueryParams};
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
@@ -25,7 +26,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// The handler of a task route, if `operation` is one.
 pub fn endpoint(filter: MethodFilter, operation: &str) -> Option<MethodRouter<AppState>> {
@@ -169,6 +170,15 @@ impl From<&Note> for NoteResponse {
     }
 }
 
+/// A deleted task (soft: it blocks nobody from then on).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeletedTask {
+    pub id: String,
+    pub deleted: bool,
+    /// The version the deletion wrote.
+    pub version: i64,
+}
+
 /// A page of notes.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NoteList {
@@ -278,24 +288,27 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     Ok(Some(Option::<T>::deserialize(d)?))
 }
 
-/// Query of task lists.
-#[derive(Debug, Deserialize)]
+/// Query of task lists: the filters, then the page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TaskQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only the tasks of this project (id or key; also `projectId`).
     #[serde(alias = "projectId")]
     project_id: Option<String>,
+    /// Only tasks in this status: `todo`, `in_progress`, `done`, `cancelled`.
     status: Option<String>,
+    /// Only tasks of this priority: `low`, `normal`, `high`, `urgent`.
     priority: Option<String>,
+    /// Only tasks assigned to this person.
     assignee: Option<String>,
+    /// Only the subtasks of this task (also `parent`, `parentTaskId`).
     #[serde(alias = "parentTaskId", alias = "parent")]
     parent_task_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PageQuery {
-    limit: Option<u64>,
-    cursor: Option<String>,
 }
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -496,7 +509,7 @@ async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: 
             None,
             None,
             StatusCode::OK,
-            &json!({"id": t.id.to_string(), "deleted": true, "version": t.version}),
+            &serde_json::to_value(DeletedTask { id: t.id.to_string(), deleted: true, version: t.version }).unwrap_or(Value::Null),
             Some(t.id.to_string()),
             None,
         )
@@ -621,4 +634,124 @@ async fn subtasks(
     let found = state.work.subtasks(caller.org_id, task_id(&id)?, &page).await?;
     Ok(Envelope::ok(TaskList { tasks: found.items.iter().map(TaskResponse::from).collect(), next_cursor: found.next_cursor })
         .into_response())
+}
+
+// ---- examples (seed 003's `POST /v1/tasks`, seed 004's project and task calls) -------------
+
+pub(crate) const SAMPLE_PROJECT: &str = "prj_01936a3c8f2e7b4d9a1c5e6f7a8b9c21";
+const SAMPLE_TASK: &str = "task_01936a3c8f2e7b4d9a1c5e6f7a8b9c22";
+const SAMPLE_DEPENDENCY: &str = "task_01936a3c8f2e7b4d9a1c5e6f7a8b9c23";
+const SAMPLE_NOTE: &str = "note_01936a3c8f2e7b4d9a1c5e6f7a8b9c24";
+pub(crate) const SAMPLE_TIME: &str = "2026-04-07T12:00:00Z";
+
+impl TaskResponse {
+    fn sample() -> Self {
+        Self {
+            id: SAMPLE_TASK.into(),
+            project_id: SAMPLE_PROJECT.into(),
+            parent_task_id: None,
+            title: "Review Q3 forecast".into(),
+            description: None,
+            status: "todo".into(),
+            priority: "high".into(),
+            due_on: Some("2026-05-01T17:00:00Z".into()),
+            assignee: None,
+            version: 1,
+            created_at: SAMPLE_TIME.into(),
+            updated_at: SAMPLE_TIME.into(),
+            completed_at: None,
+            blocked_by: None,
+        }
+    }
+}
+
+impl Example for TaskResponse {
+    fn example() -> Value {
+        json!(Self { blocked_by: Some(vec![SAMPLE_DEPENDENCY.into()]), ..Self::sample() })
+    }
+}
+
+impl Example for TaskList {
+    fn example() -> Value {
+        json!(Self { tasks: vec![TaskResponse::sample()], next_cursor: None })
+    }
+}
+
+impl Example for DependencyList {
+    fn example() -> Value {
+        json!(Self {
+            dependencies: vec![DependencyResponse {
+                task_id: SAMPLE_TASK.into(),
+                depends_on_task_id: SAMPLE_DEPENDENCY.into(),
+                title: "Collect the regional numbers".into(),
+                status: "in_progress".into(),
+                blocking: true,
+            }]
+        })
+    }
+}
+
+impl Example for DependencyChange {
+    fn example() -> Value {
+        json!(Self { task_id: SAMPLE_TASK.into(), depends_on_task_id: SAMPLE_DEPENDENCY.into(), added: true, task: TaskResponse::sample() })
+    }
+}
+
+impl NoteResponse {
+    fn sample() -> Self {
+        Self {
+            id: SAMPLE_NOTE.into(),
+            task_id: SAMPLE_TASK.into(),
+            content: "Decided to use React Hook Form + Zod for validation".into(),
+            created_at: SAMPLE_TIME.into(),
+        }
+    }
+}
+
+impl Example for NoteResponse {
+    fn example() -> Value {
+        json!(Self::sample())
+    }
+}
+
+impl Example for NoteList {
+    fn example() -> Value {
+        json!(Self { notes: vec![NoteResponse::sample()], next_cursor: None })
+    }
+}
+
+impl Example for DeletedTask {
+    fn example() -> Value {
+        json!(Self { id: SAMPLE_TASK.into(), deleted: true, version: 2 })
+    }
+}
+
+impl Example for CreateTaskBody {
+    fn example() -> Value {
+        json!({"projectId": SAMPLE_PROJECT, "title": "Review Q3 forecast", "priority": "HIGH", "dueOn": "2026-05-01T17:00:00Z"})
+    }
+}
+
+impl Example for UpdateTaskBody {
+    fn example() -> Value {
+        json!({"title": "Implement user settings page", "priority": "High", "assignee": "dana"})
+    }
+}
+
+impl Example for StatusBody {
+    fn example() -> Value {
+        json!({"status": "InProgress"})
+    }
+}
+
+impl Example for DependencyBody {
+    fn example() -> Value {
+        json!({"dependsOnTaskId": SAMPLE_DEPENDENCY})
+    }
+}
+
+impl Example for NoteBody {
+    fn example() -> Value {
+        json!({"content": "Decided to use React Hook Form + Zod for validation"})
+    }
 }
