@@ -24,6 +24,7 @@ mod m20250101_000004_messaging;
 mod m20250101_000005_webhooks;
 mod m20250101_000006_messaging_routing;
 mod m20250101_000007_hardening;
+mod m20250101_000008_work;
 mod m20250101_000009_incidents;
 mod m20250101_000010_retention;
 mod m20250101_000011_itsm_cmdb;
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000005_webhooks::Migration),
             Box::new(m20250101_000006_messaging_routing::Migration),
             Box::new(m20250101_000007_hardening::Migration),
+            Box::new(m20250101_000008_work::Migration),
             Box::new(m20250101_000009_incidents::Migration),
             Box::new(m20250101_000010_retention::Migration),
             Box::new(m20250101_000011_itsm_cmdb::Migration),

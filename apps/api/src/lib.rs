@@ -231,6 +231,7 @@ fn finish(
     };
     let incident_history = Arc::new(atlas_itsm::IncidentRecords::new(Arc::new(store.clone())));
     let root_causes = Arc::new(atlas_itsm::RootCauses::new(Arc::new(store.clone()), cmdb.clone(), incident_history, rca_config));
+    let work = Arc::new(atlas_tasks::Work::new(Arc::new(store.clone()), clock.clone()));
     let state = AppState {
         accounts,
         messaging,
@@ -265,6 +266,7 @@ fn finish(
                 lease: time::Duration::seconds((settings.webhook_timeout_secs as i64) * 60 + 5),
             },
         )),
+        work,
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }

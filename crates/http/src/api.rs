@@ -64,6 +64,8 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
             .or_else(|| crate::incidents::endpoint(filter, other))
             .or_else(|| crate::alerts::endpoint(filter, other))
             .or_else(|| crate::runbooks::endpoint(filter, other))
+            .or_else(|| crate::projects::endpoint(filter, other))
+            .or_else(|| crate::tasks::endpoint(filter, other))
             .unwrap_or_else(|| panic!("route {other} has no handler")),
     }
 }

@@ -10,6 +10,7 @@ use atlas_kernel::{PageError, StoreError};
 use atlas_ratelimit::LimiterError;
 use atlas_runs::RunsError;
 use atlas_scopes::Scope;
+use atlas_tasks::WorkError;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
@@ -38,6 +39,7 @@ pub enum ErrorCode {
     ChangeConflict,
     /// A runbook run's plan hash no longer matches the current plan.
     PlanStale,
+    TaskBlocked,
 }
 
 impl ErrorCode {
@@ -64,6 +66,7 @@ impl ErrorCode {
             ErrorCode::InternalError => "INTERNAL_ERROR",
             ErrorCode::ChangeConflict => "CHANGE_CONFLICT",
             ErrorCode::PlanStale => "PLAN_STALE",
+            ErrorCode::TaskBlocked => "TASK_BLOCKED",
         }
     }
 
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::ProviderUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::PlanStale => StatusCode::CONFLICT,
+            ErrorCode::TaskBlocked => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -259,6 +263,31 @@ impl From<AccessError> for ApiError {
             AccessError::AlreadyBootstrapped => ApiError::new(ErrorCode::Conflict, e.to_string())
                 .hint("sign in with POST /v1/atlas/auth/token, or mint keys with an admin key"),
             AccessError::Store(s) => ApiError::internal(s),
+        }
+    }
+}
+
+impl From<WorkError> for ApiError {
+    fn from(e: WorkError) -> Self {
+        let ids = |ids: &[atlas_tasks::TaskId]| json!(ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+        match e {
+            WorkError::Invalid { field, message } => ApiError::field(field, message),
+            WorkError::NotFound(what) => ApiError::not_found(what),
+            WorkError::DuplicateKey => ApiError::new(ErrorCode::Conflict, "a project with this key exists")
+                .hint("choose another key")
+                .detail("fields", json!([{ "field": "key", "message": "is taken by another project" }])),
+            WorkError::VersionConflict { current } => {
+                ApiError::new(ErrorCode::VersionConflict, format!("the current version is {current}"))
+                    .hint("read the resource again and retry with If-Match set to its ETag")
+                    .detail("current_version", json!(current))
+            }
+            WorkError::Cycle { path } => ApiError::new(ErrorCode::CycleDetected, "the change would close a cycle")
+                .hint("details.cycle lists the loop, from this task back to itself")
+                .detail("cycle", ids(&path)),
+            WorkError::Blocked { blocked_by } => ApiError::new(ErrorCode::TaskBlocked, "the task has unfinished dependencies")
+                .hint("finish the tasks in details.blocked_by first")
+                .detail("blocked_by", ids(&blocked_by)),
+            WorkError::Store(s) => ApiError::internal(s),
         }
     }
 }

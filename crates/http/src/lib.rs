@@ -19,6 +19,7 @@ mod metrics;
 mod mutation;
 mod openapi;
 mod operations_contract;
+mod projects;
 mod ratelimit;
 mod rca;
 mod reference;
@@ -27,6 +28,7 @@ mod routes;
 mod runbooks;
 mod service_requests;
 mod state;
+mod tasks;
 mod webhooks;
 
 pub use contract::{Example, Payload};

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::PageQuery;
 use crate::messaging::{actions, agent_tools, channels, conversations, events, examples, messages, meta_webhook, templates};
 use crate::state::AppState;
-use crate::{api, auth, metrics, reference, request_id, webhooks};
+use crate::{api, auth, metrics, projects, reference, request_id, tasks, webhooks};
 use atlas_ratelimit::RouteClass;
 use atlas_scopes::Scope;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -1037,6 +1037,243 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .returns::<atlas_runbooks::Execution>(),
+    route(
+        "POST",
+        "/v1/atlas/projects",
+        Some(Scope::ProjectsWrite),
+        Some(Writes),
+        "projects.create",
+        "Create a project (key unique per organization)",
+        "projects",
+        true,
+    )
+    .accepts::<projects::CreateProjectBody>()
+    .returns::<projects::ProjectResponse>(),
+    route(
+        "GET",
+        "/v1/atlas/projects",
+        Some(Scope::ProjectsRead),
+        Some(Reads),
+        "projects.list",
+        "The organization's projects, newest first",
+        "projects",
+        false,
+    )
+    .query::<PageQuery>()
+    .returns::<projects::ProjectList>(),
+    route(
+        "GET",
+        "/v1/atlas/projects/{id}",
+        Some(Scope::ProjectsRead),
+        Some(Reads),
+        "projects.get",
+        "One project, by id or key (ETag: its version)",
+        "projects",
+        false,
+    )
+    .returns::<projects::ProjectResponse>(),
+    route(
+        "PATCH",
+        "/v1/atlas/projects/{id}",
+        Some(Scope::ProjectsWrite),
+        Some(Writes),
+        "projects.update",
+        "Change a project's key, name or description (If-Match)",
+        "projects",
+        true,
+    )
+    .accepts::<projects::UpdateProjectBody>()
+    .returns::<projects::ProjectResponse>(),
+    route(
+        "DELETE",
+        "/v1/atlas/projects/{id}",
+        Some(Scope::ProjectsWrite),
+        Some(Writes),
+        "projects.delete",
+        "Delete a project and its tasks (soft)",
+        "projects",
+        true,
+    )
+    .takes_no_body()
+    .returns::<projects::DeletedProject>(),
+    route(
+        "POST",
+        "/v1/atlas/projects/{id}/tasks",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "projects.tasks.create",
+        "Create a task in the project",
+        "projects",
+        true,
+    )
+    .accepts::<tasks::CreateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
+    route(
+        "GET",
+        "/v1/atlas/projects/{id}/tasks",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "projects.tasks.list",
+        "The project's tasks, filtered by status, priority, assignee and parent",
+        "projects",
+        false,
+    )
+    .query::<tasks::TaskQuery>()
+    .returns::<tasks::TaskList>(),
+    route(
+        "GET",
+        "/v1/atlas/projects/{id}/graph",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "projects.graph",
+        "The project's order (dependencies first), ready tasks and critical paths",
+        "projects",
+        false,
+    )
+    .returns::<projects::GraphResponse>(),
+    route(
+        "POST",
+        "/v1/atlas/tasks",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.create",
+        "Create a task in the project `project_id` names",
+        "tasks",
+        true,
+    )
+    .accepts::<tasks::CreateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
+    route(
+        "GET",
+        "/v1/atlas/tasks",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "tasks.list",
+        "The organization's tasks, filtered by project, status, priority, assignee and parent",
+        "tasks",
+        false,
+    )
+    .query::<tasks::TaskQuery>()
+    .returns::<tasks::TaskList>(),
+    route(
+        "GET",
+        "/v1/atlas/tasks/{id}",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "tasks.get",
+        "One task with blocked_by (ETag: its version)",
+        "tasks",
+        false,
+    )
+    .returns::<tasks::TaskResponse>(),
+    route(
+        "PATCH",
+        "/v1/atlas/tasks/{id}",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.update",
+        "Change a task (If-Match); done only when nothing blocks it",
+        "tasks",
+        true,
+    )
+    .accepts::<tasks::UpdateTaskBody>()
+    .returns::<tasks::TaskResponse>(),
+    route(
+        "DELETE",
+        "/v1/atlas/tasks/{id}",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.delete",
+        "Delete a task (soft): it blocks nobody from then on",
+        "tasks",
+        true,
+    )
+    .takes_no_body()
+    .returns::<tasks::DeletedTask>(),
+    route(
+        "PUT",
+        "/v1/atlas/tasks/{id}/status",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.set_status",
+        "Move a task to a status (If-Match); done only when nothing blocks it",
+        "tasks",
+        true,
+    )
+    .accepts::<tasks::StatusBody>()
+    .returns::<tasks::TaskResponse>(),
+    route(
+        "GET",
+        "/v1/atlas/tasks/{id}/dependencies",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "tasks.dependencies.list",
+        "The tasks this task depends on",
+        "tasks",
+        false,
+    )
+    .returns::<tasks::DependencyList>(),
+    route(
+        "POST",
+        "/v1/atlas/tasks/{id}/dependencies",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.dependencies.add",
+        "Make the task depend on another; refused with the path if it would close a cycle",
+        "tasks",
+        true,
+    )
+    .accepts::<tasks::DependencyBody>()
+    .returns::<tasks::DependencyChange>()
+    .or_answers(200),
+    route(
+        "DELETE",
+        "/v1/atlas/tasks/{id}/dependencies/{depends_on_id}",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.dependencies.remove",
+        "Remove a dependency",
+        "tasks",
+        true,
+    )
+    .takes_no_body()
+    .returns::<tasks::DependencyChange>(),
+    route(
+        "GET",
+        "/v1/atlas/tasks/{id}/notes",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "tasks.notes.list",
+        "The task's notes, newest first",
+        "tasks",
+        false,
+    )
+    .query::<PageQuery>()
+    .returns::<tasks::NoteList>(),
+    route(
+        "POST",
+        "/v1/atlas/tasks/{id}/notes",
+        Some(Scope::TasksWrite),
+        Some(Writes),
+        "tasks.notes.add",
+        "Add a note to the task",
+        "tasks",
+        true,
+    )
+    .accepts::<tasks::NoteBody>()
+    .returns::<tasks::NoteResponse>(),
+    route(
+        "GET",
+        "/v1/atlas/tasks/{id}/subtasks",
+        Some(Scope::TasksRead),
+        Some(Reads),
+        "tasks.subtasks",
+        "The task's subtasks, newest first",
+        "tasks",
+        false,
+    )
+    .query::<PageQuery>()
+    .returns::<tasks::TaskList>(),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

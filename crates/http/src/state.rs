@@ -12,6 +12,7 @@ use atlas_kernel::Clock;
 use atlas_ratelimit::{Policies, RateLimiter};
 use atlas_runbooks::Runbooks;
 use atlas_runs::RunStore;
+use atlas_tasks::Work;
 use atlas_webhooks::Webhooks;
 use std::sync::Arc;
 
@@ -78,4 +79,5 @@ pub struct AppState {
     pub root_causes: Arc<atlas_itsm::RootCauses>,
     pub incidents: Arc<Incidents>,
     pub runbooks: Arc<Runbooks>,
+    pub work: Arc<Work>,
 }

@@ -63,6 +63,7 @@ mod runbooks;
 mod runs;
 mod webhook_queue;
 mod webhooks;
+mod work;
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;

@@ -13,6 +13,7 @@ pub mod runbooks;
 pub mod runs;
 pub mod services;
 pub mod webhooks;
+pub mod work;
 
 /// Runs `workers` concurrent claimers, each calling `claim` until it returns `None` (the claim
 /// came back empty), and gathers what they all kept (`Some(kept)`, possibly empty when a batch
