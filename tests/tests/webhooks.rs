@@ -138,12 +138,18 @@ fn rfc3339(value: &Value) -> time::OffsetDateTime {
         .unwrap()
 }
 
-/// Waits until the endpoint's one delivery has `n` attempts recorded and returns it.
+/// Waits until the endpoint's one delivery has `n` attempts recorded and returns it. The
+/// delivery and its attempts are read by two queries, so a read can see the `n`th attempt with
+/// the delivery row from before that attempt was recorded: the answer counts only once the row
+/// has caught up (a pending delivery is due after its latest attempt).
 async fn delivery_with_attempts(server: &TestServer, endpoint: &str, n: usize) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let delivery = deliveries(server, endpoint).await[0].clone();
-        if delivery["attempts"].as_array().map_or(0, Vec::len) >= n {
+        let attempts = delivery["attempts"].as_array().cloned().unwrap_or_default();
+        let latest = attempts.iter().map(|a| rfc3339(&a["at"])).max();
+        let caught_up = delivery["status"] != "pending" || latest.is_some_and(|at| rfc3339(&delivery["next_attempt_at"]) > at);
+        if attempts.len() >= n && caught_up {
             return delivery;
         }
         assert!(std::time::Instant::now() < deadline, "attempt {n} was not recorded: {delivery}");

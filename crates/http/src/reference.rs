@@ -71,7 +71,14 @@ fn request_item(path: &str, method: &str, op: &Value) -> Value {
         .into_iter()
         .flatten()
         .filter(|p| p["in"] == "query")
-        .map(|p| json!({"key": p["name"], "value": "", "disabled": true, "description": p["description"].as_str().unwrap_or("")}))
+        .map(|p| {
+            // A required parameter stays enabled (to be filled in, as a path variable is); an
+            // optional one is there to switch on.
+            let required = p["required"] == true;
+            let description = p["description"].as_str().unwrap_or("");
+            let description = if required { format!("required. {description}") } else { description.to_owned() };
+            json!({"key": p["name"], "value": "", "disabled": !required, "description": description.trim_end_matches(". ")})
+        })
         .collect();
     let mut headers = vec![json!({"key": "Accept", "value": "application/json"})];
     if op["x-idempotent"] == true {

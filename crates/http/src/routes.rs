@@ -876,6 +876,7 @@ pub static ROUTES: &[RouteSpec] = &[
         "incidents",
         true,
     )
+    .or_answers(200)
     .accepts::<crate::incidents::CreateIncidentBody>()
     .returns::<crate::incidents::IncidentAnswer>(),
     route(

@@ -88,8 +88,9 @@ pub struct TemplateView {
     pub status: TemplateStatus,
     /// The text with `{{1}}`, `{{2}}` … parameters.
     pub body: String,
-    /// Meta's `components` when known (synced templates).
-    #[schema(value_type = Option<Object>)]
+    /// Meta's `components` (an array) when known: synced templates and the sandbox's
+    /// `hello_world`.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub components: Option<Value>,
     /// The channel whose account it was synced from; `null` for registered templates.
     #[schema(value_type = Option<String>)]
