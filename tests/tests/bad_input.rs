@@ -72,3 +72,37 @@ on_both_backends!(malformed_requests_are_4xx_with_field_level_messages, Options:
     let after = server.call(Method::GET, "/v1/atlas/keys", Some(&server.admin_key), None).await.data()["keys"].as_array().unwrap().len();
     assert_eq!(after, before, "no refused request left a key behind");
 });
+
+/// Posts `body` to `path` and expects a VALIDATION_ERROR naming `field`.
+async fn assert_refused_at(server: &TestServer, path: &str, body: serde_json::Value, field: &str) {
+    let answer = server.call(Method::POST, path, Some(&server.admin_key), Some(body.clone())).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{path} {body}: {:?}", answer.body);
+    assert_eq!(answer.code(), "VALIDATION_ERROR", "{path} {body}");
+    assert_eq!(answer.body["error"]["details"]["fields"][0]["field"], field, "{path} {body}: {:?}", answer.body);
+}
+
+on_both_backends!(send_and_action_bodies_name_the_failing_field_and_write_nothing, Options::default(), |server| {
+    let conversation = "conv_01936a3c8f2e7b4d9a1c5e6f7a8b9c20";
+    for (path, body, field) in [
+        ("/v1/atlas/messages", json!({"phone_number": "not a number", "text": "hi"}), "phone_number"),
+        ("/v1/atlas/messages", json!({"text": "hi"}), "body"),
+        ("/v1/atlas/messages", json!({"phone_number": "+14155552671", "channel_id": "conv_1", "text": "hi"}), "channel_id"),
+        ("/v1/atlas/messages", json!({"phone_number": "+14155552671", "text": "hi", "colour": "red"}), "colour"),
+        ("/v1/atlas/messages", json!({"phone_number": "+14155552671", "text": "hi", "category": "spam"}), "category"),
+        ("/v1/atlas/messages", json!({"phone_number": "+14155552671", "text": "hi", "parameters": ["1"]}), "template_id"),
+        ("/agent/v1/tools/send_message_to_phone", json!({"phone_number": 14155552671_u64, "text": "hi"}), "phone_number"),
+        ("/agent/v1/tools/send_message", json!({"conversation_id": "cus_1", "text": "hi"}), "conversation_id"),
+        ("/agent/v1/tools/send_message", json!({"conversation_id": conversation, "text": 5}), "text"),
+        ("/v1/atlas/actions", json!({"conversation_id": conversation, "action_type": "wave"}), "action_type"),
+        ("/v1/atlas/actions", json!({"conversation_id": conversation, "action_type": "reply", "colour": "red"}), "colour"),
+        ("/v1/atlas/actions", json!({"conversation_id": conversation, "action_type": "reply", "payload": {"txt": "hi"}}), "payload.txt"),
+        ("/v1/atlas/actions", json!({"conversation_id": conversation, "action_type": "draft", "payload": {}}), "payload.text"),
+        ("/v1/atlas/actions", json!({"conversation_id": "nope", "action_type": "handoff"}), "conversation_id"),
+    ] {
+        assert_refused_at(&server, path, body, field).await;
+    }
+    let runs = server.call(Method::GET, "/v1/atlas/runs?operation=messages.send", Some(&server.admin_key), None).await;
+    assert_eq!(runs.data()["runs"].as_array().map(Vec::len), Some(0), "a refused send leaves no run: {:?}", runs.body);
+    let conversations = server.call(Method::GET, "/v1/atlas/conversations", Some(&server.admin_key), None).await;
+    assert_eq!(conversations.data()["conversations"].as_array().map(Vec::len), Some(0), "nor a conversation");
+});

@@ -13,7 +13,8 @@
 //! The graph: 1,000 groups of 100 tasks, each task depending on up to 3 earlier tasks of its
 //! group, plus 6,000 edges from earlier to later groups. The candidate edges join two tasks of one
 //! group in either direction, so some respect the order (O(1)), some are re-ranked, some close a
-//! cycle and are refused. Run: `cargo run --release -p atlas-bench --bin graph -- --postgres`.
+//! cycle and are refused. Run: `cargo run --release -p atlas-bench --bin graph` (the domain
+//! measures alone) or `… --bin graph -- --postgres` (then the API).
 
 use atlas_api::config::Settings;
 use atlas_kernel::SystemClock;
@@ -164,6 +165,8 @@ async fn through_the_api(all: &[(usize, usize)], tries: &[(usize, usize)]) {
         println!("PostgreSQL unreachable: API figures skipped");
         return;
     };
+    // Loopback: no TLS, as the other benchmarks (docs/benchmarks.md).
+    let url = format!("{url}{}sslmode=disable", if url.contains('?') { '&' } else { '?' });
     let mut env = BTreeMap::new();
     for (k, v) in [
         ("ATLAS_BIND", "127.0.0.1:0"),

@@ -22,7 +22,6 @@ pub(crate) mod meta_webhook;
 pub(crate) mod templates;
 
 use crate::error::{ApiError, ErrorCode};
-use crate::extract::typed;
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
@@ -227,11 +226,11 @@ impl SendFields {
 }
 
 /// `POST /v1/atlas/messages` and `POST /agent/v1/tools/send_message_to_phone`: a send to a
-/// phone number (the send fields, plus where to send). The handler parses the body into this
-/// type first (unknown fields refused), then reads the send fields.
+/// phone number (the send fields, plus where to send). Parsed once, unknown fields refused;
+/// the send fields are spelled out here rather than flattened because serde cannot refuse
+/// unknown fields through `flatten`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
 pub struct PhoneSendBody {
     /// E.164, such as `+14155552671` (spaces, dots, dashes and brackets are ignored).
     #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
@@ -242,6 +241,7 @@ pub struct PhoneSendBody {
     channel_id: Option<String>,
     #[serde(default)]
     #[schema(min_length = 1, max_length = 255)]
+    #[allow(dead_code)] // read from the raw body by `Mutation::begin`
     idempotency_key: Option<String>,
     #[serde(default)]
     text: Option<String>,
@@ -267,12 +267,12 @@ pub struct PhoneSendBody {
 /// `POST /agent/v1/tools/send_message`: a send in an existing conversation.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
 pub struct ConversationSendBody {
     /// The conversation (`conv_…`); the send goes out on its channel.
     conversation_id: String,
     #[serde(default)]
     #[schema(min_length = 1, max_length = 255)]
+    #[allow(dead_code)] // read from the raw body by `Mutation::begin`
     idempotency_key: Option<String>,
     #[serde(default)]
     text: Option<String>,
@@ -294,39 +294,46 @@ pub struct ConversationSendBody {
     buttons: Option<Vec<TemplateButton>>,
 }
 
-/// Pulls the send fields out of a body that also carries other fields.
-fn send_fields(raw: &Value, others: &[&str]) -> Result<SendRequest, ApiError> {
-    let mut fields = raw.as_object().cloned().unwrap_or_default();
-    for key in others.iter().chain(["idempotency_key"].iter()) {
-        fields.remove(*key);
-    }
-    typed::<SendFields>(&Value::Object(fields))?.request()
+/// Moves the send fields of a typed body into `SendFields`.
+macro_rules! send_fields_of {
+    ($body:expr) => {
+        SendFields {
+            text: $body.text,
+            media: $body.media,
+            interactive: $body.interactive,
+            template_id: $body.template_id,
+            category: $body.category,
+            language: $body.language,
+            parameters: $body.parameters,
+            header: $body.header,
+            buttons: $body.buttons,
+        }
+    };
 }
 
-fn phone(raw: &Value, field: &str) -> Result<PhoneNumber, ApiError> {
-    match raw.get(field) {
-        Some(Value::String(s)) => PhoneNumber::parse(s).map_err(|e| ApiError::field(field, e.to_string())),
-        Some(_) => Err(ApiError::field(field, "must be a string such as +14155552671")),
-        None => Err(ApiError::field(field, "is required")),
+/// A typed id from a string field, or a field-level VALIDATION_ERROR naming `field`.
+fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, ApiError> {
+    value.parse().map_err(|_| ApiError::field(field, "is not an id of the right kind"))
+}
+
+impl PhoneSendBody {
+    /// A send to `phone_number` (through `channel_id`, or where the customer last wrote, or
+    /// the default channel).
+    fn command(self) -> Result<SendCommand, ApiError> {
+        let phone_number = PhoneNumber::parse(&self.phone_number).map_err(|e| ApiError::field("phone_number", e.to_string()))?;
+        let channel_id: Option<ChannelId> = self.channel_id.as_deref().map(|c| parse_id("channel_id", c)).transpose()?;
+        let request = send_fields_of!(self).request()?;
+        Ok(SendCommand { target: atlas_conversations::SendTarget::Phone { phone_number, channel_id }, request })
     }
 }
 
-fn id_field<T: std::str::FromStr>(raw: &Value, field: &str, required: bool) -> Result<Option<T>, ApiError> {
-    match raw.get(field) {
-        None | Some(Value::Null) if !required => Ok(None),
-        None | Some(Value::Null) => Err(ApiError::field(field, "is required")),
-        Some(Value::String(s)) => s.parse().map(Some).map_err(|_| ApiError::field(field, "is not an id of the right kind")),
-        Some(_) => Err(ApiError::field(field, "must be a string id")),
+impl ConversationSendBody {
+    /// A send in the conversation, on its own channel.
+    fn command(self) -> Result<SendCommand, ApiError> {
+        let conversation: ConversationId = parse_id("conversation_id", &self.conversation_id)?;
+        let request = send_fields_of!(self).request()?;
+        Ok(SendCommand { target: atlas_conversations::SendTarget::Conversation(conversation), request })
     }
-}
-
-/// A send to `phone_number` (through `channel_id`, or where the customer last wrote, or the
-/// default channel), from a body.
-fn phone_command(raw: &Value) -> Result<SendCommand, ApiError> {
-    let phone_number = phone(raw, "phone_number")?;
-    let channel_id: Option<ChannelId> = id_field(raw, "channel_id", false)?;
-    let request = send_fields(raw, &["phone_number", "channel_id"])?;
-    Ok(SendCommand { target: atlas_conversations::SendTarget::Phone { phone_number, channel_id }, request })
 }
 
 /// Runs one send: idempotency, the use case with a pending run, the answer rendered by `render`.
@@ -372,9 +379,12 @@ fn prefix_fields(error: &mut ApiError, prefix: &str) {
     if let Some(Value::Array(fields)) = error.details.get_mut("fields") {
         for f in fields.iter_mut() {
             if let Some(name) = f.get("field").and_then(Value::as_str).map(str::to_owned) {
-                f["field"] = json!(format!("{prefix}.{name}"));
+                f["field"] = json!(if name == "body" { prefix.to_owned() } else { format!("{prefix}.{name}") });
             }
         }
     }
-    error.message = format!("{prefix}.{}", error.message);
+    error.message = match error.message.strip_prefix("body:") {
+        Some(rest) => format!("{prefix}:{rest}"),
+        None => format!("{prefix}.{}", error.message),
+    };
 }

@@ -665,11 +665,14 @@ impl WorkStore for SqlStore {
         };
         let mut reranked = 0;
         if dependency_rank > task.rank {
-            // Out of order: decide on the region between the two ranks only.
+            // Out of order: decide on the region between the two ranks only. Both ends name the
+            // organization so `ix_tasks_org_rank` bounds the scan by (org_id, rank), not by rank
+            // alone over every organization's tasks.
             let edges = EdgeRow::find_by_statement(self.sql(
                 r#"SELECT d.task_id AS task_id, t."rank" AS task_rank, d.depends_on_id AS depends_on_id, o."rank" AS depends_on_rank
                    FROM task_dependencies d JOIN tasks t ON t.id = d.task_id JOIN tasks o ON o.id = d.depends_on_id
-                   WHERE d.org_id = $1 AND t."rank" BETWEEN $2 AND $3 AND o."rank" BETWEEN $2 AND $3"#,
+                   WHERE d.org_id = $1 AND t.org_id = $1 AND o.org_id = $1
+                     AND t."rank" BETWEEN $2 AND $3 AND o."rank" BETWEEN $2 AND $3"#,
                 vec![org_id.as_uuid().into(), task.rank.into(), dependency_rank.into()],
             ))
             .all(&txn)

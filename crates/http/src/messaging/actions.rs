@@ -1,10 +1,10 @@
 //! `POST /v1/atlas/actions`: `reply` (sent under the window rules on the conversation's own
 //! channel, named in the answer), `draft` (stored, not sent) and `handoff` (automation stops).
 
-use super::{action_executed, id_field, now, prefix_fields, run_send, send_fields};
+use super::{action_executed, now, parse_id, prefix_fields, run_send, SendFields};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{field_error, JsonBody};
+use crate::extract::{typed, JsonBody};
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
@@ -17,11 +17,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// `POST /v1/atlas/actions`. The handler parses the body into this type first (unknown
-/// fields refused), then reads `payload` by action.
+/// `POST /v1/atlas/actions`. Parsed once (unknown fields refused); `payload` is then parsed
+/// by its action's own type (`SendFields` for a reply, `DraftPayload` for a draft).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // parsed to check the body; the handler reads the same fields from it
 pub struct ActionBody {
     /// The conversation (`conv_…`).
     conversation_id: String,
@@ -34,7 +33,24 @@ pub struct ActionBody {
     payload: Option<serde_json::Map<String, Value>>,
     #[serde(default)]
     #[schema(min_length = 1, max_length = 255)]
+    #[allow(dead_code)] // read from the raw body by `Mutation::begin`
     idempotency_key: Option<String>,
+}
+
+/// A `draft` action's payload.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DraftPayload {
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// Parses an action's payload into its own type, naming failing fields under `payload.`.
+fn payload<T: serde::de::DeserializeOwned>(payload: serde_json::Map<String, Value>) -> Result<T, ApiError> {
+    typed(&Value::Object(payload)).map_err(|mut e| {
+        prefix_fields(&mut e, "payload");
+        e
+    })
 }
 
 /// The answer of an action: a `reply` (202) names the queued message and its channel; a
@@ -101,30 +117,17 @@ pub(super) async fn execute_action(
     headers: HeaderMap,
     body: JsonBody<ActionBody>,
 ) -> Response {
-    let raw = body.raw;
-    let conversation = match id_field::<ConversationId>(&raw, "conversation_id", true) {
-        Ok(Some(c)) => c,
-        Ok(None) => return ApiError::field("conversation_id", "is required").into_response(),
+    let JsonBody { raw, value } = body;
+    let conversation = match parse_id::<ConversationId>("conversation_id", &value.conversation_id) {
+        Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    for key in raw.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default() {
-        if !["conversation_id", "action_type", "payload", "idempotency_key"].contains(&key.as_str()) {
-            return field_error(&key, "unknown field, expected one of conversation_id, action_type, payload, idempotency_key")
-                .into_response();
-        }
-    }
-    let payload = raw.get("payload").cloned().unwrap_or_else(|| json!({}));
-    if !payload.is_object() {
-        return ApiError::field("payload", "must be an object").into_response();
-    }
-    match raw.get("action_type").and_then(Value::as_str) {
-        Some("reply") => {
-            let request = match send_fields(&payload, &[]) {
+    let fields = value.payload.unwrap_or_default();
+    match value.action_type.as_str() {
+        "reply" => {
+            let request = match payload::<SendFields>(fields).and_then(SendFields::request) {
                 Ok(r) => r,
-                Err(mut e) => {
-                    prefix_fields(&mut e, "payload");
-                    return e.into_response();
-                }
+                Err(e) => return e.into_response(),
             };
             let command = SendCommand { target: SendTarget::Conversation(conversation), request };
             let render = |r: &SendReceipt, run: &Value| ActionAnswer {
@@ -138,10 +141,12 @@ pub(super) async fn execute_action(
             };
             run_send(&state, &caller, &headers, &raw, ("actions.execute", Some("actions.reply")), command, &render).await
         }
-        Some("draft") => {
-            let text = match payload.get("text").and_then(Value::as_str) {
-                Some(t) => t.to_owned(),
-                None => return ApiError::field("payload.text", "a draft needs text").into_response(),
+        "draft" => {
+            let text = match payload::<DraftPayload>(fields)
+                .and_then(|p| p.text.ok_or_else(|| ApiError::field("payload.text", "a draft needs text")))
+            {
+                Ok(text) => text,
+                Err(e) => return e.into_response(),
             };
             let mut mutation = match Mutation::begin(&state, spec("actions.execute"), &caller, &headers, &raw).await {
                 Ok(Started::Execute(m)) => m,
@@ -163,7 +168,7 @@ pub(super) async fn execute_action(
                 Err(e) => mutation.fail(e.into()).await,
             }
         }
-        Some("handoff") => {
+        "handoff" => {
             let mut mutation = match Mutation::begin(&state, spec("actions.execute"), &caller, &headers, &raw).await {
                 Ok(Started::Execute(m)) => m,
                 Ok(Started::Answer(r)) => return r,
@@ -180,7 +185,6 @@ pub(super) async fn execute_action(
                 Err(e) => mutation.fail(e.into()).await,
             }
         }
-        Some(_) => ApiError::field("action_type", "must be reply, draft or handoff").into_response(),
-        None => ApiError::field("action_type", "is required: reply, draft or handoff").into_response(),
+        _ => ApiError::field("action_type", "must be reply, draft or handoff").into_response(),
     }
 }

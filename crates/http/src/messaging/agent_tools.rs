@@ -2,13 +2,13 @@
 //! tools (text, templates with components, media and interactive messages, under the window
 //! rules; each answer names its `channel_id`), and the delivery status lookup.
 
-use super::{id_field, phone_command, run_send, send_fields};
+use super::run_send;
 use crate::auth::Caller;
 use crate::envelope::Envelope;
 use crate::error::ApiError;
 use crate::extract::JsonBody;
 use crate::state::AppState;
-use atlas_conversations::{ChannelId, ConversationId, MessageId, MessageKind, OutboxId, SendCommand, SendReceipt, SendTarget};
+use atlas_conversations::{ChannelId, ConversationId, MessageId, MessageKind, OutboxId, SendReceipt};
 use atlas_kernel::PhoneNumber;
 use atlas_scopes::Scope;
 use axum::extract::{Path, State};
@@ -60,14 +60,8 @@ pub(super) async fn tool_send_message(
     headers: HeaderMap,
     body: JsonBody<super::ConversationSendBody>,
 ) -> Response {
-    let raw = body.raw;
-    let prepared = (|| {
-        let conversation: ConversationId =
-            id_field(&raw, "conversation_id", true)?.ok_or_else(|| ApiError::field("conversation_id", "is required"))?;
-        let request = send_fields(&raw, &["conversation_id"])?;
-        Ok::<_, ApiError>(SendCommand { target: SendTarget::Conversation(conversation), request })
-    })();
-    let command = match prepared {
+    let JsonBody { raw, value } = body;
+    let command = match value.command() {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -81,8 +75,8 @@ pub(super) async fn tool_send_to_phone(
     headers: HeaderMap,
     body: JsonBody<super::PhoneSendBody>,
 ) -> Response {
-    let raw = body.raw;
-    let command = match phone_command(&raw) {
+    let JsonBody { raw, value } = body;
+    let command = match value.command() {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };

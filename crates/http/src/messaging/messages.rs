@@ -2,7 +2,7 @@
 //! `channel_id` it goes out where the customer last wrote, else on the default channel; the
 //! answer names the channel used.
 
-use super::{phone_command, run_send};
+use super::run_send;
 use crate::auth::Caller;
 use crate::extract::JsonBody;
 use crate::state::AppState;
@@ -57,8 +57,8 @@ pub(super) async fn send_message(
     headers: HeaderMap,
     body: JsonBody<super::PhoneSendBody>,
 ) -> Response {
-    let raw = body.raw;
-    let command = match phone_command(&raw) {
+    let JsonBody { raw, value } = body;
+    let command = match value.command() {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
