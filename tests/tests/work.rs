@@ -2,9 +2,11 @@
 //! tasks, subtasks, dependencies, status, notes), a three-node cycle refused with its path, two
 //! concurrent requests racing to close a cycle (never both), a blocked completion refused and
 //! then allowed, If-Match, cursor pagination over 500 tasks with inserts between pages, another
-//! organization's project and task 404 everywhere, and the graph's order and ready list after a
-//! series of changes.
+//! organization's project and task 404 everywhere, the graph's order and ready list after a
+//! series of changes, and the `project.*`/`task.*` events a subscriber receives (a project's
+//! deletion sends a `task.deleted` for each of its tasks).
 
+use atlas_e2e::receiver::Receiver;
 use atlas_e2e::{on_both_backends, Answer, Options, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -352,4 +354,48 @@ on_both_backends!(the_graph_gives_order_ready_tasks_and_critical_path_after_chan
         vec![build.clone(), test.clone(), release.clone(), docs.clone()],
         "the longest chain of unfinished tasks"
     );
+});
+
+/// Limits lifted, and webhooks allowed to reach the test's receiver on loopback.
+fn with_receiver() -> Options {
+    let mut options = unlimited();
+    options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+    options
+}
+
+on_both_backends!(subscribers_get_each_change_with_its_version_and_a_project_deletion_deletes_each_task, with_receiver(), |server| {
+    let receiver = Receiver::start().await;
+    let subscribed = post(&server, "/v1/atlas/webhooks", json!({"url": receiver.url(), "events": ["project.*", "task.*"]})).await;
+    assert_eq!(subscribed.status, StatusCode::CREATED, "{:?}", subscribed.body);
+
+    let p = project(&server, "events").await;
+    let (a, b) = (task(&server, &p, "a").await, task(&server, &p, "b").await);
+    assert_eq!(depend(&server, &b, &a).await.status, StatusCode::CREATED);
+    assert_eq!(status(&server, &a, "in_progress").await.status, StatusCode::OK);
+    let deleted = server.call(Method::DELETE, &format!("/v1/atlas/projects/{p}"), Some(&server.admin_key), None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+
+    let got = receiver.wait_for(8, std::time::Duration::from_secs(20)).await;
+    let mut events: Vec<(String, String, i64)> = got
+        .iter()
+        .map(|r| {
+            let payload = r.json();
+            let id = payload["data"]["id"].as_str().unwrap_or_default().to_owned();
+            (payload["type"].as_str().unwrap().to_owned(), id, payload["data"]["version"].as_i64().unwrap_or(-1))
+        })
+        .collect();
+    events.sort();
+    let mut expected = vec![
+        ("project.created".to_owned(), p.clone(), 1),
+        ("project.deleted".to_owned(), p.clone(), 2),
+        ("task.created".to_owned(), a.clone(), 1),
+        ("task.created".to_owned(), b.clone(), 1),
+        ("task.dependency_added".to_owned(), b.clone(), 2),
+        ("task.status_changed".to_owned(), a.clone(), 2),
+        ("task.deleted".to_owned(), a.clone(), 3),
+        ("task.deleted".to_owned(), b.clone(), 3),
+    ];
+    expected.sort();
+    assert_eq!(events, expected, "every change once, with the resource's version after it");
+    assert_eq!(get(&server, &format!("/v1/atlas/tasks/{a}")).await.status, StatusCode::NOT_FOUND, "the tasks went with the project");
 });

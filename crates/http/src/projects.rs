@@ -13,7 +13,7 @@ use crate::routes::spec;
 use crate::state::AppState;
 use crate::tasks::{begin, create_task, filter, list_tasks, new_task, with_etag, CreateTaskBody, TaskQuery, SAMPLE_PROJECT, SAMPLE_TIME};
 use atlas_kernel::PageRequest;
-use atlas_tasks::{parse_if_match, Chain, NewProject, Project, ProjectPatch, ProjectRef};
+use atlas_tasks::{parse_if_match, Chain, NewProject, Project, ProjectDeleted, ProjectPatch, ProjectRef};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -213,7 +213,8 @@ async fn update(
 async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let raw = json!({"id": id});
     let mutation = begin!(state, "projects.delete", caller, headers, &raw);
-    let journal = |p: &Project| {
+    let journal = |d: &ProjectDeleted| {
+        let p = &d.project;
         mutation.entry(
             None,
             None,

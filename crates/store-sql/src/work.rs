@@ -24,8 +24,8 @@ use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::Journal;
 use atlas_tasks::{
     plan_insertion, Dependency, DependencyAdded, DependencyRemoved, GraphEdge, GraphTask, Insertion, Note, NoteId, Priority, Project,
-    ProjectId, ProjectPatch, ProjectRef, ProjectTasks, Region, Task, TaskDetail, TaskFilter, TaskId, TaskPatch, TaskStatus, WorkError,
-    WorkStore,
+    ProjectDeleted, ProjectId, ProjectPatch, ProjectRef, ProjectTasks, Region, Task, TaskDetail, TaskFilter, TaskId, TaskPatch, TaskStatus,
+    WorkError, WorkStore,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, FromQueryResult, SqlErr, Statement, Value};
 use uuid::Uuid;
@@ -445,8 +445,8 @@ impl WorkStore for SqlStore {
         org_id: OrgId,
         project: &ProjectRef,
         at: time::OffsetDateTime,
-        journal: &dyn Journal<Project>,
-    ) -> Result<Project, WorkError> {
+        journal: &dyn Journal<ProjectDeleted>,
+    ) -> Result<ProjectDeleted, WorkError> {
         let txn = begin(&self.db).await?;
         let Some(row) = self.project_row(&txn, org_id, project, true).await? else {
             return Err(WorkError::NotFound("project"));
@@ -463,16 +463,22 @@ impl WorkStore for SqlStore {
         .await
         .map_err(db("deleting a project"))?;
         self.drop_edges(&txn, "org_id = $1 AND project_id = $2", vec![org.clone(), id.clone()]).await?;
-        txn.execute(self.sql(
-            "UPDATE tasks SET deleted_at_us = $3, version = version + 1, updated_at_us = $3 \
-             WHERE org_id = $1 AND project_id = $2 AND deleted_at_us IS NULL",
+        let rows = TaskRow::find_by_statement(self.sql(
+            &format!(
+                "UPDATE tasks SET deleted_at_us = $3, version = version + 1, updated_at_us = $3 \
+                 WHERE org_id = $1 AND project_id = $2 AND deleted_at_us IS NULL RETURNING {TASK_COLUMNS}"
+            ),
             vec![org, id, to_us(at).into()],
         ))
+        .all(&txn)
         .await
         .map_err(db("deleting a project's tasks"))?;
-        write_journal(&txn, &journal.entry(&project)).await?;
+        let mut tasks = rows.into_iter().map(TaskRow::into_task).collect::<Result<Vec<_>, _>>()?;
+        tasks.sort_by_key(|t| t.rank);
+        let deleted = ProjectDeleted { project, tasks };
+        write_journal(&txn, &journal.entry(&deleted)).await?;
         commit(txn, "committing a project deletion").await?;
-        Ok(project)
+        Ok(deleted)
     }
 
     async fn create_task(&self, task: &Task, journal: &dyn Journal<Task>) -> Result<Task, WorkError> {

@@ -17,5 +17,5 @@ pub use model::{
     Dependency, NewProject, NewTask, Note, NoteId, Priority, Project, ProjectId, ProjectPatch, ProjectRef, Task, TaskDetail, TaskFilter,
     TaskId, TaskPatch, TaskStatus,
 };
-pub use ports::{DependencyAdded, DependencyRemoved, ProjectTasks, WorkStore};
+pub use ports::{DependencyAdded, DependencyRemoved, ProjectDeleted, ProjectTasks, WorkStore};
 pub use service::{etag, parse_if_match, Work};

@@ -17,6 +17,14 @@ use atlas_kernel::{OrgId, Page, PageRequest};
 use atlas_runs::Journal;
 use time::OffsetDateTime;
 
+/// What deleting a project did: the project and every task deleted with it (each one's
+/// version moved on), so each gets its own `task.deleted` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectDeleted {
+    pub project: Project,
+    pub tasks: Vec<Task>,
+}
+
 /// What adding a dependency did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DependencyAdded {
@@ -79,7 +87,8 @@ pub trait WorkStore: Send + Sync + std::fmt::Debug {
         journal: &dyn Journal<Project>,
     ) -> Result<Project, WorkError>;
 
-    /// Soft-deletes a project and its tasks (their dependencies go with them).
+    /// Soft-deletes a project and its live tasks (their dependencies go with them), returning
+    /// the tasks as deleted.
     ///
     /// # Errors
     /// `NotFound`, `Store`.
@@ -88,8 +97,8 @@ pub trait WorkStore: Send + Sync + std::fmt::Debug {
         org_id: OrgId,
         project: &ProjectRef,
         at: OffsetDateTime,
-        journal: &dyn Journal<Project>,
-    ) -> Result<Project, WorkError>;
+        journal: &dyn Journal<ProjectDeleted>,
+    ) -> Result<ProjectDeleted, WorkError>;
 
     /// Inserts a task into the live project `task.project_id` at the end of the organization's
     /// order (the store assigns `rank`); its parent, when given, is a live task of the same

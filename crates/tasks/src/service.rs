@@ -10,7 +10,7 @@ use crate::model::{
     optional_text, project_key, required_text, Dependency, NewProject, NewTask, Note, NoteId, Project, ProjectId, ProjectPatch, ProjectRef,
     Task, TaskDetail, TaskFilter, TaskId, TaskPatch, MAX_ASSIGNEE_CHARS, MAX_TEXT_CHARS, MAX_TITLE_CHARS,
 };
-use crate::ports::{DependencyAdded, DependencyRemoved, WorkStore};
+use crate::ports::{DependencyAdded, DependencyRemoved, ProjectDeleted, WorkStore};
 use atlas_kernel::{Clock, OrgId, Page, PageRequest};
 use atlas_runs::{Journal, JournalEntry, OutboxEvent};
 use atlas_webhooks::{Event, EventType, Family};
@@ -138,13 +138,23 @@ impl Work {
         self.store.update_project(org_id, project, &patch, if_match, now, &journal).await
     }
 
-    /// Soft-deletes a project and its tasks.
+    /// Soft-deletes a project and its tasks: `project.deleted`, then a `task.deleted` for each
+    /// task deleted with it, all in the deletion's transaction.
     ///
     /// # Errors
     /// `NotFound`, `Store`.
-    pub async fn delete_project(&self, org_id: OrgId, project: &ProjectRef, journal: &dyn Journal<Project>) -> Result<Project, WorkError> {
+    pub async fn delete_project(
+        &self,
+        org_id: OrgId,
+        project: &ProjectRef,
+        journal: &dyn Journal<ProjectDeleted>,
+    ) -> Result<ProjectDeleted, WorkError> {
         let now = self.clock.now();
-        let journal = |p: &Project| with(journal.entry(p), project_event("deleted", p, now));
+        let journal = |d: &ProjectDeleted| {
+            let mut events = project_event("deleted", &d.project, now);
+            events.extend(d.tasks.iter().flat_map(|t| task_event("deleted", t, now)));
+            with(journal.entry(d), events)
+        };
         self.store.delete_project(org_id, project, now, &journal).await
     }
 

@@ -131,7 +131,12 @@ pub async fn projects_have_unique_keys_versions_and_soft_deletes(store: &dyn Wor
     assert_eq!(unconditional.version, 3, "without If-Match the write applies");
 
     let t = new_task(store, &web, "inside", base_time()).await;
-    store.delete_project(org, &ProjectRef::Id(web.id), base_time(), &journal(org, "projects.delete")).await.unwrap();
+    let deleted = store.delete_project(org, &ProjectRef::Id(web.id), base_time(), &journal(org, "projects.delete")).await.unwrap();
+    assert_eq!(
+        deleted.tasks.iter().map(|d| (d.id, d.version)).collect::<Vec<_>>(),
+        vec![(t.id, t.version + 1)],
+        "the deleted tasks, each a version on"
+    );
     assert_eq!(store.project(org, &ProjectRef::Id(web.id)).await.unwrap(), None, "a deleted project is hidden");
     assert!(store.task(org, t.id).await.unwrap().is_none(), "its tasks are deleted with it");
     let page = store.projects(org, &PageRequest::default()).await.unwrap();
