@@ -113,3 +113,53 @@ async fn fifty_concurrent_requests_with_one_key_create_one_key_on_postgres() {
     assert_eq!(ids.len(), 1, "every success is the same key");
     assert_eq!(key_count(&server).await, before + 1, "exactly one key record was created");
 }
+
+// A send claims its key at commit: concurrent duplicates all execute up to the commit, exactly
+// one commits its message, and every other one is answered with that send's stored answer.
+on_both_backends!(twenty_concurrent_sends_with_one_key_queue_one_message, Options::default(), |server| {
+    let template = server
+        .call(
+            Method::POST,
+            "/v1/atlas/templates",
+            Some(&server.admin_key),
+            Some(json!({"name": "hello_world", "language": "en_US", "category": "utility", "body": "Hello"})),
+        )
+        .await;
+    assert!(template.status == StatusCode::CREATED || template.status == StatusCode::CONFLICT, "{:?}", template.body);
+    let server = Arc::new(server);
+    let body = json!({"phone_number": "+14155550199", "template_id": "hello_world", "category": "utility"});
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let server = server.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            server.send(Method::POST, "/v1/atlas/messages", Some(&server.admin_key), Some(body), &[("Idempotency-Key", "one-send")]).await
+        }));
+    }
+    let mut answers = std::collections::BTreeSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        match answer.status {
+            StatusCode::ACCEPTED => {
+                answers.insert(answer.data()["message_id"].as_str().unwrap().to_owned());
+            }
+            StatusCode::CONFLICT => assert_eq!(answer.code(), "IDEMPOTENCY_IN_PROGRESS"),
+            other => panic!("unexpected {other}: {:?}", answer.body),
+        }
+    }
+    assert_eq!(answers.len(), 1, "every accepted answer names the same message: {answers:?}");
+    let conversations = server.call(Method::GET, "/v1/atlas/conversations", Some(&server.admin_key), None).await;
+    let conversation = conversations.data()["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["customer"]["phone_number"] == "+14155550199")
+        .expect("the send's conversation")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let messages =
+        server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&server.admin_key), None).await;
+    let ids: Vec<&str> = messages.data()["messages"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, answers.iter().map(String::as_str).collect::<Vec<_>>(), "exactly one message was queued");
+});

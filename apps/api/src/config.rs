@@ -42,6 +42,9 @@ pub struct Settings {
     pub outbox_lease_secs: u64,
     /// The first retry delay of a failed delivery (`ATLAS_OUTBOX_RETRY_BASE_MS`).
     pub outbox_retry_base_ms: u64,
+    /// How long a send waits for concurrent sends to share its statement and commit on
+    /// PostgreSQL (`ATLAS_SEND_BATCH_WINDOW_MS`; 0 turns group commit off).
+    pub send_batch_window_ms: u64,
     /// Whether this process runs the outbox and webhook workers (`ATLAS_WORKERS`).
     pub workers: bool,
     /// How long a webhook attempt may take (`ATLAS_WEBHOOK_TIMEOUT_SECS`).
@@ -68,6 +71,9 @@ pub struct Settings {
     /// (`ATLAS_RETENTION_DAYS`).
     pub retention_days: u32,
 }
+
+/// The default group-commit window of sends, in milliseconds (`ATLAS_SEND_BATCH_WINDOW_MS`).
+pub const SEND_BATCH_WINDOW_MS: u64 = 0;
 
 /// What the outbox lease must cover beyond the provider call and the quota wait: reading the
 /// row, unsealing the channel's secrets, and committing the outcome.
@@ -101,6 +107,7 @@ struct FileSettings {
     channel_rate_limit: Option<String>,
     outbox_lease_secs: Option<u64>,
     outbox_retry_base_ms: Option<u64>,
+    send_batch_window_ms: Option<u64>,
     workers: Option<bool>,
     webhook_timeout_secs: Option<u64>,
     database_pool: Option<u64>,
@@ -300,6 +307,7 @@ impl Settings {
         };
         let outbox_lease_secs = number("ATLAS_OUTBOX_LEASE_SECS", from_file.outbox_lease_secs, 120, 2..=3600)?;
         let outbox_retry_base_ms = number("ATLAS_OUTBOX_RETRY_BASE_MS", from_file.outbox_retry_base_ms, 2000, 1..=600_000)?;
+        let send_batch_window_ms = number("ATLAS_SEND_BATCH_WINDOW_MS", from_file.send_batch_window_ms, SEND_BATCH_WINDOW_MS, 0..=1000)?;
         let webhook_timeout_secs = number("ATLAS_WEBHOOK_TIMEOUT_SECS", from_file.webhook_timeout_secs, 15, 1..=120)?;
         let database_pool = number("ATLAS_DATABASE_POOL", from_file.database_pool, 32, 1..=1000)? as u32;
         let change_quorum_normal = number("ATLAS_CHANGE_QUORUM_NORMAL", from_file.change_quorum_normal, 1, 1..=20)? as u32;
@@ -354,6 +362,7 @@ impl Settings {
             channel_rate_limit,
             outbox_lease_secs,
             outbox_retry_base_ms,
+            send_batch_window_ms,
             workers,
             webhook_timeout_secs,
             database_pool,

@@ -104,7 +104,9 @@ pub async fn wire(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Wiring, 
     let secrets = secret::Secrets::resolve(settings)?;
     // The store seals secrets at rest (webhook secrets, idempotent answers that show a secret)
     // with the cipher that seals channel secrets.
-    let store = store.with_secret_cipher(Arc::new(cipher::ChannelCipher::new(&secrets.channel_key)));
+    let store = store
+        .with_secret_cipher(Arc::new(cipher::ChannelCipher::new(&secrets.channel_key)))
+        .with_send_batching(std::time::Duration::from_millis(settings.send_batch_window_ms));
     let accounts = Arc::new(
         Accounts::new(Arc::new(store.clone()), SecretHasher::new(secrets.pepper.clone()), clock.clone())
             .with_password_hashing(Arc::new(passwords::BlockingArgon2)),

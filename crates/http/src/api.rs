@@ -240,7 +240,7 @@ async fn create_key(State(state): State<AppState>, Caller(caller): Caller, heade
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
-    let mutation = match Mutation::begin(&state, spec, &caller, &headers, &raw).await {
+    let mutation = match Mutation::begin_at_commit(&state, spec, &caller, &headers, &raw).await {
         Ok(Started::Execute(m)) => m,
         Ok(Started::Answer(r)) => return r,
         Err(e) => return e.into_response(),

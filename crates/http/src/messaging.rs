@@ -347,7 +347,7 @@ async fn run_send<A: Serialize>(
     command: SendCommand,
     render: &(dyn Fn(&SendReceipt, &Value) -> A + Send + Sync),
 ) -> Response {
-    let mut mutation = match Mutation::begin(state, spec(operation), caller, headers, raw).await {
+    let mut mutation = match Mutation::begin_at_commit(state, spec(operation), caller, headers, raw).await {
         Ok(Started::Execute(m)) => m,
         Ok(Started::Answer(r)) => return r,
         Err(e) => return e.into_response(),

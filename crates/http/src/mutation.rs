@@ -4,13 +4,22 @@
 //! build the journal entry (run plus outcome) that the use case commits with its effect, and
 //! answer with exactly the bytes that were stored. Which answers are stored is
 //! [`atlas_idempotency::stores_outcome`]'s decision alone.
+//!
+//! Two ways to claim: [`Mutation::begin`] claims the key in its own statement before the use
+//! case runs (in progress, leased), and [`Mutation::begin_at_commit`] (the sends) reads the key
+//! once and, when it is free, lets the use case's own transaction insert the completed record
+//! with the effect ([`Claim::at_commit`]): no statement of its own, and a replay is that one
+//! indexed read. A concurrent duplicate that loses the insert rolls its effect back and is
+//! answered from the winner's record.
 
 use crate::envelope::{json_response, success_body};
 use crate::error::{ApiError, ErrorCode};
 use crate::request_id;
 use crate::routes::RouteSpec;
 use crate::state::AppState;
-use atlas_idempotency::{stores_outcome, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse};
+use atlas_idempotency::{
+    decide, stores_outcome, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse,
+};
 use atlas_kernel::OrgId;
 use atlas_runs::{JournalEntry, Run, RunError, RunId, RunStatus};
 use atlas_scopes::{Actor, Principal};
@@ -43,6 +52,18 @@ pub struct Mutation {
     operation: String,
     run_status: RunStatus,
     rendered: Mutex<Option<Rendered>>,
+}
+
+fn refused_as_reused() -> Response {
+    ApiError::new(ErrorCode::IdempotencyKeyReused, "this idempotency key was used for a different request")
+        .hint("use a new key for a new request")
+        .into_response()
+}
+
+fn refused_in_progress() -> Response {
+    let mut err = ApiError::new(ErrorCode::IdempotencyInProgress, "a request with this idempotency key is still executing");
+    err.retry_after = Some(1);
+    err.into_response()
 }
 
 /// The key a request carries, from the header or the body field; both present and different
@@ -81,13 +102,39 @@ fn replay(stored: StoredResponse) -> Response {
 }
 
 impl Mutation {
-    /// Starts a mutation by an authenticated caller.
+    /// Starts a mutation by an authenticated caller, claiming its key (if any) before it runs.
     pub async fn begin(
         state: &AppState,
         spec: &'static RouteSpec,
         caller: &Principal,
         headers: &HeaderMap,
         body: &Value,
+    ) -> Result<Started, ApiError> {
+        Self::start(state, spec, caller, headers, body, false).await
+    }
+
+    /// [`begin`](Self::begin) for a use case whose store commits its journal in the effect's
+    /// transaction: the key is read once (a replay or refusal answers from that read), and a
+    /// free key is claimed at commit by the use case's own transaction. A store that cannot
+    /// ([`IdempotencyStore::claims_at_commit`](atlas_idempotency::IdempotencyStore)), and a
+    /// record to take over (expired, or an abandoned claim), fall back to `begin`'s claim.
+    pub async fn begin_at_commit(
+        state: &AppState,
+        spec: &'static RouteSpec,
+        caller: &Principal,
+        headers: &HeaderMap,
+        body: &Value,
+    ) -> Result<Started, ApiError> {
+        Self::start(state, spec, caller, headers, body, state.idempotency.claims_at_commit()).await
+    }
+
+    async fn start(
+        state: &AppState,
+        spec: &'static RouteSpec,
+        caller: &Principal,
+        headers: &HeaderMap,
+        body: &Value,
+        at_commit: bool,
     ) -> Result<Started, ApiError> {
         let key = idempotency_key(headers, body)?;
         let mut mutation = Mutation::unkeyed(state, spec, Some(caller.org_id), caller.actor);
@@ -104,24 +151,55 @@ impl Mutation {
             route: format!("{} {}", spec.method, path),
             key,
         };
-        let claim = Claim { scope, token: ClaimToken::from_entropy(crate::api::entropy()) };
+        let token = ClaimToken::from_entropy(crate::api::entropy());
         let fingerprint = Fingerprint::of(spec.method, &path, body);
-        match state.idempotency.begin(&claim, &fingerprint, state.clock.now()).await? {
+        let now = state.clock.now();
+        if at_commit {
+            let record = state.idempotency.lookup(&scope).await?;
+            match decide(record.as_ref(), &fingerprint, now) {
+                Decision::Execute => {
+                    mutation.claim = Some(Claim::at_commit(scope, token, fingerprint));
+                    return Ok(Started::Execute(Box::new(mutation)));
+                }
+                // Taking a record over is a compare-and-set on the record as read: `begin`'s.
+                Decision::Expired => {}
+                decision => return Ok(Started::Answer(Self::answer_for(decision))),
+            }
+        }
+        let claim = Claim::held(scope, token);
+        match state.idempotency.begin(&claim, &fingerprint, now).await? {
             Decision::Execute | Decision::Expired => {
                 mutation.claim = Some(claim);
                 Ok(Started::Execute(Box::new(mutation)))
             }
-            Decision::Replay(stored) => Ok(Started::Answer(replay(stored))),
-            Decision::Reused => Ok(Started::Answer(
-                ApiError::new(ErrorCode::IdempotencyKeyReused, "this idempotency key was used for a different request")
-                    .hint("use a new key for a new request")
-                    .into_response(),
-            )),
-            Decision::InProgress => {
-                let mut err = ApiError::new(ErrorCode::IdempotencyInProgress, "a request with this idempotency key is still executing");
-                err.retry_after = Some(1);
-                Ok(Started::Answer(err.into_response()))
+            decision => Ok(Started::Answer(Self::answer_for(decision))),
+        }
+    }
+
+    /// The answer to a request whose key is not its to execute.
+    fn answer_for(decision: Decision) -> Response {
+        match decision {
+            Decision::Replay(stored) => replay(stored),
+            Decision::Reused => refused_as_reused(),
+            Decision::InProgress | Decision::Execute | Decision::Expired => refused_in_progress(),
+        }
+    }
+
+    /// For a claim taken at commit whose effect did not commit: the record a concurrent request
+    /// with the same key committed, as the answer (replay or refusal), if there is one.
+    async fn answer_from_winner(&self) -> Option<Response> {
+        let claim = self.claim.as_ref()?;
+        let fingerprint = claim.at_commit.as_ref()?;
+        let record = match self.state.idempotency.lookup(&claim.scope).await {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::warn!(error = ?e, "idempotency record not read after a refused commit");
+                return None;
             }
+        };
+        match decide(Some(&record), fingerprint, self.state.clock.now()) {
+            Decision::Execute | Decision::Expired => None,
+            decision => Some(Self::answer_for(decision)),
         }
     }
 
@@ -267,13 +345,33 @@ impl Mutation {
     pub async fn fail(self, error: ApiError) -> Response {
         let run_error = Some(RunError { code: error.code.as_str().to_owned(), message: error.message.clone() });
         let business = stores_outcome(error.code.status().as_u16(), error.retryable);
+        let at_commit = self.claim.as_ref().is_some_and(|c| c.at_commit.is_some());
+        // A claim taken at commit holds nothing: a failure that stores nothing (a commit refused
+        // because a concurrent request with the key committed first among them) is answered
+        // from that request's record when there is one, and is no failed run of its own.
+        if at_commit && !business {
+            if let Some(answer) = self.answer_from_winner().await {
+                return answer;
+            }
+        }
+        let mut recorded = true;
         if let Some(org_id) = self.org_id {
             let idempotency = self.completion(error.code.status(), error.retryable, &error.body(), false, None);
             let entry =
                 JournalEntry { run: self.run(org_id, self.actor, RunStatus::Failed, None, run_error), idempotency, events: Vec::new() };
             if let Err(e) = self.state.runs.record(&entry).await {
+                recorded = false;
                 tracing::warn!(error = ?e, "failed run not recorded");
             }
+        }
+        if at_commit {
+            // A refusal whose outcome could not be inserted: the key was taken meanwhile.
+            if !recorded {
+                if let Some(answer) = self.answer_from_winner().await {
+                    return answer;
+                }
+            }
+            return error.into_response();
         }
         if let Some(claim) = &self.claim {
             let stored_elsewhere = business && !self.state.idempotency.commits_with_effect();

@@ -114,10 +114,29 @@ impl ClaimToken {
 }
 
 /// A key as one request claims it: where it is unique, and the request's fence.
+///
+/// A claim is either **held** (`at_commit: None`: the store's `begin` recorded it in progress
+/// before the request executed, and completing it updates that record) or **taken at commit**
+/// (`at_commit: Some(fingerprint)`: nothing was written before the request executed; the
+/// effect's own transaction inserts the record, completed, with this fingerprint, and the
+/// effect is refused if a concurrent request inserted the key first).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Claim {
     pub scope: IdempotencyScope,
     pub token: ClaimToken,
+    pub at_commit: Option<crate::Fingerprint>,
+}
+
+impl Claim {
+    /// A claim the store holds from `begin` on.
+    pub fn held(scope: IdempotencyScope, token: ClaimToken) -> Self {
+        Self { scope, token, at_commit: None }
+    }
+
+    /// A claim taken by the effect's own transaction (see [`Claim`]).
+    pub fn at_commit(scope: IdempotencyScope, token: ClaimToken, fingerprint: crate::Fingerprint) -> Self {
+        Self { scope, token, at_commit: Some(fingerprint) }
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! `commits_with_effect` is true: the use case's journal entry carries the outcome); other
 //! stores are told the outcome after the effect committed, through `complete`.
 
-use crate::{Claim, Decision, Fingerprint, StoredResponse};
+use crate::{Claim, Decision, Fingerprint, IdempotencyRecord, IdempotencyScope, StoredResponse};
 use async_trait::async_trait;
 use atlas_kernel::StoreError;
 use thiserror::Error;
@@ -56,4 +56,21 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
 
     /// Whether the outcome commits inside the use case's own transaction (the journal entry).
     fn commits_with_effect(&self) -> bool;
+
+    /// Whether the store can take a claim at commit ([`Claim::at_commit`]): the effect's
+    /// transaction inserts the completed record and is refused when the key was taken first.
+    /// Such a store answers [`lookup`](Self::lookup). Default: no.
+    fn claims_at_commit(&self) -> bool {
+        false
+    }
+
+    /// The record of `scope`, if any, in one indexed read (a replay's only statement). A store
+    /// that does not [`claims_at_commit`](Self::claims_at_commit) finds nothing.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn lookup(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, IdempotencyError> {
+        let _ = scope;
+        Ok(None)
+    }
 }

@@ -22,11 +22,14 @@
 //! `agent.message_delivery` webhook event in the same transaction (see `events`).
 
 use crate::convert::{corrupt, from_json, from_us, from_us_opt, to_json, to_us};
-use crate::entity::{channels, conversations, customers, drafts, messages, pending_statuses, templates};
-use crate::error::{db, Failure};
+use crate::entity::{
+    channels, conversations, customers, drafts, idempotency_records, messages, outbox, pending_statuses, runs, templates, webhook_events,
+};
+use crate::error::{classify, db, Failure};
 use crate::events::message_delivery_changed;
-use crate::journal::write_journal;
+use crate::journal::{event_row, write_journal};
 use crate::runs::before_cursor;
+use crate::runs::run_row;
 use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::{
@@ -37,10 +40,10 @@ use atlas_conversations::{
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
-use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, Statement, TransactionTrait, UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionTrait, UpdateMany,
 };
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -48,6 +51,7 @@ use uuid::Uuid;
 
 /// Opens the one transaction of a use case (or, on a transaction, a savepoint).
 pub(crate) async fn begin(conn: &impl TransactionTrait) -> Result<DatabaseTransaction, Failure> {
+    crate::tally::transaction();
     conn.begin().await.map_err(db("opening a transaction"))
 }
 
@@ -483,6 +487,153 @@ async fn load_conversation(conn: &impl ConnectionTrait, org_id: OrgId, id: Conve
     })
 }
 
+/// The one conversation `statement` selects (its columns, then the customer's as
+/// `customer_phone_number`, `customer_name`, `customer_created_at_us`), with its customer.
+async fn conversation_with_customer(conn: &impl ConnectionTrait, statement: Statement) -> Result<Option<Conversation>, ConversationError> {
+    let read = "reading the customer's conversation";
+    let Some(row) = conn.query_one(statement).await.map_err(db(read))? else {
+        return Ok(None);
+    };
+    let conversation = conversations::Model::from_query_result(&row, "").map_err(db(read))?;
+    let customer = customers::Model {
+        id: conversation.customer_id,
+        org_id: conversation.org_id,
+        phone_number: row.try_get("", "customer_phone_number").map_err(db(read))?,
+        name: row.try_get("", "customer_name").map_err(db(read))?,
+        created_at_us: row.try_get("", "customer_created_at_us").map_err(db(read))?,
+    };
+    Ok(Some(conversation_from_rows(conversation, customer_from_row(customer)?)?))
+}
+
+// ---- the send's writes ---------------------------------------------------------------
+
+/// The writes of a send whose customer and conversation are known, as plain `INSERT`s in
+/// order: the message, its outbox row, the run, the events and, for a claim taken at commit
+/// (or no key), the completed idempotency record. `None` when the entry completes a claim held
+/// since `begin` (or stores an answer that must be sealed): the caller writes the journal the
+/// general way. A key a concurrent request inserted first fails the record's `INSERT` (unique
+/// violation), which refuses the whole send.
+fn send_statements(
+    outbound: &NewOutbound,
+    enqueued: &Enqueued,
+    entry: &JournalEntry,
+    backend: DbBackend,
+) -> Result<Option<Vec<Statement>>, Failure> {
+    let record = match &entry.idempotency {
+        None => None,
+        Some((claim, response)) => match (&claim.at_commit, crate::idempotency::stored_body(response, None)) {
+            (Some(fingerprint), Ok(body)) => {
+                Some(crate::idempotency::completed_row(claim, fingerprint, response, body, entry.run.updated_at))
+            }
+            _ => return Ok(None),
+        },
+    };
+    let message = Message::queued(outbound.message_id, outbound.org_id, enqueued.conversation_id, &outbound.content, outbound.queued_at);
+    let mut statements = vec![
+        messages::Entity::insert(message_row(&message)?).build(backend),
+        outbox::Entity::insert(outbox::ActiveModel {
+            id: Set(outbound.outbox_id.as_uuid()),
+            org_id: Set(outbound.org_id.as_uuid()),
+            channel_id: Set(outbound.channel_id.as_uuid()),
+            conversation_id: Set(enqueued.conversation_id.as_uuid()),
+            message_id: Set(outbound.message_id.as_uuid()),
+            recipient: Set(outbound.to.as_str().to_owned()),
+            content: Set(to_json("writing an outbound message's content", &outbound.content)?),
+            attempt: Set(0),
+            queued_at_us: Set(to_us(outbound.queued_at)),
+            next_attempt_at_us: Set(to_us(outbound.queued_at)),
+            lease_until_us: Set(None),
+            deadline_at_us: Set(to_us(outbound.deadline)),
+            finished_at_us: Set(None),
+            last_error_code: Set(None),
+            last_error_message: Set(None),
+            run_id: Set(Some(entry.run.id.as_uuid())),
+        })
+        .build(backend),
+        runs::Entity::insert(run_row(&entry.run)).build(backend),
+    ];
+    if !entry.events.is_empty() {
+        let rows = entry.events.iter().map(|event| event_row(entry.run.org_id.as_uuid(), event));
+        statements.push(webhook_events::Entity::insert_many(rows).build(backend));
+    }
+    if let Some(record) = record {
+        statements.push(idempotency_records::Entity::insert(record).build(backend));
+    }
+    Ok(Some(statements))
+}
+
+/// PostgreSQL: the customer of (organization, phone) under `customer_id` and its conversation on
+/// the send's channel under `conversation_id`, as the first two statements of a [`chained`]
+/// send (the conversation reads the customer's `RETURNING` as `__prev__`, the clause before it).
+/// When the customer already exists (or the organization has no such channel) neither is
+/// inserted, and the message's reference to the conversation fails the whole statement.
+fn new_conversation(outbound: &NewOutbound, customer_id: CustomerId, conversation_id: ConversationId) -> [Statement; 2] {
+    let customer = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO customers (id, org_id, phone_number, name, created_at_us) \
+         SELECT $1, $2, $3, NULL, $4 FROM channels WHERE org_id = $2 AND id = $5 \
+         ON CONFLICT (org_id, phone_number) DO NOTHING RETURNING id",
+        [
+            customer_id.as_uuid().into(),
+            outbound.org_id.as_uuid().into(),
+            outbound.to.as_str().into(),
+            to_us(outbound.queued_at).into(),
+            outbound.channel_id.as_uuid().into(),
+        ],
+    );
+    let conversation = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "INSERT INTO conversations (id, org_id, channel_id, customer_id, status, last_inbound_at_us, created_at_us) \
+         SELECT $1, $2, $3, __prev__.id, $4, NULL, $5 FROM __prev__",
+        [
+            conversation_id.as_uuid().into(),
+            outbound.org_id.as_uuid().into(),
+            outbound.channel_id.as_uuid().into(),
+            ConversationStatus::Open.as_str().into(),
+            to_us(outbound.queued_at).into(),
+        ],
+    );
+    [customer, conversation]
+}
+
+/// PostgreSQL: creates or reuses the customer of (organization, phone) and its conversation on
+/// the send's channel in one statement, returning (customer, conversation); `None` when the
+/// organization has no such channel. Both rows stay locked until the send commits.
+async fn upsert_send_conversation(
+    txn: &DatabaseTransaction,
+    outbound: &NewOutbound,
+) -> Result<Option<(CustomerId, ConversationId)>, Failure> {
+    const SQL: &str = "WITH ch AS (SELECT id FROM channels WHERE org_id = $1 AND id = $2), \
+        c AS (INSERT INTO customers (id, org_id, phone_number, name, created_at_us) SELECT $3, $1, $4, NULL, $5 FROM ch \
+              ON CONFLICT (org_id, phone_number) DO UPDATE SET phone_number = EXCLUDED.phone_number RETURNING id), \
+        v AS (INSERT INTO conversations (id, org_id, channel_id, customer_id, status, last_inbound_at_us, created_at_us) \
+              SELECT $6, $1, $2, c.id, $7, NULL, $5 FROM c \
+              ON CONFLICT (org_id, channel_id, customer_id) DO UPDATE SET status = conversations.status RETURNING id, customer_id) \
+        SELECT id, customer_id FROM v";
+    let row = txn
+        .query_one(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL,
+            [
+                outbound.org_id.as_uuid().into(),
+                outbound.channel_id.as_uuid().into(),
+                CustomerId::generate().as_uuid().into(),
+                outbound.to.as_str().into(),
+                to_us(outbound.queued_at).into(),
+                ConversationId::generate().as_uuid().into(),
+                ConversationStatus::Open.as_str().into(),
+            ],
+        ))
+        .await
+        .map_err(db("upserting the customer and conversation"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let conversation: Uuid = row.try_get("", "id").map_err(db("reading the conversation"))?;
+    let customer: Uuid = row.try_get("", "customer_id").map_err(db("reading the customer"))?;
+    Ok(Some((CustomerId::from_uuid(customer), ConversationId::from_uuid(conversation))))
+}
+
 #[async_trait]
 impl ConversationStore for SqlStore {
     async fn create_channel<'j>(
@@ -874,11 +1025,53 @@ impl ConversationStore for SqlStore {
         journal: &'j (dyn Journal<Enqueued> + 'j),
     ) -> Result<Enqueued, ConversationError> {
         let org_id = outbound.org_id;
-        let txn = begin(&self.db).await?;
         // A send that found its conversation (read under the organization) skips the upserts:
-        // conversations are never deleted, so the ids stay valid.
+        // conversations are never deleted, so the ids stay valid. On PostgreSQL everything the
+        // send writes is then ONE statement, its own transaction (or a share of a group
+        // commit): the message, its outbox row, the run, the events and the idempotency record
+        // and, for a number never seen, the new customer and conversation (under fresh ids; if
+        // the customer exists after all, the statement fails as a whole and the send is
+        // written again the general way below, with upserts).
+        let backend = self.db.get_database_backend();
+        if self.is_postgres() {
+            let (customer_id, conversation_id, new) = match outbound.known {
+                Some((customer, conversation)) => (customer, conversation, false),
+                None => (CustomerId::generate(), ConversationId::generate(), true),
+            };
+            let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
+            let entry = journal.entry(&enqueued);
+            if let Some(mut statements) = send_statements(outbound, &enqueued, &entry, backend)? {
+                if new {
+                    statements.splice(0..0, new_conversation(outbound, customer_id, conversation_id));
+                }
+                match self.write_send(statements).await {
+                    Ok(()) => return Ok(enqueued),
+                    Err(_) if new => {} // the customer or conversation exists: upsert below
+                    Err(e) => return Err(classify("queueing the outbound message", e).into()),
+                }
+            }
+        } else if let Some((customer_id, conversation_id)) = outbound.known {
+            let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
+            let entry = journal.entry(&enqueued);
+            if let Some(statements) = send_statements(outbound, &enqueued, &entry, backend)? {
+                let txn = begin(&self.db).await?;
+                for statement in statements {
+                    txn.execute(statement).await.map_err(db("queueing the outbound message"))?;
+                }
+                commit(txn, "committing the outbound message").await?;
+                return Ok(enqueued);
+            }
+        }
+        let txn = begin(&self.db).await?;
         let (customer_id, conversation_id) = match outbound.known {
             Some((customer, conversation)) => (customer, conversation),
+            None if self.is_postgres() => match upsert_send_conversation(&txn, outbound).await? {
+                Some(ids) => ids,
+                None => {
+                    rollback(txn).await?;
+                    return Err(ConversationError::NotFound);
+                }
+            },
             None => {
                 if !has_channel(&txn, org_id, outbound.channel_id).await? {
                     rollback(txn).await?;
@@ -891,13 +1084,25 @@ impl ConversationStore for SqlStore {
         };
         let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
         let entry = journal.entry(&enqueued);
-        let message = Message::queued(outbound.message_id, org_id, enqueued.conversation_id, &outbound.content, outbound.queued_at);
-        messages::Entity::insert(message_row(&message)?)
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db("inserting the outbound message"))?;
-        crate::outbox::insert_row(&txn, outbound, enqueued.conversation_id, entry.run.id).await?;
-        write_journal(&txn, &entry).await?;
+        match send_statements(outbound, &enqueued, &entry, self.db.get_database_backend())? {
+            Some(statements) if self.is_postgres() => {
+                txn.execute(crate::group_commit::chained(statements)).await.map_err(db("queueing the outbound message"))?;
+            }
+            Some(statements) => {
+                for statement in statements {
+                    txn.execute(statement).await.map_err(db("queueing the outbound message"))?;
+                }
+            }
+            None => {
+                let message = Message::queued(outbound.message_id, org_id, enqueued.conversation_id, &outbound.content, outbound.queued_at);
+                messages::Entity::insert(message_row(&message)?)
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(db("inserting the outbound message"))?;
+                crate::outbox::insert_row(&txn, outbound, enqueued.conversation_id, entry.run.id).await?;
+                write_journal(&txn, &entry).await?;
+            }
+        }
         commit(txn, "committing the outbound message").await?;
         Ok(enqueued)
     }
@@ -988,31 +1193,17 @@ impl ConversationStore for SqlStore {
     }
 
     async fn latest_conversation(&self, org_id: OrgId, phone_number: &PhoneNumber) -> Result<Option<Conversation>, ConversationError> {
-        let Some(customer) = customers::Entity::find()
-            .filter(customers::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(customers::Column::PhoneNumber.eq(phone_number.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(db("reading the customer"))?
-        else {
-            return Ok(None);
-        };
-        let connected = Query::select()
-            .column(channels::Column::Id)
-            .from(channels::Entity)
-            .and_where(channels::Column::OrgId.eq(org_id.as_uuid()))
-            .and_where(channels::Column::DisconnectedAtUs.is_null())
-            .to_owned();
-        let rows = conversations::Entity::find()
-            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(conversations::Column::CustomerId.eq(customer.id))
-            .filter(conversations::Column::ChannelId.in_subquery(connected))
-            .all(&self.db)
-            .await
-            .map_err(db("reading the customer's conversations"))?;
-        // Where they wrote last; a conversation they never wrote in ranks below any they did.
-        let latest = rows.into_iter().max_by_key(|r| (r.last_inbound_at_us.unwrap_or(i64::MIN), r.created_at_us, r.id));
-        Ok(latest.map(|row| conversation_from_rows(row, customer_from_row(customer)?)).transpose()?)
+        // One statement: the customer's conversations on connected channels, where they wrote
+        // last (one they never wrote in ranks below any they did), then the newest.
+        const SQL: &str = "SELECT v.id, v.org_id, v.channel_id, v.customer_id, v.status, v.last_inbound_at_us, v.created_at_us, \
+                c.phone_number AS customer_phone_number, c.name AS customer_name, c.created_at_us AS customer_created_at_us \
+            FROM customers c \
+            JOIN conversations v ON v.org_id = c.org_id AND v.customer_id = c.id \
+            JOIN channels ch ON ch.id = v.channel_id AND ch.org_id = v.org_id AND ch.disconnected_at_us IS NULL \
+            WHERE c.org_id = $1 AND c.phone_number = $2 \
+            ORDER BY v.last_inbound_at_us IS NULL, v.last_inbound_at_us DESC, v.created_at_us DESC, v.id DESC LIMIT 1";
+        let values: [sea_orm::Value; 2] = [org_id.as_uuid().into(), phone_number.as_str().into()];
+        conversation_with_customer(&self.db, Statement::from_sql_and_values(self.db.get_database_backend(), SQL, values)).await
     }
 
     async fn latest_inbound(&self, org_id: OrgId, conversation_id: ConversationId) -> Result<Option<Message>, ConversationError> {
@@ -1068,23 +1259,12 @@ impl ConversationStore for SqlStore {
         channel_id: ChannelId,
         phone_number: &PhoneNumber,
     ) -> Result<Option<Conversation>, ConversationError> {
-        let Some(customer) = customers::Entity::find()
-            .filter(customers::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(customers::Column::PhoneNumber.eq(phone_number.as_str()))
-            .one(&self.db)
-            .await
-            .map_err(db("reading the customer"))?
-        else {
-            return Ok(None);
-        };
-        let row = conversations::Entity::find()
-            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(conversations::Column::ChannelId.eq(channel_id.as_uuid()))
-            .filter(conversations::Column::CustomerId.eq(customer.id))
-            .one(&self.db)
-            .await
-            .map_err(db("reading the conversation"))?;
-        Ok(row.map(|row| conversation_from_rows(row, customer_from_row(customer)?)).transpose()?)
+        const SQL: &str = "SELECT v.id, v.org_id, v.channel_id, v.customer_id, v.status, v.last_inbound_at_us, v.created_at_us, \
+                c.phone_number AS customer_phone_number, c.name AS customer_name, c.created_at_us AS customer_created_at_us \
+            FROM customers c JOIN conversations v ON v.org_id = c.org_id AND v.customer_id = c.id \
+            WHERE c.org_id = $1 AND c.phone_number = $2 AND v.channel_id = $3";
+        let values: [sea_orm::Value; 3] = [org_id.as_uuid().into(), phone_number.as_str().into(), channel_id.as_uuid().into()];
+        conversation_with_customer(&self.db, Statement::from_sql_and_values(self.db.get_database_backend(), SQL, values)).await
     }
 
     async fn list_messages(

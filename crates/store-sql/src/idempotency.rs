@@ -18,8 +18,8 @@ use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::SecretCipher;
 use atlas_idempotency::{
-    decide, Begin, Claim, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyStore, RecordState, StoredResponse,
-    CLAIM_LEASE, RETENTION,
+    decide, Begin, Claim, Decision, Fingerprint, IdempotencyError, IdempotencyRecord, IdempotencyScope, IdempotencyStore, RecordState,
+    StoredResponse, CLAIM_LEASE, RETENTION,
 };
 use atlas_kernel::StoreError;
 use sea_orm::sea_query::{Expr, OnConflict};
@@ -74,6 +74,33 @@ fn claim_row(claim: &Claim, storage_key: &str, fingerprint: &Fingerprint, now: O
         updated_at_us: Set(to_us(now)),
         claim_token: Set(Some(claim.token.to_hex())),
         response_sealed: Set(false),
+    }
+}
+
+/// The record of a claim taken at commit ([`Claim::at_commit`]), completed with `response`
+/// (its body as [`stored_body`] made it): inserted by the effect's own transaction.
+pub(crate) fn completed_row(
+    claim: &Claim,
+    fingerprint: &Fingerprint,
+    response: &StoredResponse,
+    body: (Vec<u8>, bool),
+    at: OffsetDateTime,
+) -> idem::ActiveModel {
+    let scope = &claim.scope;
+    idem::ActiveModel {
+        storage_key: Set(scope.storage_key()),
+        org_id: Set(scope.org_id.as_uuid()),
+        fingerprint: Set(fingerprint.as_str().to_owned()),
+        state: Set(idem::COMPLETED.to_owned()),
+        lease_until_us: Set(None),
+        response_status: Set(Some(i32::from(response.status))),
+        response_body: Set(Some(body.0)),
+        response_location: Set(response.location.clone()),
+        response_etag: Set(response.etag.clone()),
+        created_at_us: Set(to_us(at)),
+        updated_at_us: Set(to_us(at)),
+        claim_token: Set(Some(claim.token.to_hex())),
+        response_sealed: Set(body.1),
     }
 }
 
@@ -187,5 +214,18 @@ impl IdempotencyStore for SqlStore {
 
     fn commits_with_effect(&self) -> bool {
         true
+    }
+
+    fn claims_at_commit(&self) -> bool {
+        true
+    }
+
+    async fn lookup(&self, scope: &IdempotencyScope) -> Result<Option<IdempotencyRecord>, IdempotencyError> {
+        let row = idem::Entity::find_by_id(scope.storage_key())
+            .filter(idem::Column::OrgId.eq(scope.org_id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading an idempotency record"))?;
+        Ok(row.map(|row| record_from_row(&row, self.secret_cipher.as_deref())).transpose()?)
     }
 }

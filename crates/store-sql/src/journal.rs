@@ -7,7 +7,7 @@
 use crate::convert::to_us;
 use crate::entity::webhook_events;
 use crate::error::{db, Failure};
-use crate::idempotency::{completion, stored_body};
+use crate::idempotency::{completed_row, completion, stored_body};
 use crate::runs::run_row;
 use atlas_runs::{JournalEntry, OutboxEvent};
 use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
@@ -16,7 +16,10 @@ use uuid::Uuid;
 /// Inserts the entry's run, its events (in the run's organization) and, when the entry carries
 /// an idempotency outcome, completes the claimed (in-progress) record with the response, all
 /// through `txn`. A record that is no longer in progress (taken over after its lease, or
-/// already completed) is left alone and logged: the effect still commits.
+/// already completed) is left alone and logged: the effect still commits. A claim taken at
+/// commit ([`atlas_idempotency::Claim::at_commit`]) inserts its record, completed; when a
+/// concurrent request inserted the key first the journal fails ([`key_taken`]), so the effect
+/// rolls back and the key's effect happens once.
 pub(crate) async fn write_journal(txn: &DatabaseTransaction, entry: &JournalEntry) -> Result<(), Failure> {
     write_journal_sealed(txn, entry, None).await
 }
@@ -35,6 +38,22 @@ pub(crate) async fn write_journal_sealed(
             tracing::warn!(run_id = %entry.run.id, "an answer showing a secret and no cipher to seal it: not stored for replay");
             return Ok(());
         };
+        if let Some(fingerprint) = &claim.at_commit {
+            let inserted =
+                crate::entity::idempotency_records::Entity::insert(completed_row(claim, fingerprint, response, body, entry.run.updated_at))
+                    .on_conflict(
+                        sea_orm::sea_query::OnConflict::column(crate::entity::idempotency_records::Column::StorageKey)
+                            .do_nothing()
+                            .to_owned(),
+                    )
+                    .exec_without_returning(txn)
+                    .await
+                    .map_err(db("recording the idempotency outcome"))?;
+            if inserted == 0 {
+                return Err(key_taken());
+            }
+            return Ok(());
+        }
         let done =
             completion(claim, response, body, entry.run.updated_at).exec(txn).await.map_err(db("completing the idempotency record"))?;
         if done.rows_affected == 0 {
@@ -46,6 +65,18 @@ pub(crate) async fn write_journal_sealed(
         }
     }
     Ok(())
+}
+
+/// The failure of an effect whose claim was taken at commit by a concurrent request with the
+/// same key (that request's outcome is the key's; the caller answers from it).
+pub(crate) fn key_taken() -> Failure {
+    Failure::Conflict(
+        crate::error::Unique::IdempotencyKey,
+        atlas_kernel::StoreError::new(
+            "recording the idempotency outcome",
+            "a concurrent request with this idempotency key committed first",
+        ),
+    )
 }
 
 /// The undispatched outbox row of `event`, in organization `org_id`.

@@ -54,6 +54,7 @@ pub mod entity;
 mod error;
 mod events;
 mod fair;
+mod group_commit;
 mod idempotency;
 mod incidents;
 mod itsm;
@@ -61,6 +62,7 @@ mod journal;
 mod outbox;
 mod runbooks;
 mod runs;
+pub mod tally;
 mod webhook_queue;
 mod webhooks;
 mod work;
@@ -87,6 +89,8 @@ pub struct SqlStore {
     db: DatabaseConnection,
     /// Seals webhook endpoint secrets at rest; `None` stores them in the clear (tests only).
     secret_cipher: Option<Arc<dyn SecretCipher>>,
+    /// The group committer of sends, when batching is on (`with_send_batching`).
+    send_batch: Option<Arc<group_commit::SendBatcher>>,
 }
 
 /// PostgreSQL connections a store opens at most, by default: enough for 32 concurrent
@@ -109,7 +113,7 @@ impl SqlStore {
     /// # Errors
     /// A `StoreError` when the URL is malformed or the database does not answer.
     pub async fn connect_with_pool(url: &str, pool_size: u32) -> Result<SqlStore, StoreError> {
-        let db = if url.starts_with("sqlite:") {
+        let mut db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(|e| StoreError::new("parsing the SQLite URL", e))?
                 .journal_mode(SqliteJournalMode::Wal)
@@ -130,13 +134,15 @@ impl SqlStore {
             options.sqlx_logging(false).max_connections(pool_size).min_connections(0).acquire_timeout(Duration::from_secs(10));
             Database::connect(options).await.map_err(|e| StoreError::new("connecting to the database", e))?
         };
-        Ok(SqlStore { db, secret_cipher: None })
+        // Statement budgets are tested by counting (see `tally`).
+        db.set_metric_callback(tally::statement);
+        Ok(SqlStore { db, secret_cipher: None, send_batch: None })
     }
 
     /// Wraps an existing sea-orm connection (which must follow the SQLite rules of the module
     /// doc when it is a SQLite one).
     pub fn from_connection(db: DatabaseConnection) -> SqlStore {
-        SqlStore { db, secret_cipher: None }
+        SqlStore { db, secret_cipher: None, send_batch: None }
     }
 
     /// The store, sealing webhook endpoint secrets with `cipher` (the AEAD that seals channel

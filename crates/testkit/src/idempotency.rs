@@ -32,7 +32,7 @@ pub async fn suite(store: Arc<dyn IdempotencyStore>, description: &str) {
 
 /// A claim of `scope` by a new request (a fresh token).
 pub fn claim_of(scope: &IdempotencyScope) -> Claim {
-    Claim { scope: scope.clone(), token: ClaimToken::from_entropy(*uuid::Uuid::new_v4().as_bytes()) }
+    Claim::held(scope.clone(), ClaimToken::from_entropy(*uuid::Uuid::new_v4().as_bytes()))
 }
 
 /// The current time, truncated to the microsecond.
