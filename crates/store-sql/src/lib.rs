@@ -61,9 +61,12 @@ mod journal;
 mod outbox;
 mod runbooks;
 mod runs;
+mod wakeups;
 mod webhook_queue;
 mod webhooks;
 mod work;
+
+pub use wakeups::{WorkListener, WorkNotice, WorkQueue, WORK_CHANNEL};
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;
