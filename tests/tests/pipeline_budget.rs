@@ -3,11 +3,12 @@
 //!
 //! Sandbox messages are sent one after another, each followed until the sandbox's third receipt
 //! (`read`) is applied; then the statements are grouped into units (a transaction, or one
-//! statement outside any) on their connection and each unit is named by what it touches:
-//! the outbox claim, the channel read and the completion make a delivery; a unit that takes the
-//! provider-id lock without touching the outbox applies a receipt; fan-out and the webhook
-//! claims are counted apart, the request path and the test's own reads are left out. Claims
-//! that found nothing (a wake-up with no work for this process) are counted apart too.
+//! statement outside any) on their connection and each unit is named by what it touches. A
+//! delivery is everything the outbox worker runs: its claims (those that found nothing too: a
+//! wake-up whose work another claim took), its reads of the next due time, the channel read and
+//! the completion. A unit that takes the provider-id lock without touching the outbox applies
+//! receipts; fan-out and the webhook claims are counted apart; the request path and the test's
+//! own reads are left out.
 //!
 //! The test prints the table and fails when a delivery or a receipt costs more than its budget
 //! (docs/architecture.md, "Statement budgets of the pipeline").
@@ -21,9 +22,11 @@ use std::time::{Duration, Instant};
 
 /// Messages sent.
 const MESSAGES: usize = 10;
-/// Statements one delivered message may cost (claim, channel read, completion), on average.
-const DELIVERY_BUDGET: f64 = 12.0;
-/// Statements one receipt may cost, on average.
+/// Statements the outbox worker may run per delivered message (claims, due reads, channel
+/// read, completion), on average.
+const DELIVERY_BUDGET: f64 = 14.0;
+/// Statements one receipt may cost, on average (the sandbox applies the receipts due at once
+/// in one transaction; one after another, as here, a batch is mostly one receipt).
 const RECEIPT_BUDGET: f64 = 5.0;
 
 /// What a unit of work was.
@@ -34,10 +37,8 @@ fn kind(unit: &[&Executed]) -> &'static str {
         "completion"
     } else if provider_lock && has("\"messages\"") && !has("INSERT INTO \"messages\"") {
         "receipt"
-    } else if has("outbox") && has("lease_until_us") && has("UPDATE") && !has("INSERT") {
+    } else if has("outbox") && has("lease_until_us") && !has("INSERT") && !has("MIN(CASE") && !has("finished_at_us <") {
         "claim"
-    } else if has("FROM outbox d") {
-        "empty claim"
     } else if has("MIN(CASE") {
         "due probe"
     } else if has("sealed_secrets") && !has("INSERT") && !has("UPDATE") {
@@ -132,11 +133,14 @@ async fn a_delivered_message_and_its_receipts_stay_within_their_statement_budget
         eprintln!("  {kind:<24} {units:>5} units {statements:>6} statements");
     }
     let statements = |k: &str| by_kind.get(k).map_or(0, |(_, s)| *s) as f64;
-    let delivery = (statements("claim") + statements("channel read") + statements("completion")) / MESSAGES as f64;
+    let delivery =
+        (statements("claim") + statements("due probe") + statements("channel read") + statements("completion")) / MESSAGES as f64;
     let receipt = statements("receipt") / (3 * MESSAGES) as f64;
-    let empty = statements("empty claim") / MESSAGES as f64;
     let fan_out = statements("fan-out") / MESSAGES as f64;
-    eprintln!("per message: delivery {delivery:.1}, empty claims {empty:.1}, fan-out {fan_out:.1}; per receipt {receipt:.1}");
+    eprintln!(
+        "per message: delivery {delivery:.1} (claims {:.1}), fan-out {fan_out:.1}; per receipt {receipt:.1}",
+        statements("claim") / MESSAGES as f64
+    );
     assert!(by_kind.get("completion").map_or(0, |(u, _)| *u) >= MESSAGES, "every message was completed: {by_kind:?}");
     assert!(delivery <= DELIVERY_BUDGET, "a delivery costs {delivery:.1} statements, budget {DELIVERY_BUDGET}");
     assert!(receipt <= RECEIPT_BUDGET, "a receipt costs {receipt:.1} statements, budget {RECEIPT_BUDGET}");

@@ -92,16 +92,20 @@ fn nap_length(nap: Nap, pace: Pace) -> Duration {
 
 /// Runs a claiming loop until `stop` turns true: it claims as many items as it has free slots
 /// (at most [`BATCH`] at a time) and runs each in its own task holding a slot, so a slow item
-/// never holds up the claims of others; with no free slot it waits for one. With nothing
-/// claimed it reads when work is next due (`next_due`, only when something happened since it
-/// last did: a wake-up, a claim, or the due instant passed) and sleeps until then, until
-/// `wake`, or for the fallback poll, whichever comes first. `claim(n)` returns the claimed
-/// items (empty on a failure, which it logs); `next_due()` how long until work is claimable
-/// (`None`: no work at all, or a failure, which it logs). A run that leaves its item for later
-/// (a retry, a lapsed lease) notifies `wake`, so the loop reads the new due time.
+/// never holds up the claims of others; with no free slot it waits for one. A claim that took
+/// fewer items than asked emptied the queue: the loop then waits (new work wakes it). With
+/// nothing claimed it reads when work is next due (`next_due`: at start, after `rescan`, or
+/// when the instant it read passed) and sleeps until then, until `wake` (new work), or for
+/// the fallback poll, whichever comes first. `claim(n)` returns the claimed items (empty on a
+/// failure, which it logs); `next_due()` how long until work is claimable (`None`: no work at
+/// all, or a failure, which it logs). A run that leaves its item for later (a retry, a lapsed
+/// lease) notifies `rescan`, so the loop reads the new due time. (New work is due at once, so
+/// `wake` needs no new due time.)
+#[allow(clippy::too_many_arguments)]
 fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
     slots: u32,
     wake: Arc<Notify>,
+    rescan: Arc<Notify>,
     pace: Pace,
     mut stop: watch::Receiver<bool>,
     claim: C,
@@ -121,8 +125,10 @@ fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
         let mut running = JoinSet::new();
         // When work is next claimable, as last read (`None`: none known).
         let mut due_at: Option<tokio::time::Instant> = None;
-        // Whether something happened since `due_at` was read.
+        // Whether a run rescheduled work since `due_at` was read.
         let mut stale = true;
+        // Whether the last claim emptied the queue (took fewer than it asked for).
+        let mut drained = false;
         loop {
             if *stop.borrow() {
                 break;
@@ -136,8 +142,10 @@ fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
                 }
                 continue;
             }
-            let items = claim(u32::try_from(free).unwrap_or(BATCH)).await;
+            let asked = u32::try_from(free).unwrap_or(BATCH);
+            let items = if drained { Vec::new() } else { claim(asked).await };
             if items.is_empty() {
+                drained = false;
                 let now = tokio::time::Instant::now();
                 if stale || due_at.is_some_and(|at| at <= now) {
                     due_at = next_due().await.map(|d| now + d);
@@ -149,12 +157,13 @@ fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(nap_length(nap, pace)) => {}
-                    _ = wake.notified() => stale = true,
+                    _ = wake.notified() => {}
+                    _ = rescan.notified() => stale = true,
                     _ = stop.changed() => {}
                 }
                 continue;
             }
-            stale = true;
+            drained = items.len() < asked as usize;
             for item in items {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     // Never happens: a claim takes at most the free slots, and only this loop
@@ -196,10 +205,11 @@ pub fn spawn_outbox_worker(
             }
         }
     });
-    let (prober, rescan) = (delivery.clone(), wake.clone());
+    let (prober, rescan) = (delivery.clone(), Arc::new(Notify::new()));
     spawn_claiming_loop(
         OUTBOX_IN_FLIGHT,
         wake,
+        rescan.clone(),
         pace,
         stop,
         move |n| {
@@ -366,10 +376,11 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             }
         }
     });
-    let (claimer, prober, rescan) = (dispatcher.clone(), dispatcher.clone(), claims_wake.clone());
+    let (claimer, prober, rescan) = (dispatcher.clone(), dispatcher.clone(), Arc::new(Notify::new()));
     spawn_claiming_loop(
         WEBHOOK_IN_FLIGHT,
         claims_wake,
+        rescan.clone(),
         pace,
         stop,
         move |n| {
@@ -613,6 +624,7 @@ mod tests {
         spawn_claiming_loop(
             4,
             wake,
+            Arc::new(Notify::new()),
             pace,
             stopped,
             move |_| {
