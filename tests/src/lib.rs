@@ -2,6 +2,7 @@
 //! fresh SQLite file or a fresh PostgreSQL database, and a small HTTP client that speaks its
 //! envelope. Tests read as what a client does and sees.
 
+pub mod pgproxy;
 pub mod receiver;
 
 use atlas_api::config::Settings;
@@ -78,6 +79,12 @@ impl TestServer {
         env.insert("ATLAS_BIND".into(), "127.0.0.1:0".into());
         env.insert("ATLAS_DATABASE_URL".into(), database_url.clone());
         env.entry("ATLAS_SECRET_KEY".into()).or_insert_with(|| "e2e-secret-key-that-is-long-enough-0123456789".into());
+        if options.clock.is_some() {
+            // A controlled clock jumps where real time does not: the workers' sleeps until a
+            // due retry (read off that clock) cannot see the jump, so they look as often as the
+            // tests move the clock.
+            env.entry("ATLAS_WORKER_FALLBACK_POLL_MS".into()).or_insert_with(|| "250".into());
+        }
         let settings = Settings::load(None, &env).expect("test settings are valid");
         let clock: Arc<dyn Clock> = match &options.clock {
             Some(c) => Arc::new(c.clone()),

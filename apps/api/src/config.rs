@@ -70,10 +70,17 @@ pub struct Settings {
     /// Days finished outbox rows, webhook events, deliveries and attempts are kept
     /// (`ATLAS_RETENTION_DAYS`).
     pub retention_days: u32,
+    /// How often an idle worker looks for work nobody told it about
+    /// (`ATLAS_WORKER_FALLBACK_POLL_MS`, default 10000): on PostgreSQL workers wake on
+    /// `LISTEN/NOTIFY` and on this process's own work, so this only catches what a lost
+    /// notification missed; on SQLite the one process wakes its workers itself.
+    pub worker_fallback_poll_ms: u64,
 }
 
 /// The default group-commit window of sends, in milliseconds (`ATLAS_SEND_BATCH_WINDOW_MS`).
 pub const SEND_BATCH_WINDOW_MS: u64 = 0;
+/// The default of `ATLAS_WORKER_FALLBACK_POLL_MS`.
+pub const DEFAULT_WORKER_FALLBACK_POLL_MS: u64 = 10_000;
 
 /// What the outbox lease must cover beyond the provider call and the quota wait: reading the
 /// row, unsealing the channel's secrets, and committing the outcome.
@@ -119,6 +126,7 @@ struct FileSettings {
     whatsapp_timeout_secs: Option<u64>,
     webhook_endpoint_concurrency: Option<u64>,
     retention_days: Option<u64>,
+    worker_fallback_poll_ms: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -322,6 +330,8 @@ impl Settings {
         let webhook_endpoint_concurrency =
             number("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", from_file.webhook_endpoint_concurrency, 4, 1..=64)? as u32;
         let retention_days = number("ATLAS_RETENTION_DAYS", from_file.retention_days, 30, 1..=3650)? as u32;
+        let worker_fallback_poll_ms =
+            number("ATLAS_WORKER_FALLBACK_POLL_MS", from_file.worker_fallback_poll_ms, DEFAULT_WORKER_FALLBACK_POLL_MS, 10..=3_600_000)?;
         let minimum_lease_ms = minimum_outbox_lease_ms(whatsapp_timeout_secs, &channel_rate_limit, crate::worker::OUTBOX_PER_CHANNEL);
         if outbox_lease_secs.saturating_mul(1000) < minimum_lease_ms {
             return Err(bad(
@@ -374,6 +384,7 @@ impl Settings {
             whatsapp_timeout_secs,
             webhook_endpoint_concurrency,
             retention_days,
+            worker_fallback_poll_ms,
         })
     }
 
@@ -430,6 +441,8 @@ mod tests {
             ("ATLAS_CHANNEL_RATE_LIMIT", "fast"),
             ("ATLAS_OUTBOX_LEASE_SECS", "1"),
             ("ATLAS_WORKERS", "sometimes"),
+            ("ATLAS_WORKER_FALLBACK_POLL_MS", "0"),
+            ("ATLAS_WORKER_FALLBACK_POLL_MS", "soon"),
             ("ATLAS_INCIDENT_REOPEN_WINDOW", "an hour"),
             ("ATLAS_INCIDENT_REOPEN_WINDOW", "31d"),
             ("ATLAS_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),

@@ -387,19 +387,18 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
         shutdown.subscribe(),
     );
     if settings.workers {
+        let pace = worker::Pace::of(settings);
+        worker::spawn_work_listener(wiring.store.clone(), wiring.state.wake.clone(), shutdown.subscribe());
         worker::spawn_outbox_worker(
             wiring.state.clone(),
             wiring.delivery.clone(),
             settings.channel_rate_limit,
             wiring.counters.clone(),
+            pace,
             shutdown.subscribe(),
         );
-    }
-    if settings.workers {
-        worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), shutdown.subscribe());
-    }
-    if settings.workers {
-        worker::spawn_runbook_worker(wiring.state.clone(), shutdown.subscribe());
+        worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), pace, shutdown.subscribe());
+        worker::spawn_runbook_worker(wiring.state.clone(), pace, shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

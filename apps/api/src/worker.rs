@@ -5,6 +5,15 @@
 //! reporter (feeds `sent`, `delivered`, `read` through the domain's status path,
 //! `Messaging::apply_statuses`, the one Meta's webhook uses).
 //!
+//! Waking: an idle loop runs no statement until something wakes it: this process queuing work
+//! (`AppState::wake`), a PostgreSQL notification that another process (or this one) committed
+//! work (`LISTEN atlas_work`, sent by the queue tables' insert triggers; see
+//! [`spawn_work_listener`]), the earliest due time of a scheduled retry or a lapsing lease
+//! (read once, after a claim found nothing), or the slow fallback poll
+//! (`ATLAS_WORKER_FALLBACK_POLL_MS`) for a notification lost while the listener reconnected,
+//! and for what another process scheduled and never did. An idle cycle is one statement per
+//! loop (a claim that finds nothing runs no transaction).
+//!
 //! Fairness: both workers keep claiming while they have free slots instead of waiting for a
 //! whole batch, each item runs in its own task, and claims cap what one channel or endpoint
 //! may hold, so one tenant's slow endpoints or throttled channel never hold up another's.
@@ -34,9 +43,25 @@ pub const OUTBOX_PER_CHANNEL: u32 = 16;
 /// The most webhook deliveries one process attempts at once. A slow endpoint holds at most
 /// its `ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY` of them.
 pub const WEBHOOK_IN_FLIGHT: u32 = 256;
-/// How long an idle loop waits before looking again when nothing woke it (work queued by other
-/// replicas is found this way).
-const IDLE_POLL: Duration = Duration::from_millis(250);
+/// How long a loop waits before claiming again when work is due but its claim took none (its
+/// channel or endpoint is at its cap): the rows in flight free a turn when they finish.
+const BLOCKED_POLL: Duration = Duration::from_millis(250);
+/// How long the work listener waits before connecting again after a failure.
+const LISTENER_RETRY: Duration = Duration::from_secs(1);
+
+/// How idle loops wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// The longest an idle loop sleeps without being woken (`ATLAS_WORKER_FALLBACK_POLL_MS`).
+    pub fallback_poll: Duration,
+}
+
+impl Pace {
+    /// The pace of `settings`.
+    pub fn of(settings: &crate::config::Settings) -> Pace {
+        Pace { fallback_poll: Duration::from_millis(settings.worker_fallback_poll_ms) }
+    }
+}
 
 /// Counters the metrics endpoint shows.
 #[derive(Debug, Default)]
@@ -46,22 +71,64 @@ pub struct OutboxCounters {
     pub failed: AtomicU64,
 }
 
+/// When an idle claiming loop claims again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nap {
+    /// Nothing known to come: wait to be woken, or the fallback poll.
+    Fallback,
+    /// Work becomes claimable in this long (zero: due now, but the claim took none).
+    For(Duration),
+}
+
+/// How long an idle loop sleeps: until the next due instant (`Due`), [`BLOCKED_POLL`] when work
+/// is due now but was not claimable (a cap), never longer than the fallback poll.
+fn nap_length(nap: Nap, pace: Pace) -> Duration {
+    match nap {
+        Nap::Fallback => pace.fallback_poll,
+        Nap::For(d) if d.is_zero() => BLOCKED_POLL.min(pace.fallback_poll),
+        Nap::For(d) => d.min(pace.fallback_poll),
+    }
+}
+
 /// Runs a claiming loop until `stop` turns true: it claims as many items as it has free slots
 /// (at most [`BATCH`] at a time) and runs each in its own task holding a slot, so a slow item
-/// never holds up the claims of others; with no free slot it waits for one, with nothing due
-/// it waits for `wake` or [`IDLE_POLL`]. `claim(n)` returns the claimed items (empty on a
-/// failure, which it logs).
-fn spawn_claiming_loop<T, C, CF, R, RF>(slots: u32, wake: Arc<Notify>, mut stop: watch::Receiver<bool>, claim: C, run: R)
-where
+/// never holds up the claims of others; with no free slot it waits for one. A claim that took
+/// fewer items than asked emptied the queue: the loop then waits (new work wakes it). With
+/// nothing claimed it reads when work is next due (`next_due`: at start, after `rescan`, or
+/// when the instant it read passed) and sleeps until then, until `wake` (new work), or for
+/// the fallback poll, whichever comes first. `claim(n)` returns the claimed items (empty on a
+/// failure, which it logs); `next_due()` how long until work is claimable (`None`: no work at
+/// all, or a failure, which it logs). A run that leaves its item for later (a retry, a lapsed
+/// lease) notifies `rescan`, so the loop reads the new due time. (New work is due at once, so
+/// `wake` needs no new due time.)
+#[allow(clippy::too_many_arguments)]
+fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
+    slots: u32,
+    wake: Arc<Notify>,
+    rescan: Arc<Notify>,
+    pace: Pace,
+    mut stop: watch::Receiver<bool>,
+    claim: C,
+    next_due: D,
+    run: R,
+) where
     T: Send + 'static,
     C: Fn(u32) -> CF + Send + 'static,
     CF: Future<Output = Vec<T>> + Send,
+    D: Fn() -> DF + Send + 'static,
+    DF: Future<Output = Option<Duration>> + Send,
     R: Fn(T) -> RF + Send + Sync + 'static,
     RF: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(slots as usize));
     tokio::spawn(async move {
         let mut running = JoinSet::new();
+        // When work is next claimable, as last read (`None`: none known).
+        let mut due_at: Option<tokio::time::Instant> = None;
+        // Whether a run rescheduled work since `due_at` was read.
+        let mut stale = true;
+        // Whether the last claim emptied the queue (took fewer than it asked for).
+        let mut drained = false;
         loop {
             if *stop.borrow() {
                 break;
@@ -75,15 +142,28 @@ where
                 }
                 continue;
             }
-            let items = claim(u32::try_from(free).unwrap_or(BATCH)).await;
+            let asked = u32::try_from(free).unwrap_or(BATCH);
+            let items = if drained { Vec::new() } else { claim(asked).await };
             if items.is_empty() {
+                drained = false;
+                let now = tokio::time::Instant::now();
+                if stale || due_at.is_some_and(|at| at <= now) {
+                    due_at = next_due().await.map(|d| now + d);
+                    stale = false;
+                }
+                let nap = match due_at {
+                    None => Nap::Fallback,
+                    Some(at) => Nap::For(at.saturating_duration_since(now)),
+                };
                 tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = tokio::time::sleep(nap_length(nap, pace)) => {}
                     _ = wake.notified() => {}
+                    _ = rescan.notified() => stale = true,
                     _ = stop.changed() => {}
                 }
                 continue;
             }
+            drained = items.len() < asked as usize;
             for item in items {
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     // Never happens: a claim takes at most the free slots, and only this loop
@@ -109,6 +189,7 @@ pub fn spawn_outbox_worker(
     delivery: Arc<Delivery>,
     channel_cap: Policy,
     counters: Arc<OutboxCounters>,
+    pace: Pace,
     stop: watch::Receiver<bool>,
 ) {
     let wake = Arc::new(Notify::new());
@@ -124,9 +205,12 @@ pub fn spawn_outbox_worker(
             }
         }
     });
+    let (prober, rescan) = (delivery.clone(), Arc::new(Notify::new()));
     spawn_claiming_loop(
         OUTBOX_IN_FLIGHT,
         wake,
+        rescan.clone(),
+        pace,
         stop,
         move |n| {
             let claimer = claimer.clone();
@@ -137,8 +221,17 @@ pub fn spawn_outbox_worker(
                 })
             }
         },
+        move || {
+            let prober = prober.clone();
+            async move {
+                prober.next_due_in().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = ?e, "reading the outbox's next due time failed");
+                    None
+                })
+            }
+        },
         move |item| {
-            let (state, delivery, counters) = (state.clone(), delivery.clone(), counters.clone());
+            let (state, delivery, counters, rescan) = (state.clone(), delivery.clone(), counters.clone(), rescan.clone());
             async move {
                 wait_for_channel_quota(&state, &item.channel_id.to_string(), &channel_cap).await;
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
@@ -152,6 +245,7 @@ pub fn spawn_outbox_worker(
                     Ok(DeliveryOutcome::Retrying { at, error }) => {
                         counters.retried.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(outbox_id = %item.id, code = %error.code, retry_at = %at, "delivery will be retried");
+                        rescan.notify_one();
                     }
                     Ok(DeliveryOutcome::Failed(message)) => {
                         counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -161,7 +255,10 @@ pub fn spawn_outbox_worker(
                     Ok(DeliveryOutcome::Receipt { error: Some(error) }) => {
                         tracing::info!(outbox_id = %item.id, code = %error.code, "read receipt not delivered");
                     }
-                    Err(e) => tracing::warn!(outbox_id = %item.id, error = ?e, "delivery step failed; the row returns after its lease"),
+                    Err(e) => {
+                        tracing::warn!(outbox_id = %item.id, error = ?e, "delivery step failed; the row returns after its lease");
+                        rescan.notify_one();
+                    }
                 }
             }
         },
@@ -181,25 +278,57 @@ async fn wait_for_channel_quota(state: &AppState, channel: &str, cap: &Policy) {
     }
 }
 
-/// Reports the sandbox's statuses for each accepted send: `sent`, `delivered`, then `read`,
-/// through the same path as Meta's status webhooks.
+/// When the sandbox reports each status after it accepted a send: `sent` after 50 ms,
+/// `delivered` 100 ms later, `read` 200 ms after that.
+const SANDBOX_RECEIPTS: [(u64, DeliveryState); 3] =
+    [(50, DeliveryState::Sent), (150, DeliveryState::Delivered), (350, DeliveryState::Read)];
+
+/// Reports the sandbox's statuses for each accepted send: `sent`, `delivered`, then `read`
+/// (see [`SANDBOX_RECEIPTS`]), through the same path as Meta's status webhooks. Every status
+/// due at once (many sends in flight) is applied in one batch per organization, one
+/// transaction (`Messaging::apply_statuses`), as a Meta webhook carrying many statuses is.
 pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedReceiver<SandboxReceipt>) {
     tokio::spawn(async move {
-        while let Some(receipt) = receipts.recv().await {
-            let state = state.clone();
-            tokio::spawn(async move {
-                for (delay, status) in [(50, DeliveryState::Sent), (100, DeliveryState::Delivered), (200, DeliveryState::Read)] {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
-                    let update = ProviderStatus {
-                        provider_message_id: receipt.provider_message_id.clone(),
-                        event: StatusEvent::new(status, state.clock.now()),
-                    };
-                    if let Err(e) = state.messaging.apply_statuses(receipt.org_id, &[update]).await {
-                        tracing::warn!(error = ?e, "sandbox status not applied");
+        // Statuses to report, by due instant (then arrival, so one message's stay in order).
+        let mut due: std::collections::BTreeMap<(tokio::time::Instant, u64), (atlas_kernel::OrgId, String, DeliveryState)> =
+            std::collections::BTreeMap::new();
+        let mut arrival = 0u64;
+        loop {
+            let next = due.keys().next().map(|(at, _)| *at);
+            tokio::select! {
+                receipt = receipts.recv() => {
+                    let Some(receipt) = receipt else { break };
+                    let now = tokio::time::Instant::now();
+                    for (delay, status) in SANDBOX_RECEIPTS {
+                        arrival += 1;
+                        let at = now + Duration::from_millis(delay);
+                        due.insert((at, arrival), (receipt.org_id, receipt.provider_message_id.clone(), status));
+                    }
+                }
+                () = async {
+                    match next {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let now = tokio::time::Instant::now();
+                    let mut batches: std::collections::BTreeMap<atlas_kernel::OrgId, Vec<ProviderStatus>> = std::collections::BTreeMap::new();
+                    while let Some(entry) = due.first_entry() {
+                        if entry.key().0 > now {
+                            break;
+                        }
+                        let (org_id, provider_message_id, status) = entry.remove();
+                        let event = StatusEvent::new(status, state.clock.now());
+                        batches.entry(org_id).or_default().push(ProviderStatus { provider_message_id, event });
+                    }
+                    for (org_id, batch) in batches {
+                        if let Err(e) = state.messaging.apply_statuses(org_id, &batch).await {
+                            tracing::warn!(error = ?e, statuses = batch.len(), "sandbox statuses not applied");
+                        }
                     }
                     state.wake.webhooks.notify_one();
                 }
-            });
+            }
         }
     });
 }
@@ -209,10 +338,20 @@ pub fn spawn_sandbox_reporter(state: AppState, mut receipts: mpsc::UnboundedRece
 /// flight per endpoint, organizations taking turns) and attempts each in its own task, at most
 /// [`WEBHOOK_IN_FLIGHT`] at once; `wake.webhooks` wakes the fan-out when this process writes
 /// events, and a fan-out that made deliveries wakes the claims.
-pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dispatcher>, stop: watch::Receiver<bool>) {
+pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dispatcher>, pace: Pace, stop: watch::Receiver<bool>) {
     let claims_wake = Arc::new(Notify::new());
     let fan_out = dispatcher.clone();
     let (woken, mut fan_out_stop) = (claims_wake.clone(), stop.clone());
+    // Bridge the shared wake signal (deliveries another process made) to the claims' own.
+    let (bridge, bridged, mut bridge_stop) = (state.clone(), claims_wake.clone(), stop.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = bridge.wake.deliveries.notified() => bridged.notify_one(),
+                _ = bridge_stop.changed() => if *bridge_stop.borrow() { break },
+            }
+        }
+    });
     tokio::spawn(async move {
         loop {
             if *fan_out_stop.borrow() {
@@ -230,17 +369,19 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             }
             if fanned.events == 0 {
                 tokio::select! {
-                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = tokio::time::sleep(pace.fallback_poll) => {}
                     _ = state.wake.webhooks.notified() => {}
                     _ = fan_out_stop.changed() => {}
                 }
             }
         }
     });
-    let claimer = dispatcher.clone();
+    let (claimer, prober, rescan) = (dispatcher.clone(), dispatcher.clone(), Arc::new(Notify::new()));
     spawn_claiming_loop(
         WEBHOOK_IN_FLIGHT,
         claims_wake,
+        rescan.clone(),
+        pace,
         stop,
         move |n| {
             let claimer = claimer.clone();
@@ -251,8 +392,17 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                 })
             }
         },
+        move || {
+            let prober = prober.clone();
+            async move {
+                prober.next_due_in().await.unwrap_or_else(|e| {
+                    tracing::warn!(error = ?e, "reading the deliveries' next due time failed");
+                    None
+                })
+            }
+        },
         move |item| {
-            let dispatcher = dispatcher.clone();
+            let (dispatcher, rescan) = (dispatcher.clone(), rescan.clone());
             async move {
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
                 match dispatcher.deliver(&item, jitter).await {
@@ -260,9 +410,13 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                         if let Some(reason) = report.disabled {
                             tracing::warn!(endpoint = %item.endpoint_id, ?reason, "webhook endpoint disabled");
                         }
+                        if matches!(report.next, atlas_webhooks::AfterAttempt::Retry { .. }) {
+                            rescan.notify_one();
+                        }
                     }
                     Err(e) => {
-                        tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease")
+                        tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease");
+                        rescan.notify_one();
                     }
                 }
             }
@@ -351,7 +505,7 @@ pub fn spawn_retention_janitor(
 /// Runs queued runbook executions until `stop` turns true: claims one (`FOR UPDATE SKIP
 /// LOCKED`, under a lease), runs its steps in order and records them; `wake.runbooks` wakes
 /// the idle loop when this process queues one.
-pub fn spawn_runbook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
+pub fn spawn_runbook_worker(state: AppState, pace: Pace, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
         loop {
             if *stop.borrow() {
@@ -367,10 +521,199 @@ pub fn spawn_runbook_worker(state: AppState, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = ?e, "runbook worker failed; the execution returns after its lease"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(pace.fallback_poll) => {}
                 _ = state.wake.runbooks.notified() => {}
                 _ = stop.changed() => {}
             }
         }
     });
+}
+
+/// Listens for the database's work notifications (PostgreSQL's `LISTEN atlas_work`; nothing on
+/// SQLite) until `stop` turns true, and wakes this process's loops: `outbox` wakes the outbox
+/// worker, `webhook_events` the fan-out, `webhook_deliveries` the delivery claims,
+/// `runbook_executions` the runbook worker. After the connection was lost and made again
+/// (notifications sent meanwhile are lost) it wakes every loop once. A failure to connect is
+/// retried every [`LISTENER_RETRY`]; meanwhile the fallback poll keeps work moving.
+pub fn spawn_work_listener(store: atlas_store_sql::SqlStore, wake: Arc<atlas_http::Wake>, mut stop: watch::Receiver<bool>) {
+    use atlas_store_sql::{WorkNotice, WorkQueue};
+    let wake_all = |wake: &atlas_http::Wake| {
+        wake.outbox.notify_one();
+        wake.webhooks.notify_one();
+        wake.deliveries.notify_one();
+        wake.runbooks.notify_one();
+    };
+    tokio::spawn(async move {
+        let mut listener = None;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let Some(active) = listener.as_mut() else {
+                match store.listen_for_work().await {
+                    Ok(Some(made)) => {
+                        listener = Some(made);
+                        // Whatever was notified before the listener existed.
+                        wake_all(&wake);
+                        continue;
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "work listener not connected; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(LISTENER_RETRY) => {}
+                            _ = stop.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            };
+            tokio::select! {
+                notice = active.next() => match notice {
+                    Ok(WorkNotice::Queued(WorkQueue::Outbox)) => wake.outbox.notify_one(),
+                    Ok(WorkNotice::Queued(WorkQueue::WebhookEvents)) => wake.webhooks.notify_one(),
+                    Ok(WorkNotice::Queued(WorkQueue::WebhookDeliveries)) => wake.deliveries.notify_one(),
+                    Ok(WorkNotice::Queued(WorkQueue::RunbookExecutions)) => wake.runbooks.notify_one(),
+                    Ok(WorkNotice::Reconnected) => {
+                        tracing::info!("work listener reconnected");
+                        wake_all(&wake);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = ?e, "work listener failed; connecting again");
+                        listener = None;
+                        tokio::select! {
+                            _ = tokio::time::sleep(LISTENER_RETRY) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                },
+                _ = stop.changed() => {}
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    //! The claiming loop's waking, with fake claims over real (short) time: each test bounds
+    //! what the loop did within a window, so a slow machine can only make the loop do less.
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+    use tokio::sync::oneshot;
+
+    /// Counts calls; `claim` answers one item (`()`) once `ready` says so.
+    #[derive(Default)]
+    struct Probe {
+        claims: AtomicU32,
+        due_reads: AtomicU32,
+    }
+
+    fn start(
+        pace: Pace,
+        wake: Arc<Notify>,
+        probe: Arc<Probe>,
+        ready: impl Fn() -> bool + Send + Sync + 'static,
+        due: Option<Duration>,
+    ) -> (watch::Sender<bool>, oneshot::Receiver<()>) {
+        let (stop, stopped) = watch::channel(false);
+        let (ran, ran_rx) = oneshot::channel();
+        let ran = Arc::new(std::sync::Mutex::new(Some(ran)));
+        let (claims, reads) = (probe.clone(), probe);
+        let ready = Arc::new(ready);
+        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        spawn_claiming_loop(
+            4,
+            wake,
+            Arc::new(Notify::new()),
+            pace,
+            stopped,
+            move |_| {
+                claims.claims.fetch_add(1, Ordering::SeqCst);
+                let item = ready() && !taken.swap(true, Ordering::SeqCst);
+                async move {
+                    if item {
+                        vec![()]
+                    } else {
+                        Vec::new()
+                    }
+                }
+            },
+            move || {
+                reads.due_reads.fetch_add(1, Ordering::SeqCst);
+                async move { due }
+            },
+            move |()| {
+                let ran = ran.clone();
+                async move {
+                    if let Some(ran) = ran.lock().unwrap().take() {
+                        let _ = ran.send(());
+                    }
+                }
+            },
+        );
+        (stop, ran_rx)
+    }
+
+    #[tokio::test]
+    async fn an_idle_loop_claims_once_per_fallback_poll_and_reads_the_due_time_once() {
+        let probe = Arc::new(Probe::default());
+        let pace = Pace { fallback_poll: Duration::from_millis(100) };
+        let (stop, _ran) = start(pace, Arc::new(Notify::new()), probe.clone(), || false, None);
+        let window = Duration::from_millis(1000);
+        tokio::time::sleep(window).await;
+        let _ = stop.send(true);
+        let claims = probe.claims.load(Ordering::SeqCst);
+        // One claim at start, then at most one per fallback period.
+        assert!(claims <= 1 + 10 + 1, "{claims} claims in {window:?} with a 100 ms fallback poll");
+        assert!(claims >= 2, "the fallback poll looks again ({claims} claims)");
+        assert_eq!(probe.due_reads.load(Ordering::SeqCst), 1, "nothing happened, so the due time is read once");
+    }
+
+    #[tokio::test]
+    async fn an_idle_loop_sleeps_until_the_next_due_instant() {
+        let probe = Arc::new(Probe::default());
+        let pace = Pace { fallback_poll: Duration::from_secs(3600) };
+        let due = Duration::from_millis(300);
+        let started = std::time::Instant::now();
+        let (stop, ran) =
+            start(pace, Arc::new(Notify::new()), probe.clone(), move || started.elapsed() >= Duration::from_millis(300), Some(due));
+        tokio::time::timeout(Duration::from_secs(10), ran).await.expect("the due item is claimed without a fallback poll").unwrap();
+        assert!(started.elapsed() >= due, "not claimed before it was due");
+        let _ = stop.send(true);
+        // The first claim (nothing due), the one at the due instant, and perhaps the next one
+        // (which looks for more at once): no poll in between.
+        let claims = probe.claims.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&claims), "{claims} claims");
+    }
+
+    #[tokio::test]
+    async fn a_wake_up_claims_at_once() {
+        let probe = Arc::new(Probe::default());
+        let pace = Pace { fallback_poll: Duration::from_secs(3600) };
+        let wake = Arc::new(Notify::new());
+        let queued = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = queued.clone();
+        let (stop, ran) = start(pace, wake.clone(), probe.clone(), move || seen.load(Ordering::SeqCst), None);
+        while probe.due_reads.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        queued.store(true, Ordering::SeqCst);
+        wake.notify_one();
+        tokio::time::timeout(Duration::from_secs(10), ran).await.expect("a wake-up makes the loop claim").unwrap();
+        let _ = stop.send(true);
+        let claims = probe.claims.load(Ordering::SeqCst);
+        // One claim at start, one for the wake-up, perhaps the next one (which looks for more).
+        assert!((2..=3).contains(&claims), "{claims} claims");
+    }
+
+    #[test]
+    fn a_nap_never_passes_the_fallback_poll() {
+        let pace = Pace { fallback_poll: Duration::from_secs(10) };
+        assert_eq!(nap_length(Nap::Fallback, pace), Duration::from_secs(10));
+        assert_eq!(nap_length(Nap::For(Duration::from_secs(3)), pace), Duration::from_secs(3));
+        assert_eq!(nap_length(Nap::For(Duration::from_secs(60)), pace), Duration::from_secs(10));
+        assert_eq!(nap_length(Nap::For(Duration::ZERO), pace), BLOCKED_POLL);
+        let fast = Pace { fallback_poll: Duration::from_millis(50) };
+        assert_eq!(nap_length(Nap::For(Duration::ZERO), fast), Duration::from_millis(50));
+    }
 }

@@ -309,6 +309,13 @@ pub trait ConversationStore: Send + Sync + fmt::Debug {
     async fn apply_status(&self, org_id: OrgId, provider_message_id: &str, event: &StatusEvent)
         -> Result<StatusApplied, ConversationError>;
 
+    /// Applies `statuses`, in order, exactly as that many `apply_status` calls would, in one
+    /// transaction: all of them or none. Answers what each did, in order.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails (nothing is applied).
+    async fn apply_statuses(&self, org_id: OrgId, statuses: &[ProviderStatus]) -> Result<Vec<StatusApplied>, ConversationError>;
+
     /// The organization's message with this provider id.
     ///
     /// # Errors
@@ -452,6 +459,15 @@ pub trait Outbox: Send + Sync + fmt::Debug {
     /// `Store` when the backing store fails.
     async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_channel: u32)
         -> Result<Vec<OutboxItem>, ConversationError>;
+
+    /// The earliest instant at which an unfinished row is (or becomes) claimable: its due time,
+    /// or its lease's end when that is later; `None` when no row is unfinished. Channel caps
+    /// are ignored (a row due now may still wait for its channel). Idle workers sleep until then
+    /// instead of polling. One statement.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, ConversationError>;
 
     /// Records the provider's acceptance, in one transaction: sets the message's provider id,
     /// applies `sent` at `at`, then every status kept pending for that provider id; finishes the

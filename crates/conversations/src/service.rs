@@ -621,14 +621,16 @@ impl Messaging {
     }
 
     /// Applies provider statuses (Meta's webhook, the sandbox's reporter) to the organization's
-    /// messages, each kept pending when its id is not recorded yet.
+    /// messages, each kept pending when its id is not recorded yet, all in one transaction
+    /// (`ConversationStore::apply_statuses`).
     ///
     /// # Errors
-    /// The first store failure; the statuses before it are applied.
+    /// A store failure; then none is applied (Meta retries the whole batch).
     pub async fn apply_statuses(&self, org_id: OrgId, statuses: &[ProviderStatus]) -> Result<usize, MessagingError> {
-        for status in statuses {
-            self.store.apply_status(org_id, &status.provider_message_id, &status.event).await?;
+        if statuses.is_empty() {
+            return Ok(0);
         }
+        self.store.apply_statuses(org_id, statuses).await?;
         Ok(statuses.len())
     }
 
@@ -897,6 +899,16 @@ impl Delivery {
     /// `Store` when the store fails.
     pub async fn claim(&self, limit: u32, per_channel: u32) -> Result<Vec<OutboxItem>, MessagingError> {
         Ok(self.outbox.claim(self.clock.now(), limit, self.policy.lease, per_channel).await?)
+    }
+
+    /// How long until an unfinished row is (or becomes) claimable, by the clock (zero when one
+    /// is due now); `None` when no row is unfinished (see `Outbox::next_due`).
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn next_due_in(&self) -> Result<Option<std::time::Duration>, MessagingError> {
+        let due = self.outbox.next_due().await?;
+        Ok(due.map(|at| (at - self.clock.now()).try_into().unwrap_or(std::time::Duration::ZERO)))
     }
 
     /// Delivers one claimed row: past its deadline it fails (`deadline_exceeded`) unsent; a

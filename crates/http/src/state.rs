@@ -40,6 +40,9 @@ pub struct Wake {
     pub webhooks: tokio::sync::Notify,
     /// A runbook execution was queued.
     pub runbooks: tokio::sync::Notify,
+    /// Webhook deliveries were made (another process's fan-out, heard through the database's
+    /// notifications).
+    pub deliveries: tokio::sync::Notify,
 }
 
 /// HTTP settings.

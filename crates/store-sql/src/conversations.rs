@@ -26,8 +26,8 @@ use crate::entity::{
     channels, conversations, customers, drafts, idempotency_records, messages, outbox, pending_statuses, runs, templates, webhook_events,
 };
 use crate::error::{classify, db, Failure};
-use crate::events::message_delivery_changed;
-use crate::journal::{event_row, write_journal};
+use crate::events::{message_delivery_changed, message_delivery_event};
+use crate::journal::{event_row, insert_events, write_journal};
 use crate::runs::before_cursor;
 use crate::runs::run_row;
 use crate::SqlStore;
@@ -35,8 +35,8 @@ use async_trait::async_trait;
 use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore, Customer,
     CustomerId, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, Enqueued, InboundRecorded, Journal, Message,
-    MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ReadQueued, StatusApplied,
-    StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
+    MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ProviderStatus, ReadQueued,
+    StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
@@ -63,6 +63,12 @@ pub(crate) async fn commit(txn: DatabaseTransaction, context: &'static str) -> R
 /// Rolls `txn` back (a use case that decided to change nothing).
 pub(crate) async fn rollback(txn: DatabaseTransaction) -> Result<(), Failure> {
     txn.rollback().await.map_err(db("rolling back"))
+}
+
+/// The advisory lock's key of (organization, provider message id): `apply_status` and
+/// `Outbox::complete` take it.
+fn provider_lock_key(org_id: Uuid, provider_message_id: &str) -> String {
+    format!("atlas.provider_message:{org_id}:{provider_message_id}")
 }
 
 impl SqlStore {
@@ -98,7 +104,7 @@ impl SqlStore {
             txn.execute(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                [format!("atlas.provider_message:{org_id}:{provider_message_id}").into()],
+                [provider_lock_key(org_id, provider_message_id).into()],
             ))
             .await
             .map_err(db("locking the provider message id"))?;
@@ -1114,6 +1120,9 @@ impl ConversationStore for SqlStore {
         event: &StatusEvent,
     ) -> Result<StatusApplied, ConversationError> {
         let txn = begin(&self.db).await?;
+        // The lock, then the read in a statement of its own: a statement's snapshot is taken
+        // when it starts, so a read that waited for the lock inside itself would not see the
+        // provider id a completion committed meanwhile, and the status would stay pending.
         self.lock_provider_id(&txn, org_id.as_uuid(), provider_message_id).await?;
         let row = self
             .for_update(
@@ -1159,6 +1168,91 @@ impl ConversationStore for SqlStore {
             }
         };
         commit(txn, "committing the status").await?;
+        Ok(applied)
+    }
+
+    async fn apply_statuses(&self, org_id: OrgId, statuses: &[ProviderStatus]) -> Result<Vec<StatusApplied>, ConversationError> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = begin(&self.db).await?;
+        let mut ids: Vec<&str> = statuses.iter().map(|s| s.provider_message_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if self.is_postgres() {
+            // Every provider-id lock in one statement, in one order (the ids sorted), so two
+            // batches never wait for each other in a cycle; the message rows are locked after.
+            let rows = (1..=ids.len()).map(|n| format!("(${n}, {n})")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {rows}) AS l(k, n) ORDER BY n");
+            let keys = ids.iter().map(|id| sea_orm::Value::from(provider_lock_key(org_id.as_uuid(), id)));
+            txn.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, keys))
+                .await
+                .map_err(db("locking the provider message ids"))?;
+        }
+        let rows = self
+            .for_update(
+                messages::Entity::find()
+                    .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
+                    .filter(messages::Column::ProviderMessageId.is_in(ids.iter().copied())),
+            )
+            .all(&txn)
+            .await
+            .map_err(db("reading the messages"))?;
+        // Each message as the statuses so far left it, and whether any changed it.
+        let mut found: HashMap<String, (Message, bool)> = HashMap::new();
+        for row in rows {
+            let message = message_from_row(row)?;
+            if let Some(provider_id) = message.provider_message_id.clone() {
+                found.insert(provider_id, (message, false));
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let (mut applied, mut events, mut pending) = (Vec::with_capacity(statuses.len()), Vec::new(), Vec::new());
+        let mut kept = std::collections::HashSet::new();
+        for status in statuses {
+            let Some((message, dirty)) = found.get_mut(&status.provider_message_id) else {
+                if kept.insert((status.provider_message_id.as_str(), status.event.state.as_str(), to_us(status.event.at))) {
+                    pending.push(pending_row(org_id, &status.provider_message_id, &status.event, now));
+                }
+                applied.push(StatusApplied::Pending);
+                continue;
+            };
+            // An inbound message has no delivery record: a status about it changes nothing.
+            let mut changed = false;
+            if let Some(mut record) = message.delivery() {
+                if record.apply(&status.event) {
+                    message.set_delivery(record);
+                    events.extend(message_delivery_event(message, status.event.at)?);
+                    (*dirty, changed) = (true, true);
+                }
+            }
+            applied.push(StatusApplied::Applied { message: Box::new(message.clone()), changed });
+        }
+        for (message, dirty) in found.values() {
+            if let (true, Some(record)) = (*dirty, message.delivery()) {
+                delivery_update(message.id, &record).exec(&txn).await.map_err(db("applying the statuses"))?;
+            }
+        }
+        if !pending.is_empty() {
+            pending_statuses::Entity::insert_many(pending)
+                .on_conflict(
+                    OnConflict::columns([
+                        pending_statuses::Column::OrgId,
+                        pending_statuses::Column::ProviderMessageId,
+                        pending_statuses::Column::State,
+                        pending_statuses::Column::AtUs,
+                    ])
+                    .do_nothing()
+                    .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("keeping the statuses pending"))?;
+        }
+        if !events.is_empty() {
+            insert_events(&txn, org_id.as_uuid(), &events).await?;
+        }
+        commit(txn, "committing the statuses").await?;
         Ok(applied)
     }
 

@@ -11,7 +11,7 @@ use crate::error::Failure;
 use crate::journal::insert_events;
 use atlas_conversations::Message;
 use atlas_kernel::StoreError;
-use atlas_runs::Run;
+use atlas_runs::{OutboxEvent, Run};
 use atlas_webhooks::{Event, EventType};
 use sea_orm::DatabaseTransaction;
 use serde::Serialize;
@@ -24,11 +24,11 @@ fn data(context: &'static str, value: &impl Serialize) -> Result<serde_json::Val
     serde_json::to_value(value).map_err(|e| StoreError::new(context, e))
 }
 
-/// Writes `agent.message_delivery` for `message` (an outbound message whose delivery state just
-/// changed, at `at`) through `txn`. An inbound message has no delivery state: nothing is written.
-pub(crate) async fn message_delivery_changed(txn: &DatabaseTransaction, message: &Message, at: OffsetDateTime) -> Result<(), Failure> {
+/// The `agent.message_delivery` event of `message` (an outbound message whose delivery state
+/// just changed, at `at`); `None` for an inbound message, which has no delivery state.
+pub(crate) fn message_delivery_event(message: &Message, at: OffsetDateTime) -> Result<Option<OutboxEvent>, StoreError> {
     let Some(state) = message.delivery_state else {
-        return Ok(());
+        return Ok(None);
     };
     let event = Event::new(
         message.org_id,
@@ -38,12 +38,11 @@ pub(crate) async fn message_delivery_changed(txn: &DatabaseTransaction, message:
         Some(message.id.to_string()),
         i64::from(state.rank()),
     );
-    insert_events(txn, message.org_id.as_uuid(), &[event.outbox()]).await
+    Ok(Some(event.outbox()))
 }
 
-/// Writes `atlas.run.updated` for `run`, which just moved from pending to its final status,
-/// through `txn`.
-pub(crate) async fn run_finished(txn: &DatabaseTransaction, run: &Run) -> Result<(), Failure> {
+/// The `atlas.run.updated` event of `run`, which just moved from pending to its final status.
+pub(crate) fn run_finished_event(run: &Run) -> Result<OutboxEvent, StoreError> {
     let event = Event::new(
         run.org_id,
         EventType::RUN_UPDATED,
@@ -52,5 +51,14 @@ pub(crate) async fn run_finished(txn: &DatabaseTransaction, run: &Run) -> Result
         Some(run.id.to_string()),
         FINISHED_RUN_VERSION,
     );
-    insert_events(txn, run.org_id.as_uuid(), &[event.outbox()]).await
+    Ok(event.outbox())
+}
+
+/// Writes `agent.message_delivery` for `message` (an outbound message whose delivery state just
+/// changed, at `at`) through `txn`. An inbound message has no delivery state: nothing is written.
+pub(crate) async fn message_delivery_changed(txn: &DatabaseTransaction, message: &Message, at: OffsetDateTime) -> Result<(), Failure> {
+    match message_delivery_event(message, at)? {
+        Some(event) => insert_events(txn, message.org_id.as_uuid(), &[event]).await,
+        None => Ok(()),
+    }
 }

@@ -13,14 +13,15 @@
 //!    organization with nothing in flight goes before one that already holds rows, so one
 //!    organization's backlog never pushes another's work back, claim after claim.
 //!
-//! The query only picks ids; the claim then locks them (`FOR UPDATE SKIP LOCKED` on
+//! The query only picks ids, outside the claim's transaction (so a claim that finds nothing,
+//! the idle case, is one statement and no transaction); the claim then locks them (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL, re-checking that each is still claimable), because PostgreSQL forbids row locks
 //! on a query with window functions. Two claims running at the same instant may each see the
 //! same count of leased rows, so together they can pass a target's cap by at most one claim's
 //! batch; a single claim never does.
 
 use crate::error::{db, Failure};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use uuid::Uuid;
 
 /// One kind of fairly claimed row: its table, the column naming its target, the condition that
@@ -46,21 +47,31 @@ pub(crate) struct FairClaim {
 impl FairClaim {
     /// The ids of at most `limit` rows to claim at `now_us`, in claim order, with at most
     /// `per_target` rows leased per target counting those already leased.
-    pub(crate) async fn candidates(
+    pub(crate) async fn candidates<C: ConnectionTrait>(
         &self,
-        txn: &DatabaseTransaction,
+        txn: &C,
         now_us: i64,
         limit: u32,
         per_target: u32,
     ) -> Result<Vec<Uuid>, Failure> {
+        let sql = format!("WITH {} {}", self.ranked(now_us, per_target), self.chosen(limit));
+        let rows =
+            txn.query_all(Statement::from_string(txn.get_database_backend(), sql)).await.map_err(db("choosing the rows to claim"))?;
+        rows.iter().map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading a row to claim"))).collect()
+    }
+
+    /// The common table expressions that rank the claimable rows at `now_us` (the last one,
+    /// `allowed`, has `id`, the due order's columns and `org_turn`), for [`chosen`](Self::chosen)
+    /// to pick from; a claim may add its own expressions after them.
+    pub(crate) fn ranked(&self, now_us: i64, per_target: u32) -> String {
         let FairClaim { table, target, joins, claimable, leased, order } = *self;
         debug_assert!(order.ends_with(", id"), "the due order ends with the primary key");
         let claimable = claimable.replace("{now}", &now_us.to_string());
         let leased = leased.replace("{now}", &now_us.to_string());
         let qualified = |alias: &str| order.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ");
         let (d_order, due_order) = (qualified("d"), qualified("due"));
-        let sql = format!(
-            "WITH in_flight AS (\
+        format!(
+            "in_flight AS (\
                  SELECT {target} AS target, COUNT(*) AS leased FROM {table} WHERE {leased} GROUP BY {target}\
              ), \
              due AS (\
@@ -76,12 +87,15 @@ impl FairClaim {
                  SELECT {due_order}, \
                         ROW_NUMBER() OVER (PARTITION BY due.org_id ORDER BY due.target_turn, {due_order}) + COALESCE(o.leased, 0) AS org_turn \
                  FROM due LEFT JOIN org_flight o ON o.org_id = due.org_id WHERE due.target_turn <= {per_target}\
-             ) \
-             SELECT id FROM allowed ORDER BY org_turn, {order} LIMIT {limit}",
+             )",
             order_cols = order.split(',').map(|c| format!("d.{0} AS {0}", c.trim())).filter(|c| !c.starts_with("d.id ")).collect::<Vec<_>>().join(", "),
-        );
-        let rows =
-            txn.query_all(Statement::from_string(txn.get_database_backend(), sql)).await.map_err(db("choosing the rows to claim"))?;
-        rows.iter().map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading a row to claim"))).collect()
+        )
+    }
+
+    /// The query over [`ranked`](Self::ranked)'s `allowed` that picks at most `limit` rows in
+    /// claim order: `id` and `turn` (1 for the first row to claim).
+    pub(crate) fn chosen(&self, limit: u32) -> String {
+        let order = self.order;
+        format!("SELECT id, ROW_NUMBER() OVER (ORDER BY org_turn, {order}) AS turn FROM allowed ORDER BY org_turn, {order} LIMIT {limit}")
     }
 }

@@ -63,9 +63,12 @@ mod outbox;
 mod runbooks;
 mod runs;
 pub mod tally;
+mod wakeups;
 mod webhook_queue;
 mod webhooks;
 mod work;
+
+pub use wakeups::{WorkListener, WorkNotice, WorkQueue, WORK_CHANNEL};
 
 use atlas_conversations::SecretCipher;
 use atlas_kernel::StoreError;

@@ -6,9 +6,10 @@
 //!
 //! A claim chooses due, unleased, unfinished rows fairly (at most `per_channel` leased per
 //! channel, channels and organizations taking turns, oldest first within a turn: see
-//! `crate::fair`) and locks them; on PostgreSQL `FOR UPDATE SKIP LOCKED`, so concurrent
-//! claimers each take different rows and never wait for one another; on SQLite without the
-//! lock clause, the one connection serialising claims.
+//! `crate::fair`) and locks them; on PostgreSQL in one statement (choose, lock with
+//! `FOR UPDATE SKIP LOCKED`, lease, mark the messages `sending`), so concurrent claimers each
+//! take different rows and never wait for one another, and a claim that finds nothing is one
+//! statement; on SQLite without the lock clause, the one connection serialising claims.
 //! The lease it writes keeps the row from every other claim until it lapses.
 //!
 //! Fencing: `complete`, `retry` and `fail` act only for the worker that still holds the row,
@@ -28,8 +29,9 @@ use crate::conversations::{begin, commit, delivery_update, message_from_row, pen
 use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
 use crate::entity::{messages, outbox, pending_statuses, runs};
 use crate::error::{db, Failure};
-use crate::events::{message_delivery_changed, run_finished};
+use crate::events::{message_delivery_event, run_finished_event};
 use crate::fair::FairClaim;
+use crate::journal::insert_events;
 use crate::runs::{finishing, run_from_row};
 use crate::SqlStore;
 use async_trait::async_trait;
@@ -38,9 +40,12 @@ use atlas_conversations::{
     OutboundContent, Outbox, OutboxId, OutboxItem, StatusEvent,
 };
 use atlas_kernel::{OrgId, StoreError};
-use atlas_runs::{RunError, RunId, RunStatus};
+use atlas_runs::{OutboxEvent, RunError, RunId, RunStatus};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Statement,
+};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -154,6 +159,41 @@ fn item_from_row(row: outbox::Model) -> Result<OutboxItem, StoreError> {
 }
 
 impl SqlStore {
+    /// The PostgreSQL claim, one statement (atomic without a transaction): chooses the rows
+    /// fairly, locks those still claimable (`FOR UPDATE SKIP LOCKED`: rows another claim holds
+    /// are skipped, never waited for), leases them (`attempt + 1`), moves their queued
+    /// messages to `sending`, and returns them in claim order. With nothing due (the idle
+    /// case) it changes nothing and returns nothing.
+    async fn claim_in_one_statement(
+        &self,
+        now_us: i64,
+        limit: u32,
+        lease_until_us: i64,
+        per_channel: u32,
+    ) -> Result<Vec<OutboxItem>, ConversationError> {
+        let claimable = FAIR_ROWS.claimable.replace("{now}", &now_us.to_string());
+        let sql = format!(
+            "WITH {ranked}, chosen AS ({chosen}), \
+             locked AS (SELECT d.id, c.turn FROM outbox d JOIN chosen c ON c.id = d.id WHERE {claimable} FOR UPDATE OF d SKIP LOCKED), \
+             leased AS (UPDATE outbox SET lease_until_us = {lease_until_us}, attempt = outbox.attempt + 1 FROM locked \
+                        WHERE outbox.id = locked.id RETURNING outbox.*, locked.turn AS claim_turn), \
+             sending AS (UPDATE messages SET delivery_state = '{sending}' \
+                         WHERE id IN (SELECT message_id FROM leased) AND delivery_state = '{queued}') \
+             SELECT * FROM leased ORDER BY claim_turn",
+            ranked = FAIR_ROWS.ranked(now_us, per_channel),
+            chosen = FAIR_ROWS.chosen(limit),
+            sending = DeliveryState::Sending.as_str(),
+            queued = DeliveryState::Queued.as_str(),
+        );
+        let rows = self.db.query_all(Statement::from_string(DbBackend::Postgres, sql)).await.map_err(db("claiming outbox rows"))?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let row = outbox::Model::from_query_result(&row, "").map_err(db("reading a claimed outbox row"))?;
+            items.push(item_from_row(row)?);
+        }
+        Ok(items)
+    }
+
     /// The outbox row `id`, locked on PostgreSQL.
     async fn locked_row(&self, txn: &DatabaseTransaction, id: OutboxId) -> Result<Option<outbox::Model>, Failure> {
         self.for_update(outbox::Entity::find_by_id(id.as_uuid())).one(txn).await.map_err(db("reading the outbox row"))
@@ -168,51 +208,87 @@ impl SqlStore {
             .ok_or_else(|| corrupt("reading an outbox row", format!("the message of outbox row {} is missing", row.id)).into())
     }
 
-    /// Finishes row `row` at `at`, keeping `error` as its last error when there is one.
-    async fn finish_row(
+    /// Finishes row `row` at `at`, keeping `error` as its last error when there is one, and
+    /// moves its run (when it has one, still pending) to `status`; returns the run's
+    /// `atlas.run.updated` event when the run moved. On PostgreSQL one statement (the row's
+    /// update feeding the run's, the run read back through `RETURNING`).
+    async fn finish(
+        &self,
         txn: &DatabaseTransaction,
         row: &outbox::Model,
         error: Option<&MessageError>,
-        at: OffsetDateTime,
-    ) -> Result<(), Failure> {
-        let mut update = outbox::Entity::update_many()
-            .col_expr(outbox::Column::FinishedAtUs, Expr::value(to_us(at)))
-            .col_expr(outbox::Column::LeaseUntilUs, Expr::value(Option::<i64>::None));
-        if let Some(error) = error {
-            update = update
-                .col_expr(outbox::Column::LastErrorCode, Expr::value(error.code.clone()))
-                .col_expr(outbox::Column::LastErrorMessage, Expr::value(error.message.clone()));
-        }
-        update.filter(outbox::Column::Id.eq(row.id)).exec(txn).await.map_err(db("finishing the outbox row"))?;
-        Ok(())
-    }
-
-    /// Moves the row's run (when it has one, still pending) to `status`, and writes its
-    /// `atlas.run.updated` event when it did.
-    async fn finish_run(
-        txn: &DatabaseTransaction,
-        row: &outbox::Model,
         status: RunStatus,
-        error: Option<RunError>,
         at: OffsetDateTime,
-    ) -> Result<(), Failure> {
-        let Some(run_id) = row.run_id else {
-            return Ok(());
+    ) -> Result<Option<OutboxEvent>, Failure> {
+        let run_error = error.map(|e| RunError { code: e.code.clone(), message: e.message.clone() });
+        let finished_run = match row.run_id {
+            Some(run_id) if self.is_postgres() => {
+                let (code, message) = (error.map(|e| e.code.clone()), error.map(|e| e.message.clone()));
+                let sql = "WITH finished AS (\
+                               UPDATE outbox SET finished_at_us = $1, lease_until_us = NULL, \
+                                   last_error_code = COALESCE($2, last_error_code), last_error_message = COALESCE($3, last_error_message) \
+                               WHERE id = $4 RETURNING id\
+                           ) \
+                           UPDATE runs SET status = $5, error_code = $6, error_message = $7, updated_at_us = $1 \
+                           WHERE org_id = $8 AND id = $9 AND status = $10 AND EXISTS (SELECT 1 FROM finished) RETURNING *";
+                let values: [sea_orm::Value; 10] = [
+                    to_us(at).into(),
+                    code.into(),
+                    message.into(),
+                    row.id.into(),
+                    status.as_str().into(),
+                    run_error.as_ref().map(|e| e.code.clone()).into(),
+                    run_error.map(|e| e.message).into(),
+                    row.org_id.into(),
+                    run_id.into(),
+                    RunStatus::Pending.as_str().into(),
+                ];
+                let finished = txn
+                    .query_one(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+                    .await
+                    .map_err(db("finishing the outbox row and its run"))?;
+                finished.map(|r| runs::Model::from_query_result(&r, "")).transpose().map_err(db("reading the finished run"))?
+            }
+            run_id => {
+                let mut update = outbox::Entity::update_many()
+                    .col_expr(outbox::Column::FinishedAtUs, Expr::value(to_us(at)))
+                    .col_expr(outbox::Column::LeaseUntilUs, Expr::value(Option::<i64>::None));
+                if let Some(error) = error {
+                    update = update
+                        .col_expr(outbox::Column::LastErrorCode, Expr::value(error.code.clone()))
+                        .col_expr(outbox::Column::LastErrorMessage, Expr::value(error.message.clone()));
+                }
+                update.filter(outbox::Column::Id.eq(row.id)).exec(txn).await.map_err(db("finishing the outbox row"))?;
+                let Some(run_id) = run_id else {
+                    return Ok(None);
+                };
+                let finished = finishing(OrgId::from_uuid(row.org_id), RunId::from_uuid(run_id), status, run_error, at)
+                    .exec(txn)
+                    .await
+                    .map_err(db("finishing the send's run"))?;
+                if finished.rows_affected == 1 {
+                    Some(
+                        runs::Entity::find_by_id(run_id)
+                            .one(txn)
+                            .await
+                            .map_err(db("reading the finished run"))?
+                            .ok_or_else(|| corrupt("finishing the send's run", format!("run {run_id} vanished")))?,
+                    )
+                } else {
+                    None
+                }
+            }
         };
-        let finished = finishing(OrgId::from_uuid(row.org_id), RunId::from_uuid(run_id), status, error, at)
-            .exec(txn)
-            .await
-            .map_err(db("finishing the send's run"))?;
-        if finished.rows_affected == 1 {
-            let run = runs::Entity::find_by_id(run_id)
-                .one(txn)
-                .await
-                .map_err(db("reading the finished run"))?
-                .ok_or_else(|| corrupt("finishing the send's run", format!("run {run_id} vanished")))?;
-            run_finished(txn, &run_from_row(run)?).await?;
-        }
-        Ok(())
+        Ok(finished_run.map(|run| run_finished_event(&run_from_row(run)?)).transpose()?)
     }
+}
+
+/// Writes `events` (of organization `org_id`), if any, in one statement through `txn`.
+async fn write_events(txn: &DatabaseTransaction, org_id: Uuid, events: Vec<OutboxEvent>) -> Result<(), Failure> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    insert_events(txn, org_id, &events).await
 }
 
 /// Whether the claim that made attempt `attempt` still holds unfinished row `row`: the row is
@@ -236,12 +312,17 @@ impl Outbox for SqlStore {
         per_channel: u32,
     ) -> Result<Vec<OutboxItem>, ConversationError> {
         let now_us = to_us(now);
-        let txn = begin(&self.db).await?;
-        let chosen = FAIR_ROWS.candidates(&txn, now_us, limit, per_channel).await?;
+        if self.is_postgres() {
+            return self.claim_in_one_statement(now_us, limit, to_us(now + lease), per_channel).await;
+        }
+        // SQLite: chosen outside the transaction (with nothing due, the idle case, a claim is
+        // this one statement), then re-checked, leased and marked in one; the one connection
+        // serialises claims.
+        let chosen = FAIR_ROWS.candidates(&self.db, now_us, limit, per_channel).await?;
         if chosen.is_empty() {
-            rollback(txn).await?;
             return Ok(Vec::new());
         }
+        let txn = begin(&self.db).await?;
         // Still claimable once locked: another claim may have taken some since they were chosen.
         let mut query = outbox::Entity::find()
             .filter(outbox::Column::Id.is_in(chosen.clone()))
@@ -282,6 +363,21 @@ impl Outbox for SqlStore {
             .collect::<Result<Vec<_>, _>>()?;
         commit(txn, "committing the claim").await?;
         Ok(items)
+    }
+
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, ConversationError> {
+        let sql = "SELECT MIN(CASE WHEN lease_until_us IS NOT NULL AND lease_until_us > next_attempt_at_us \
+                   THEN lease_until_us ELSE next_attempt_at_us END) AS due FROM outbox WHERE finished_at_us IS NULL";
+        let row = self
+            .db
+            .query_one(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .map_err(db("reading the outbox's next due time"))?;
+        let due = match row {
+            Some(row) => row.try_get::<Option<i64>>("", "due").map_err(db("reading the outbox's next due time"))?,
+            None => None,
+        };
+        Ok(crate::convert::from_us_opt(due).map_err(Failure::from)?)
     }
 
     async fn complete(
@@ -343,11 +439,12 @@ impl Outbox for SqlStore {
         message.provider_message_id = Some(provider_message_id.to_owned());
         let changed = record != before;
         message.set_delivery(record);
+        let mut events = Vec::new();
         if changed {
-            message_delivery_changed(&txn, &message, at).await?;
+            events.extend(message_delivery_event(&message, at)?);
         }
-        Self::finish_row(&txn, &row, None, at).await?;
-        Self::finish_run(&txn, &row, RunStatus::Succeeded, None, at).await?;
+        events.extend(self.finish(&txn, &row, None, RunStatus::Succeeded, at).await?);
+        write_events(&txn, row.org_id, events).await?;
         commit(txn, "committing the completion").await?;
         Ok(message)
     }
@@ -396,14 +493,14 @@ impl Outbox for SqlStore {
         }
         let mut message = message_from_row(self.locked_message(&txn, &row).await?)?;
         let mut record = record_of(&message)?;
+        let mut events = Vec::new();
         if record.apply(&StatusEvent::failed(at, error.clone())) {
             delivery_update(message.id, &record).exec(&txn).await.map_err(db("failing the message"))?;
             message.set_delivery(record);
-            message_delivery_changed(&txn, &message, at).await?;
+            events.extend(message_delivery_event(&message, at)?);
         }
-        Self::finish_row(&txn, &row, Some(error), at).await?;
-        let run_error = RunError { code: error.code.clone(), message: error.message.clone() };
-        Self::finish_run(&txn, &row, RunStatus::Failed, Some(run_error), at).await?;
+        events.extend(self.finish(&txn, &row, Some(error), RunStatus::Failed, at).await?);
+        write_events(&txn, row.org_id, events).await?;
         commit(txn, "committing the failure").await?;
         Ok(message)
     }
@@ -428,14 +525,9 @@ impl Outbox for SqlStore {
             rollback(txn).await?;
             return Err(ConversationError::Conflict("the outbox row was released or claimed again"));
         }
-        Self::finish_row(&txn, &row, error.as_ref(), at).await?;
-        match error {
-            None => Self::finish_run(&txn, &row, RunStatus::Succeeded, None, at).await?,
-            Some(e) => {
-                let run_error = RunError { code: e.code.clone(), message: e.message.clone() };
-                Self::finish_run(&txn, &row, RunStatus::Failed, Some(run_error), at).await?;
-            }
-        }
+        let status = if error.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
+        let events = self.finish(&txn, &row, error.as_ref(), status, at).await?.into_iter().collect();
+        write_events(&txn, row.org_id, events).await?;
         commit(txn, "committing the receipt").await?;
         Ok(())
     }

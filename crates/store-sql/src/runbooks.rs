@@ -261,13 +261,27 @@ impl RunbookStore for SqlStore {
     }
 
     async fn claim(&self, now: OffsetDateTime, lease: Duration) -> Result<Option<Claimed>, RunbookError> {
-        let txn = begin(&self.db).await?;
         let now_us = to_us(now);
         let due = Condition::any().add(runbook_executions::Column::Status.eq(ExecutionStatus::Queued.as_str())).add(
             Condition::all()
                 .add(runbook_executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
                 .add(runbook_executions::Column::LeaseUntilUs.lt(now_us)),
         );
+        // One statement, no transaction, when nothing waits (the idle case); the locking read
+        // below decides.
+        let waiting = runbook_executions::Entity::find()
+            .select_only()
+            .column(runbook_executions::Column::Id)
+            .filter(runbook_executions::Column::FinishedAtUs.is_null())
+            .filter(due.clone())
+            .into_tuple::<uuid::Uuid>()
+            .one(&self.db)
+            .await
+            .map_err(db("looking for an execution to claim"))?;
+        if waiting.is_none() {
+            return Ok(None);
+        }
+        let txn = begin(&self.db).await?;
         let mut query = runbook_executions::Entity::find()
             .filter(runbook_executions::Column::FinishedAtUs.is_null())
             .filter(due)

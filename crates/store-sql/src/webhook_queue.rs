@@ -122,6 +122,18 @@ fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claime
 impl DeliveryQueue for SqlStore {
     async fn fan_out(&self, now: OffsetDateTime, limit: u32) -> Result<FanOutReport, WebhookError> {
         let now_us = to_us(now);
+        // One statement, no transaction, when nothing waits (the idle case).
+        let waiting = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .filter(webhook_events::Column::FannedOutAtUs.is_null())
+            .into_tuple::<Uuid>()
+            .one(&self.db)
+            .await
+            .map_err(db("looking for events to fan out"))?;
+        if waiting.is_none() {
+            return Ok(FanOutReport::default());
+        }
         let txn = begin(&self.db).await?;
         let mut query = webhook_events::Entity::find()
             .select_only()
@@ -185,14 +197,32 @@ impl DeliveryQueue for SqlStore {
         })
     }
 
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, WebhookError> {
+        let sql = "SELECT MIN(CASE WHEN d.lease_until_us IS NOT NULL AND d.lease_until_us > d.next_attempt_at_us \
+                   THEN d.lease_until_us ELSE d.next_attempt_at_us END) AS due \
+                   FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                   WHERE d.status = 'pending' AND e.state = 'enabled'";
+        let row = self
+            .db
+            .query_one(Statement::from_string(self.db.get_database_backend(), sql))
+            .await
+            .map_err(db("reading the deliveries' next due time"))?;
+        let due = match row {
+            Some(row) => row.try_get::<Option<i64>>("", "due").map_err(db("reading the deliveries' next due time"))?,
+            None => None,
+        };
+        Ok(crate::convert::from_us_opt(due).map_err(Failure::from)?)
+    }
+
     async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError> {
         let now_us = to_us(now);
-        let txn = begin(&self.db).await?;
-        let chosen = FAIR_DELIVERIES.candidates(&txn, now_us, limit, per_endpoint).await?;
+        // Chosen outside the transaction: with nothing due (the idle case) a claim is this one
+        // statement. The locking read below re-checks every condition.
+        let chosen = FAIR_DELIVERIES.candidates(&self.db, now_us, limit, per_endpoint).await?;
         if chosen.is_empty() {
-            rollback(txn).await?;
             return Ok(Vec::new());
         }
+        let txn = begin(&self.db).await?;
         let enabled = Query::select()
             .column(webhook_endpoints::Column::Id)
             .from(webhook_endpoints::Entity)

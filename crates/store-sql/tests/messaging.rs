@@ -380,6 +380,8 @@ macro_rules! backend_tests {
                 concurrent_statuses_for_one_message_lose_nothing,
                 a_status_before_its_provider_id_is_pending_and_applied_by_complete,
                 statuses_racing_the_completion_of_their_send_are_never_lost,
+                a_batch_of_statuses_applies_as_one_by_one,
+                the_next_due_instant_is_that_of_the_earliest_unfinished_row,
                 each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers,
                 a_claimed_row_is_not_claimed_again_until_its_lease_ends,
                 a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing,

@@ -52,8 +52,10 @@ pub async fn suite(ports: &MessagingPorts) {
     concurrent_statuses_for_one_message_lose_nothing(ports).await;
     a_status_before_its_provider_id_is_pending_and_applied_by_complete(ports).await;
     statuses_racing_the_completion_of_their_send_are_never_lost(ports).await;
+    a_batch_of_statuses_applies_as_one_by_one(ports).await;
     each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers(ports).await;
     a_claimed_row_is_not_claimed_again_until_its_lease_ends(ports).await;
+    the_next_due_instant_is_that_of_the_earliest_unfinished_row(ports).await;
     a_retry_with_a_stale_attempt_is_a_conflict(ports).await;
     complete_records_the_provider_id_and_a_repeated_complete_changes_nothing(ports).await;
     fail_marks_the_message_failed_with_the_code_and_the_run_failed(ports).await;
@@ -860,6 +862,61 @@ pub async fn statuses_racing_the_completion_of_their_send_are_never_lost(ports: 
     }
 }
 
+/// `apply_statuses` applies a batch (two messages, repeats, statuses of an unknown provider id,
+/// out of order) exactly as one `apply_status` per status would: the same outcome for each, in
+/// order, and the same stored records; the unknown id's statuses are kept pending (once) and
+/// applied by the completion that records it.
+pub async fn a_batch_of_statuses_applies_as_one_by_one(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let mut sent = Vec::new();
+    for (n, label) in [(150, "batch-a"), (151, "batch-b")] {
+        let (enqueued, _) = enqueue(ports, &text_send(org_id, channel.id, &phone(n), label, at(0))).await;
+        let item = claim_own(ports, org_id, at(0)).await.into_iter().find(|i| i.id == enqueued.outbox_id).expect("the row is claimed");
+        let pid = wamid(label);
+        sent.push((ports.outbox.complete(item.id, item.attempt, &pid, at(1)).await.expect("complete"), pid));
+    }
+    let ((first, first_pid), (second, second_pid)) = (sent[0].clone(), sent[1].clone());
+    let unknown_pid = wamid("batch-unknown");
+    let status = |pid: &str, event: StatusEvent| atlas_conversations::ProviderStatus { provider_message_id: pid.to_owned(), event };
+    let batch = vec![
+        status(&first_pid, StatusEvent::new(DeliveryState::Read, at(40))),
+        status(&second_pid, StatusEvent::new(DeliveryState::Delivered, at(20))),
+        status(&unknown_pid, StatusEvent::new(DeliveryState::Delivered, at(3))),
+        status(&first_pid, StatusEvent::new(DeliveryState::Delivered, at(30))),
+        status(&first_pid, StatusEvent::new(DeliveryState::Delivered, at(35))),
+        status(&unknown_pid, StatusEvent::new(DeliveryState::Delivered, at(3))),
+        status(&second_pid, StatusEvent::failed(at(50), MessageError::new("131026", "undeliverable"))),
+    ];
+    let outcomes = ports.store.apply_statuses(org_id, &batch).await.unwrap_or_else(|e| panic!("applying a batch failed: {e:?}"));
+    assert_eq!(outcomes.len(), batch.len(), "one outcome per status");
+    let changes: Vec<Option<bool>> = outcomes
+        .iter()
+        .map(|o| match o {
+            StatusApplied::Applied { changed, .. } => Some(*changed),
+            StatusApplied::Pending => None,
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![Some(true), Some(true), None, Some(true), Some(false), None, Some(true)],
+        "each status did what it alone does"
+    );
+    let events_of = |pid: &str| batch.iter().filter(|s| s.provider_message_id == pid).map(|s| s.event.clone()).collect::<Vec<_>>();
+    let stored_first = ports.store.message_by_provider_id(org_id, &first_pid).await.expect("read").expect("the first message");
+    let stored_second = ports.store.message_by_provider_id(org_id, &second_pid).await.expect("read").expect("the second message");
+    assert_eq!(stored_first.delivery(), Some(first.delivery().expect("a record").applied_all(&events_of(&first_pid))));
+    assert_eq!(stored_second.delivery(), Some(second.delivery().expect("a record").applied_all(&events_of(&second_pid))));
+    assert_eq!(stored_second.delivery_state, Some(DeliveryState::Failed));
+    let StatusApplied::Applied { message: last, .. } = &outcomes[6] else { panic!("the last status applied") };
+    assert_eq!(**last, stored_second, "an outcome carries the message as that status left it");
+    assert!(ports.store.apply_statuses(org_id, &[]).await.expect("an empty batch").is_empty());
+
+    let (pending_send, _) = enqueue(ports, &text_send(org_id, channel.id, &phone(152), "third", at(0))).await;
+    let item = claim_own(ports, org_id, at(0)).await.into_iter().find(|i| i.id == pending_send.outbox_id).expect("the row is claimed");
+    let third = ports.outbox.complete(item.id, item.attempt, &unknown_pid, at(2)).await.expect("complete");
+    assert_eq!((third.delivery_state, third.delivered_at), (Some(DeliveryState::Delivered), Some(at(3))), "the pending status applied");
+}
+
 // ---- outbox -------------------------------------------------------------------------------
 
 /// Thirty due rows and six claimers claiming in small batches at once: every row is claimed,
@@ -903,6 +960,22 @@ pub async fn a_claimed_row_is_not_claimed_again_until_its_lease_ends(ports: &Mes
     let again = claim_one(ports, org_id, at(10) + LEASE).await;
     assert_eq!((again.id, again.attempt), (send.outbox_id, 2), "after the lease the row is claimed again, at the next attempt");
     assert_eq!(again.lease_until, at(10) + LEASE * 2, "with a new lease");
+}
+
+/// `next_due` is the earliest instant an unfinished row is or becomes claimable: a queued
+/// row's due time, a leased row's lease end, and a finished row no longer counts. (The row of
+/// this check is due long before every other check's, so it is the earliest.)
+pub async fn the_next_due_instant_is_that_of_the_earliest_unfinished_row(ports: &MessagingPorts) {
+    let early = time::macros::datetime!(2001-01-01 00:00:00 UTC);
+    let next_due = || async { ports.outbox.next_due().await.unwrap_or_else(|e| panic!("next_due failed: {e:?}")) };
+    let (org_id, channel) = organization_with_channel(ports).await;
+    enqueue(ports, &text_send(org_id, channel.id, &phone(140), "early", early)).await;
+    assert_eq!(next_due().await, Some(early), "a queued row is due at its time");
+    let claimed_at = early + Duration::seconds(5);
+    let item = claim_one(ports, org_id, claimed_at).await;
+    assert_eq!(next_due().await, Some(claimed_at + LEASE), "a leased row becomes claimable when its lease ends");
+    ports.outbox.complete(item.id, item.attempt, &wamid("early"), claimed_at).await.expect("complete");
+    assert!(next_due().await.is_none_or(|due| due > claimed_at + LEASE), "a finished row no longer counts");
 }
 
 /// `retry` reschedules the row (lease released, last error kept, message still sending) only

@@ -246,6 +246,15 @@ pub trait DeliveryQueue: Send + Sync + fmt::Debug {
     /// `Store` when the backing store fails.
     async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError>;
 
+    /// The earliest instant at which a pending delivery of an enabled endpoint is (or becomes)
+    /// claimable: its due time, or its lease's end when that is later; `None` when there is
+    /// none. Endpoint caps are ignored. Idle workers sleep until then instead of polling. One
+    /// statement.
+    ///
+    /// # Errors
+    /// `Store` when the backing store fails.
+    async fn next_due(&self) -> Result<Option<OffsetDateTime>, WebhookError>;
+
     /// Retention: removes up to `limit` finished deliveries (succeeded or failed) that finished
     /// before `before`, with their attempts. Returns how many deliveries were removed.
     ///

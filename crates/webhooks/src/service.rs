@@ -478,6 +478,16 @@ impl Dispatcher {
         Ok(self.queue.claim(self.clock.now(), limit, self.config.lease, self.config.endpoint_concurrency).await?)
     }
 
+    /// How long until a pending delivery is (or becomes) claimable, by the clock (zero when
+    /// one is due now); `None` when there is none (see `DeliveryQueue::next_due`).
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    pub async fn next_due_in(&self) -> Result<Option<std::time::Duration>, WebhookServiceError> {
+        let due = self.queue.next_due().await?;
+        Ok(due.map(|at| (at - self.clock.now()).try_into().unwrap_or(std::time::Duration::ZERO)))
+    }
+
     /// One attempt at a claimed delivery:
     /// 1. validates the stored URL and resolves its host (a literal address is used as is),
     ///    then checks the addresses with the SSRF guard: a refused address fails the delivery
