@@ -68,7 +68,8 @@ async fn seed(store: &SqlStore, conversations: u32, messages: u32) -> (OrgId, Co
     store.create_channel(&channel, b"sealed", &|_: &atlas_conversations::Channel| entry.clone()).await.expect("create_channel");
     let mut first = None;
     for c in 0..conversations {
-        for m in 0..if c == 0 { messages } else { 1 } {
+        let count = if c == 0 { messages } else { 1 };
+        for m in 0..count {
             let at = t0() + Duration::seconds(i64::from(c * 100 + m));
             let inbound = NewInbound {
                 org_id,

@@ -353,7 +353,7 @@ mod tests {
                 parameters: vec!["a".into(), "b".into()],
             }),
             provider_message_id: failed.then(|| format!("wamid.{n}")),
-            delivery_state: (!failed).then_some(DeliveryState::Delivered).or(Some(DeliveryState::Failed)),
+            delivery_state: Some(if failed { DeliveryState::Failed } else { DeliveryState::Delivered }),
             error: failed.then(|| MessageError::new("131026", "undeliverable")),
             created_at: at,
             sent_at: Some(at),
