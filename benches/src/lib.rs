@@ -1,3 +1,5 @@
-//! Benchmark tools: `loadgen` (N concurrent HTTP clients for a fixed time, printing requests
-//! per second and latency percentiles) and `hello` (a bare axum hello-world, the baseline the
-//! authenticated read is compared with). `benches/run.sh` drives them.
+//! Benchmark tools: `hello` (a bare axum hello-world, the read baseline), `receiver` (a webhook
+//! receiver for benches/webhooks.sh), `graph` (the dependency-graph benchmark) and `loadgen` (N
+//! concurrent HTTP clients for a fixed time, for ad-hoc use: `benches/run.sh` drives the API
+//! with wrk and `benches/wrk/atlas.lua`, a load generator in C that costs about what pgbench
+//! costs).

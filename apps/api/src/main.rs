@@ -10,6 +10,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 
+/// mimalloc instead of glibc's malloc: allocation-heavy request paths (JSON, SQL statements)
+/// spend far less time in the allocator (docs/benchmarks.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

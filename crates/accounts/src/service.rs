@@ -208,13 +208,8 @@ impl Accounts {
         if !record.allowed_ips.is_empty() && !client_ip.is_some_and(|ip| record.allowed_ips.iter().any(|net| net.contains(&ip))) {
             return Err(AuthError::IpNotAllowed);
         }
-        if record.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) {
+        if record.last_used_at.is_none_or(|at| now - at >= TOUCH_EVERY) && self.claim_touch(&hash, now) {
             self.store.touch_key(record.id, now).await?;
-            if let Ok(mut cache) = self.cache.lock() {
-                if let Some((cached, _)) = cache.records.get_mut(&hash) {
-                    cached.last_used_at = Some(now);
-                }
-            }
         }
         Ok(Principal { org_id: record.org_id, actor: Actor::ApiKey(record.id), scopes: record.scopes })
     }
@@ -237,6 +232,23 @@ impl Accounts {
                 return Ok(record);
             }
             generation = cache.revocations;
+        }
+    }
+
+    /// Marks the cached record used at `now` before the store records it, so the requests
+    /// that arrive while that write is in flight do not write it again (one write per key and
+    /// minute, not one per concurrent request). False when another request already claimed it.
+    fn claim_touch(&self, hash: &str, now: OffsetDateTime) -> bool {
+        let Ok(mut cache) = self.cache.lock() else {
+            return true;
+        };
+        match cache.records.get_mut(hash) {
+            Some((cached, _)) if cached.last_used_at.is_some_and(|at| now - at < TOUCH_EVERY) => false,
+            Some((cached, _)) => {
+                cached.last_used_at = Some(now);
+                true
+            }
+            None => true,
         }
     }
 

@@ -24,8 +24,9 @@ type Source = Arc<dyn Fn() -> u64 + Send + Sync>;
 /// The process's metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    // Labels from closed sets of static strings: counting a request allocates nothing.
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    latency: Mutex<BTreeMap<(&'static str, &'static str), Histogram>>,
     rate_limited: Mutex<BTreeMap<String, u64>>,
     gauges: Mutex<Vec<(&'static str, &'static str, Source)>>,
     in_flight: AtomicU64,
@@ -58,12 +59,12 @@ impl Metrics {
         }
     }
 
-    fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    fn observe(&self, method: &'static str, route: &'static str, status: u16, seconds: f64) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+            *m.entry((method, route, status)).or_default() += 1;
         }
         if let Ok(mut m) = self.latency.lock() {
-            let h = m.entry((method.to_owned(), route.to_owned())).or_default();
+            let h = m.entry((method, route)).or_default();
             for (i, le) in BUCKETS.iter().enumerate() {
                 if seconds <= *le {
                     h.counts[i] += 1;
@@ -152,14 +153,12 @@ pub fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// The `route` label: a route template of the table, or `unmatched`.
-fn route_label(request: &Request) -> String {
+fn route_label(request: &Request) -> &'static str {
     request
         .extensions()
         .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .filter(|path| crate::routes::ROUTES.iter().any(|spec| spec.path == *path))
-        .unwrap_or("unmatched")
-        .to_owned()
+        .and_then(|path| crate::routes::ROUTES.iter().find(|spec| spec.path == path.as_str()))
+        .map_or("unmatched", |spec| spec.path)
 }
 
 /// Middleware: counts and times every request by its route template and method, both from a
@@ -171,6 +170,6 @@ pub async fn layer(axum::extract::State(metrics): axum::extract::State<Arc<Metri
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let response = next.run(request).await;
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    metrics.observe(method, &route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    metrics.observe(method, route, response.status().as_u16(), start.elapsed().as_secs_f64());
     response
 }

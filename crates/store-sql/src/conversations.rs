@@ -40,10 +40,10 @@ use atlas_conversations::{
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, Query, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionTrait, UpdateMany,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select, Statement, TransactionTrait, UpdateMany,
 };
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -378,6 +378,16 @@ async fn has_conversation(conn: &impl ConnectionTrait, org_id: OrgId, id: Conver
         .await
         .map_err(db("reading the conversation"))?;
     Ok(found.is_some())
+}
+
+/// Rows strictly after `cursor` in newest-first order, as one row comparison
+/// `(created_at, id) < (cursor's time, cursor's id)`: the same rows as
+/// [`before_cursor`](crate::runs::before_cursor), but PostgreSQL takes it as an index condition
+/// of an `(org_id, [scope,] created_at_us DESC, id DESC)` index instead of filtering every newer
+/// row (SQLite compares row values the same way).
+fn before_row<E: EntityTrait, C: ColumnTrait>(table: E, created_at: C, id: C, cursor: &atlas_kernel::Cursor) -> SimpleExpr {
+    Expr::tuple([Expr::col((table, created_at)).into(), Expr::col((table, id)).into()])
+        .lt(Expr::tuple([Expr::val(to_us(cursor.created_at)).into(), Expr::val(cursor.id).into()]))
 }
 
 /// Inserts the customer of (organization, phone) unless it exists (setting its name to
@@ -1267,9 +1277,16 @@ impl ConversationStore for SqlStore {
     }
 
     async fn list_conversations(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Conversation>, ConversationError> {
-        let mut query = conversations::Entity::find().filter(conversations::Column::OrgId.eq(org_id.as_uuid()));
+        // One round trip: the page joined with its customers, walked along
+        // `ix_conversations_org_created` (the cursor as a row comparison, an index condition).
+        let customer_of =
+            conversations::Entity::belongs_to(customers::Entity).from(conversations::Column::CustomerId).to(customers::Column::Id).into();
+        let mut query = conversations::Entity::find()
+            .select_also(customers::Entity)
+            .join(JoinType::InnerJoin, customer_of)
+            .filter(conversations::Column::OrgId.eq(org_id.as_uuid()));
         if let Some(cursor) = &page.after {
-            query = query.filter(before_cursor(conversations::Column::CreatedAtUs, conversations::Column::Id, cursor));
+            query = query.filter(before_row(conversations::Entity, conversations::Column::CreatedAtUs, conversations::Column::Id, cursor));
         }
         let rows = query
             .order_by_desc(conversations::Column::CreatedAtUs)
@@ -1278,7 +1295,14 @@ impl ConversationStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(db("listing conversations"))?;
-        let conversations = with_customers(&self.db, rows).await?;
+        let conversations = rows
+            .into_iter()
+            .map(|(row, customer)| {
+                let customer = customer
+                    .ok_or_else(|| corrupt("reading a conversation", format!("the customer of conversation {} is missing", row.id)))?;
+                conversation_from_rows(row, customer_from_row(customer)?)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Page::from_rows(conversations, page, |c| (c.created_at, c.id.as_uuid())))
     }
 
@@ -1367,14 +1391,14 @@ impl ConversationStore for SqlStore {
         conversation_id: ConversationId,
         page: &PageRequest,
     ) -> Result<Page<Message>, ConversationError> {
-        if !has_conversation(&self.db, org_id, conversation_id).await? {
-            return Err(ConversationError::NotFound);
-        }
+        // One round trip for a page with messages (a message of the organization names a
+        // conversation of the organization); only an empty page asks whether the conversation
+        // exists at all.
         let mut query = messages::Entity::find()
             .filter(messages::Column::OrgId.eq(org_id.as_uuid()))
             .filter(messages::Column::ConversationId.eq(conversation_id.as_uuid()));
         if let Some(cursor) = &page.after {
-            query = query.filter(before_cursor(messages::Column::CreatedAtUs, messages::Column::Id, cursor));
+            query = query.filter(before_row(messages::Entity, messages::Column::CreatedAtUs, messages::Column::Id, cursor));
         }
         let rows = query
             .order_by_desc(messages::Column::CreatedAtUs)
@@ -1383,6 +1407,9 @@ impl ConversationStore for SqlStore {
             .all(&self.db)
             .await
             .map_err(db("listing messages"))?;
+        if rows.is_empty() && !has_conversation(&self.db, org_id, conversation_id).await? {
+            return Err(ConversationError::NotFound);
+        }
         let messages = rows.into_iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(messages, page, |m| (m.created_at, m.id.as_uuid())))
     }

@@ -21,6 +21,12 @@ struct MemoryStore {
     read_taken: Notify,
     release: Semaphore,
     key_reads: AtomicUsize,
+    /// While set, the next `touch_key` announces itself on `touch_taken` and waits for a permit
+    /// from `touch_release` (only that one: later touches are counted and answer at once).
+    hold_touch: AtomicBool,
+    touch_taken: Notify,
+    touch_release: Semaphore,
+    touches: AtomicUsize,
 }
 
 impl Default for MemoryStore {
@@ -33,6 +39,10 @@ impl Default for MemoryStore {
             read_taken: Notify::new(),
             release: Semaphore::new(0),
             key_reads: AtomicUsize::new(0),
+            hold_touch: AtomicBool::new(false),
+            touch_taken: Notify::new(),
+            touch_release: Semaphore::new(0),
+            touches: AtomicUsize::new(0),
         }
     }
 }
@@ -93,6 +103,11 @@ impl AccountStore for MemoryStore {
         Ok(snapshot)
     }
     async fn touch_key(&self, _: KeyId, _: OffsetDateTime) -> Result<(), AccountError> {
+        self.touches.fetch_add(1, Ordering::SeqCst);
+        if self.hold_touch.swap(false, Ordering::SeqCst) {
+            self.touch_taken.notify_one();
+            self.touch_release.acquire().await.expect("the semaphore stays open").forget();
+        }
         Ok(())
     }
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, AccountError> {
@@ -179,6 +194,29 @@ async fn a_verified_key_is_served_from_the_cache() {
     accounts.authenticate(Credential::ApiKey(&secret), None).await.unwrap();
     accounts.authenticate(Credential::ApiKey(&secret), None).await.unwrap();
     assert_eq!(store.key_reads.load(Ordering::SeqCst), 1, "the second authentication read the cache");
+}
+
+/// Requests that find a key due for its `last_used_at` write while that write is in flight do
+/// not write it again: one write per key and minute, however many requests arrive meanwhile.
+#[tokio::test]
+async fn a_key_due_for_its_last_use_is_written_once_by_concurrent_requests() {
+    let store = Arc::new(MemoryStore::default());
+    let accounts = Arc::new(accounts(store.clone()));
+    let (secret, _) = first_start(&accounts).await;
+    store.hold_touch.store(true, Ordering::SeqCst);
+    let first = {
+        let (accounts, secret) = (accounts.clone(), secret.clone());
+        tokio::spawn(async move { accounts.authenticate(Credential::ApiKey(&secret), None).await })
+    };
+    store.touch_taken.notified().await;
+    // The first request's write is in flight; three more requests arrive.
+    for _ in 0..3 {
+        accounts.authenticate(Credential::ApiKey(&secret), None).await.unwrap();
+    }
+    assert_eq!(store.touches.load(Ordering::SeqCst), 1, "the requests during the write did not write again");
+    store.touch_release.add_permits(1);
+    first.await.unwrap().unwrap();
+    assert_eq!(store.touches.load(Ordering::SeqCst), 1, "one write for the four requests");
 }
 
 /// An IPv4 caller seen through a dual-stack socket (`::ffff:10.0.0.1`) is inside an IPv4

@@ -10,14 +10,18 @@ use crate::extract::{JsonBody, QueryParams};
 use crate::mutation::{Mutation, Started};
 use crate::routes::spec;
 use crate::state::AppState;
-use atlas_conversations::{ConversationId, ConversationView, Customer, Message, MessageId, OutboxId, ReadQueued};
-use atlas_kernel::PageRequest;
+use atlas_conversations::{
+    ChannelId, ConversationId, ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, DeliveryState, Direction,
+    Message, MessageError, MessageId, MessageKind, MessageTemplate, OutboxId, ReadQueued, TemplateCategory,
+};
+use atlas_kernel::{PageRequest, PhoneNumber};
 use atlas_runs::RunStatus;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 /// A page of conversations, newest first.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -60,7 +64,167 @@ pub(super) async fn list_conversations(
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let now = now(&state);
     let conversations = state.messaging.conversations(caller.org_id, &page).await?.map(|c| c.view(now));
-    Ok(Envelope::ok(ConversationList { conversations: conversations.items, next_cursor: conversations.next_cursor }).into_response())
+    let list = ConversationList { conversations: conversations.items, next_cursor: conversations.next_cursor };
+    Ok(Envelope::sorted(ConversationListWire::of(&list)).into_response())
+}
+
+// The two pages are the reads clients make most: their answers are written straight from
+// these borrowed views, with the keys in the sorted order that a `serde_json::Value` map (the
+// generic envelope's path) prints, so the bytes are the same without building a `Value` tree per
+// row. `typed_pages_print_what_values_print` proves it for every field.
+
+/// [`ConversationList`] as written.
+#[derive(Serialize)]
+struct ConversationListWire<'a> {
+    conversations: Vec<ConversationWire<'a>>,
+    next_cursor: &'a Option<String>,
+}
+
+/// A [`ConversationView`] with its keys sorted.
+#[derive(Serialize)]
+struct ConversationWire<'a> {
+    channel_id: &'a ChannelId,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    customer: CustomerWire<'a>,
+    id: &'a ConversationId,
+    #[serde(with = "time::serde::rfc3339::option")]
+    last_inbound_at: Option<OffsetDateTime>,
+    status: &'a ConversationStatus,
+    #[serde(with = "time::serde::rfc3339::option")]
+    window_expires_at: Option<OffsetDateTime>,
+    window_open: bool,
+}
+
+/// A [`CustomerSummary`] with its keys sorted.
+#[derive(Serialize)]
+struct CustomerWire<'a> {
+    id: &'a CustomerId,
+    name: &'a Option<String>,
+    phone_number: &'a PhoneNumber,
+}
+
+impl<'a> ConversationListWire<'a> {
+    fn of(list: &'a ConversationList) -> Self {
+        Self { conversations: list.conversations.iter().map(ConversationWire::of).collect(), next_cursor: &list.next_cursor }
+    }
+}
+
+impl<'a> ConversationWire<'a> {
+    fn of(view: &'a ConversationView) -> Self {
+        let CustomerSummary { id, phone_number, name } = &view.customer;
+        Self {
+            channel_id: &view.channel_id,
+            created_at: view.created_at,
+            customer: CustomerWire { id, name, phone_number },
+            id: &view.id,
+            last_inbound_at: view.last_inbound_at,
+            status: &view.status,
+            window_expires_at: view.window_expires_at,
+            window_open: view.window_open,
+        }
+    }
+}
+
+/// [`MessageList`] as written.
+#[derive(Serialize)]
+struct MessageListWire<'a> {
+    messages: Vec<MessageWire<'a>>,
+    next_cursor: &'a Option<String>,
+}
+
+/// A [`Message`] with its keys sorted. Rich `content` (media, interactive, inbound kinds; absent
+/// from plain text and template messages) is an internally tagged enum whose `type` key serde
+/// writes first, so it alone goes through a `Value`.
+#[derive(Serialize)]
+struct MessageWire<'a> {
+    content: Option<Value>,
+    conversation_id: &'a ConversationId,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    delivered_at: Option<OffsetDateTime>,
+    delivery_state: &'a Option<DeliveryState>,
+    direction: &'a Direction,
+    error: Option<MessageErrorWire<'a>>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    failed_at: Option<OffsetDateTime>,
+    id: &'a MessageId,
+    kind: &'a MessageKind,
+    provider_message_id: &'a Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    read_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    sent_at: Option<OffsetDateTime>,
+    template: Option<TemplateWire<'a>>,
+    text: &'a Option<String>,
+}
+
+/// A [`MessageError`] with its keys sorted.
+#[derive(Serialize)]
+struct MessageErrorWire<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+/// A [`MessageTemplate`] with its keys sorted.
+#[derive(Serialize)]
+struct TemplateWire<'a> {
+    category: &'a TemplateCategory,
+    language: &'a str,
+    name: &'a str,
+    parameters: &'a [String],
+}
+
+impl<'a> MessageListWire<'a> {
+    fn of(list: &'a MessageList) -> Self {
+        Self { messages: list.messages.iter().map(MessageWire::of).collect(), next_cursor: &list.next_cursor }
+    }
+}
+
+impl<'a> MessageWire<'a> {
+    fn of(message: &'a Message) -> Self {
+        let Message {
+            id,
+            org_id: _,
+            conversation_id,
+            direction,
+            kind,
+            text,
+            content,
+            template,
+            provider_message_id,
+            delivery_state,
+            error,
+            created_at,
+            sent_at,
+            delivered_at,
+            read_at,
+            failed_at,
+        } = message;
+        Self {
+            content: content.as_ref().map(|c| serde_json::to_value(c).unwrap_or(Value::Null)),
+            conversation_id,
+            created_at: *created_at,
+            delivered_at: *delivered_at,
+            delivery_state,
+            direction,
+            error: error.as_ref().map(|MessageError { code, message }| MessageErrorWire { code, message }),
+            failed_at: *failed_at,
+            id,
+            kind,
+            provider_message_id,
+            read_at: *read_at,
+            sent_at: *sent_at,
+            template: template.as_ref().map(|MessageTemplate { name, language, category, parameters }| TemplateWire {
+                category,
+                language,
+                name,
+                parameters,
+            }),
+            text,
+        }
+    }
 }
 
 fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
@@ -75,9 +239,10 @@ pub(super) async fn list_messages(
 ) -> Result<Response, ApiError> {
     let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
     let id = conversation_id(&id)?;
-    state.messaging.conversation(caller.org_id, id).await?;
+    // The store answers `NotFound` for a conversation the organization does not have.
     let messages = state.messaging.messages(caller.org_id, id, &page).await?;
-    Ok(Envelope::ok(MessageList { messages: messages.items, next_cursor: messages.next_cursor }).into_response())
+    let list = MessageList { messages: messages.items, next_cursor: messages.next_cursor };
+    Ok(Envelope::sorted(MessageListWire::of(&list)).into_response())
 }
 
 pub(super) async fn context(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
@@ -143,5 +308,91 @@ pub(super) async fn mark_read(
     match state.messaging.mark_read(caller.org_id, id, &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{sorted_success_body, success_body};
+    use serde_json::json;
+    use time::macros::datetime;
+    use uuid::Uuid;
+
+    fn view(n: u128, name: Option<&str>, last_inbound: Option<OffsetDateTime>) -> ConversationView {
+        ConversationView {
+            id: ConversationId::from_uuid(Uuid::from_u128(n)),
+            customer: CustomerSummary {
+                id: CustomerId::from_uuid(Uuid::from_u128(n + 1000)),
+                phone_number: PhoneNumber::parse("+15550001234").expect("a valid number"),
+                name: name.map(str::to_owned),
+            },
+            channel_id: ChannelId::from_uuid(Uuid::from_u128(7)),
+            status: ConversationStatus::HandedOff,
+            window_open: last_inbound.is_some(),
+            window_expires_at: last_inbound.map(|at| at + time::Duration::hours(24)),
+            last_inbound_at: last_inbound,
+            created_at: datetime!(2026-01-02 03:04:05.678901 UTC),
+        }
+    }
+
+    fn message(n: u128, content: Option<Value>, template: bool, failed: bool) -> Message {
+        let at = datetime!(2026-01-02 03:04:05.5 UTC);
+        Message {
+            id: MessageId::from_uuid(Uuid::from_u128(n)),
+            org_id: atlas_kernel::OrgId::from_uuid(Uuid::from_u128(1)),
+            conversation_id: ConversationId::from_uuid(Uuid::from_u128(2)),
+            direction: if content.is_some() { Direction::Inbound } else { Direction::Outbound },
+            kind: if template { MessageKind::Template } else { MessageKind::Text },
+            text: (!template).then(|| format!("hello \"{n}\" ünïcode")),
+            content: content.map(|c| serde_json::from_value(c).expect("a valid content")),
+            template: template.then(|| MessageTemplate {
+                name: "hello_world".into(),
+                language: "en_US".into(),
+                category: TemplateCategory::Marketing,
+                parameters: vec!["a".into(), "b".into()],
+            }),
+            provider_message_id: failed.then(|| format!("wamid.{n}")),
+            delivery_state: Some(if failed { DeliveryState::Failed } else { DeliveryState::Delivered }),
+            error: failed.then(|| MessageError::new("131026", "undeliverable")),
+            created_at: at,
+            sent_at: Some(at),
+            delivered_at: (!failed).then_some(at),
+            read_at: None,
+            failed_at: failed.then_some(at),
+        }
+    }
+
+    /// The typed pages print, byte for byte, what the generic envelope (a `Value` tree, keys
+    /// sorted) prints for the same answer: every field set and unset, rich content included.
+    #[test]
+    fn typed_pages_print_what_values_print() {
+        let at = datetime!(2026-01-01 00:00:00 UTC);
+        let conversations = ConversationList {
+            conversations: vec![view(1, Some("Ada"), Some(at)), view(2, None, None)],
+            next_cursor: Some("cursor".into()),
+        };
+        let generic = success_body(&serde_json::to_value(&conversations).expect("a value"));
+        assert_eq!(sorted_success_body(&ConversationListWire::of(&conversations)).expect("bytes"), generic);
+        let empty = ConversationList { conversations: vec![], next_cursor: None };
+        let generic = success_body(&serde_json::to_value(&empty).expect("a value"));
+        assert_eq!(sorted_success_body(&ConversationListWire::of(&empty)).expect("bytes"), generic);
+
+        let contents = [
+            json!({"type": "location", "latitude": 52.52, "longitude": 13.405, "name": "Berlin", "address": null, "url": null}),
+            json!({"type": "outbound_media", "media_type": "image", "link": "https://example.com/a.png", "caption": "c", "id": null, "filename": null}),
+            json!({"type": "button", "payload": "p", "text": "t"}),
+            json!({"type": "contacts", "contacts": [{"name": {"formatted_name": "Z"}, "phones": []}]}),
+            json!({"type": "text", "body": "hi"}),
+        ];
+        let mut messages: Vec<Message> = contents.into_iter().enumerate().map(|(i, c)| message(i as u128, Some(c), false, false)).collect();
+        messages.push(message(10, None, true, false));
+        messages.push(message(11, None, false, true));
+        let list = MessageList { messages, next_cursor: None };
+        let generic = success_body(&serde_json::to_value(&list).expect("a value"));
+        assert_eq!(
+            String::from_utf8(sorted_success_body(&MessageListWire::of(&list)).expect("bytes")).expect("utf-8"),
+            String::from_utf8(generic).expect("utf-8")
+        );
     }
 }
