@@ -380,7 +380,7 @@ mod tests {
 
         let contents = [
             json!({"type": "location", "latitude": 52.52, "longitude": 13.405, "name": "Berlin", "address": null, "url": null}),
-            json!({"type": "outbound_media", "media_type": "image", "link": "https://example.com/a.png", "caption": "c", "id": null, "filename": null}),
+            json!({"type": "reaction", "message_id": "wamid.reacted", "emoji": "\u{1f44d}"}),
             json!({"type": "button", "payload": "p", "text": "t"}),
             json!({"type": "contacts", "contacts": [{"name": {"formatted_name": "Z"}, "phones": []}]}),
             json!({"type": "text", "body": "hi"}),
