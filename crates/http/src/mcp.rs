@@ -6,11 +6,14 @@
 //! tool result with `isError: true` and the API error (`{"error": {"code", "message",
 //! "details"}}`); an unknown tool is a JSON-RPC invalid-params error. The `Host` header must be
 //! one of the configured allowed hosts (`ATLAS_MCP_ALLOWED_HOSTS`; DNS-rebinding protection).
+//! Each request spends the organization's `agent_tools` rate-limit quota.
 //! Not an envelope route and not in the route table: it speaks JSON-RPC.
 
 use crate::auth;
+use crate::ratelimit;
 use crate::request_id;
 use crate::state::AppState;
+use atlas_ratelimit::{bucket_key, RouteClass};
 use atlas_scopes::Principal;
 use atlas_tools::{ToolError, ToolHost};
 use axum::extract::{Request, State};
@@ -105,8 +108,24 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
     let (mut parts, body) = request.into_parts();
     match auth::authenticate(&state, &mut parts).await {
         Ok(principal) => {
-            parts.extensions.insert(McpCaller { principal, request_id: request_id::current() });
-            next.run(Request::from_parts(parts, body)).await
+            // Every MCP request spends the organization's `agent_tools` quota, as a tool call
+            // through the REST routes does.
+            let class = RouteClass::AgentTools;
+            let policy = state.policies.policy_for(Some(principal.org_id), class);
+            let now = state.clock.now();
+            let verdict = match state.limiter.check(&bucket_key(class, &principal.org_id.to_string()), &policy).await {
+                Ok(v) => v,
+                Err(e) => return crate::error::ApiError::from(e).into_response(),
+            };
+            let mut response = if verdict.allowed {
+                parts.extensions.insert(McpCaller { principal, request_id: request_id::current() });
+                next.run(Request::from_parts(parts, body)).await
+            } else {
+                state.metrics.rate_limited(class.as_str());
+                ratelimit::limited(class, &verdict).into_response()
+            };
+            ratelimit::write_headers(response.headers_mut(), class, &policy, &verdict, now);
+            response
         }
         Err(e) => {
             let mut response = e.into_response();
