@@ -152,6 +152,11 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/atlas/tasks/{id}/notes", Some("atlas.tasks.read")),
     ("post", "/v1/atlas/tasks/{id}/notes", Some("atlas.tasks.write")),
     ("get", "/v1/atlas/tasks/{id}/subtasks", Some("atlas.tasks.read")),
+    ("post", "/v1/atlas/knowledge", Some("atlas.knowledge.write")),
+    ("get", "/v1/atlas/knowledge", Some("atlas.knowledge.read")),
+    ("get", "/v1/atlas/knowledge/{id}", Some("atlas.knowledge.read")),
+    ("delete", "/v1/atlas/knowledge/{id}", Some("atlas.knowledge.write")),
+    ("get", "/agent/v1/knowledge/search", Some("atlas.knowledge.read")),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,11 +52,18 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (default none: the socket's peer is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The `Host` values (`name` or `name:port`) the MCP server at `/mcp` accepts (default
+    /// loopback: `localhost`, `127.0.0.1`, `::1`); empty accepts any host.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new() }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            mcp_allowed_hosts: crate::mcp::DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+        }
     }
 }
 
@@ -83,4 +90,5 @@ pub struct AppState {
     pub incidents: Arc<Incidents>,
     pub runbooks: Arc<Runbooks>,
     pub work: Arc<Work>,
+    pub knowledge: Arc<atlas_knowledge::Knowledge>,
 }
