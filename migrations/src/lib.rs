@@ -28,6 +28,7 @@ mod m20250101_000008_work;
 mod m20250101_000009_incidents;
 mod m20250101_000010_retention;
 mod m20250101_000011_itsm_cmdb;
+mod m20250101_000016_agents;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000009_incidents::Migration),
             Box::new(m20250101_000010_retention::Migration),
             Box::new(m20250101_000011_itsm_cmdb::Migration),
+            Box::new(m20250101_000016_agents::Migration),
         ]
     }
 }

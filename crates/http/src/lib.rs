@@ -3,6 +3,7 @@
 //! metrics and the generated OpenAPI document. Embedders build the router with their own
 //! adapters through [`AppState`] and [`router`].
 
+mod agents;
 mod alerts;
 mod api;
 mod auth;
@@ -27,10 +28,12 @@ mod request_id;
 mod routes;
 mod runbooks;
 mod service_requests;
+mod sessions;
 mod state;
 mod tasks;
 mod webhooks;
 
+pub use agents::{ConversationOutbound, KnowledgeBase, RegistryTools};
 pub use contract::{Example, Payload};
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;

@@ -40,6 +40,10 @@ pub struct Wake {
     pub webhooks: tokio::sync::Notify,
     /// A runbook execution was queued.
     pub runbooks: tokio::sync::Notify,
+    /// A test session has new events (its streams look).
+    pub sessions: tokio::sync::Notify,
+    /// An inbound message may be waiting for an agent.
+    pub agents: tokio::sync::Notify,
 }
 
 /// HTTP settings.
@@ -80,4 +84,8 @@ pub struct AppState {
     pub incidents: Arc<Incidents>,
     pub runbooks: Arc<Runbooks>,
     pub work: Arc<Work>,
+    /// Agents, episodes, draft reviews and test sessions.
+    pub agents: Arc<atlas_agents::Agents>,
+    /// The OpenAI-compatible chat model hosted agents call.
+    pub chat_model: Arc<dyn atlas_agents::ChatModel>,
 }
