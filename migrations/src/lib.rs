@@ -12,7 +12,8 @@
 //! bootstrap guard), `runs`, `idempotency_records`, and messaging's `channels`, `templates`,
 //! `customers`, `conversations`, `messages`, `pending_statuses`, `drafts` and `outbox`, and the
 //! webhooks' `webhook_events` (the outbox of events), `webhook_endpoints`, `webhook_deliveries`
-//! and `webhook_attempts`. The unique indexes are named (`ux_…`) so the SQL store can tell
+//! and `webhook_attempts`; knowledge's `knowledge_documents` and `knowledge_chunks` (with
+//! PostgreSQL full text or SQLite FTS5). The unique indexes are named (`ux_…`) so the SQL store can tell
 //! which one a violation hit.
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -28,6 +29,7 @@ mod m20250101_000008_work;
 mod m20250101_000009_incidents;
 mod m20250101_000010_retention;
 mod m20250101_000011_itsm_cmdb;
+mod m20250101_000015_knowledge;
 mod m20250101_000016_agents;
 
 /// Every Atlas migration, in order.
@@ -49,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000009_incidents::Migration),
             Box::new(m20250101_000010_retention::Migration),
             Box::new(m20250101_000011_itsm_cmdb::Migration),
+            Box::new(m20250101_000015_knowledge::Migration),
             Box::new(m20250101_000016_agents::Migration),
         ]
     }

@@ -173,8 +173,12 @@ on_both_backends!(an_autonomous_agent_calls_tools_with_paired_ids_and_sends, Opt
     let (fake, model) = FakeModel::start().await;
     let (id, _) = hosted_agent(&server, &model, "autonomous").await;
     let conversation = conversation(&server, "+14155550101").await;
+    let doc = server
+        .call(Method::POST, "/v1/atlas/knowledge", Some(&server.admin_key), Some(json!({"title": "Opening hours", "content": "We open at 9 every weekday."})))
+        .await;
+    assert_eq!(doc.status, StatusCode::CREATED, "{:?}", doc.body);
     fake.script(vec![
-        tool_call("call_search", "search_knowledge", json!({"q": "opening hours"})),
+        tool_call("call_search", "search_knowledge", json!({"query": "opening hours"})),
         tool_call("call_send", "send_message", json!({"conversation_id": conversation, "text": "We open at 9."})),
         say("I told the customer we open at 9."),
     ]);
@@ -193,6 +197,8 @@ on_both_backends!(an_autonomous_agent_calls_tools_with_paired_ids_and_sends, Opt
     assert_eq!(data["run"]["operation"], "agents.execute");
     let ids: Vec<&str> = data["tool_calls"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["call_search", "call_send"]);
+    assert_eq!(data["tool_calls"][0]["ok"], true, "the registry ran the search: {:?}", data["tool_calls"][0]);
+    assert_eq!(data["tool_calls"][0]["result"]["results"][0]["title"], "Opening hours");
     assert_eq!(data["tool_calls"][1]["ok"], true, "{:?}", data["tool_calls"][1]);
 
     // The model saw each tool answer right after the call it answers, with the call's id.
@@ -208,6 +214,9 @@ on_both_backends!(an_autonomous_agent_calls_tools_with_paired_ids_and_sends, Opt
     }
     let answered: Vec<&str> = last.iter().filter(|m| m["role"] == "tool").map(|m| m["tool_call_id"].as_str().unwrap()).collect();
     assert_eq!(answered, ["call_search", "call_send"]);
+    assert!(last.iter().any(|m| m["role"] == "tool" && m["content"].as_str().unwrap().contains("We open at 9 every weekday.")));
+    let offered: Vec<&str> = requests[0]["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert!(offered.contains(&"search_knowledge") && offered.contains(&"send_message"), "{offered:?}");
 
     assert_eq!(outbound_texts(&server, &conversation).await, ["We open at 9."]);
     // Every step wrote a run.

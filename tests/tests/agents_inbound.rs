@@ -140,8 +140,17 @@ on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model,
     assert_eq!(runs.data()["runs"].as_array().unwrap().len(), 1, "{:?}", runs.body);
 });
 
-on_both_backends!(the_builtin_faq_agent_hands_off_what_it_cannot_answer, |server| {
+on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the_rest, |server| {
     sandbox(&server, false).await;
+    let doc = server
+        .call(Method::POST, "/v1/atlas/knowledge", Some(&server.admin_key), Some(json!({"title": "Opening hours",
+              "content": "Our shop opening hours are 9am to 5pm, Monday to Friday."})))
+        .await;
+    assert_eq!(doc.status, StatusCode::CREATED, "{:?}", doc.body);
+    let answered = customer_writes(&server, "+14155550212", "What are your opening hours?").await;
+    let (_, messages) = until(&server, &answered, |_, m| !outbound(m).is_empty()).await;
+    assert_eq!(outbound(&messages), ["Our shop opening hours are 9am to 5pm, Monday to Friday."]);
+
     let conversation = customer_writes(&server, "+14155550202", "Can I pay with seashells?").await;
     let (c, messages) = until(&server, &conversation, |c, _| c["status"] == "handed_off").await;
     assert_eq!(c["status"], "handed_off");

@@ -409,13 +409,13 @@ async fn the_tool_manifest_follows_the_callers_scopes() {
     };
     let (_, agent) = server.mint(&["atlas.actions.execute"]).await;
     let narrow = server.call(Method::GET, "/agent/v1/tools/manifest", Some(&agent), None).await;
-    assert_eq!(names(&narrow), ["send_message", "send_message_to_phone", "get_message_status"]);
+    assert_eq!(names(&narrow), ["send_message", "send_message_to_phone", "draft_message", "handoff", "get_message_status"]);
     assert_eq!(narrow.data()["tools"][0]["type"], "function");
     assert_eq!(narrow.data()["tools"][0]["function"]["parameters"]["required"], json!(["conversation_id"]));
     let (_, reader) = server.mint(&["atlas.actions.execute", "atlas.conversations.read"]).await;
     let wide = server.call(Method::GET, "/agent/v1/tools/manifest", Some(&reader), None).await;
-    assert_eq!(names(&wide).len(), 5);
-    assert!(names(&wide).contains(&"get_conversation_context".to_owned()));
+    assert_eq!(names(&wide).len(), 6);
+    assert!(names(&wide).contains(&"get_conversation".to_owned()));
     let (_, none) = server.mint(&["atlas.conversations.read"]).await;
     let refused = server.call(Method::GET, "/agent/v1/tools/manifest", Some(&none), None).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);

@@ -7,11 +7,10 @@
 
 use atlas_agents::{Agent, AgentError, AgentKind, Executed, InboundJob, JobEnd};
 use atlas_conversations::{ChannelId, ConversationId, ConversationStatus};
-use atlas_http::{AppState, ConversationOutbound, KnowledgeBase, RegistryTools};
+use atlas_http::{AppState, ConversationOutbound};
 use atlas_runs::JournalEntry;
 use atlas_scopes::{Actor, Principal, Scope};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -144,11 +143,7 @@ async fn handle(state: &AppState, job: &InboundJob) -> JobEnd {
                 actor: caller.actor,
                 request_id: request_id.clone(),
             };
-            let runtime = atlas_agents::Runtime {
-                model: state.chat_model.clone(),
-                tools: Arc::new(RegistryTools),
-                knowledge: Arc::new(KnowledgeBase),
-            };
+            let runtime = atlas_http::agent_runtime(state);
             let journal = |executed: &Executed| {
                 let mut entry =
                     JournalEntry::by_system(job.org_id, "agents.execute", executed.episode.id.to_string(), request_id.clone(), at);

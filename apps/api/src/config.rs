@@ -59,6 +59,9 @@ pub struct Settings {
     pub incident_reopen_window: time::Duration,
     /// Proxies whose `X-Forwarded-For` is believed (`ATLAS_TRUSTED_PROXIES`, CIDRs; default none).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The `Host` values the MCP server at `/mcp` accepts (`ATLAS_MCP_ALLOWED_HOSTS`, comma
+    /// separated `name` or `name:port`; default `localhost,127.0.0.1,::1`; `*` accepts any).
+    pub mcp_allowed_hosts: Vec<String>,
     /// How long one Graph API call may take (`ATLAS_WHATSAPP_TIMEOUT_SECS`); the outbox lease
     /// must exceed it plus the channel-quota wait and a margin.
     pub whatsapp_timeout_secs: u64,
@@ -111,6 +114,7 @@ struct FileSettings {
     rca_look_back_secs: Option<u64>,
     incident_reopen_window: Option<String>,
     trusted_proxies: Option<String>,
+    mcp_allowed_hosts: Option<String>,
     whatsapp_timeout_secs: Option<u64>,
     llm_timeout_secs: Option<u64>,
     webhook_endpoint_concurrency: Option<u64>,
@@ -341,6 +345,18 @@ impl Settings {
             None => Vec::new(),
         };
 
+        let mcp_allowed_hosts = match pick("ATLAS_MCP_ALLOWED_HOSTS", from_file.mcp_allowed_hosts) {
+            Some(text) if text.trim() == "*" => Vec::new(),
+            Some(text) => {
+                let hosts: Vec<String> = text.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect();
+                if hosts.iter().any(|h| h.contains('/') || h.contains(char::is_whitespace)) {
+                    return Err(bad("ATLAS_MCP_ALLOWED_HOSTS", "comma-separated host names or host:port values, or *"));
+                }
+                hosts
+            }
+            None => atlas_http::DEFAULT_MCP_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+        };
+
         Ok(Self {
             bind,
             database_url,
@@ -366,6 +382,7 @@ impl Settings {
             rca_look_back_secs,
             incident_reopen_window,
             trusted_proxies,
+            mcp_allowed_hosts,
             whatsapp_timeout_secs,
             llm_timeout_secs,
             webhook_endpoint_concurrency,
@@ -442,6 +459,15 @@ mod tests {
             let s = Settings::load(None, &env(&[("ATLAS_INCIDENT_REOPEN_WINDOW", text)])).unwrap();
             assert_eq!(s.incident_reopen_window, time::Duration::seconds(seconds), "{text}");
         }
+    }
+
+    #[test]
+    fn mcp_allowed_hosts_default_to_loopback_and_star_allows_any() {
+        assert_eq!(Settings::load(None, &env(&[])).unwrap().mcp_allowed_hosts, vec!["localhost", "127.0.0.1", "::1"]);
+        let s = Settings::load(None, &env(&[("ATLAS_MCP_ALLOWED_HOSTS", "atlas.example.com, atlas.example.com:8443")])).unwrap();
+        assert_eq!(s.mcp_allowed_hosts, vec!["atlas.example.com", "atlas.example.com:8443"]);
+        assert!(Settings::load(None, &env(&[("ATLAS_MCP_ALLOWED_HOSTS", "*")])).unwrap().mcp_allowed_hosts.is_empty());
+        assert!(Settings::load(None, &env(&[("ATLAS_MCP_ALLOWED_HOSTS", "http://x/y")])).is_err());
     }
 
     #[test]

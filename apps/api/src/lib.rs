@@ -248,7 +248,11 @@ fn finish(
         jwt: Arc::new(JwtKeys::from_secret(&secrets.jwt)),
         metrics,
         readiness,
-        config: HttpConfig { max_body_bytes: settings.max_body_bytes, trusted_proxies: settings.trusted_proxies.clone() },
+        config: HttpConfig {
+            max_body_bytes: settings.max_body_bytes,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            mcp_allowed_hosts: settings.mcp_allowed_hosts.clone(),
+        },
         wake: Arc::new(atlas_http::Wake::default()),
         cmdb: cmdb.clone(),
         changes,
@@ -273,6 +277,7 @@ fn finish(
         work,
         agents,
         chat_model,
+        knowledge: Arc::new(atlas_knowledge::Knowledge::new(Arc::new(store.clone()), clock.clone())),
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
 }

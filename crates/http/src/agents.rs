@@ -82,37 +82,53 @@ pub(crate) use begin;
 
 // ---------------------------------------------------------------- runtime wiring
 
-/// The registry's tools as the runtime uses them. Until the one registry is wired, hosted
-/// agents get the messaging tools only (the runtime adds them) and nothing else.
-#[derive(Debug)]
-pub struct RegistryTools;
+/// The one tool registry as the runtime uses it: the tools the caller's scopes allow, run by
+/// the server's tool host (the same flow as the tool API and MCP).
+#[derive(Clone)]
+pub struct RegistryTools(pub Arc<dyn atlas_tools::ToolHost>);
+
+impl std::fmt::Debug for RegistryTools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RegistryTools")
+    }
+}
 
 #[async_trait]
 impl ToolRunner for RegistryTools {
-    fn tools(&self, _caller: &Principal) -> Vec<ToolDefinition> {
-        Vec::new()
+    fn tools(&self, caller: &Principal) -> Vec<ToolDefinition> {
+        atlas_tools::allowed(&caller.scopes)
+            .into_iter()
+            .map(|t| ToolDefinition { name: t.name.to_owned(), description: t.description.to_owned(), parameters: t.parameters })
+            .collect()
     }
 
-    async fn run(&self, _caller: &Principal, name: &str, _arguments: Value) -> Result<Value, ToolFailure> {
-        Err(ToolFailure::new("UNKNOWN_TOOL", format!("no tool `{name}`")))
+    async fn run(&self, caller: &Principal, name: &str, arguments: Value) -> Result<Value, ToolFailure> {
+        self.0.call(caller, name, arguments).await.map_err(|e| ToolFailure::new(e.code(), e.to_string()))
     }
 }
 
-/// The knowledge base as the `faq` engine uses it. Until knowledge is wired it finds nothing,
-/// so `faq` hands every question to a person.
-#[derive(Debug)]
-pub struct KnowledgeBase;
+/// The knowledge base as the `faq` engine uses it.
+#[derive(Debug, Clone)]
+pub struct KnowledgeBase(pub Arc<atlas_knowledge::Knowledge>);
 
 #[async_trait]
 impl KnowledgeSearch for KnowledgeBase {
-    async fn search(&self, _org_id: OrgId, _query: &str, _limit: u32) -> Result<Vec<KnowledgeHit>, ToolFailure> {
-        Ok(Vec::new())
+    async fn search(&self, org_id: OrgId, query: &str, limit: u32) -> Result<Vec<KnowledgeHit>, ToolFailure> {
+        let hits = self.0.search(org_id, query, Some(limit)).await.map_err(|e| ToolFailure::new("KNOWLEDGE_UNAVAILABLE", e.to_string()))?;
+        Ok(hits
+            .into_iter()
+            .map(|h| KnowledgeHit { title: h.title, content: h.content, score: h.score, document_id: h.document_id.to_string() })
+            .collect())
     }
 }
 
-/// The runtime for one execution.
-pub(crate) fn runtime(state: &AppState) -> Runtime {
-    Runtime { model: state.chat_model.clone(), tools: Arc::new(RegistryTools), knowledge: Arc::new(KnowledgeBase) }
+/// The runtime for one execution: the state's model, the registry's tools, the knowledge base.
+pub fn runtime(state: &AppState) -> Runtime {
+    Runtime {
+        model: state.chat_model.clone(),
+        tools: Arc::new(RegistryTools(crate::tools::tool_host(state))),
+        knowledge: Arc::new(KnowledgeBase(state.knowledge.clone())),
+    }
 }
 
 /// A reply's way to a real conversation (WhatsApp or sandbox): sends go through

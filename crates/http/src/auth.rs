@@ -50,7 +50,8 @@ fn presented(parts: &Parts) -> Result<Option<Presented<'_>>, ApiError> {
     }
 }
 
-async fn authenticate(state: &AppState, parts: &mut Parts) -> Result<Principal, ApiError> {
+/// The caller a request's credential names (API key or access token), or 401.
+pub(crate) async fn authenticate(state: &AppState, parts: &mut Parts) -> Result<Principal, ApiError> {
     let ip = ClientIp::from_request_parts(parts, state).await.map(|c| c.0).unwrap_or(None);
     match presented(parts)? {
         None => Err(ApiError::unauthorized("no credential: send `Authorization: Bearer <key or token>`")),

@@ -166,7 +166,16 @@ fn first(applied: &[Applied]) -> Option<&Applied> {
 
 async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: JsonBody<CreateIncidentBody>) -> Response {
     let mutation = begin!(state, "incidents.create", caller, headers, &body.raw);
-    let b = body.value;
+    create_incident(&state, &caller, mutation, body.value).await
+}
+
+/// Runs an incident creation (the route's and the `create_incident` tool's).
+pub(crate) async fn create_incident(
+    state: &AppState,
+    caller: &atlas_scopes::Principal,
+    mutation: Box<Mutation>,
+    b: CreateIncidentBody,
+) -> Response {
     let request = CreateIncident {
         title: b.title,
         severity: Some(b.severity),
@@ -186,7 +195,7 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
         let data = incident.map(|incident| json!(IncidentAnswer { outcome, incident })).unwrap_or_default();
         mutation.entry(None, None, status, &data, id, location)
     };
-    match state.incidents.create(caller.org_id, &who(&caller), request, &journal).await {
+    match state.incidents.create(caller.org_id, &who(caller), request, &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }
@@ -246,7 +255,7 @@ async fn list(State(state): State<AppState>, Caller(caller): Caller, QueryParams
     Ok(Envelope::ok(IncidentList { incidents: found.items, next_cursor: found.next_cursor }).into_response())
 }
 
-async fn get(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub(crate) async fn get(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let incident = state.incidents.get(caller.org_id, key(&id)?).await?;
     let tag = etag(incident.version);
     let mut response = Envelope::ok(incident).into_response();

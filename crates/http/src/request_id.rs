@@ -24,6 +24,14 @@ pub fn current() -> String {
     REQUEST_ID.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Runs `future` as part of request `id` at `path`: for work a request hands to another task
+/// (an MCP tool call, which the MCP transport runs on a task of its own), or a tool call that
+/// is idempotent under its own path (`/tools/send_message`). An empty `id` keeps the current one.
+pub(crate) async fn within<F: std::future::Future>(id: String, path: String, future: F) -> F::Output {
+    let id = if id.is_empty() { current() } else { id };
+    REQUEST_ID.scope(id, REQUEST_PATH.scope(path, future)).await
+}
+
 fn sane(value: &str) -> bool {
     (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }

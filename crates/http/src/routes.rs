@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::PageQuery;
 use crate::messaging::{actions, agent_tools, channels, conversations, events, examples, messages, meta_webhook, templates};
 use crate::state::AppState;
-use crate::{agents, api, auth, metrics, projects, reference, request_id, sessions, tasks, webhooks};
+use crate::{agents, api, auth, knowledge, metrics, projects, reference, request_id, sessions, tasks, webhooks};
 use atlas_ratelimit::RouteClass;
 use atlas_scopes::Scope;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -425,6 +425,57 @@ pub static ROUTES: &[RouteSpec] = &[
         false,
     )
     .returns::<agent_tools::MessageStatus>(),
+    // ---- knowledge (issue 13a) ----------------------------------------------------------------
+    route(
+        "POST",
+        "/v1/atlas/knowledge",
+        Some(Scope::KnowledgeWrite),
+        Some(Writes),
+        "knowledge.create",
+        "Add a document to the knowledge base; it is split into chunks and searchable at once",
+        "knowledge",
+        true,
+    )
+    .accepts::<knowledge::CreateDocumentBody>()
+    .returns::<knowledge::IngestedDocument>(),
+    route(
+        "GET",
+        "/v1/atlas/knowledge",
+        Some(Scope::KnowledgeRead),
+        Some(Reads),
+        "knowledge.list",
+        "The organization's documents, newest first (without their content)",
+        "knowledge",
+        false,
+    )
+    .query::<PageQuery>()
+    .returns::<knowledge::DocumentList>(),
+    route("GET", "/v1/atlas/knowledge/{id}", Some(Scope::KnowledgeRead), Some(Reads), "knowledge.get", "One document", "knowledge", false)
+        .returns::<atlas_knowledge::Document>(),
+    route(
+        "DELETE",
+        "/v1/atlas/knowledge/{id}",
+        Some(Scope::KnowledgeWrite),
+        Some(Writes),
+        "knowledge.delete",
+        "Delete a document and its chunks",
+        "knowledge",
+        true,
+    )
+    .takes_no_body()
+    .returns::<knowledge::DeletedDocument>(),
+    route(
+        "GET",
+        "/agent/v1/knowledge/search",
+        Some(Scope::KnowledgeRead),
+        Some(Reads),
+        "knowledge.search",
+        "The knowledge chunks that best match a query, scored in [0, 1]",
+        "agent",
+        false,
+    )
+    .query::<knowledge::SearchQuery>()
+    .returns::<knowledge::SearchResults>(),
     route(
         "POST",
         "/v1/atlas/webhooks",
@@ -1484,6 +1535,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, endpoint);
     }
     router
+        .merge(crate::mcp::router(&state))
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route").hint("see /v1/atlas/openapi.json").into_response() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not take that method").into_response()

@@ -53,11 +53,18 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// Peers whose `X-Forwarded-For` is believed (default none: the socket's peer is the client).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The `Host` values (`name` or `name:port`) the MCP server at `/mcp` accepts (default
+    /// loopback: `localhost`, `127.0.0.1`, `::1`); empty accepts any host.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, trusted_proxies: Vec::new() }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            mcp_allowed_hosts: crate::mcp::DEFAULT_ALLOWED_HOSTS.iter().map(|h| (*h).to_owned()).collect(),
+        }
     }
 }
 
@@ -88,4 +95,5 @@ pub struct AppState {
     pub agents: Arc<atlas_agents::Agents>,
     /// The OpenAI-compatible chat model hosted agents call.
     pub chat_model: Arc<dyn atlas_agents::ChatModel>,
+    pub knowledge: Arc<atlas_knowledge::Knowledge>,
 }

@@ -435,7 +435,7 @@ async fn get(State(state): State<AppState>, Caller(caller): Caller, Path(id): Pa
     Ok(with_etag(Envelope::ok(response).into_response(), detail.task.version))
 }
 
-async fn apply(
+pub(crate) async fn apply(
     state: &AppState,
     caller: &atlas_scopes::Principal,
     mutation: Box<Mutation>,

@@ -59,6 +59,7 @@ mod idempotency;
 mod incidents;
 mod itsm;
 mod journal;
+mod knowledge;
 mod outbox;
 mod runbooks;
 mod runs;

@@ -9,6 +9,7 @@ pub mod conversations;
 pub mod idempotency;
 pub mod incidents;
 pub mod itsm;
+pub mod knowledge;
 pub mod ratelimit;
 pub mod runbooks;
 pub mod runs;

@@ -143,44 +143,69 @@ pub(super) async fn execute_action(
                 Some(t) => t.to_owned(),
                 None => return ApiError::field("payload.text", "a draft needs text").into_response(),
             };
-            let mut mutation = match Mutation::begin(&state, spec("actions.execute"), &caller, &headers, &raw).await {
-                Ok(Started::Execute(m)) => m,
-                Ok(Started::Answer(r)) => return r,
-                Err(e) => return e.into_response(),
-            };
-            mutation.set_operation("actions.draft");
-            let run = mutation.run_summary();
-            let at = now(&state);
-            let journal = |draft: &atlas_conversations::Draft| {
-                let answer = ActionAnswer { draft: Some(draft.clone()), ..ActionAnswer::new("draft", draft.conversation_id, &run) };
-                let data = serde_json::to_value(answer).unwrap_or(Value::Null);
-                let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None);
-                entry.events.push(action_executed(caller.org_id, "draft", draft.conversation_id, json!({"draft": draft}), &run, at));
-                entry
-            };
-            match state.messaging.draft(caller.org_id, conversation, &text, &journal).await {
-                Ok(_) => mutation.respond().await,
-                Err(e) => mutation.fail(e.into()).await,
-            }
+            draft(&state, &caller, &headers, &raw, conversation, &text, ("actions.execute", "actions.draft")).await
         }
-        Some("handoff") => {
-            let mut mutation = match Mutation::begin(&state, spec("actions.execute"), &caller, &headers, &raw).await {
-                Ok(Started::Execute(m)) => m,
-                Ok(Started::Answer(r)) => return r,
-                Err(e) => return e.into_response(),
-            };
-            mutation.set_operation("actions.handoff");
-            let run = mutation.run_summary();
-            let answer = ActionAnswer { status: Some("handed_off"), ..ActionAnswer::new("handoff", conversation, &run) };
-            let data = serde_json::to_value(answer).unwrap_or(Value::Null);
-            let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
-            entry.events.push(action_executed(caller.org_id, "handoff", conversation, json!({"status": "handed_off"}), &run, now(&state)));
-            match state.messaging.handoff(caller.org_id, conversation, &entry).await {
-                Ok(_) => mutation.respond().await,
-                Err(e) => mutation.fail(e.into()).await,
-            }
-        }
+        Some("handoff") => handoff(&state, &caller, &headers, &raw, conversation, ("actions.execute", "actions.handoff")).await,
         Some(_) => ApiError::field("action_type", "must be reply, draft or handoff").into_response(),
         None => ApiError::field("action_type", "is required: reply, draft or handoff").into_response(),
+    }
+}
+
+/// Stores a draft reply in `conversation` (the `draft` action's and the `draft_message` tool's
+/// flow): idempotency under route `operation`, the run named `run_operation`.
+pub(crate) async fn draft(
+    state: &AppState,
+    caller: &atlas_scopes::Principal,
+    headers: &HeaderMap,
+    raw: &Value,
+    conversation: ConversationId,
+    text: &str,
+    (operation, run_operation): (&'static str, &str),
+) -> Response {
+    let mut mutation = match Mutation::begin(state, spec(operation), caller, headers, raw).await {
+        Ok(Started::Execute(m)) => m,
+        Ok(Started::Answer(r)) => return r,
+        Err(e) => return e.into_response(),
+    };
+    mutation.set_operation(run_operation);
+    let run = mutation.run_summary();
+    let at = now(state);
+    let journal = |draft: &atlas_conversations::Draft| {
+        let answer = ActionAnswer { draft: Some(draft.clone()), ..ActionAnswer::new("draft", draft.conversation_id, &run) };
+        let data = serde_json::to_value(answer).unwrap_or(Value::Null);
+        let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(draft.id.to_string()), None);
+        entry.events.push(action_executed(caller.org_id, "draft", draft.conversation_id, json!({"draft": draft}), &run, at));
+        entry
+    };
+    match state.messaging.draft(caller.org_id, conversation, text, &journal).await {
+        Ok(_) => mutation.respond().await,
+        Err(e) => mutation.fail(e.into()).await,
+    }
+}
+
+/// Hands `conversation` to a person (the `handoff` action's and the `handoff` tool's flow):
+/// idempotency under route `operation`, the run named `run_operation`.
+pub(crate) async fn handoff(
+    state: &AppState,
+    caller: &atlas_scopes::Principal,
+    headers: &HeaderMap,
+    raw: &Value,
+    conversation: ConversationId,
+    (operation, run_operation): (&'static str, &str),
+) -> Response {
+    let mut mutation = match Mutation::begin(state, spec(operation), caller, headers, raw).await {
+        Ok(Started::Execute(m)) => m,
+        Ok(Started::Answer(r)) => return r,
+        Err(e) => return e.into_response(),
+    };
+    mutation.set_operation(run_operation);
+    let run = mutation.run_summary();
+    let answer = ActionAnswer { status: Some("handed_off"), ..ActionAnswer::new("handoff", conversation, &run) };
+    let data = serde_json::to_value(answer).unwrap_or(Value::Null);
+    let mut entry = mutation.entry(None, None, StatusCode::OK, &data, Some(conversation.to_string()), None);
+    entry.events.push(action_executed(caller.org_id, "handoff", conversation, json!({"status": "handed_off"}), &run, now(state)));
+    match state.messaging.handoff(caller.org_id, conversation, &entry).await {
+        Ok(_) => mutation.respond().await,
+        Err(e) => mutation.fail(e.into()).await,
     }
 }

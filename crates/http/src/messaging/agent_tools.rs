@@ -10,7 +10,6 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 use atlas_conversations::{ChannelId, ConversationId, MessageId, MessageKind, OutboxId, SendCommand, SendReceipt, SendTarget};
 use atlas_kernel::PhoneNumber;
-use atlas_scopes::Scope;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -60,11 +59,22 @@ pub(super) async fn tool_send_message(
     headers: HeaderMap,
     body: JsonBody<super::ConversationSendBody>,
 ) -> Response {
-    let raw = body.raw;
+    send_in_conversation(&state, &caller, &headers, &body.raw, "tools.send_message").await
+}
+
+/// A send in the conversation `raw` names (the `send_message` route's and tool's flow), its
+/// run named `run_operation`.
+pub(crate) async fn send_in_conversation(
+    state: &AppState,
+    caller: &atlas_scopes::Principal,
+    headers: &HeaderMap,
+    raw: &Value,
+    run_operation: &str,
+) -> Response {
     let prepared = (|| {
         let conversation: ConversationId =
-            id_field(&raw, "conversation_id", true)?.ok_or_else(|| ApiError::field("conversation_id", "is required"))?;
-        let request = send_fields(&raw, &["conversation_id"])?;
+            id_field(raw, "conversation_id", true)?.ok_or_else(|| ApiError::field("conversation_id", "is required"))?;
+        let request = send_fields(raw, &["conversation_id"])?;
         Ok::<_, ApiError>(SendCommand { target: SendTarget::Conversation(conversation), request })
     })();
     let command = match prepared {
@@ -72,7 +82,7 @@ pub(super) async fn tool_send_message(
         Err(e) => return e.into_response(),
     };
     let render = |r: &SendReceipt, _run: &Value| ToolSendAnswer::from_receipt(r, false);
-    run_send(&state, &caller, &headers, &raw, ("tools.send_message", None), command, &render).await
+    run_send(state, caller, headers, raw, ("tools.send_message", Some(run_operation)), command, &render).await
 }
 
 pub(super) async fn tool_send_to_phone(
@@ -81,13 +91,24 @@ pub(super) async fn tool_send_to_phone(
     headers: HeaderMap,
     body: JsonBody<super::PhoneSendBody>,
 ) -> Response {
-    let raw = body.raw;
-    let command = match phone_command(&raw) {
+    send_to_phone(&state, &caller, &headers, &body.raw, "tools.send_message_to_phone").await
+}
+
+/// A send to the phone number `raw` names (the `send_message_to_phone` route's and tool's
+/// flow), its run named `run_operation`.
+pub(crate) async fn send_to_phone(
+    state: &AppState,
+    caller: &atlas_scopes::Principal,
+    headers: &HeaderMap,
+    raw: &Value,
+    run_operation: &str,
+) -> Response {
+    let command = match phone_command(raw) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
     let render = |r: &SendReceipt, _run: &Value| ToolSendAnswer::from_receipt(r, true);
-    run_send(&state, &caller, &headers, &raw, ("tools.send_message_to_phone", None), command, &render).await
+    run_send(state, caller, headers, raw, ("tools.send_message_to_phone", Some(run_operation)), command, &render).await
 }
 
 /// The answer of the status lookup.
@@ -111,12 +132,13 @@ pub struct MessageStatus {
 /// The tool manifest: OpenAI function-tool definitions the caller's scopes allow.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Manifest {
-    /// `{"type": "function", "function": {…}, "x-endpoint": {…}, "x-required-scopes": […]}`.
+    /// `{"type": "function", "function": {"name", "description", "parameters"}, "x-required-scopes": […]}`,
+    /// from the one tool registry (`atlas-tools`), filtered by the caller's scopes.
     #[schema(value_type = Vec<Object>)]
     pub tools: Vec<Value>,
 }
 
-pub(super) async fn message_status(
+pub(crate) async fn message_status(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
@@ -141,97 +163,21 @@ pub(super) async fn message_status(
 
 // ---------------------------------------------------------------- the tool manifest
 
-/// One tool: its scope, endpoint, and OpenAI function definition.
-struct Tool {
-    scope: Scope,
-    method: &'static str,
-    path: &'static str,
-    function: fn() -> Value,
-}
-
-fn send_parameters(target: Value, required: &str) -> Value {
-    let mut properties = json!({
-        "text": {"type": "string", "description": "Free-form text; only inside the 24-hour window"},
-        "media": {"type": "object", "description": "An image, audio, video, document or sticker, by Meta media id or public link; only inside the window",
-            "properties": {"type": {"type": "string", "enum": ["image", "audio", "video", "document", "sticker"]}, "id": {"type": "string"},
-                "link": {"type": "string", "format": "uri"}, "caption": {"type": "string", "description": "image, video and document only"},
-                "filename": {"type": "string", "description": "document only"}}, "required": ["type"]},
-        "interactive": {"type": "object", "description": "Reply buttons (type button, 1-3 buttons) or a list (type list, a button label and sections of rows); only inside the window",
-            "properties": {"type": {"type": "string", "enum": ["button", "list"]}, "header": {"type": "string"}, "body": {"type": "string"}, "footer": {"type": "string"},
-                "buttons": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "title": {"type": "string", "maxLength": 20}}, "required": ["id", "title"]}},
-                "button": {"type": "string", "maxLength": 20},
-                "sections": {"type": "array", "items": {"type": "object", "properties": {"title": {"type": "string"},
-                    "rows": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "title": {"type": "string", "maxLength": 24}, "description": {"type": "string"}}, "required": ["id", "title"]}}}}}},
-            "required": ["type", "body"]},
-        "template_id": {"type": "string", "description": "An approved template's name or id; required outside the window"},
-        "category": {"type": "string", "enum": ["utility", "marketing", "authentication"]},
-        "language": {"type": "string", "description": "The template's language code, such as en_US"},
-        "parameters": {"type": "array", "items": {"type": "string"}, "description": "Values for {{1}}, {{2}}, …"},
-        "header": {"type": "object", "description": "The template header's parameter: text, or an image, document or video by id or link",
-            "properties": {"type": {"type": "string", "enum": ["text", "image", "document", "video"]}, "text": {"type": "string"}, "id": {"type": "string"}, "link": {"type": "string"}, "filename": {"type": "string"}}, "required": ["type"]},
-        "buttons": {"type": "array", "description": "Template button parameters", "items": {"type": "object",
-            "properties": {"index": {"type": "integer", "minimum": 0}, "type": {"type": "string", "enum": ["quick_reply", "url"]}, "payload": {"type": "string"}, "text": {"type": "string", "description": "the URL's suffix"}}, "required": ["index", "type"]}},
-        "idempotency_key": {"type": "string", "description": "Makes retries safe"}
-    });
-    if let (Some(p), Some(t)) = (properties.as_object_mut(), target.as_object()) {
-        p.extend(t.clone());
-    }
-    json!({"type": "object", "properties": properties, "required": [required]})
-}
-
-const TOOLS: &[Tool] = &[
-    Tool {
-        scope: Scope::ActionsExecute,
-        method: "POST",
-        path: "/agent/v1/tools/send_message",
-        function: || {
-            json!({"name": "send_message", "description": "Send a WhatsApp message in an existing conversation: text, media or interactive buttons/lists while the customer's 24-hour window is open; otherwise an approved template.",
-            "parameters": send_parameters(json!({"conversation_id": {"type": "string"}}), "conversation_id")})
-        },
-    },
-    Tool {
-        scope: Scope::ActionsExecute,
-        method: "POST",
-        path: "/agent/v1/tools/send_message_to_phone",
-        function: || {
-            json!({"name": "send_message_to_phone", "description": "Send a WhatsApp message to any phone number, creating or reusing the customer and conversation; it goes out on the channel where the customer last wrote (or channel_id).",
-            "parameters": send_parameters(json!({"phone_number": {"type": "string", "description": "E.164, such as +14155552671"}, "channel_id": {"type": "string", "description": "Send on this channel instead"}}), "phone_number")})
-        },
-    },
-    Tool {
-        scope: Scope::ActionsExecute,
-        method: "GET",
-        path: "/agent/v1/tools/messages/{provider_message_id}/status",
-        function: || {
-            json!({"name": "get_message_status", "description": "The delivery state of a sent message: queued, sending, sent, delivered, read or failed.",
-            "parameters": {"type": "object", "properties": {"provider_message_id": {"type": "string"}}, "required": ["provider_message_id"]}})
-        },
-    },
-    Tool {
-        scope: Scope::ConversationsRead,
-        method: "GET",
-        path: "/v1/atlas/context/{conversation_id}",
-        function: || {
-            json!({"name": "get_conversation_context", "description": "The conversation, its customer, recent messages and knowledge grounding.",
-            "parameters": {"type": "object", "properties": {"conversation_id": {"type": "string"}}, "required": ["conversation_id"]}})
-        },
-    },
-    Tool {
-        scope: Scope::ConversationsRead,
-        method: "GET",
-        path: "/v1/atlas/conversations",
-        function: || {
-            json!({"name": "list_conversations", "description": "The organization's conversations, newest first.",
-            "parameters": {"type": "object", "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 200}, "cursor": {"type": "string"}}}})
-        },
-    },
-];
-
+/// The manifest: the registry's tools the caller's scopes allow, as OpenAI function
+/// definitions, each with the scope it needs (`x-required-scopes`).
 pub(super) async fn manifest(Caller(caller): Caller) -> Response {
-    let tools: Vec<Value> = TOOLS
-        .iter()
-        .filter(|t| caller.has(t.scope))
-        .map(|t| json!({"type": "function", "function": (t.function)(), "x-endpoint": {"method": t.method, "path": t.path}, "x-required-scopes": [t.scope.as_str()]}))
+    let allowed = atlas_tools::allowed(&caller.scopes);
+    let functions = atlas_tools::openai_functions(&allowed);
+    let tools: Vec<Value> = functions
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .zip(&allowed)
+        .map(|(mut f, spec)| {
+            f["x-required-scopes"] = json!([spec.scope.as_str()]);
+            f
+        })
         .collect();
     Envelope::ok(Manifest { tools }).into_response()
 }

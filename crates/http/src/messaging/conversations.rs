@@ -39,7 +39,8 @@ pub struct MessageList {
 }
 
 /// What an agent reads before acting: the conversation, its customer, the 20 latest messages
-/// and knowledge grounding (none yet).
+/// and knowledge grounding: the best knowledge chunks for the customer's latest inbound text
+/// (none when there is no such text or no matching knowledge).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Context {
     #[schema(value_type = Object)]
@@ -48,8 +49,7 @@ pub struct Context {
     pub customer: Customer,
     #[schema(value_type = Vec<Object>)]
     pub recent_messages: Vec<Message>,
-    #[schema(value_type = Vec<Object>)]
-    pub knowledge: Vec<Value>,
+    pub knowledge: Vec<atlas_knowledge::SearchHit>,
 }
 
 pub(super) async fn list_conversations(
@@ -80,13 +80,31 @@ pub(super) async fn list_messages(
     Ok(Envelope::ok(MessageList { messages: messages.items, next_cursor: messages.next_cursor }).into_response())
 }
 
-pub(super) async fn context(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = conversation_id(&id)?;
+/// How many knowledge chunks the context carries.
+pub(crate) const CONTEXT_KNOWLEDGE: u32 = 3;
+
+/// The context of conversation `id` for `caller`: the one read the context route and the
+/// `get_conversation` tool share.
+pub(crate) async fn load_context(state: &AppState, caller: &atlas_scopes::Principal, id: ConversationId) -> Result<Context, ApiError> {
     let conversation = state.messaging.conversation(caller.org_id, id).await?;
     let recent = state.messaging.messages(caller.org_id, id, &PageRequest { limit: 20, after: None }).await?;
-    let view = conversation.view(now(&state));
-    Ok(Envelope::ok(Context { conversation: view, customer: conversation.customer, recent_messages: recent.items, knowledge: Vec::new() })
-        .into_response())
+    let view = conversation.view(now(state));
+    // Messages come newest first: the first inbound one with text is the latest.
+    let latest_text = recent
+        .items
+        .iter()
+        .filter(|m| m.direction == atlas_conversations::Direction::Inbound)
+        .find_map(|m| m.text.clone().or_else(|| m.content.as_ref().and_then(|c| c.text())).filter(|t| !t.trim().is_empty()));
+    let knowledge = match latest_text {
+        Some(text) => crate::knowledge::search_hits(state, caller.org_id, &text, Some(CONTEXT_KNOWLEDGE)).await?,
+        None => Vec::new(),
+    };
+    Ok(Context { conversation: view, customer: conversation.customer, recent_messages: recent.items, knowledge })
+}
+
+pub(super) async fn context(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id = conversation_id(&id)?;
+    Ok(Envelope::ok(load_context(&state, &caller, id).await?).into_response())
 }
 
 /// The answer of `POST /v1/atlas/conversations/{id}/read` (202).

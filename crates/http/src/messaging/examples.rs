@@ -191,7 +191,6 @@ impl Example for Manifest {
         json!({"tools": [{"type": "function", "function": {"name": "get_message_status",
                "description": "The delivery state of a sent message: queued, sending, sent, delivered, read or failed.",
                "parameters": {"type": "object", "properties": {"provider_message_id": {"type": "string"}}, "required": ["provider_message_id"]}},
-               "x-endpoint": {"method": "GET", "path": "/agent/v1/tools/messages/{provider_message_id}/status"},
                "x-required-scopes": ["atlas.actions.execute"]}]})
     }
 }

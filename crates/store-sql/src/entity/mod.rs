@@ -27,6 +27,8 @@ pub mod incident_cis;
 pub mod incident_sequences;
 pub mod incident_timeline;
 pub mod incidents;
+pub mod knowledge_chunks;
+pub mod knowledge_documents;
 pub mod messages;
 pub mod organizations;
 pub mod outbox;
