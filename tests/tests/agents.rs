@@ -74,8 +74,15 @@ async fn hosted_agent(server: &TestServer, model_url: &str, maturity: &str) -> (
     (created.data()["id"].as_str().unwrap().to_owned(), key)
 }
 
-/// A conversation on the default (sandbox) channel, opened by the customer writing.
+/// A conversation on the default (sandbox) channel, opened by the customer writing. The
+/// built-in faq agent (which serves the sandbox) is paused first, so only the test's agent acts.
 async fn conversation(server: &TestServer, phone: &str) -> String {
+    let agents = server.call(Method::GET, "/v1/atlas/agents?q=faq", Some(&server.admin_key), None).await;
+    for agent in agents.data()["agents"].as_array().unwrap() {
+        let id = agent["id"].as_str().unwrap();
+        let paused = server.call(Method::PATCH, &format!("/v1/atlas/agents/{id}"), Some(&server.admin_key), Some(json!({"status": "paused"}))).await;
+        assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    }
     let event = server
         .call(
             Method::POST,
