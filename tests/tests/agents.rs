@@ -80,7 +80,8 @@ async fn conversation(server: &TestServer, phone: &str) -> String {
     let agents = server.call(Method::GET, "/v1/atlas/agents?q=faq", Some(&server.admin_key), None).await;
     for agent in agents.data()["agents"].as_array().unwrap() {
         let id = agent["id"].as_str().unwrap();
-        let paused = server.call(Method::PATCH, &format!("/v1/atlas/agents/{id}"), Some(&server.admin_key), Some(json!({"status": "paused"}))).await;
+        let paused =
+            server.call(Method::PATCH, &format!("/v1/atlas/agents/{id}"), Some(&server.admin_key), Some(json!({"status": "paused"}))).await;
         assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
     }
     let event = server
@@ -181,7 +182,12 @@ on_both_backends!(an_autonomous_agent_calls_tools_with_paired_ids_and_sends, Opt
     let (id, _) = hosted_agent(&server, &model, "autonomous").await;
     let conversation = conversation(&server, "+14155550101").await;
     let doc = server
-        .call(Method::POST, "/v1/atlas/knowledge", Some(&server.admin_key), Some(json!({"title": "Opening hours", "content": "We open at 9 every weekday."})))
+        .call(
+            Method::POST,
+            "/v1/atlas/knowledge",
+            Some(&server.admin_key),
+            Some(json!({"title": "Opening hours", "content": "We open at 9 every weekday."})),
+        )
         .await;
     assert_eq!(doc.status, StatusCode::CREATED, "{:?}", doc.body);
     fake.script(vec![

@@ -143,8 +143,13 @@ on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model,
 on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the_rest, |server| {
     sandbox(&server, false).await;
     let doc = server
-        .call(Method::POST, "/v1/atlas/knowledge", Some(&server.admin_key), Some(json!({"title": "Opening hours",
-              "content": "Our shop opening hours are 9am to 5pm, Monday to Friday."})))
+        .call(
+            Method::POST,
+            "/v1/atlas/knowledge",
+            Some(&server.admin_key),
+            Some(json!({"title": "Opening hours",
+              "content": "Our shop opening hours are 9am to 5pm, Monday to Friday."})),
+        )
         .await;
     assert_eq!(doc.status, StatusCode::CREATED, "{:?}", doc.body);
     let answered = customer_writes(&server, "+14155550212", "opening hours?").await;

@@ -14,7 +14,8 @@ const DOCS: &[(&str, &str)] = &[
 ];
 
 async fn ingest(server: &TestServer, key: &str, title: &str, content: &str) -> String {
-    let body = json!({"title": title, "content": content, "source_url": format!("https://help.example.com/{}", title.len()), "tags": ["faq"]});
+    let body =
+        json!({"title": title, "content": content, "source_url": format!("https://help.example.com/{}", title.len()), "tags": ["faq"]});
     let answer = server.call(Method::POST, "/v1/atlas/knowledge", Some(key), Some(body)).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{:?}", answer.body);
     assert!(answer.data()["chunk_count"].as_u64().unwrap() >= 1);
@@ -35,7 +36,8 @@ on_both_backends!(ingest_search_and_delete, Options::default(), |server| {
     }
     // A long document is split into several chunks of at most about 1,000 characters.
     let long = "Our warehouse team packs every order with care and checks each item twice. ".repeat(60);
-    let long_answer = server.call(Method::POST, "/v1/atlas/knowledge", Some(&key), Some(json!({"title": "Warehouse", "content": long}))).await;
+    let long_answer =
+        server.call(Method::POST, "/v1/atlas/knowledge", Some(&key), Some(json!({"title": "Warehouse", "content": long}))).await;
     assert_eq!(long_answer.status, StatusCode::CREATED);
     assert!(long_answer.data()["chunk_count"].as_u64().unwrap() >= 5, "{:?}", long_answer.body);
 
@@ -59,7 +61,9 @@ on_both_backends!(ingest_search_and_delete, Options::default(), |server| {
     let blank = server.call(Method::POST, "/v1/atlas/knowledge", Some(&key), Some(json!({"title": " ", "content": "x"}))).await;
     assert_eq!(blank.status, StatusCode::BAD_REQUEST);
     assert_eq!(blank.body["error"]["details"]["fields"][0]["field"], "title");
-    let bad_url = server.call(Method::POST, "/v1/atlas/knowledge", Some(&key), Some(json!({"title": "t", "content": "x", "source_url": "ftp://x"}))).await;
+    let bad_url = server
+        .call(Method::POST, "/v1/atlas/knowledge", Some(&key), Some(json!({"title": "t", "content": "x", "source_url": "ftp://x"})))
+        .await;
     assert_eq!(bad_url.status, StatusCode::BAD_REQUEST);
 
     let list = server.call(Method::GET, "/v1/atlas/knowledge?limit=2", Some(&key), None).await;
@@ -80,7 +84,10 @@ on_both_backends!(ingest_search_and_delete, Options::default(), |server| {
     assert_eq!(deleted.data()["deleted"], true);
     assert!(search(&server, &key, "password").await.is_empty(), "a deleted document is not found");
     assert_eq!(server.call(Method::GET, &format!("/v1/atlas/knowledge/{}", ids[1]), Some(&key), None).await.status, StatusCode::NOT_FOUND);
-    assert_eq!(server.call(Method::DELETE, &format!("/v1/atlas/knowledge/{}", ids[1]), Some(&key), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.call(Method::DELETE, &format!("/v1/atlas/knowledge/{}", ids[1]), Some(&key), None).await.status,
+        StatusCode::NOT_FOUND
+    );
 
     let runs = server.call(Method::GET, "/v1/atlas/runs?operation=knowledge.create", Some(&server.admin_key), None).await;
     assert_eq!(runs.data()["runs"].as_array().unwrap().len(), 4, "one run per ingest");

@@ -57,11 +57,15 @@ on_both_backends!(mcp_initialize_list_and_call, Options::default(), |server| {
     assert_ne!(found.is_error, Some(true), "{found:?}");
     assert_eq!(structured(&found)["results"][0]["title"], "Opening hours");
 
-    let sent = call(&mcp, "send_message", json!({"conversation_id": conversation, "text": "Yes, from 9am.", "idempotency_key": "mcp-send-1"})).await;
+    let sent =
+        call(&mcp, "send_message", json!({"conversation_id": conversation, "text": "Yes, from 9am.", "idempotency_key": "mcp-send-1"}))
+            .await;
     assert_ne!(sent.is_error, Some(true), "{sent:?}");
     assert_eq!(structured(&sent)["queued"], true);
     assert_eq!(structured(&sent)["conversation_id"], conversation.as_str());
-    let again = call(&mcp, "send_message", json!({"conversation_id": conversation, "text": "Yes, from 9am.", "idempotency_key": "mcp-send-1"})).await;
+    let again =
+        call(&mcp, "send_message", json!({"conversation_id": conversation, "text": "Yes, from 9am.", "idempotency_key": "mcp-send-1"}))
+            .await;
     assert_eq!(structured(&again)["message_id"], structured(&sent)["message_id"], "the same key replays the first send");
 
     // A new number has no open window: free-form text is refused, as a tool error.

@@ -211,7 +211,11 @@ async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: 
     }
 }
 
-async fn search(State(state): State<AppState>, Caller(caller): Caller, QueryParams(q): QueryParams<SearchQuery>) -> Result<Response, ApiError> {
+async fn search(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    QueryParams(q): QueryParams<SearchQuery>,
+) -> Result<Response, ApiError> {
     let query = q.q.unwrap_or_default();
     let results = search_hits(&state, caller.org_id, &query, q.limit).await?;
     Ok(Envelope::ok(SearchResults { results }).into_response())

@@ -19,8 +19,8 @@ use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -88,7 +88,8 @@ impl ServerHandler for AtlasMcp {
         let caller = caller(&context)?;
         let arguments = request.arguments.map(Value::Object).unwrap_or_else(|| json!({}));
         let name = request.name.to_string();
-        let called = request_id::within(caller.request_id.clone(), MCP_PATH.to_owned(), self.host.call(&caller.principal, &name, arguments));
+        let called =
+            request_id::within(caller.request_id.clone(), MCP_PATH.to_owned(), self.host.call(&caller.principal, &name, arguments));
         let result = match called.await {
             Ok(value) if value.is_object() => CallToolResult::structured(value),
             Ok(value) => CallToolResult::structured(json!({"result": value})),
@@ -110,10 +111,9 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
         Err(e) => {
             let mut response = e.into_response();
             if response.status() == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"atlas\", error=\"invalid_token\""),
-                );
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"atlas\", error=\"invalid_token\""));
             }
             response
         }

@@ -194,7 +194,8 @@ impl HttpToolHost {
             "get_message_status" => {
                 let result = async {
                     let a: MessageStatusArgs = typed(&args)?;
-                    let answer = agent_tools::message_status(State(state.clone()), Caller(caller.clone()), Path(a.provider_message_id)).await?;
+                    let answer =
+                        agent_tools::message_status(State(state.clone()), Caller(caller.clone()), Path(a.provider_message_id)).await?;
                     Ok::<Value, ApiError>(outcome(answer).await.unwrap_or_default())
                 }
                 .await;
@@ -304,7 +305,8 @@ mod tests {
     #[tokio::test]
     async fn answers_become_results_and_refusals_keep_their_code() {
         assert_eq!(of(StatusCode::ACCEPTED, json!({"ok": true, "data": {"queued": true}})).await.unwrap(), json!({"queued": true}));
-        let refused = of(StatusCode::UNPROCESSABLE_ENTITY, json!({"ok": false, "error": {"code": "WINDOW_CLOSED", "message": "closed"}})).await;
+        let refused =
+            of(StatusCode::UNPROCESSABLE_ENTITY, json!({"ok": false, "error": {"code": "WINDOW_CLOSED", "message": "closed"}})).await;
         assert!(matches!(refused, Err(ToolError::Refused { ref code, .. }) if code == "WINDOW_CLOSED"), "{refused:?}");
         let invalid = of(
             StatusCode::BAD_REQUEST,
@@ -312,15 +314,26 @@ mod tests {
         )
         .await;
         assert!(matches!(invalid, Err(ToolError::Invalid { ref field, .. }) if field == "text"), "{invalid:?}");
-        let down = of(StatusCode::SERVICE_UNAVAILABLE, json!({"ok": false, "error": {"code": "SERVICE_UNAVAILABLE", "message": "down"}})).await;
+        let down =
+            of(StatusCode::SERVICE_UNAVAILABLE, json!({"ok": false, "error": {"code": "SERVICE_UNAVAILABLE", "message": "down"}})).await;
         assert!(matches!(down, Err(ToolError::Unavailable(_))));
     }
 
     #[test]
     fn every_registered_tool_names_a_route_its_run_and_idempotency_use() {
         // The routes the dispatch borrows their contract from exist (spec panics otherwise).
-        for op in ["knowledge.search", "context.get", "tools.message_status", "incidents.get", "tools.send_message",
-                   "tools.send_message_to_phone", "actions.execute", "incidents.create", "tasks.create", "tasks.set_status"] {
+        for op in [
+            "knowledge.search",
+            "context.get",
+            "tools.message_status",
+            "incidents.get",
+            "tools.send_message",
+            "tools.send_message_to_phone",
+            "actions.execute",
+            "incidents.create",
+            "tasks.create",
+            "tasks.set_status",
+        ] {
             assert_eq!(spec(op).operation, op);
         }
     }
