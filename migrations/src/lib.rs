@@ -31,6 +31,7 @@ mod m20250101_000010_retention;
 mod m20250101_000011_itsm_cmdb;
 mod m20250101_000013_work_notifications;
 mod m20250101_000015_knowledge;
+mod m20250101_000016_agents;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000011_itsm_cmdb::Migration),
             Box::new(m20250101_000013_work_notifications::Migration),
             Box::new(m20250101_000015_knowledge::Migration),
+            Box::new(m20250101_000016_agents::Migration),
         ]
     }
 }

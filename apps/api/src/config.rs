@@ -68,6 +68,8 @@ pub struct Settings {
     /// How long one Graph API call may take (`ATLAS_WHATSAPP_TIMEOUT_SECS`); the outbox lease
     /// must exceed it plus the channel-quota wait and a margin.
     pub whatsapp_timeout_secs: u64,
+    /// How long one call to a hosted agent's chat model may take (`ATLAS_LLM_TIMEOUT_SECS`).
+    pub llm_timeout_secs: u64,
     /// Deliveries of one webhook endpoint in flight at once (`ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY`).
     pub webhook_endpoint_concurrency: u32,
     /// Days finished outbox rows, webhook events, deliveries and attempts are kept
@@ -128,6 +130,7 @@ struct FileSettings {
     trusted_proxies: Option<String>,
     mcp_allowed_hosts: Option<String>,
     whatsapp_timeout_secs: Option<u64>,
+    llm_timeout_secs: Option<u64>,
     webhook_endpoint_concurrency: Option<u64>,
     retention_days: Option<u64>,
     worker_fallback_poll_ms: Option<u64>,
@@ -331,6 +334,7 @@ impl Settings {
             return Err(bad("ATLAS_INCIDENT_REOPEN_WINDOW", "must be between 0s and 30d"));
         }
         let whatsapp_timeout_secs = number("ATLAS_WHATSAPP_TIMEOUT_SECS", from_file.whatsapp_timeout_secs, 15, 1..=120)?;
+        let llm_timeout_secs = number("ATLAS_LLM_TIMEOUT_SECS", from_file.llm_timeout_secs, 60, 1..=600)?;
         let webhook_endpoint_concurrency =
             number("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", from_file.webhook_endpoint_concurrency, 4, 1..=64)? as u32;
         let retention_days = number("ATLAS_RETENTION_DAYS", from_file.retention_days, 30, 1..=3650)? as u32;
@@ -399,6 +403,7 @@ impl Settings {
             trusted_proxies,
             mcp_allowed_hosts,
             whatsapp_timeout_secs,
+            llm_timeout_secs,
             webhook_endpoint_concurrency,
             retention_days,
             worker_fallback_poll_ms,

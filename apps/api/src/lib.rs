@@ -2,6 +2,7 @@
 //! organization, and a running server handle. `main.rs` is a thin CLI over this, and the
 //! end-to-end tests start the same server in-process on a random port.
 
+pub mod agent_worker;
 pub mod cipher;
 pub mod cli;
 pub mod config;
@@ -205,7 +206,8 @@ fn finish(
     );
     let (sandbox, receipts) = SandboxProvider::new();
     let provider = Arc::new(ProviderByKind { whatsapp, sandbox: Arc::new(sandbox) });
-    let delivery = Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher, clock.clone(), policy));
+    let delivery =
+        Arc::new(Delivery::new(Arc::new(store.clone()), Arc::new(store.clone()), provider, cipher.clone(), clock.clone(), policy));
     let counters = Arc::new(worker::OutboxCounters::default());
     for (name, help, pick) in [
         ("atlas_outbox_sent_total", "Messages the provider accepted.", 0),
@@ -234,6 +236,8 @@ fn finish(
     let incident_history = Arc::new(atlas_itsm::IncidentRecords::new(Arc::new(store.clone())));
     let root_causes = Arc::new(atlas_itsm::RootCauses::new(Arc::new(store.clone()), cmdb.clone(), incident_history, rca_config));
     let work = Arc::new(atlas_tasks::Work::new(Arc::new(store.clone()), clock.clone()));
+    let agents = Arc::new(atlas_agents::Agents::new(Arc::new(store.clone()), cipher.clone(), clock.clone()));
+    let chat_model = Arc::new(atlas_llm_openai::OpenAiChat::new(std::time::Duration::from_secs(settings.llm_timeout_secs)));
     let state = AppState {
         accounts,
         messaging,
@@ -273,6 +277,8 @@ fn finish(
             },
         )),
         work,
+        agents,
+        chat_model,
         knowledge: Arc::new(atlas_knowledge::Knowledge::new(Arc::new(store.clone()), clock.clone())),
     };
     Ok(Wiring { store, state, fallback, delivery, dispatcher, counters, sandbox_receipts: Arc::new(Mutex::new(Some(receipts))) })
@@ -315,6 +321,22 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         .connect_channel(org_id, sandbox, &journal)
         .await
         .map_err(|e| StartError::FirstStart(format!("sandbox channel: {e}")))?;
+    // The built-in `faq` agent (no LLM) serving the sandbox, so a first start can show an
+    // agent answering a customer from the knowledge base (and handing off when it cannot).
+    let sandbox =
+        state.messaging.channels(org_id, &atlas_kernel::PageRequest::default()).await.ok().and_then(|p| p.items.first().map(|c| c.id));
+    let faq = atlas_agents::AgentDraft {
+        name: "FAQ".into(),
+        role: Some("faq".into()),
+        kind: atlas_agents::AgentKind::Hosted,
+        maturity_level: atlas_agents::Maturity::Autonomous,
+        status: atlas_agents::AgentStatus::Active,
+        serves: atlas_agents::Serves { channel_ids: sandbox.into_iter().collect(), conversation_ids: Vec::new() },
+        hosted: Some(atlas_agents::HostedSettings { model: Some(atlas_agents::FAQ_MODEL.into()), ..Default::default() }),
+        url: None,
+    };
+    let journal = |agent: &atlas_agents::Agent| operator_journal(org_id, "agents.create", agent.id.to_string());
+    state.agents.create(org_id, faq, None, &journal).await.map_err(|e| StartError::FirstStart(format!("faq agent: {e}")))?;
     Ok(Some(created))
 }
 
@@ -404,6 +426,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
         );
         worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), pace, shutdown.subscribe());
         worker::spawn_runbook_worker(wiring.state.clone(), pace, shutdown.subscribe());
+        agent_worker::spawn_agent_worker(wiring.state.clone(), shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

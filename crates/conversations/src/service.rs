@@ -68,6 +68,10 @@ pub enum MessagingError {
     /// The channel's stored secrets do not decrypt: `ATLAS_SECRET_KEY` changed (`INTERNAL_ERROR`).
     #[error(transparent)]
     Secrets(#[from] SecretsUnreadable),
+    /// An agent tried to send in a conversation a person owns (`CONVERSATION_HANDED_OFF`, 409),
+    /// until it is released.
+    #[error("the conversation is handed off to a person; agents may not send in it until it is released")]
+    HandedOff(ConversationId),
     /// The store failed (`INTERNAL_ERROR`).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -81,6 +85,7 @@ impl MessagingError {
             MessagingError::Invalid { .. } | MessagingError::NoChannel | MessagingError::Duplicate(_) => "VALIDATION_ERROR",
             MessagingError::NotFound => "NOT_FOUND",
             MessagingError::ChannelDisconnected(_) => "CONFLICT",
+            MessagingError::HandedOff(_) => "CONVERSATION_HANDED_OFF",
             MessagingError::BadSignature => "UNAUTHORIZED",
             MessagingError::HandshakeRefused => "FORBIDDEN",
             MessagingError::Provider(_) => "PROVIDER_UNAVAILABLE",
@@ -534,6 +539,39 @@ impl Messaging {
         };
         let enqueued = self.store.enqueue_outbound(&outbound, &|e: &Enqueued| journal.entry(&receipt(e))).await?;
         Ok(receipt(&enqueued))
+    }
+
+    /// An agent's send (the tool API, MCP, a hosted agent's reply): refused with `HandedOff`
+    /// while the conversation it would go to belongs to a person, then as [`send`](Self::send).
+    ///
+    /// # Errors
+    /// `HandedOff`, and those of [`send`](Self::send).
+    pub async fn send_as_agent(
+        &self,
+        org_id: OrgId,
+        command: SendCommand,
+        journal: &dyn Journal<SendReceipt>,
+    ) -> Result<SendReceipt, MessagingError> {
+        let conversation = match &command.target {
+            SendTarget::Conversation(id) => self.store.get_conversation(org_id, *id).await?,
+            SendTarget::Phone { phone_number, channel_id: Some(channel_id) } => {
+                self.store.find_conversation(org_id, *channel_id, phone_number).await?
+            }
+            SendTarget::Phone { phone_number, channel_id: None } => self.store.latest_conversation(org_id, phone_number).await?,
+        };
+        if let Some(c) = conversation.filter(|c| c.status == ConversationStatus::HandedOff) {
+            return Err(MessagingError::HandedOff(c.id));
+        }
+        self.send(org_id, command, journal).await
+    }
+
+    /// Hands a handed-off conversation back: its status becomes `open` and agents answer again.
+    /// Releasing an open conversation changes nothing.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation.
+    pub async fn release(&self, org_id: OrgId, id: ConversationId, journal: &JournalEntry) -> Result<Conversation, MessagingError> {
+        self.set_status(org_id, id, ConversationStatus::Open, journal).await
     }
 
     async fn resolve_channel(&self, org_id: OrgId, channel_id: Option<ChannelId>) -> Result<Channel, MessagingError> {

@@ -66,6 +66,7 @@ pub fn endpoint(spec: &'static RouteSpec) -> MethodRouter<AppState> {
             .or_else(|| crate::runbooks::endpoint(filter, other))
             .or_else(|| crate::projects::endpoint(filter, other))
             .or_else(|| crate::tasks::endpoint(filter, other))
+            .or_else(|| crate::agents::endpoint(filter, other))
             .or_else(|| crate::knowledge::endpoint(filter, other))
             .unwrap_or_else(|| panic!("route {other} has no handler")),
     }

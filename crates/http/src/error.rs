@@ -40,6 +40,10 @@ pub enum ErrorCode {
     /// A runbook run's plan hash no longer matches the current plan.
     PlanStale,
     TaskBlocked,
+    /// An agent tried to send in a conversation a person owns.
+    ConversationHandedOff,
+    /// `PROVIDER_UNAVAILABLE` as 502: the upstream (an LLM endpoint) answered with an error.
+    ProviderBadGateway,
 }
 
 impl ErrorCode {
@@ -67,6 +71,8 @@ impl ErrorCode {
             ErrorCode::ChangeConflict => "CHANGE_CONFLICT",
             ErrorCode::PlanStale => "PLAN_STALE",
             ErrorCode::TaskBlocked => "TASK_BLOCKED",
+            ErrorCode::ConversationHandedOff => "CONVERSATION_HANDED_OFF",
+            ErrorCode::ProviderBadGateway => "PROVIDER_UNAVAILABLE",
         }
     }
 
@@ -90,6 +96,8 @@ impl ErrorCode {
             ErrorCode::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::PlanStale => StatusCode::CONFLICT,
             ErrorCode::TaskBlocked => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ConversationHandedOff => StatusCode::CONFLICT,
+            ErrorCode::ProviderBadGateway => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -97,7 +105,11 @@ impl ErrorCode {
     pub const fn retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::IdempotencyInProgress | ErrorCode::RateLimited | ErrorCode::ProviderUnavailable | ErrorCode::InternalError
+            ErrorCode::IdempotencyInProgress
+                | ErrorCode::RateLimited
+                | ErrorCode::ProviderUnavailable
+                | ErrorCode::ProviderBadGateway
+                | ErrorCode::InternalError
         )
     }
 }

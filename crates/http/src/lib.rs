@@ -3,6 +3,7 @@
 //! metrics and the generated OpenAPI document. Embedders build the router with their own
 //! adapters through [`AppState`] and [`router`].
 
+mod agents;
 mod alerts;
 mod api;
 mod auth;
@@ -29,11 +30,13 @@ mod request_id;
 mod routes;
 mod runbooks;
 mod service_requests;
+mod sessions;
 mod state;
 mod tasks;
 mod tools;
 mod webhooks;
 
+pub use agents::{runtime as agent_runtime, ConversationOutbound, KnowledgeBase, RegistryTools};
 pub use contract::{Example, Payload};
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;

@@ -105,6 +105,9 @@ impl ApiError {
                 .hint("send on a connected channel (channel_id), or connect the number again")
                 .detail("channel_id", json!(id)),
             MessagingError::BadSignature => ApiError::unauthorized("X-Hub-Signature-256 does not match this channel's app secret"),
+            MessagingError::HandedOff(id) => ApiError::new(ErrorCode::ConversationHandedOff, "the conversation is handed off to a person")
+                .hint("a person releases it with POST /v1/atlas/conversations/{id}/release")
+                .detail("conversation_id", json!(id)),
             MessagingError::HandshakeRefused => ApiError::new(ErrorCode::Forbidden, "the verify token does not match this channel's"),
             MessagingError::Provider(e) => ApiError::new(ErrorCode::ProviderUnavailable, format!("the WhatsApp Cloud API failed: {e}"))
                 .detail("provider_code", json!(e.code)),
@@ -369,7 +372,13 @@ async fn run_send<A: Serialize>(
         }
         entry
     };
-    match state.messaging.send(caller.org_id, command, &journal).await {
+    // The tool API is the agents' face: its sends stop at a handed-off conversation.
+    let sent = if operation.starts_with("tools.") {
+        state.messaging.send_as_agent(caller.org_id, command, &journal).await
+    } else {
+        state.messaging.send(caller.org_id, command, &journal).await
+    };
+    match sent {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }

@@ -331,6 +331,7 @@ impl Mutation {
         // The committed work may include a queued message or events: wake the workers.
         self.state.wake.outbox.notify_one();
         self.state.wake.webhooks.notify_one();
+        self.state.wake.agents.notify_one();
         let mut response = json_response(status, body);
         if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
             response.headers_mut().insert("location", v);

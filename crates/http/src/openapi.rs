@@ -18,7 +18,7 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
     ("401", "UNAUTHORIZED: missing, malformed, expired or revoked credential"),
     ("403", "FORBIDDEN (`details.missing_scope`) or IP_NOT_ALLOWED"),
     ("404", "NOT_FOUND: absent, or another organization's"),
-    ("409", "IDEMPOTENCY_IN_PROGRESS, VERSION_CONFLICT or CONFLICT"),
+    ("409", "IDEMPOTENCY_IN_PROGRESS, VERSION_CONFLICT, CONFLICT or CONVERSATION_HANDED_OFF"),
     ("413", "PAYLOAD_TOO_LARGE"),
     ("422", "IDEMPOTENCY_KEY_REUSED or a business rule (WINDOW_CLOSED, TEMPLATE_NOT_FOUND, …)"),
     ("429", "RATE_LIMITED: `Retry-After` says when to try again"),

@@ -7,7 +7,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::extract::PageQuery;
 use crate::messaging::{actions, agent_tools, channels, conversations, events, examples, messages, meta_webhook, templates};
 use crate::state::AppState;
-use crate::{api, auth, knowledge, metrics, projects, reference, request_id, tasks, webhooks};
+use crate::{agents, api, auth, knowledge, metrics, projects, reference, request_id, sessions, tasks, webhooks};
 use atlas_ratelimit::RouteClass;
 use atlas_scopes::Scope;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -1326,6 +1326,199 @@ pub static ROUTES: &[RouteSpec] = &[
     )
     .query::<PageQuery>()
     .returns::<tasks::TaskList>(),
+    // ---------------------------------------------------------------- agents, drafts, sessions (issue 13)
+    route(
+        "POST",
+        "/v1/atlas/agents",
+        Some(Scope::AgentsWrite),
+        Some(Writes),
+        "agents.create",
+        "Create an agent (hosted, external or the built-in faq) with its own credential, shown once",
+        "agents",
+        true,
+    )
+    .accepts::<agents::AgentBody>()
+    .returns::<agents::AgentView>(),
+    route(
+        "GET",
+        "/v1/atlas/agents",
+        Some(Scope::AgentsRead),
+        Some(Reads),
+        "agents.list",
+        "Agents, newest first, by status, maturity level and text (seed 001)",
+        "agents",
+        false,
+    )
+    .query::<agents::AgentsQuery>()
+    .returns::<agents::AgentList>(),
+    route("GET", "/v1/atlas/agents/{id}", Some(Scope::AgentsRead), Some(Reads), "agents.get", "One agent", "agents", false)
+        .returns::<atlas_agents::Agent>(),
+    route(
+        "PUT",
+        "/v1/atlas/agents/{id}",
+        Some(Scope::AgentsWrite),
+        Some(Writes),
+        "agents.replace",
+        "Replace an agent (its kind and credential stay)",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .accepts::<agents::AgentBody>()
+    .returns::<atlas_agents::Agent>(),
+    route(
+        "PATCH",
+        "/v1/atlas/agents/{id}",
+        Some(Scope::AgentsWrite),
+        Some(Writes),
+        "agents.patch",
+        "Change some of an agent's fields (maturity level, status, what it serves, model settings)",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .accepts::<agents::AgentPatchBody>()
+    .returns::<atlas_agents::Agent>(),
+    route(
+        "DELETE",
+        "/v1/atlas/agents/{id}",
+        Some(Scope::AgentsWrite),
+        Some(Writes),
+        "agents.delete",
+        "Delete an agent and revoke its credential",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .takes_no_body()
+    .returns::<agents::DeletedAgent>(),
+    route(
+        "POST",
+        "/v1/atlas/agents/{id}/execute",
+        Some(Scope::AgentsWrite),
+        Some(Writes),
+        "agents.execute",
+        "Run a hosted agent once: its answer, the tool calls it made (at most 6 model calls) and the run (seed 001)",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .accepts::<agents::ExecuteBody>()
+    .returns::<agents::ExecutionAnswer>(),
+    route(
+        "POST",
+        "/v1/atlas/conversations/{id}/drafts/{draft_id}/approve",
+        Some(Scope::MessagesSend),
+        Some(Writes),
+        "drafts.approve",
+        "Approve an agent's draft: it is sent (once), with the person's edit if given",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .accepts::<agents::ApproveBody>()
+    .returns::<agents::DraftDecision>(),
+    route(
+        "POST",
+        "/v1/atlas/conversations/{id}/drafts/{draft_id}/reject",
+        Some(Scope::MessagesSend),
+        Some(Writes),
+        "drafts.reject",
+        "Reject an agent's draft: it is never sent",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .accepts::<agents::RejectBody>()
+    .returns::<agents::DraftDecision>(),
+    route(
+        "POST",
+        "/v1/atlas/conversations/{id}/release",
+        Some(Scope::MessagesSend),
+        Some(Writes),
+        "conversations.release",
+        "Hand a handed-off conversation back: agents answer in it again",
+        "agents",
+        true,
+    )
+    .answers(200)
+    .takes_no_body()
+    .returns::<agents::Released>(),
+    route(
+        "POST",
+        "/v1/atlas/sessions",
+        Some(Scope::SessionsWrite),
+        Some(Writes),
+        "sessions.create",
+        "Open a test session with an agent (a conversation with no WhatsApp)",
+        "sessions",
+        true,
+    )
+    .accepts::<sessions::SessionBody>()
+    .returns::<atlas_agents::Session>(),
+    route(
+        "GET",
+        "/v1/atlas/sessions",
+        Some(Scope::SessionsRead),
+        Some(Reads),
+        "sessions.list",
+        "Test sessions, newest first",
+        "sessions",
+        false,
+    )
+    .query::<PageQuery>()
+    .returns::<sessions::SessionList>(),
+    route("GET", "/v1/atlas/sessions/{id}", Some(Scope::SessionsRead), Some(Reads), "sessions.get", "One test session", "sessions", false)
+        .returns::<atlas_agents::Session>(),
+    route(
+        "DELETE",
+        "/v1/atlas/sessions/{id}",
+        Some(Scope::SessionsWrite),
+        Some(Writes),
+        "sessions.delete",
+        "Delete a test session and its events",
+        "sessions",
+        true,
+    )
+    .answers(200)
+    .takes_no_body()
+    .returns::<sessions::DeletedSession>(),
+    route(
+        "POST",
+        "/v1/atlas/sessions/{id}/messages",
+        Some(Scope::SessionsWrite),
+        Some(Writes),
+        "sessions.messages.create",
+        "Write as the customer: the agent runs and its messages, tool calls, drafts and handoff come back",
+        "sessions",
+        true,
+    )
+    .answers(200)
+    .accepts::<sessions::SessionMessageBody>()
+    .returns::<sessions::SessionReply>(),
+    route(
+        "GET",
+        "/v1/atlas/sessions/{id}/messages",
+        Some(Scope::SessionsRead),
+        Some(Reads),
+        "sessions.messages.list",
+        "The session's events, oldest first",
+        "sessions",
+        false,
+    )
+    .query::<sessions::EventsQuery>()
+    .returns::<sessions::EventList>(),
+    route(
+        "GET",
+        "/v1/atlas/sessions/{id}/stream",
+        Some(Scope::SessionsRead),
+        Some(Reads),
+        "sessions.stream",
+        "The session's events as server-sent events, with a keep-alive (resumes after Last-Event-ID)",
+        "sessions",
+        false,
+    )
+    .returns_raw("text/event-stream", sessions::STREAM),
 ];
 
 /// The spec of an operation (the table is static, so a typo fails every test that routes).

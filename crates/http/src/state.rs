@@ -43,6 +43,10 @@ pub struct Wake {
     /// Webhook deliveries were made (another process's fan-out, heard through the database's
     /// notifications).
     pub deliveries: tokio::sync::Notify,
+    /// A test session has new events (its streams look).
+    pub sessions: tokio::sync::Notify,
+    /// An inbound message may be waiting for an agent.
+    pub agents: tokio::sync::Notify,
 }
 
 /// HTTP settings.
@@ -90,5 +94,9 @@ pub struct AppState {
     pub incidents: Arc<Incidents>,
     pub runbooks: Arc<Runbooks>,
     pub work: Arc<Work>,
+    /// Agents, episodes, draft reviews and test sessions.
+    pub agents: Arc<atlas_agents::Agents>,
+    /// The OpenAI-compatible chat model hosted agents call.
+    pub chat_model: Arc<dyn atlas_agents::ChatModel>,
     pub knowledge: Arc<atlas_knowledge::Knowledge>,
 }

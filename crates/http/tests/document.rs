@@ -16,6 +16,7 @@ const RAW_ANSWERS: &[&str] = &[
     "system.postman_collection",
     "system.postman_environment",
     "channels.webhook_verify",
+    "sessions.stream",
 ];
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {

@@ -47,6 +47,7 @@
 //! times truncated to the microsecond.
 
 mod accounts;
+mod agents;
 mod cmdb;
 mod conversations;
 mod convert;

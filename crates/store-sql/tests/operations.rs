@@ -41,3 +41,15 @@ async fn itsm_suite_on_postgres() {
         atlas_testkit::itsm::suite(&store).await;
     }
 }
+
+#[tokio::test]
+async fn agents_suite_on_sqlite() {
+    atlas_testkit::agents::suite(&sqlite().await).await;
+}
+
+#[tokio::test]
+async fn agents_suite_on_postgres() {
+    if let Some(store) = postgres().await {
+        atlas_testkit::agents::suite(&store).await;
+    }
+}

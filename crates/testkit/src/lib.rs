@@ -3,6 +3,7 @@
 //! the behavioural suites each port's adapters must all pass.
 
 pub mod accounts;
+pub mod agents;
 pub mod cmdb;
 pub mod conversations;
 pub mod idempotency;

@@ -8,7 +8,7 @@
 //! segments, at most 128 characters). The first segment is the *family*:
 //! - `atlas` and `agent` are **closed**: only the types Atlas defines exist
 //!   (`atlas.event.received`, `atlas.action.executed`, `atlas.run.updated`,
-//!   `atlas.webhook.test`, `agent.message_delivery`);
+//!   `atlas.webhook.test`, `agent.message_delivery`, `agent.message_received`);
 //! - `incident`, `change`, `task`, `project`, `runbook` and `request` are **open**: reserved for the other product
 //!   areas, any well-formed name in them is accepted (`incident.created`,
 //!   `task.dependency.added`), so those areas can add types without touching this crate;
@@ -156,10 +156,19 @@ impl EventType {
     pub const WEBHOOK_TEST: EventType = EventType(Cow::Borrowed("atlas.webhook.test"));
     /// An outbound message's delivery state changed (seed 000's agent callback).
     pub const AGENT_MESSAGE_DELIVERY: EventType = EventType(Cow::Borrowed("agent.message_delivery"));
+    /// A customer wrote in a conversation an external agent serves (its `data.agent_id` names
+    /// the agent; the agent answers through the tool API).
+    pub const AGENT_MESSAGE_RECEIVED: EventType = EventType(Cow::Borrowed("agent.message_received"));
 
     /// Every type of the closed families (`atlas`, `agent`).
-    pub const FIXED: [EventType; 5] =
-        [Self::EVENT_RECEIVED, Self::ACTION_EXECUTED, Self::RUN_UPDATED, Self::WEBHOOK_TEST, Self::AGENT_MESSAGE_DELIVERY];
+    pub const FIXED: [EventType; 6] = [
+        Self::EVENT_RECEIVED,
+        Self::ACTION_EXECUTED,
+        Self::RUN_UPDATED,
+        Self::WEBHOOK_TEST,
+        Self::AGENT_MESSAGE_DELIVERY,
+        Self::AGENT_MESSAGE_RECEIVED,
+    ];
 
     /// Parses an event type.
     ///

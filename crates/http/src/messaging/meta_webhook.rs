@@ -114,6 +114,7 @@ pub(super) async fn webhook(State(state): State<AppState>, Path(id): Path<String
         tracing::warn!(channel = %id, %reason, "webhook item skipped");
     }
     state.wake.webhooks.notify_one();
+    state.wake.agents.notify_one();
     Envelope::ok(WebhookAnswer {
         received: true,
         messages: report.messages,

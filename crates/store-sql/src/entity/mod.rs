@@ -4,6 +4,12 @@
 //! columns. Rows are converted to domain records by the port implementations, never handed out
 //! as they are.
 
+pub mod agent_cursors;
+pub mod agent_episodes;
+pub mod agent_jobs;
+pub mod agent_session_events;
+pub mod agent_sessions;
+pub mod agents;
 pub mod api_keys;
 pub mod blackouts;
 pub mod catalog_items;
@@ -14,6 +20,7 @@ pub mod cmdb_items;
 pub mod cmdb_relationships;
 pub mod conversations;
 pub mod customers;
+pub mod draft_reviews;
 pub mod drafts;
 pub mod idempotency_records;
 pub mod incident_cis;

@@ -1,0 +1,621 @@
+//! `AgentStore` for [`SqlStore`]: agents (compare-and-set on `version`), episodes with their
+//! runs, draft reviews (the primary key makes each draft's decision happen once: a claim is
+//! `INSERT … ON CONFLICT DO NOTHING`), sessions and their numbered events (the session row is
+//! locked while its next numbers are taken).
+
+use crate::conversations::{begin, commit, rollback};
+use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
+use crate::entity::{
+    agent_cursors, agent_episodes, agent_jobs, agent_session_events, agent_sessions, agents, draft_reviews, webhook_events,
+};
+use crate::error::{db, Failure};
+use crate::journal::write_journal;
+use crate::runs::before_cursor;
+use crate::SqlStore;
+use async_trait::async_trait;
+use atlas_agents::{
+    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, AgentStore, AgentStoreError, DraftReview, Episode, EpisodeId, InboundJob, JobEnd,
+    Maturity, Outcome, ReviewState, Session, SessionEvent, SessionEventKind, SessionId,
+};
+use atlas_conversations::{ConversationId, DraftId};
+use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
+use atlas_runs::JournalEntry;
+use atlas_scopes::KeyId;
+use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+/// The cursor row of the inbound queue.
+const INBOUND_CURSOR: &str = "inbound";
+use serde_json::Value;
+use time::OffsetDateTime;
+
+impl From<Failure> for AgentStoreError {
+    fn from(f: Failure) -> Self {
+        AgentStoreError::Store(f.into())
+    }
+}
+
+fn kind_name(kind: AgentKind) -> &'static str {
+    match kind {
+        AgentKind::Hosted => "hosted",
+        AgentKind::External => "external",
+    }
+}
+
+fn agent_row(agent: &Agent) -> Result<agents::ActiveModel, StoreError> {
+    Ok(agents::ActiveModel {
+        id: Set(agent.id.as_uuid()),
+        org_id: Set(agent.org_id.as_uuid()),
+        name: Set(agent.name.clone()),
+        role: Set(agent.role.clone()),
+        kind: Set(kind_name(agent.kind).to_owned()),
+        maturity_level: Set(agent.maturity_level.as_str().to_owned()),
+        status: Set(agent.status.as_str().to_owned()),
+        serves: Set(to_json("writing what an agent serves", &agent.serves)?),
+        hosted: Set(agent.hosted.as_ref().map(|h| to_json("writing an agent's model settings", h)).transpose()?),
+        url: Set(agent.url.clone()),
+        key_id: Set(agent.key_id.map(|k| k.as_uuid())),
+        sealed_api_key: Set(agent.sealed_api_key.clone()),
+        version: Set(agent.version),
+        created_at_us: Set(to_us(agent.created_at)),
+        updated_at_us: Set(to_us(agent.updated_at)),
+    })
+}
+
+fn agent_from_row(row: agents::Model) -> Result<Agent, StoreError> {
+    const CONTEXT: &str = "reading an agent";
+    let kind = match row.kind.as_str() {
+        "hosted" => AgentKind::Hosted,
+        "external" => AgentKind::External,
+        other => return Err(corrupt(CONTEXT, format!("unknown kind `{other}`"))),
+    };
+    Ok(Agent {
+        id: AgentId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        name: row.name,
+        role: row.role,
+        kind,
+        maturity_level: Maturity::parse(&row.maturity_level)
+            .ok_or_else(|| corrupt(CONTEXT, format!("unknown maturity `{}`", row.maturity_level)))?,
+        status: AgentStatus::parse(&row.status).ok_or_else(|| corrupt(CONTEXT, format!("unknown status `{}`", row.status)))?,
+        serves: from_json(CONTEXT, &row.serves)?,
+        hosted: row.hosted.as_deref().map(|h| from_json(CONTEXT, h)).transpose()?,
+        url: row.url,
+        key_id: row.key_id.map(KeyId::from_uuid),
+        sealed_api_key: row.sealed_api_key,
+        version: row.version,
+        created_at: from_us(row.created_at_us)?,
+        updated_at: from_us(row.updated_at_us)?,
+    })
+}
+
+fn outcome_from(text: &str) -> Result<Outcome, StoreError> {
+    [Outcome::Answered, Outcome::Drafted, Outcome::HandedOff, Outcome::StepLimit, Outcome::Failed]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+        .ok_or_else(|| corrupt("reading an episode", format!("unknown outcome `{text}`")))
+}
+
+fn episode_from_row(row: agent_episodes::Model) -> Result<Episode, StoreError> {
+    Ok(Episode {
+        id: EpisodeId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        agent_id: AgentId::from_uuid(row.agent_id),
+        conversation_id: row.conversation_id.map(ConversationId::from_uuid),
+        session_id: row.session_id.map(SessionId::from_uuid),
+        input: row.input,
+        steps: from_json("reading an episode's steps", &row.steps)?,
+        answer: row.answer,
+        outcome: outcome_from(&row.outcome)?,
+        intervened: row.intervened,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+fn review_row(review: &DraftReview) -> draft_reviews::ActiveModel {
+    draft_reviews::ActiveModel {
+        draft_id: Set(review.draft_id.as_uuid()),
+        org_id: Set(review.org_id.as_uuid()),
+        conversation_id: Set(review.conversation_id.as_uuid()),
+        state: Set(review.state.as_str().to_owned()),
+        text: Set(review.text.clone()),
+        reason: Set(review.reason.clone()),
+        message_id: Set(review.message_id.clone()),
+        decided_at_us: Set(to_us(review.decided_at)),
+    }
+}
+
+fn review_from_row(row: draft_reviews::Model) -> Result<DraftReview, StoreError> {
+    Ok(DraftReview {
+        draft_id: DraftId::from_uuid(row.draft_id),
+        org_id: OrgId::from_uuid(row.org_id),
+        conversation_id: ConversationId::from_uuid(row.conversation_id),
+        state: ReviewState::parse(&row.state).ok_or_else(|| corrupt("reading a draft review", format!("unknown state `{}`", row.state)))?,
+        text: row.text,
+        reason: row.reason,
+        message_id: row.message_id,
+        decided_at: from_us(row.decided_at_us)?,
+    })
+}
+
+fn session_from_row(row: agent_sessions::Model) -> Result<Session, StoreError> {
+    Ok(Session {
+        id: SessionId::from_uuid(row.id),
+        org_id: OrgId::from_uuid(row.org_id),
+        agent_id: AgentId::from_uuid(row.agent_id),
+        handed_off: row.handed_off,
+        created_at: from_us(row.created_at_us)?,
+    })
+}
+
+fn event_from_row(row: agent_session_events::Model) -> Result<SessionEvent, StoreError> {
+    Ok(SessionEvent {
+        seq: row.seq,
+        kind: SessionEventKind::parse(&row.kind)
+            .ok_or_else(|| corrupt("reading a session event", format!("unknown kind `{}`", row.kind)))?,
+        data: from_json("reading a session event", &row.data)?,
+        at: from_us(row.at_us)?,
+    })
+}
+
+#[async_trait]
+impl AgentStore for SqlStore {
+    async fn insert_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+        let row = agent_row(agent)?;
+        let txn = begin(&self.db).await?;
+        agents::Entity::insert(row).exec_without_returning(&txn).await.map_err(db("inserting the agent"))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the agent").await?;
+        Ok(())
+    }
+
+    async fn update_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+        let row = agent_row(agent)?;
+        let txn = begin(&self.db).await?;
+        let changed = agents::Entity::update_many()
+            .set(row)
+            .filter(agents::Column::OrgId.eq(agent.org_id.as_uuid()))
+            .filter(agents::Column::Id.eq(agent.id.as_uuid()))
+            .filter(agents::Column::Version.eq(agent.version - 1))
+            .exec(&txn)
+            .await
+            .map_err(db("updating the agent"))?;
+        if changed.rows_affected != 1 {
+            rollback(txn).await?;
+            return Err(AgentStoreError::Conflict("the agent changed meanwhile; read it again".into()));
+        }
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the agent").await?;
+        Ok(())
+    }
+
+    async fn delete_agent(&self, org_id: OrgId, id: AgentId, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+        let txn = begin(&self.db).await?;
+        let deleted = agents::Entity::delete_many()
+            .filter(agents::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agents::Column::Id.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(db("deleting the agent"))?;
+        if deleted.rows_affected != 1 {
+            rollback(txn).await?;
+            return Err(AgentStoreError::NotFound);
+        }
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the deletion").await?;
+        Ok(())
+    }
+
+    async fn agent(&self, org_id: OrgId, id: AgentId) -> Result<Option<Agent>, AgentStoreError> {
+        let row = agents::Entity::find()
+            .filter(agents::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agents::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading an agent"))?;
+        Ok(row.map(agent_from_row).transpose()?)
+    }
+
+    async fn agents(&self, org_id: OrgId, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>, AgentStoreError> {
+        let mut query = agents::Entity::find().filter(agents::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(status) = filter.status {
+            query = query.filter(agents::Column::Status.eq(status.as_str()));
+        }
+        if let Some(level) = filter.maturity_level {
+            query = query.filter(agents::Column::MaturityLevel.eq(level.as_str()));
+        }
+        if let Some(q) = &filter.q {
+            let pattern = format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            query = query.filter(
+                Condition::any()
+                    .add(Expr::expr(Func::lower(Expr::col(agents::Column::Name))).like(LikeExpr::new(&pattern).escape('\\')))
+                    .add(Expr::expr(Func::lower(Expr::col(agents::Column::Role))).like(LikeExpr::new(&pattern).escape('\\'))),
+            );
+        }
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(agents::Column::CreatedAtUs, agents::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(agents::Column::CreatedAtUs)
+            .order_by_desc(agents::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing agents"))?;
+        let items = rows.into_iter().map(agent_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, page, |a| (a.created_at, a.id.as_uuid())))
+    }
+
+    async fn active_agents(&self, org_id: OrgId) -> Result<Vec<Agent>, AgentStoreError> {
+        let rows = agents::Entity::find()
+            .filter(agents::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agents::Column::Status.eq(AgentStatus::Active.as_str()))
+            .order_by_asc(agents::Column::CreatedAtUs)
+            .limit(1000)
+            .all(&self.db)
+            .await
+            .map_err(db("reading active agents"))?;
+        Ok(rows.into_iter().map(agent_from_row).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn record_episode(&self, episode: &Episode, entries: &[JournalEntry]) -> Result<(), AgentStoreError> {
+        let row = agent_episodes::ActiveModel {
+            id: Set(episode.id.as_uuid()),
+            org_id: Set(episode.org_id.as_uuid()),
+            agent_id: Set(episode.agent_id.as_uuid()),
+            conversation_id: Set(episode.conversation_id.map(|c| c.as_uuid())),
+            session_id: Set(episode.session_id.map(|s| s.as_uuid())),
+            input: Set(episode.input.clone()),
+            steps: Set(to_json("writing an episode's steps", &episode.steps)?),
+            answer: Set(episode.answer.clone()),
+            outcome: Set(episode.outcome.as_str().to_owned()),
+            intervened: Set(episode.intervened),
+            created_at_us: Set(to_us(episode.created_at)),
+        };
+        let txn = begin(&self.db).await?;
+        agent_episodes::Entity::insert(row).exec_without_returning(&txn).await.map_err(db("inserting the episode"))?;
+        for entry in entries {
+            write_journal(&txn, entry).await?;
+        }
+        commit(txn, "committing the episode").await?;
+        Ok(())
+    }
+
+    async fn episodes(&self, org_id: OrgId, agent_id: AgentId, page: &PageRequest) -> Result<Page<Episode>, AgentStoreError> {
+        let mut query = agent_episodes::Entity::find()
+            .filter(agent_episodes::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agent_episodes::Column::AgentId.eq(agent_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(agent_episodes::Column::CreatedAtUs, agent_episodes::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(agent_episodes::Column::CreatedAtUs)
+            .order_by_desc(agent_episodes::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing episodes"))?;
+        let items = rows.into_iter().map(episode_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, page, |e| (e.created_at, e.id.as_uuid())))
+    }
+
+    async fn claim_review(&self, review: &DraftReview) -> Result<(), AgentStoreError> {
+        let inserted = draft_reviews::Entity::insert(review_row(review))
+            .on_conflict(OnConflict::column(draft_reviews::Column::DraftId).do_nothing().to_owned())
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(db("claiming the draft"))?;
+        if inserted == 1 {
+            return Ok(());
+        }
+        let state = self.review(review.org_id, review.draft_id).await?.map_or("decided", |r| r.state.as_str());
+        Err(AgentStoreError::Conflict(format!("the draft is {state} already")))
+    }
+
+    async fn settle_review(&self, review: &DraftReview, journal: Option<&JournalEntry>) -> Result<(), AgentStoreError> {
+        let txn = begin(&self.db).await?;
+        let settled = draft_reviews::Entity::update_many()
+            .set(review_row(review))
+            .filter(draft_reviews::Column::OrgId.eq(review.org_id.as_uuid()))
+            .filter(draft_reviews::Column::DraftId.eq(review.draft_id.as_uuid()))
+            .filter(draft_reviews::Column::State.eq(ReviewState::Approving.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db("settling the draft"))?;
+        if settled.rows_affected == 0 {
+            // A rejection has no claim: it takes the draft's one row itself.
+            let inserted = draft_reviews::Entity::insert(review_row(review))
+                .on_conflict(OnConflict::column(draft_reviews::Column::DraftId).do_nothing().to_owned())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("deciding the draft"))?;
+            if inserted != 1 {
+                rollback(txn).await?;
+                return Err(AgentStoreError::Conflict("the draft was decided already".into()));
+            }
+        }
+        if let Some(journal) = journal {
+            write_journal(&txn, journal).await?;
+        }
+        commit(txn, "committing the decision").await?;
+        Ok(())
+    }
+
+    async fn drop_review(&self, org_id: OrgId, draft_id: DraftId) -> Result<(), AgentStoreError> {
+        draft_reviews::Entity::delete_many()
+            .filter(draft_reviews::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(draft_reviews::Column::DraftId.eq(draft_id.as_uuid()))
+            .filter(draft_reviews::Column::State.eq(ReviewState::Approving.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db("releasing the draft"))?;
+        Ok(())
+    }
+
+    async fn review(&self, org_id: OrgId, draft_id: DraftId) -> Result<Option<DraftReview>, AgentStoreError> {
+        let row = draft_reviews::Entity::find()
+            .filter(draft_reviews::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(draft_reviews::Column::DraftId.eq(draft_id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading a draft review"))?;
+        Ok(row.map(review_from_row).transpose()?)
+    }
+
+    async fn insert_session(&self, session: &Session, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+        let row = agent_sessions::ActiveModel {
+            id: Set(session.id.as_uuid()),
+            org_id: Set(session.org_id.as_uuid()),
+            agent_id: Set(session.agent_id.as_uuid()),
+            handed_off: Set(session.handed_off),
+            last_seq: Set(0),
+            created_at_us: Set(to_us(session.created_at)),
+        };
+        let txn = begin(&self.db).await?;
+        agent_sessions::Entity::insert(row).exec_without_returning(&txn).await.map_err(db("inserting the session"))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the session").await?;
+        Ok(())
+    }
+
+    async fn session(&self, org_id: OrgId, id: SessionId) -> Result<Option<Session>, AgentStoreError> {
+        let row = agent_sessions::Entity::find()
+            .filter(agent_sessions::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agent_sessions::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading a session"))?;
+        Ok(row.map(session_from_row).transpose()?)
+    }
+
+    async fn sessions(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Session>, AgentStoreError> {
+        let mut query = agent_sessions::Entity::find().filter(agent_sessions::Column::OrgId.eq(org_id.as_uuid()));
+        if let Some(cursor) = &page.after {
+            query = query.filter(before_cursor(agent_sessions::Column::CreatedAtUs, agent_sessions::Column::Id, cursor));
+        }
+        let rows = query
+            .order_by_desc(agent_sessions::Column::CreatedAtUs)
+            .order_by_desc(agent_sessions::Column::Id)
+            .limit(page.fetch_limit())
+            .all(&self.db)
+            .await
+            .map_err(db("listing sessions"))?;
+        let items = rows.into_iter().map(session_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, page, |s| (s.created_at, s.id.as_uuid())))
+    }
+
+    async fn delete_session(&self, org_id: OrgId, id: SessionId, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+        let txn = begin(&self.db).await?;
+        let deleted = agent_sessions::Entity::delete_many()
+            .filter(agent_sessions::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agent_sessions::Column::Id.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(db("deleting the session"))?;
+        if deleted.rows_affected != 1 {
+            rollback(txn).await?;
+            return Err(AgentStoreError::NotFound);
+        }
+        agent_session_events::Entity::delete_many()
+            .filter(agent_session_events::Column::SessionId.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(db("deleting the session's events"))?;
+        write_journal(&txn, journal).await?;
+        commit(txn, "committing the session's deletion").await?;
+        Ok(())
+    }
+
+    async fn append_events(
+        &self,
+        org_id: OrgId,
+        id: SessionId,
+        events: &[(SessionEventKind, Value)],
+        at: OffsetDateTime,
+    ) -> Result<Vec<SessionEvent>, AgentStoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = begin(&self.db).await?;
+        let row = self
+            .for_update(
+                agent_sessions::Entity::find()
+                    .filter(agent_sessions::Column::OrgId.eq(org_id.as_uuid()))
+                    .filter(agent_sessions::Column::Id.eq(id.as_uuid())),
+            )
+            .one(&txn)
+            .await
+            .map_err(db("locking the session"))?;
+        let Some(row) = row else {
+            rollback(txn).await?;
+            return Err(AgentStoreError::NotFound);
+        };
+        let first = row.last_seq + 1;
+        let last = row.last_seq + events.len() as i64;
+        let handed_off = row.handed_off || events.iter().any(|(k, _)| *k == SessionEventKind::Handoff);
+        agent_sessions::Entity::update_many()
+            .col_expr(agent_sessions::Column::LastSeq, Expr::value(last))
+            .col_expr(agent_sessions::Column::HandedOff, Expr::value(handed_off))
+            .filter(agent_sessions::Column::Id.eq(id.as_uuid()))
+            .exec(&txn)
+            .await
+            .map_err(db("numbering the session's events"))?;
+        let mut written = Vec::with_capacity(events.len());
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, (kind, data)) in events.iter().enumerate() {
+            let seq = first + i as i64;
+            rows.push(agent_session_events::ActiveModel {
+                session_id: Set(id.as_uuid()),
+                seq: Set(seq),
+                org_id: Set(org_id.as_uuid()),
+                kind: Set(kind.as_str().to_owned()),
+                data: Set(to_json("writing a session event", data)?),
+                at_us: Set(to_us(at)),
+            });
+            written.push(SessionEvent { seq, kind: *kind, data: data.clone(), at: from_us(to_us(at))? });
+        }
+        agent_session_events::Entity::insert_many(rows).exec_without_returning(&txn).await.map_err(db("inserting session events"))?;
+        commit(txn, "committing session events").await?;
+        Ok(written)
+    }
+
+    async fn events(&self, org_id: OrgId, id: SessionId, after: i64, limit: u32) -> Result<Vec<SessionEvent>, AgentStoreError> {
+        let rows = agent_session_events::Entity::find()
+            .filter(agent_session_events::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agent_session_events::Column::SessionId.eq(id.as_uuid()))
+            .filter(agent_session_events::Column::Seq.gt(after))
+            .order_by_asc(agent_session_events::Column::Seq)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(db("reading session events"))?;
+        Ok(rows.into_iter().map(event_from_row).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    async fn queue_inbound(&self, now: OffsetDateTime, limit: u32) -> Result<usize, AgentStoreError> {
+        let txn = begin(&self.db).await?;
+        let cursor = self
+            .for_update(agent_cursors::Entity::find().filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR)))
+            .one(&txn)
+            .await
+            .map_err(db("reading the inbound cursor"))?;
+        let after = match &cursor {
+            Some(c) => c.last_event_id,
+            None => {
+                // The first run starts from now: messages older than the agents are not answered.
+                // UUIDv7 ids order by their leading 48 bits, the creation time in milliseconds.
+                let ms = u128::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+                let start = Uuid::from_u128(ms << 80);
+                agent_cursors::Entity::insert(agent_cursors::ActiveModel { name: Set(INBOUND_CURSOR.into()), last_event_id: Set(start) })
+                    .on_conflict(OnConflict::column(agent_cursors::Column::Name).do_nothing().to_owned())
+                    .exec_without_returning(&txn)
+                    .await
+                    .map_err(db("starting the inbound cursor"))?;
+                commit(txn, "committing the inbound cursor").await?;
+                return Ok(0);
+            }
+        };
+        let events = webhook_events::Entity::find()
+            .filter(webhook_events::Column::Id.gt(after))
+            .order_by_asc(webhook_events::Column::Id)
+            .limit(u64::from(limit))
+            .all(&txn)
+            .await
+            .map_err(db("reading new events"))?;
+        let Some(last) = events.last().map(|e| e.id) else {
+            rollback(txn).await?;
+            return Ok(0);
+        };
+        let read = events.len();
+        let mut jobs = Vec::new();
+        for event in events.into_iter().filter(|e| e.event_type == "atlas.event.received") {
+            let body: Value = serde_json::from_slice(&event.payload).unwrap_or(Value::Null);
+            let data = body.get("data").cloned().unwrap_or(Value::Null);
+            jobs.push(agent_jobs::ActiveModel {
+                id: Set(event.id),
+                org_id: Set(event.org_id),
+                payload: Set(to_json("writing an agent job", &data)?),
+                state: Set("queued".into()),
+                attempts: Set(0),
+                next_at_us: Set(to_us(now)),
+                lease_until_us: Set(None),
+                error: Set(None),
+                created_at_us: Set(to_us(now)),
+            });
+        }
+        if !jobs.is_empty() {
+            agent_jobs::Entity::insert_many(jobs)
+                .on_conflict(OnConflict::column(agent_jobs::Column::Id).do_nothing().to_owned())
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("queueing agent jobs"))?;
+        }
+        agent_cursors::Entity::update_many()
+            .col_expr(agent_cursors::Column::LastEventId, Expr::value(last))
+            .filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR))
+            .exec(&txn)
+            .await
+            .map_err(db("moving the inbound cursor"))?;
+        commit(txn, "committing agent jobs").await?;
+        Ok(read)
+    }
+
+    async fn claim_jobs(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<InboundJob>, AgentStoreError> {
+        let txn = begin(&self.db).await?;
+        let mut query = agent_jobs::Entity::find()
+            .filter(agent_jobs::Column::State.eq("queued"))
+            .filter(agent_jobs::Column::NextAtUs.lte(to_us(now)))
+            .filter(Condition::any().add(agent_jobs::Column::LeaseUntilUs.is_null()).add(agent_jobs::Column::LeaseUntilUs.lte(to_us(now))))
+            .order_by_asc(agent_jobs::Column::NextAtUs)
+            .limit(u64::from(limit));
+        if self.is_postgres() {
+            query = query.lock_with_behavior(sea_orm::sea_query::LockType::Update, sea_orm::sea_query::LockBehavior::SkipLocked);
+        }
+        let rows = query.all(&txn).await.map_err(db("claiming agent jobs"))?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let attempts = row.attempts + 1;
+            agent_jobs::Entity::update_many()
+                .col_expr(agent_jobs::Column::Attempts, Expr::value(attempts))
+                .col_expr(agent_jobs::Column::LeaseUntilUs, Expr::value(to_us(lease_until)))
+                .filter(agent_jobs::Column::Id.eq(row.id))
+                .exec(&txn)
+                .await
+                .map_err(db("leasing an agent job"))?;
+            claimed.push(InboundJob {
+                id: row.id,
+                org_id: OrgId::from_uuid(row.org_id),
+                payload: from_json("reading an agent job", &row.payload)?,
+                attempts,
+            });
+        }
+        commit(txn, "committing agent job claims").await?;
+        Ok(claimed)
+    }
+
+    async fn finish_job(&self, job: &InboundJob, end: &JobEnd) -> Result<(), AgentStoreError> {
+        let (state, next, error) = match end {
+            JobEnd::Done => ("done", None, None),
+            JobEnd::Retry { at, error } => ("queued", Some(to_us(*at)), Some(error.clone())),
+            JobEnd::Failed(error) => ("failed", None, Some(error.clone())),
+        };
+        let mut update = agent_jobs::Entity::update_many()
+            .col_expr(agent_jobs::Column::State, Expr::value(state))
+            .col_expr(agent_jobs::Column::LeaseUntilUs, Expr::value(Option::<i64>::None))
+            .col_expr(agent_jobs::Column::Error, Expr::value(error));
+        if let Some(next) = next {
+            update = update.col_expr(agent_jobs::Column::NextAtUs, Expr::value(next));
+        }
+        let done = update
+            .filter(agent_jobs::Column::Id.eq(job.id))
+            .filter(agent_jobs::Column::Attempts.eq(job.attempts))
+            .exec(&self.db)
+            .await
+            .map_err(db("finishing an agent job"))?;
+        if done.rows_affected != 1 {
+            return Err(AgentStoreError::Conflict("the job was claimed again".into()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! Agents answering customers end to end: a customer writes (an inbound event on the sandbox
+//! channel) and the agent serving the conversation answers in the background: a hosted agent
+//! through a local fake chat endpoint, retried when the endpoint fails; the built-in `faq`
+//! agent handing off when no knowledge answers; an external agent receiving the message as a
+//! signed `agent.message_received` webhook and answering through the tool API with its own
+//! credential.
+
+use atlas_e2e::receiver::Receiver;
+use atlas_e2e::{Backend, Options, TestServer};
+use atlas_webhooks::{verify, StandardHeaders, WebhookSecret};
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+macro_rules! on_both_backends {
+    ($name:ident, |$server:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn scenario($server: TestServer) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                scenario(TestServer::start(Backend::Sqlite, Options::default()).await.unwrap()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let mut options = Options::default();
+                options.env.insert("ATLAS_WEBHOOKS_ALLOW_PRIVATE".into(), "true".into());
+                let Some(server) = TestServer::start(Backend::Postgres, options).await else { return };
+                scenario(server).await;
+            }
+        }
+    };
+}
+
+/// A chat endpoint that fails its first `failures` calls (500), then answers `text`.
+async fn flaky_model(failures: u32, text: &'static str) -> (String, Arc<Mutex<u32>>) {
+    let calls = Arc::new(Mutex::new(0_u32));
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |State(calls): State<Arc<Mutex<u32>>>, Json(_): Json<Value>| async move {
+                let n = {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                if n <= failures {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "overloaded"})))
+                } else {
+                    (axum::http::StatusCode::OK, Json(json!({"choices": [{"message": {"role": "assistant", "content": text}}]})))
+                }
+            }),
+        )
+        .with_state(calls.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+/// The sandbox channel's id, and the built-in faq agent paused (so the test's agent serves).
+async fn sandbox(server: &TestServer, pause_faq: bool) -> String {
+    let channels = server.call(Method::GET, "/v1/atlas/channels", Some(&server.admin_key), None).await;
+    let channel = channels.data()["channels"][0]["id"].as_str().unwrap().to_owned();
+    if pause_faq {
+        let agents = server.call(Method::GET, "/v1/atlas/agents?q=faq", Some(&server.admin_key), None).await;
+        for agent in agents.data()["agents"].as_array().unwrap() {
+            let paused = server
+                .call(
+                    Method::PATCH,
+                    &format!("/v1/atlas/agents/{}", agent["id"].as_str().unwrap()),
+                    Some(&server.admin_key),
+                    Some(json!({"status": "paused"})),
+                )
+                .await;
+            assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+        }
+    }
+    channel
+}
+
+async fn customer_writes(server: &TestServer, phone: &str, text: &str) -> String {
+    let event = server
+        .call(
+            Method::POST,
+            "/v1/atlas/events",
+            Some(&server.admin_key),
+            Some(json!({"customer": {"phone_number": phone}, "event_type": "message.received", "message": {"text": text}})),
+        )
+        .await;
+    assert!(event.status.is_success(), "{:?}", event.body);
+    event.data()["conversation_id"].as_str().unwrap().to_owned()
+}
+
+/// Reads the conversation until `done` holds (or fails after 20 s).
+async fn until(server: &TestServer, conversation: &str, done: impl Fn(&Value, &[Value]) -> bool) -> (Value, Vec<Value>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let context = server.call(Method::GET, &format!("/v1/atlas/context/{conversation}"), Some(&server.admin_key), None).await;
+        let messages =
+            server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/messages"), Some(&server.admin_key), None).await;
+        let messages = messages.data()["messages"].as_array().cloned().unwrap_or_default();
+        if done(&context.data()["conversation"], &messages) {
+            return (context.data()["conversation"].clone(), messages);
+        }
+        assert!(Instant::now() < deadline, "the agent did not act: {context:?} {messages:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn outbound(messages: &[Value]) -> Vec<String> {
+    messages.iter().filter(|m| m["direction"] == "outbound").map(|m| m["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model, |server| {
+    let channel = sandbox(&server, true).await;
+    let (model, calls) = flaky_model(1, "Hello! We open at 9.").await;
+    let created = server
+        .call(
+            Method::POST,
+            "/v1/atlas/agents",
+            Some(&server.admin_key),
+            Some(json!({"name": "Greeter", "maturity_level": "autonomous",
+              "serves": {"channel_ids": [channel]}, "hosted": {"base_url": model, "model": "gpt-test"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let conversation = customer_writes(&server, "+14155550201", "When do you open?").await;
+    let (_, messages) = until(&server, &conversation, |_, m| !outbound(m).is_empty()).await;
+    assert_eq!(outbound(&messages), ["Hello! We open at 9."]);
+    assert_eq!(*calls.lock().unwrap(), 2, "the failed call was retried once");
+    let runs = server.call(Method::GET, "/v1/atlas/runs?operation=agents.execute", Some(&server.admin_key), None).await;
+    assert_eq!(runs.data()["runs"].as_array().unwrap().len(), 1, "{:?}", runs.body);
+});
+
+on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the_rest, |server| {
+    sandbox(&server, false).await;
+    let doc = server
+        .call(
+            Method::POST,
+            "/v1/atlas/knowledge",
+            Some(&server.admin_key),
+            Some(json!({"title": "Opening hours",
+              "content": "Our shop opening hours are 9am to 5pm, Monday to Friday."})),
+        )
+        .await;
+    assert_eq!(doc.status, StatusCode::CREATED, "{:?}", doc.body);
+    let answered = customer_writes(&server, "+14155550212", "opening hours?").await;
+    let (_, messages) = until(&server, &answered, |_, m| !outbound(m).is_empty()).await;
+    assert_eq!(outbound(&messages), ["Our shop opening hours are 9am to 5pm, Monday to Friday."]);
+
+    let conversation = customer_writes(&server, "+14155550202", "Can I pay with seashells?").await;
+    let (c, messages) = until(&server, &conversation, |c, _| c["status"] == "handed_off").await;
+    assert_eq!(c["status"], "handed_off");
+    assert!(outbound(&messages).is_empty(), "nothing was sent: {messages:?}");
+});
+
+on_both_backends!(an_external_agent_gets_a_signed_event_and_replies_through_the_tool_api, |server| {
+    let channel = sandbox(&server, true).await;
+    let receiver = Receiver::start().await;
+    let created = server
+        .call(
+            Method::POST,
+            "/v1/atlas/agents",
+            Some(&server.admin_key),
+            Some(json!({"name": "Outside", "kind": "external", "maturity_level": "autonomous",
+              "url": receiver.url(), "serves": {"channel_ids": [channel]}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let agent_id = created.data()["id"].as_str().unwrap().to_owned();
+    let key = created.data()["credential"]["key"].as_str().unwrap().to_owned();
+    let secret =
+        WebhookSecret::parse(created.data()["credential"]["webhook_secret"].as_str().expect("the signing secret is shown once")).unwrap();
+
+    let conversation = customer_writes(&server, "+14155550203", "Is my order shipped?").await;
+    let received = receiver.wait_for(1, Duration::from_secs(20)).await;
+    let event = received.iter().find(|r| r.json()["type"] == "agent.message_received").expect("the agent got the message");
+    let headers = StandardHeaders::from_lookup(|name| event.headers.get(name).and_then(|v| v.to_str().ok()));
+    verify(&secret, &headers, &event.body, time::OffsetDateTime::now_utc(), time::Duration::minutes(5)).expect("signed as webhooks are");
+    let data = &event.json()["data"];
+    assert_eq!(data["agent_id"], agent_id.as_str());
+    assert_eq!(data["conversation_id"], conversation.as_str());
+    assert_eq!(data["message"]["text"], "Is my order shipped?");
+
+    let reply = server
+        .call(
+            Method::POST,
+            "/agent/v1/tools/send_message",
+            Some(&key),
+            Some(json!({"conversation_id": conversation, "text": "Yes, it left today."})),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    let (_, messages) = until(&server, &conversation, |_, m| !outbound(m).is_empty()).await;
+    assert_eq!(outbound(&messages), ["Yes, it left today."]);
+});
