@@ -66,22 +66,25 @@ async fn flaky_model(failures: u32, text: &'static str) -> (String, Arc<Mutex<u3
 }
 
 /// The sandbox channel's id, and the built-in faq agent paused (so the test's agent serves).
-async fn sandbox(server: &TestServer, pause_faq: bool) -> String {
+/// The sandbox channel; the first start's `faq` agent (paused at first) is started when
+/// `faq_active`, and otherwise stays paused.
+async fn sandbox(server: &TestServer, faq_active: bool) -> String {
     let channels = server.call(Method::GET, "/v1/atlas/channels", Some(&server.admin_key), None).await;
     let channel = channels.data()["channels"][0]["id"].as_str().unwrap().to_owned();
-    if pause_faq {
-        let agents = server.call(Method::GET, "/v1/atlas/agents?q=faq", Some(&server.admin_key), None).await;
-        for agent in agents.data()["agents"].as_array().unwrap() {
-            let paused = server
-                .call(
-                    Method::PATCH,
-                    &format!("/v1/atlas/agents/{}", agent["id"].as_str().unwrap()),
-                    Some(&server.admin_key),
-                    Some(json!({"status": "paused"})),
-                )
-                .await;
-            assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
-        }
+    let agents = server.call(Method::GET, "/v1/atlas/agents?q=faq", Some(&server.admin_key), None).await;
+    let faq = agents.data()["agents"].as_array().unwrap();
+    assert_eq!(faq.len(), 1, "the first start made one faq agent: {faq:?}");
+    assert_eq!(faq[0]["status"], "paused", "it starts paused");
+    if faq_active {
+        let started = server
+            .call(
+                Method::PATCH,
+                &format!("/v1/atlas/agents/{}", faq[0]["id"].as_str().unwrap()),
+                Some(&server.admin_key),
+                Some(json!({"status": "active"})),
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
     }
     channel
 }
@@ -120,7 +123,7 @@ fn outbound(messages: &[Value]) -> Vec<String> {
 }
 
 on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model, |server| {
-    let channel = sandbox(&server, true).await;
+    let channel = sandbox(&server, false).await;
     let (model, calls) = flaky_model(1, "Hello! We open at 9.").await;
     let created = server
         .call(
@@ -141,7 +144,7 @@ on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model,
 });
 
 on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the_rest, |server| {
-    sandbox(&server, false).await;
+    sandbox(&server, true).await;
     let doc = server
         .call(
             Method::POST,
@@ -163,7 +166,7 @@ on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the
 });
 
 on_both_backends!(an_external_agent_gets_a_signed_event_and_replies_through_the_tool_api, |server| {
-    let channel = sandbox(&server, true).await;
+    let channel = sandbox(&server, false).await;
     let receiver = Receiver::start().await;
     let created = server
         .call(

@@ -157,6 +157,23 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("get", "/v1/atlas/knowledge/{id}", Some("atlas.knowledge.read")),
     ("delete", "/v1/atlas/knowledge/{id}", Some("atlas.knowledge.write")),
     ("get", "/agent/v1/knowledge/search", Some("atlas.knowledge.read")),
+    ("post", "/v1/atlas/agents", Some("atlas.agents.write")),
+    ("get", "/v1/atlas/agents", Some("atlas.agents.read")),
+    ("get", "/v1/atlas/agents/{id}", Some("atlas.agents.read")),
+    ("put", "/v1/atlas/agents/{id}", Some("atlas.agents.write")),
+    ("patch", "/v1/atlas/agents/{id}", Some("atlas.agents.write")),
+    ("delete", "/v1/atlas/agents/{id}", Some("atlas.agents.write")),
+    ("post", "/v1/atlas/agents/{id}/execute", Some("atlas.agents.write")),
+    ("post", "/v1/atlas/conversations/{id}/drafts/{draft_id}/approve", Some("atlas.messages.send")),
+    ("post", "/v1/atlas/conversations/{id}/drafts/{draft_id}/reject", Some("atlas.messages.send")),
+    ("post", "/v1/atlas/conversations/{id}/release", Some("atlas.messages.send")),
+    ("post", "/v1/atlas/sessions", Some("atlas.sessions.write")),
+    ("get", "/v1/atlas/sessions", Some("atlas.sessions.read")),
+    ("get", "/v1/atlas/sessions/{id}", Some("atlas.sessions.read")),
+    ("delete", "/v1/atlas/sessions/{id}", Some("atlas.sessions.write")),
+    ("post", "/v1/atlas/sessions/{id}/messages", Some("atlas.sessions.write")),
+    ("get", "/v1/atlas/sessions/{id}/messages", Some("atlas.sessions.read")),
+    ("get", "/v1/atlas/sessions/{id}/stream", Some("atlas.sessions.read")),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +197,8 @@ async fn the_openapi_document_covers_every_route_with_its_scope() {
             .replace("{id}", "key_00000000000000000000000000000000")
             .replace("{provider_message_id}", "wamid.x")
             .replace("{delivery_id}", "dlv_x")
-            .replace("{execution_id}", "rbx_x");
+            .replace("{execution_id}", "rbx_x")
+            .replace("{draft_id}", "drf_x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let answer = server.call(method.clone(), &concrete, None, None).await;
         assert_ne!(answer.body["error"]["message"], "no such route", "{method} {path} is documented but not routed");

@@ -14,8 +14,6 @@ use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// How often an idle worker looks for new messages when nothing woke it.
-const IDLE_POLL: Duration = Duration::from_secs(1);
 /// Jobs claimed at once.
 const BATCH: u32 = 16;
 /// How long a claimed job is leased (a hosted run makes up to 6 model calls).
@@ -29,15 +27,25 @@ pub fn retry_delay(attempts: i32) -> time::Duration {
     time::Duration::seconds((1_i64 << exponent).min(300))
 }
 
-/// Runs until `stop` turns true.
-pub fn spawn_agent_worker(state: AppState, mut stop: watch::Receiver<bool>) {
+/// Runs until `stop` turns true. Idle, it sleeps until it is woken (an inbound message recorded
+/// by this process, or, on PostgreSQL, a `webhook_events` notification from any process), until
+/// the earliest retry it scheduled itself falls due, or for the fallback poll at most, so an
+/// idle process runs no statements of its own in between.
+pub fn spawn_agent_worker(state: AppState, fallback_poll: Duration, mut stop: watch::Receiver<bool>) {
     tokio::spawn(async move {
+        let mut next_retry: Option<time::OffsetDateTime> = None;
         loop {
             if *stop.borrow() {
                 break;
             }
             let busy = match step(&state).await {
-                Ok(n) => n > 0,
+                Ok(round) => {
+                    next_retry = match (next_retry, round.next_retry) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    round.ran > 0
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "agent worker failed; its jobs return after their lease");
                     false
@@ -46,8 +54,14 @@ pub fn spawn_agent_worker(state: AppState, mut stop: watch::Receiver<bool>) {
             if busy {
                 continue;
             }
+            let now = state.clock.now();
+            if next_retry.is_some_and(|at| at <= now) {
+                next_retry = None;
+            }
+            let nap =
+                next_retry.map(|at| Duration::try_from(at - now).unwrap_or(Duration::ZERO).min(fallback_poll)).unwrap_or(fallback_poll);
             tokio::select! {
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(nap) => {}
                 _ = state.wake.agents.notified() => {}
                 _ = stop.changed() => {}
             }
@@ -55,17 +69,30 @@ pub fn spawn_agent_worker(state: AppState, mut stop: watch::Receiver<bool>) {
     });
 }
 
-/// One round: queue new inbound messages, claim due jobs, run them. Returns how many jobs ran.
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct Round {
+    /// Jobs run.
+    pub ran: usize,
+    /// The earliest retry a failed job was scheduled for.
+    pub next_retry: Option<time::OffsetDateTime>,
+}
+
+/// One round: queue new inbound messages, claim due jobs, run them.
 ///
 /// # Errors
 /// A store failure, described.
-pub async fn step(state: &AppState) -> Result<usize, String> {
+pub async fn step(state: &AppState) -> Result<Round, String> {
     let store = state.agents.store();
     let now = state.clock.now();
     store.queue_inbound(now, 500).await.map_err(|e| e.to_string())?;
     let jobs = store.claim_jobs(now, now + LEASE, BATCH).await.map_err(|e| e.to_string())?;
+    let mut round = Round { ran: jobs.len(), next_retry: None };
     for job in &jobs {
         let end = handle(state, job).await;
+        if let JobEnd::Retry { at, .. } = &end {
+            round.next_retry = Some(round.next_retry.map_or(*at, |n| n.min(*at)));
+        }
         if let JobEnd::Failed(why) = &end {
             tracing::warn!(job = %job.id, error = %why, "an inbound message was not answered by its agent");
         }
@@ -73,7 +100,7 @@ pub async fn step(state: &AppState) -> Result<usize, String> {
             tracing::warn!(job = %job.id, error = %e, "an agent job was not finished");
         }
     }
-    Ok(jobs.len())
+    Ok(round)
 }
 
 fn field<T: std::str::FromStr>(payload: &Value, pointer: &str) -> Option<T> {

@@ -321,8 +321,11 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         .connect_channel(org_id, sandbox, &journal)
         .await
         .map_err(|e| StartError::FirstStart(format!("sandbox channel: {e}")))?;
-    // The built-in `faq` agent (no LLM) serving the sandbox, so a first start can show an
-    // agent answering a customer from the knowledge base (and handing off when it cannot).
+    // The built-in `faq` agent (no LLM) on the sandbox, so a first start can show an agent
+    // answering a customer from the knowledge base (and handing off when it cannot). It starts
+    // paused: an active agent hands off every conversation it cannot answer, which would turn
+    // the Agent tool API's sends on the sandbox into CONVERSATION_HANDED_OFF before anyone chose
+    // to have an agent there. `PATCH /v1/atlas/agents/{id} {"status": "active"}` starts it.
     let sandbox =
         state.messaging.channels(org_id, &atlas_kernel::PageRequest::default()).await.ok().and_then(|p| p.items.first().map(|c| c.id));
     let faq = atlas_agents::AgentDraft {
@@ -330,7 +333,7 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         role: Some("faq".into()),
         kind: atlas_agents::AgentKind::Hosted,
         maturity_level: atlas_agents::Maturity::Autonomous,
-        status: atlas_agents::AgentStatus::Active,
+        status: atlas_agents::AgentStatus::Paused,
         serves: atlas_agents::Serves { channel_ids: sandbox.into_iter().collect(), conversation_ids: Vec::new() },
         hosted: Some(atlas_agents::HostedSettings { model: Some(atlas_agents::FAQ_MODEL.into()), ..Default::default() }),
         url: None,
@@ -426,7 +429,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
         );
         worker::spawn_webhook_worker(wiring.state.clone(), wiring.dispatcher.clone(), pace, shutdown.subscribe());
         worker::spawn_runbook_worker(wiring.state.clone(), pace, shutdown.subscribe());
-        agent_worker::spawn_agent_worker(wiring.state.clone(), shutdown.subscribe());
+        agent_worker::spawn_agent_worker(wiring.state.clone(), pace.fallback_poll, shutdown.subscribe());
     }
     if let Some(receipts) = wiring.sandbox_receipts.lock().ok().and_then(|mut r| r.take()) {
         worker::spawn_sandbox_reporter(wiring.state.clone(), receipts);

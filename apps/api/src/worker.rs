@@ -542,6 +542,7 @@ pub fn spawn_work_listener(store: atlas_store_sql::SqlStore, wake: Arc<atlas_htt
         wake.webhooks.notify_one();
         wake.deliveries.notify_one();
         wake.runbooks.notify_one();
+        wake.agents.notify_one();
     };
     tokio::spawn(async move {
         let mut listener = None;
@@ -571,7 +572,11 @@ pub fn spawn_work_listener(store: atlas_store_sql::SqlStore, wake: Arc<atlas_htt
             tokio::select! {
                 notice = active.next() => match notice {
                     Ok(WorkNotice::Queued(WorkQueue::Outbox)) => wake.outbox.notify_one(),
-                    Ok(WorkNotice::Queued(WorkQueue::WebhookEvents)) => wake.webhooks.notify_one(),
+                    Ok(WorkNotice::Queued(WorkQueue::WebhookEvents)) => {
+                        // An event may be an inbound message an agent answers.
+                        wake.webhooks.notify_one();
+                        wake.agents.notify_one();
+                    }
                     Ok(WorkNotice::Queued(WorkQueue::WebhookDeliveries)) => wake.deliveries.notify_one(),
                     Ok(WorkNotice::Queued(WorkQueue::RunbookExecutions)) => wake.runbooks.notify_one(),
                     Ok(WorkNotice::Reconnected) => {

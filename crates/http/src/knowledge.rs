@@ -132,6 +132,7 @@ impl Example for DeletedDocument {
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// What to look for, in words (required, not blank).
+    #[param(required = true)]
     pub q: Option<String>,
     /// 1 to 50 (default 5).
     #[param(minimum = 1, maximum = 50)]

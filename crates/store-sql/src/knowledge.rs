@@ -206,14 +206,20 @@ impl KnowledgeIndex for SqlStore {
                 found.push((document, title, content, rank * PG_RANK_SCALE));
             }
         } else {
+            // FTS5's bm25 floors a term's idf to 1e-6 once the term is in more than half of the
+            // table's chunks (every term of a one-document knowledge base), so its value is no
+            // score. The candidates come in bm25's order; each is scored by its matched terms
+            // (FTS5's own `highlight`, stemmed as the match was), like `ts_rank_cd`'s covers.
+            let candidates = i64::from(limit.saturating_mul(4).clamp(limit, 200));
             let rows = self
                 .db
                 .query_all(Statement::from_sql_and_values(
                     backend,
-                    "SELECT document_id, title, content, bm25(knowledge_chunks_fts) AS rank, rowid \
+                    "SELECT document_id, title, content, rowid, \
+                     highlight(knowledge_chunks_fts, 0, char(1), char(2)) || ' ' || highlight(knowledge_chunks_fts, 1, char(1), char(2)) AS marked \
                      FROM knowledge_chunks_fts WHERE knowledge_chunks_fts MATCH ? AND org_id = ? \
-                     ORDER BY rank, document_id, rowid LIMIT ?",
-                    [fts5_query(terms).into(), org_id.as_uuid().simple().to_string().into(), i64::from(limit).into()],
+                     ORDER BY bm25(knowledge_chunks_fts), document_id, rowid LIMIT ?",
+                    [fts5_query(terms).into(), org_id.as_uuid().simple().to_string().into(), candidates.into()],
                 ))
                 .await
                 .map_err(db("searching knowledge"))?;
@@ -222,9 +228,12 @@ impl KnowledgeIndex for SqlStore {
                 let document = Uuid::parse_str(&document).map_err(|e| StoreError::new("reading a search hit's document", e))?;
                 let title: String = row.try_get("", "title").map_err(db("reading a search hit"))?;
                 let content: String = row.try_get("", "content").map_err(db("reading a search hit"))?;
-                let rank: f64 = row.try_get("", "rank").map_err(db("reading a search hit"))?;
-                found.push((document, title, content, (-rank).max(0.0)));
+                let marked: String = row.try_get("", "marked").map_err(db("reading a search hit"))?;
+                found.push((document, title, content, matched_relevance(&marked)));
             }
+            // Best first; bm25's order among equals.
+            found.sort_by(|a, b| b.3.total_cmp(&a.3));
+            found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         }
         // The hits' source URLs, in one query.
         let mut ids: Vec<Uuid> = found.iter().map(|f| f.0).collect();
@@ -257,6 +266,26 @@ impl KnowledgeIndex for SqlStore {
     }
 }
 
+/// The relevance of an FTS5 hit from its highlighted text (matches between `\u{1}` and
+/// `\u{2}`): one per distinct matched word and a tenth per repeat, the scale of
+/// `ts_rank_cd × PG_RANK_SCALE` for covers in a short chunk.
+fn matched_relevance(marked: &str) -> f64 {
+    let mut distinct: Vec<String> = Vec::new();
+    let mut total = 0_u32;
+    for piece in marked.split('\u{1}').skip(1) {
+        let word = piece.split('\u{2}').next().unwrap_or_default().trim().to_lowercase();
+        if word.is_empty() {
+            continue;
+        }
+        total += 1;
+        if !distinct.contains(&word) {
+            distinct.push(word);
+        }
+    }
+    let distinct_count = f64::from(u32::try_from(distinct.len()).unwrap_or(u32::MAX));
+    distinct_count + 0.1 * (f64::from(total) - distinct_count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +295,13 @@ mod tests {
         let terms = vec!["reset".to_owned(), "or".to_owned(), "password".to_owned()];
         assert_eq!(fts5_query(&terms), r#""reset" OR "or" OR "password""#);
         assert_eq!(websearch_query(&terms), "reset or password");
+    }
+
+    #[test]
+    fn a_hit_is_scored_by_its_distinct_matches_and_a_tenth_per_repeat() {
+        assert_eq!(matched_relevance("no match here"), 0.0);
+        assert_eq!(matched_relevance("our \u{1}hours\u{2} are"), 1.0);
+        let repeated = matched_relevance("\u{1}Reset\u{2} the \u{1}password\u{2}, then \u{1}reset\u{2} it");
+        assert!((repeated - 2.1).abs() < 1e-9, "{repeated}");
     }
 }
