@@ -62,14 +62,14 @@ async fn agents_read_back_filter_and_change_by_version(store: &dyn AgentStore) {
     let all = store.agents(org, &AgentFilter::default(), &PageRequest::default()).await.unwrap();
     assert_eq!(all.items.iter().map(|a| a.id).collect::<Vec<_>>(), [second.id, first.id], "newest first");
     let interns = AgentFilter { maturity_level: Some(Maturity::Intern), ..AgentFilter::default() };
-    assert_eq!(store.agents(org, &interns, &PageRequest::default()).await.unwrap().items, [first.clone()]);
+    assert_eq!(store.agents(org, &interns, &PageRequest::default()).await.unwrap().items, std::slice::from_ref(&first));
     let paused = AgentFilter { status: Some(AgentStatus::Paused), ..AgentFilter::default() };
     assert_eq!(store.agents(org, &paused, &PageRequest::default()).await.unwrap().items, [second.clone()]);
     let text = AgentFilter { q: Some("billing".into()), ..AgentFilter::default() };
     assert_eq!(store.agents(org, &text, &PageRequest::default()).await.unwrap().items, [second.clone()]);
     let wildcard = AgentFilter { q: Some("%".into()), ..AgentFilter::default() };
     assert!(store.agents(org, &wildcard, &PageRequest::default()).await.unwrap().items.is_empty(), "`%` is text, not a wildcard");
-    assert_eq!(store.active_agents(org).await.unwrap(), [first.clone()]);
+    assert_eq!(store.active_agents(org).await.unwrap(), std::slice::from_ref(&first));
 
     let mut changed = first.clone();
     changed.maturity_level = Maturity::Supervised;
@@ -148,7 +148,7 @@ async fn episodes_commit_with_their_runs(store: &dyn AgentStore) {
     let runs = [journal(org, "agents.execute"), journal(org, "tools.search_knowledge")];
     store.record_episode(&episode, &runs).await.unwrap();
     let listed = store.episodes(org, agent.id, &PageRequest::default()).await.unwrap();
-    assert_eq!(listed.items, [episode.clone()], "an episode reads back as written");
+    assert_eq!(listed.items, std::slice::from_ref(&episode), "an episode reads back as written");
     // The same runs again: the run ids collide, so nothing of the second episode is kept.
     let mut twice = episode.clone();
     twice.id = EpisodeId::generate();
