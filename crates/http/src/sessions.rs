@@ -311,7 +311,24 @@ async fn stream(State(state): State<AppState>, Caller(caller): Caller, headers: 
     Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")).into_response()
 }
 
-/// The stream's example (text/event-stream).
-pub const STREAM: crate::contract::Payload = crate::contract::Payload::text(|| {
-    json!("id: 1\nevent: customer_message\ndata: {\"seq\":1,\"kind\":\"customer_message\",\"data\":{\"text\":\"Hi\"},\"at\":\"2026-04-07T12:00:00Z\"}\n\n: keep-alive\n\n")
-});
+/// The stream (text/event-stream), described per event as readers of server-sent events (and
+/// schemathesis) parse it: `id` (the event's `seq`), `event` (its kind) and `data` (the event as
+/// JSON: `seq`, `kind`, `data`, `at`); `: keep-alive` comments carry no event.
+pub const STREAM: crate::contract::Payload = crate::contract::Payload::foreign(
+    |_| {
+        json!({
+            "type": "object",
+            "description": "One server-sent event of the session.",
+            "properties": {
+                "id": {"type": "string", "description": "The event's sequence number (resume with Last-Event-ID)."},
+                "event": {"type": "string", "description": "The event's kind, such as customer_message or agent_message."},
+                "data": {"type": "string", "description": "The event as JSON: seq, kind, data, at."},
+                "retry": {"type": "integer"}
+            }
+        })
+    },
+    || {
+        json!({"id": "1", "event": "customer_message",
+               "data": "{\"seq\":1,\"kind\":\"customer_message\",\"data\":{\"text\":\"Hi\"},\"at\":\"2026-04-07T12:00:00Z\"}"})
+    },
+);
