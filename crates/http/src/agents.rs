@@ -621,7 +621,7 @@ async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: 
 /// `POST /v1/atlas/agents/:id/execute` (seed 001).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExecuteBody {
+pub struct AgentExecuteBody {
     /// What the agent is asked.
     pub input: String,
     /// The conversation it acts in (its messaging tools reply there, under governance).
@@ -633,7 +633,7 @@ pub struct ExecuteBody {
     pub idempotency_key: Option<String>,
 }
 
-impl Example for ExecuteBody {
+impl Example for AgentExecuteBody {
     fn example() -> Value {
         json!({"input": "What are your opening hours?"})
     }
@@ -689,7 +689,7 @@ async fn execute(
     Caller(caller): Caller,
     headers: HeaderMap,
     Path(id): Path<String>,
-    body: JsonBody<ExecuteBody>,
+    body: JsonBody<AgentExecuteBody>,
 ) -> Response {
     let id = match agent_id(&id) {
         Ok(id) => id,

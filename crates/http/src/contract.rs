@@ -86,6 +86,16 @@ pub fn query_parameters<Q: IntoParams>() -> Vec<Value> {
     Q::into_params(|| Some(ParameterIn::Query)).into_iter().filter_map(|p| serde_json::to_value(p).ok()).collect()
 }
 
+/// Puts a schema under its name. Two different types of one name would silently describe one
+/// route's body with the other's schema (as `ExecuteBody` of runbooks and of agents once did),
+/// so a debug build refuses it, which the document tests run.
+fn insert_schema(components: &mut Components, name: String, value: Value) {
+    if let Some(existing) = components.get(&name) {
+        debug_assert!(existing == &value, "two different schemas are named {name}: rename one of the types");
+    }
+    components.insert(name, value);
+}
+
 /// Registers `T` (and the schemas it names) and returns a `$ref` to it.
 pub fn schema_ref<T: ToSchema>(components: &mut Components) -> Value {
     let name = T::name().into_owned();
@@ -93,11 +103,11 @@ pub fn schema_ref<T: ToSchema>(components: &mut Components) -> Value {
     T::schemas(&mut nested);
     for (n, s) in nested {
         if let Ok(value) = serde_json::to_value(s) {
-            components.insert(n, value);
+            insert_schema(components, n, value);
         }
     }
     if let Ok(value) = serde_json::to_value(<T as PartialSchema>::schema()) {
-        components.insert(name.clone(), value);
+        insert_schema(components, name.clone(), value);
     }
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }

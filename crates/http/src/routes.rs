@@ -1403,7 +1403,7 @@ pub static ROUTES: &[RouteSpec] = &[
         true,
     )
     .answers(200)
-    .accepts::<agents::ExecuteBody>()
+    .accepts::<agents::AgentExecuteBody>()
     .returns::<agents::ExecutionAnswer>(),
     route(
         "POST",
