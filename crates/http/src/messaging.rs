@@ -228,73 +228,69 @@ impl SendFields {
     }
 }
 
-/// `POST /v1/atlas/messages` and `POST /agent/v1/tools/send_message_to_phone`: a send to a
-/// phone number (the send fields, plus where to send). Parsed once, unknown fields refused;
-/// the send fields are spelled out here rather than flattened because serde cannot refuse
-/// unknown fields through `flatten`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PhoneSendBody {
-    /// E.164, such as `+14155552671` (spaces, dots, dashes and brackets are ignored).
-    #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
-    phone_number: String,
-    /// The channel to send through; default: where the customer last wrote, else the
-    /// organization's default channel.
-    #[serde(default)]
-    channel_id: Option<String>,
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 255)]
-    #[allow(dead_code)] // read from the raw body by `Mutation::begin`
-    idempotency_key: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    media: Option<OutboundMedia>,
-    #[serde(default)]
-    interactive: Option<Interactive>,
-    #[serde(default, alias = "templateId")]
-    template_id: Option<String>,
-    /// `utility`, `marketing` or `authentication` (`transactional` means utility).
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    language: Option<String>,
-    #[serde(default)]
-    parameters: Option<Vec<String>>,
-    #[serde(default)]
-    header: Option<TemplateHeader>,
-    #[serde(default)]
-    buttons: Option<Vec<TemplateButton>>,
+/// Declares a send body: its own fields, then the send fields every send body carries (spelled
+/// out in each struct rather than flattened, because serde cannot refuse unknown fields through
+/// `flatten`).
+macro_rules! send_body {
+    ($(#[$meta:meta])* pub struct $name:ident { $($own:tt)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($own)*
+            #[serde(default)]
+            text: Option<String>,
+            #[serde(default)]
+            media: Option<OutboundMedia>,
+            #[serde(default)]
+            interactive: Option<Interactive>,
+            #[serde(default, alias = "templateId")]
+            template_id: Option<String>,
+            /// `utility`, `marketing` or `authentication` (`transactional` means utility).
+            #[serde(default)]
+            category: Option<String>,
+            #[serde(default)]
+            language: Option<String>,
+            #[serde(default)]
+            parameters: Option<Vec<String>>,
+            #[serde(default)]
+            header: Option<TemplateHeader>,
+            #[serde(default)]
+            buttons: Option<Vec<TemplateButton>>,
+        }
+    };
 }
 
-/// `POST /agent/v1/tools/send_message`: a send in an existing conversation.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ConversationSendBody {
-    /// The conversation (`conv_…`); the send goes out on its channel.
-    conversation_id: String,
-    #[serde(default)]
-    #[schema(min_length = 1, max_length = 255)]
-    #[allow(dead_code)] // read from the raw body by `Mutation::begin`
-    idempotency_key: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    media: Option<OutboundMedia>,
-    #[serde(default)]
-    interactive: Option<Interactive>,
-    #[serde(default, alias = "templateId")]
-    template_id: Option<String>,
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    language: Option<String>,
-    #[serde(default)]
-    parameters: Option<Vec<String>>,
-    #[serde(default)]
-    header: Option<TemplateHeader>,
-    #[serde(default)]
-    buttons: Option<Vec<TemplateButton>>,
+send_body! {
+    /// `POST /v1/atlas/messages` and `POST /agent/v1/tools/send_message_to_phone`: a send to a
+    /// phone number (the send fields, plus where to send). Parsed once, unknown fields refused.
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct PhoneSendBody {
+        /// E.164, such as `+14155552671` (spaces, dots, dashes and brackets are ignored).
+        #[schema(pattern = r"^\s*(\+|00)[ .()-]*[1-9]([ .()-]*[0-9]){7,14}[ .()-]*\s*$")]
+        phone_number: String,
+        /// The channel to send through; default: where the customer last wrote, else the
+        /// organization's default channel.
+        #[serde(default)]
+        channel_id: Option<String>,
+        #[serde(default)]
+        #[schema(min_length = 1, max_length = 255)]
+        #[allow(dead_code)] // read from the raw body by `Mutation::begin`
+        idempotency_key: Option<String>,
+    }
+}
+
+send_body! {
+    /// `POST /agent/v1/tools/send_message`: a send in an existing conversation.
+    #[derive(Debug, Deserialize, utoipa::ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ConversationSendBody {
+        /// The conversation (`conv_…`); the send goes out on its channel.
+        conversation_id: String,
+        #[serde(default)]
+        #[schema(min_length = 1, max_length = 255)]
+        #[allow(dead_code)] // read from the raw body by `Mutation::begin`
+        idempotency_key: Option<String>,
+    }
 }
 
 /// Moves the send fields of a typed body into `SendFields`.
