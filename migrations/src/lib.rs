@@ -13,7 +13,8 @@
 //! `customers`, `conversations`, `messages`, `pending_statuses`, `drafts` and `outbox`, and the
 //! webhooks' `webhook_events` (the outbox of events), `webhook_endpoints`, `webhook_deliveries`
 //! and `webhook_attempts`; knowledge's `knowledge_documents` and `knowledge_chunks` (with
-//! PostgreSQL full text or SQLite FTS5). The unique indexes are named (`ux_…`) so the SQL store can tell
+//! PostgreSQL full text or SQLite FTS5); the agents' `agents`, `agent_episodes`, `agent_sessions`,
+//! `agent_session_events`, `agent_jobs` and `agent_cursors`. The unique indexes are named (`ux_…`) so the SQL store can tell
 //! which one a violation hit.
 
 pub use sea_orm_migration::{MigrationTrait, MigratorTrait};
@@ -32,6 +33,7 @@ mod m20250101_000011_itsm_cmdb;
 mod m20250101_000013_work_notifications;
 mod m20250101_000015_knowledge;
 mod m20250101_000016_agents;
+mod m20250101_000017_agent_delivery;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -55,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000013_work_notifications::Migration),
             Box::new(m20250101_000015_knowledge::Migration),
             Box::new(m20250101_000016_agents::Migration),
+            Box::new(m20250101_000017_agent_delivery::Migration),
         ]
     }
 }

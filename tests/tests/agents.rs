@@ -236,7 +236,8 @@ on_both_backends!(an_autonomous_agent_calls_tools_with_paired_ids_and_sends, Opt
     let runs = server.call(Method::GET, "/v1/atlas/runs?limit=200", Some(&server.admin_key), None).await;
     let operations: Vec<&str> = runs.data()["runs"].as_array().unwrap().iter().map(|r| r["operation"].as_str().unwrap()).collect();
     for op in ["agents.execute", "tools.search_knowledge", "tools.send_message"] {
-        assert!(operations.contains(&op), "{op} in {operations:?}");
+        let written = operations.iter().filter(|o| **o == op).count();
+        assert_eq!(written, 1, "every step wrote one run: {op} in {operations:?}");
     }
 });
 
@@ -259,12 +260,28 @@ on_both_backends!(an_intern_reply_is_a_draft_approved_then_sent_once, Options::d
     assert_eq!(call["name"], "draft_message", "governance kept the send as a draft: {call:?}");
     let draft = call["result"]["draft_id"].as_str().unwrap().to_owned();
     assert!(outbound_texts(&server, &conversation).await.is_empty(), "nothing reaches the customer before approval");
+    let queue = format!("/v1/atlas/conversations/{conversation}/drafts?state=pending");
+    let pending = server.call(Method::GET, &queue, Some(&server.admin_key), None).await;
+    assert_eq!(pending.status, StatusCode::OK, "{:?}", pending.body);
+    assert_eq!(pending.data()["drafts"][0]["id"], draft.as_str(), "the draft waits in the review queue");
+    assert_eq!(pending.data()["drafts"][0]["text"], "Our hours are 9 to 5.");
 
+    // Five people approve at once: one sends, the others are told it is decided.
     let path = format!("/v1/atlas/conversations/{conversation}/drafts/{draft}/approve");
-    let approved = server.call(Method::POST, &path, Some(&server.admin_key), Some(json!({}))).await;
-    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    let approve = || server.call(Method::POST, &path, Some(&server.admin_key), Some(json!({})));
+    let (a, b, c, d, e) = tokio::join!(approve(), approve(), approve(), approve(), approve());
+    let approvals = [a, b, c, d, e];
+    let statuses: Vec<StatusCode> = approvals.iter().map(|a| a.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "one approval wins: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::CONFLICT), "{statuses:?}");
+    let approved = approvals.iter().find(|a| a.status == StatusCode::OK).unwrap();
     assert_eq!(approved.data()["state"], "approved");
-    assert!(approved.data()["message_id"].as_str().unwrap().starts_with("msg_"));
+    let message_id = approved.data()["message_id"].as_str().unwrap().to_owned();
+    assert!(message_id.starts_with("msg_"));
+    let listed = server.call(Method::GET, &format!("/v1/atlas/conversations/{conversation}/drafts"), Some(&server.admin_key), None).await;
+    assert_eq!(listed.data()["drafts"][0]["state"], "approved", "the decision is on the draft");
+    assert_eq!(listed.data()["drafts"][0]["message_id"], message_id.as_str(), "with the message it queued");
+    assert!(server.call(Method::GET, &queue, Some(&server.admin_key), None).await.data()["drafts"].as_array().unwrap().is_empty());
     let again = server.call(Method::POST, &path, Some(&server.admin_key), Some(json!({"text": "changed"}))).await;
     assert_eq!((again.status, again.code()), (StatusCode::CONFLICT, "CONFLICT"), "{:?}", again.body);
     let rejected = server
@@ -386,6 +403,15 @@ on_both_backends!(a_failing_model_is_a_502_and_faq_hands_off_without_knowledge, 
         server.call(Method::POST, &format!("/v1/atlas/agents/{id}/execute"), Some(&server.admin_key), Some(json!({"input": "Hi"}))).await;
     assert_eq!((failed.status, failed.code()), (StatusCode::BAD_GATEWAY, "PROVIDER_UNAVAILABLE"), "{:?}", failed.body);
     assert_eq!(failed.body["error"]["retryable"], true);
+    // A model nobody listens at is the same 502.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (gone, _) = hosted_agent(&server, &format!("http://127.0.0.1:{port}/v1"), "autonomous").await;
+    let unreachable =
+        server.call(Method::POST, &format!("/v1/atlas/agents/{gone}/execute"), Some(&server.admin_key), Some(json!({"input": "Hi"}))).await;
+    assert_eq!((unreachable.status, unreachable.code()), (StatusCode::BAD_GATEWAY, "PROVIDER_UNAVAILABLE"), "{:?}", unreachable.body);
     let blank =
         server.call(Method::POST, &format!("/v1/atlas/agents/{id}/execute"), Some(&server.admin_key), Some(json!({"input": "  "}))).await;
     assert_eq!(blank.status, StatusCode::BAD_REQUEST);

@@ -65,6 +65,41 @@ async fn flaky_model(failures: u32, text: &'static str) -> (String, Arc<Mutex<u3
     (url, calls)
 }
 
+/// The calls counted so far, and the answers to give.
+type Script = (Arc<Mutex<u32>>, Arc<Vec<Option<Value>>>);
+
+/// A chat endpoint that answers its n-th call with the n-th of `script` (`None`: a 500), and
+/// counts the calls.
+async fn scripted_model(script: Vec<Option<Value>>) -> (String, Arc<Mutex<u32>>) {
+    let calls = Arc::new(Mutex::new(0_u32));
+    let script = Arc::new(script);
+    let app = Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |State((calls, script)): State<Script>, Json(_): Json<Value>| async move {
+                let n = {
+                    let mut c = calls.lock().unwrap();
+                    *c += 1;
+                    *c as usize
+                };
+                match script.get(n - 1).cloned().flatten() {
+                    Some(message) => (axum::http::StatusCode::OK, Json(json!({"choices": [{"message": message}]}))),
+                    None => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "overloaded"}))),
+                }
+            }),
+        )
+        .with_state((calls.clone(), script));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, calls)
+}
+
+fn send_call(id: &str, text: &str) -> Option<Value> {
+    Some(json!({"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+        "function": {"name": "send_message", "arguments": json!({"text": text}).to_string()}}]}))
+}
+
 /// The sandbox channel's id, and the built-in faq agent paused (so the test's agent serves).
 /// The sandbox channel; the first start's `faq` agent (paused at first) is started when
 /// `faq_active`, and otherwise stays paused.
@@ -143,6 +178,44 @@ on_both_backends!(a_hosted_agent_answers_a_customer_and_retries_a_failing_model,
     assert_eq!(runs.data()["runs"].as_array().unwrap().len(), 1, "{:?}", runs.body);
 });
 
+on_both_backends!(a_retried_run_does_not_write_to_the_customer_twice, |server| {
+    let channel = sandbox(&server, false).await;
+    // The first attempt sends, then its model fails; the retry asks to send again (in other
+    // words), then ends.
+    let script = vec![
+        send_call("c1", "We open at 9."),
+        None,
+        send_call("c2", "We open at 9 am."),
+        Some(json!({"role": "assistant", "content": "Done."})),
+    ];
+    let (model, calls) = scripted_model(script).await;
+    let created = server
+        .call(
+            Method::POST,
+            "/v1/atlas/agents",
+            Some(&server.admin_key),
+            Some(json!({"name": "Retrier", "maturity_level": "autonomous",
+              "serves": {"channel_ids": [channel]}, "hosted": {"base_url": model, "model": "gpt-test"}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let conversation = customer_writes(&server, "+14155550204", "When do you open?").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = server.call(Method::GET, "/v1/atlas/runs?operation=agents.execute", Some(&server.admin_key), None).await;
+        if !runs.data()["runs"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job was not retried to its end ({} model calls)", calls.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(*calls.lock().unwrap(), 4, "two attempts: send then fail, send again then end");
+    let (_, messages) = until(&server, &conversation, |_, m| !outbound(m).is_empty()).await;
+    assert_eq!(outbound(&messages), ["We open at 9."], "the retry got the first attempt's send back instead of sending again");
+    let sends = server.call(Method::GET, "/v1/atlas/runs?operation=tools.send_message", Some(&server.admin_key), None).await;
+    assert_eq!(sends.data()["runs"].as_array().unwrap().len(), 1, "one send, one run: {:?}", sends.body);
+});
+
 on_both_backends!(the_builtin_faq_agent_answers_from_knowledge_and_hands_off_the_rest, |server| {
     sandbox(&server, true).await;
     let doc = server
@@ -204,4 +277,96 @@ on_both_backends!(an_external_agent_gets_a_signed_event_and_replies_through_the_
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     let (_, messages) = until(&server, &conversation, |_, m| !outbound(m).is_empty()).await;
     assert_eq!(outbound(&messages), ["Yes, it left today."]);
+});
+
+/// Creates an external agent serving `conversations`, posting to `url`: its id, key and webhook id.
+async fn external_agent(server: &TestServer, name: &str, url: &str, conversations: &[&str]) -> (String, String, String) {
+    let created = server
+        .call(
+            Method::POST,
+            "/v1/atlas/agents",
+            Some(&server.admin_key),
+            Some(json!({"name": name, "kind": "external", "maturity_level": "autonomous",
+              "url": url, "serves": {"conversation_ids": conversations}})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let credential = &created.data()["credential"];
+    (
+        created.data()["id"].as_str().unwrap().to_owned(),
+        credential["key"].as_str().unwrap().to_owned(),
+        credential["webhook_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn count(server: &TestServer, path: &str, plural: &str) -> usize {
+    let listed = server.call(Method::GET, path, Some(&server.admin_key), None).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    listed.data()[plural].as_array().unwrap().len()
+}
+
+on_both_backends!(two_external_agents_each_get_their_own_conversations_and_leave_nothing_behind, |server| {
+    sandbox(&server, false).await;
+    let first_conversation = customer_writes(&server, "+14155550221", "Hello").await;
+    let second_conversation = customer_writes(&server, "+14155550222", "Hi").await;
+    let (first_receiver, second_receiver) = (Receiver::start().await, Receiver::start().await);
+    let (first, first_key, first_hook) = external_agent(&server, "First", &first_receiver.url(), &[&first_conversation]).await;
+    let (second, _, second_hook) = external_agent(&server, "Second", &second_receiver.url(), &[&second_conversation]).await;
+
+    customer_writes(&server, "+14155550221", "Where is order 1?").await;
+    customer_writes(&server, "+14155550222", "Where is order 2?").await;
+    let got_first = first_receiver.wait_for(1, Duration::from_secs(20)).await;
+    let got_second = second_receiver.wait_for(1, Duration::from_secs(20)).await;
+    // Both events were fanned out by now (fan-out goes in event order): each endpoint holds
+    // exactly the delivery of its own agent's conversation.
+    for (hook, agent, conversation, got) in
+        [(&first_hook, &first, &first_conversation, &got_first), (&second_hook, &second, &second_conversation, &got_second)]
+    {
+        let deliveries = server.call(Method::GET, &format!("/v1/atlas/webhooks/{hook}/deliveries"), Some(&server.admin_key), None).await;
+        assert_eq!(deliveries.data()["deliveries"].as_array().unwrap().len(), 1, "one delivery for {agent}: {:?}", deliveries.body);
+        let data = &got[0].json()["data"];
+        assert_eq!((data["agent_id"].as_str(), data["conversation_id"].as_str()), (Some(agent.as_str()), Some(conversation.as_str())));
+    }
+
+    // An agent whose endpoint is refused is not created, and leaves no credential or endpoint.
+    let (keys, hooks) = (count(&server, "/v1/atlas/keys?limit=200", "keys").await, count(&server, "/v1/atlas/webhooks", "webhooks").await);
+    let refused = server
+        .call(
+            Method::POST,
+            "/v1/atlas/agents",
+            Some(&server.admin_key),
+            Some(json!({"name": "Metadata", "kind": "external", "url": "http://169.254.169.254/latest/meta-data"})),
+        )
+        .await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::BAD_REQUEST, "VALIDATION_ERROR"), "{:?}", refused.body);
+    assert_eq!(count(&server, "/v1/atlas/keys?limit=200", "keys").await, keys, "no credential was minted for it");
+    assert_eq!(count(&server, "/v1/atlas/webhooks", "webhooks").await, hooks, "nor an endpoint made");
+
+    // A new URL moves the agent's endpoint with it; a refused one moves nothing.
+    let moved_to = format!("{}/v2", second_receiver.url());
+    let patched =
+        server.call(Method::PATCH, &format!("/v1/atlas/agents/{second}"), Some(&server.admin_key), Some(json!({"url": moved_to}))).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    let hook = server.call(Method::GET, &format!("/v1/atlas/webhooks/{second_hook}"), Some(&server.admin_key), None).await;
+    assert_eq!(hook.data()["url"], moved_to.as_str(), "the endpoint follows the agent");
+    let refused = server
+        .call(
+            Method::PATCH,
+            &format!("/v1/atlas/agents/{second}"),
+            Some(&server.admin_key),
+            Some(json!({"url": "http://169.254.169.254/x"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:?}", refused.body);
+    let agent = server.call(Method::GET, &format!("/v1/atlas/agents/{second}"), Some(&server.admin_key), None).await;
+    assert_eq!(agent.data()["url"], moved_to.as_str());
+
+    // Deleting an agent revokes its credential and removes its endpoint, at once.
+    let deleted = server.call(Method::DELETE, &format!("/v1/atlas/agents/{first}"), Some(&server.admin_key), None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    let hook = server.call(Method::GET, &format!("/v1/atlas/webhooks/{first_hook}"), Some(&server.admin_key), None).await;
+    assert_eq!(hook.status, StatusCode::NOT_FOUND, "the endpoint went with the agent");
+    let used = server.call(Method::GET, "/agent/v1/tools/manifest", Some(&first_key), None).await;
+    assert_eq!(used.status, StatusCode::UNAUTHORIZED, "the credential went with the agent: {:?}", used.body);
+    assert_eq!(count(&server, "/v1/atlas/webhooks", "webhooks").await, hooks - 1);
 });

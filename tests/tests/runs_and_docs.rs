@@ -164,6 +164,7 @@ const PROMISED: &[(&str, &str, Option<&str>)] = &[
     ("patch", "/v1/atlas/agents/{id}", Some("atlas.agents.write")),
     ("delete", "/v1/atlas/agents/{id}", Some("atlas.agents.write")),
     ("post", "/v1/atlas/agents/{id}/execute", Some("atlas.agents.write")),
+    ("get", "/v1/atlas/conversations/{id}/drafts", Some("atlas.conversations.read")),
     ("post", "/v1/atlas/conversations/{id}/drafts/{draft_id}/approve", Some("atlas.messages.send")),
     ("post", "/v1/atlas/conversations/{id}/drafts/{draft_id}/reject", Some("atlas.messages.send")),
     ("post", "/v1/atlas/conversations/{id}/release", Some("atlas.messages.send")),

@@ -2,12 +2,13 @@
 //! outbox) into agent jobs, claims them under a lease, and hands each to the agent serving its
 //! conversation: a hosted or `faq` agent runs (its reply under governance, through the same
 //! send path as the tool API, so a handed-off conversation refuses it), with a retry and
-//! backoff when the model fails; an external agent gets `agent.message_received` through the
+//! backoff when the model fails (its replies fenced, so a retry does not send them twice); an
+//! external agent gets `agent.message_received`, addressed to its own endpoint, through the
 //! webhook delivery queue (signed as every webhook) and answers through the tool API.
 
 use atlas_agents::{Agent, AgentError, AgentKind, Executed, InboundJob, JobEnd};
 use atlas_conversations::{ChannelId, ConversationId, ConversationStatus};
-use atlas_http::{AppState, ConversationOutbound};
+use atlas_http::{AppState, ConversationOutbound, ReplyFence};
 use atlas_runs::JournalEntry;
 use atlas_scopes::{Actor, Principal, Scope};
 use serde_json::{json, Value};
@@ -148,8 +149,12 @@ async fn handle(state: &AppState, job: &InboundJob) -> JobEnd {
                 data,
                 Some(conversation_id.to_string()),
                 1,
-            )
-            .outbox();
+            );
+            // To this agent's endpoint alone: another agent of the organization never sees it.
+            let event = match agent.endpoint_id {
+                Some(endpoint) => event.outbox_to(endpoint),
+                None => event.outbox(),
+            };
             let mut entry = JournalEntry::by_system(job.org_id, "agents.dispatch", agent.id.to_string(), request_id, at);
             entry.events.push(event);
             match state.runs.record(&entry).await {
@@ -169,6 +174,8 @@ async fn handle(state: &AppState, job: &InboundJob) -> JobEnd {
                 conversation_id,
                 actor: caller.actor,
                 request_id: request_id.clone(),
+                // A retry (the model failed midway) replays the replies the first attempt sent.
+                fence: Some(ReplyFence::new(state.idempotency.clone(), format!("agentjob-{}", job.id.simple()))),
             };
             let runtime = atlas_http::agent_runtime(state);
             let journal = |executed: &Executed| {

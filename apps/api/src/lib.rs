@@ -339,7 +339,7 @@ pub async fn first_start(state: &AppState) -> Result<Option<(String, String)>, S
         url: None,
     };
     let journal = |agent: &atlas_agents::Agent| operator_journal(org_id, "agents.create", agent.id.to_string());
-    state.agents.create(org_id, faq, None, &journal).await.map_err(|e| StartError::FirstStart(format!("faq agent: {e}")))?;
+    state.agents.create(org_id, faq, None, None, &journal).await.map_err(|e| StartError::FirstStart(format!("faq agent: {e}")))?;
     Ok(Some(created))
 }
 

@@ -297,9 +297,26 @@ impl Accounts {
     pub async fn mint_key(
         &self,
         caller: &Principal,
-        mut request: MintKeyRequest,
+        request: MintKeyRequest,
         entropy: &[u8; KEY_RANDOM_LEN],
         journal: &(dyn Fn(&MintedKey) -> JournalEntry + Send + Sync),
+    ) -> Result<MintedKey, AccessError> {
+        let minted = self.prepare_key(caller, request, entropy).await?;
+        self.store.insert_key(&minted.record, &journal(&minted)).await?;
+        Ok(minted)
+    }
+
+    /// A key [`mint_key`](Self::mint_key) would mint, under the same rule, without storing it:
+    /// for a use case that stores the key with its own writes, in its own transaction (an
+    /// agent's credential).
+    ///
+    /// # Errors
+    /// As [`mint_key`](Self::mint_key), without `Store` from the insert.
+    pub async fn prepare_key(
+        &self,
+        caller: &Principal,
+        mut request: MintKeyRequest,
+        entropy: &[u8; KEY_RANDOM_LEN],
     ) -> Result<MintedKey, AccessError> {
         let missing = request.scopes.missing_from(&caller.scopes);
         if !missing.is_empty() {
@@ -313,9 +330,13 @@ impl Accounts {
             let parent = self.store.find_key(caller.org_id, parent).await?.ok_or(AccessError::NotFound)?;
             request = within_parent_limits(&parent, request)?;
         }
-        let minted = self.new_key(caller.org_id, request, entropy);
-        self.store.insert_key(&minted.record, &journal(&minted)).await?;
-        Ok(minted)
+        Ok(self.new_key(caller.org_id, request, entropy))
+    }
+
+    /// Forgets key `id` on this replica at once, after a use case revoked it in its own
+    /// transaction (as [`revoke_key`](Self::revoke_key) does for its own).
+    pub fn forget_revoked(&self, id: KeyId) {
+        self.forget_key(id);
     }
 
     /// The organization's keys, newest first, without secrets.

@@ -2,9 +2,10 @@
 //! status and the conversations it serves; an episode (one execution kept for graduation); a
 //! test session and its events.
 
-use atlas_conversations::{ChannelId, ConversationId, DraftId};
+use atlas_conversations::{ChannelId, ConversationId};
 use atlas_kernel::{typed_id, OrgId};
 use atlas_scopes::KeyId;
+use atlas_webhooks::EndpointId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -162,6 +163,9 @@ pub struct Agent {
     /// The agent's own credential (an API key bound to it).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub key_id: Option<KeyId>,
+    /// External agents: the webhook endpoint its inbound events are addressed to.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub endpoint_id: Option<EndpointId>,
     /// The agent's API key for its model, sealed (never serialized).
     #[serde(skip)]
     pub sealed_api_key: Option<Vec<u8>>,
@@ -225,6 +229,11 @@ pub struct ToolCallRecord {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub result: serde_json::Value,
     pub ok: bool,
+    /// Whether whatever ran the call wrote its `tools.<name>` run itself (the tool host, a
+    /// conversation's outbound side); the execution writes one for the others.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub journaled: bool,
 }
 
 /// One execution, kept for graduation: input, steps (the tool calls), outcome, and whether a
@@ -312,54 +321,6 @@ pub struct SessionEvent {
     pub data: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-}
-
-/// The state of a draft's review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum ReviewState {
-    /// Claimed by an approval whose send is in flight.
-    Approving,
-    Approved,
-    Rejected,
-}
-
-impl ReviewState {
-    /// The wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ReviewState::Approving => "approving",
-            ReviewState::Approved => "approved",
-            ReviewState::Rejected => "rejected",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Approving, Self::Approved, Self::Rejected].into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// A person's decision on a draft.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct DraftReview {
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub draft_id: DraftId,
-    #[serde(skip)]
-    pub org_id: OrgId,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub conversation_id: ConversationId,
-    pub state: ReviewState,
-    /// The text sent (approval), possibly edited by the person.
-    pub text: Option<String>,
-    /// Why it was rejected.
-    pub reason: Option<String>,
-    /// The message the approval sent.
-    pub message_id: Option<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub decided_at: OffsetDateTime,
 }
 
 /// An inbound message for the agents' worker: the `atlas.event.received` event it came as.

@@ -127,7 +127,7 @@ pub trait ToolRunner: Send + Sync + std::fmt::Debug {
     /// The tools `caller` may use.
     fn tools(&self, caller: &Principal) -> Vec<ToolDefinition>;
 
-    /// Runs a tool as `caller`.
+    /// Runs a tool as `caller`, writing the call's own `tools.<name>` run.
     ///
     /// # Errors
     /// The tool's refusal or failure.
@@ -175,6 +175,12 @@ pub trait Outbound: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// As the handoff refused.
     async fn handoff(&self, reason: Option<&str>) -> Result<Value, ToolFailure>;
+
+    /// Whether each call writes its own `tools.*` run (a conversation's does; a test session
+    /// keeps events instead, and the execution writes the runs).
+    fn journals(&self) -> bool {
+        false
+    }
 }
 
 /// What one execution did.
@@ -236,12 +242,18 @@ impl Progress {
         }
     }
 
+    /// Records a call the execution itself must journal.
     fn record(&mut self, id: &str, name: &str, arguments: Value, result: Result<Value, ToolFailure>) -> Value {
+        self.record_as(id, name, arguments, result, false)
+    }
+
+    /// Records a call; `journaled` when whatever ran it wrote its run.
+    fn record_as(&mut self, id: &str, name: &str, arguments: Value, result: Result<Value, ToolFailure>, journaled: bool) -> Value {
         let (ok, shown) = match result {
             Ok(v) => (true, v),
             Err(f) => (false, json!({"error": {"code": f.code, "message": f.message}})),
         };
-        self.calls.push(ToolCallRecord { id: id.to_owned(), name: name.to_owned(), arguments, result: shown.clone(), ok });
+        self.calls.push(ToolCallRecord { id: id.to_owned(), name: name.to_owned(), arguments, result: shown.clone(), ok, journaled });
         shown
     }
 }
@@ -263,7 +275,7 @@ async fn deliver(progress: &mut Progress, outbound: &dyn Outbound, maturity: Mat
             Disposition::Send => progress.sent = true,
         }
     }
-    progress.record(id, name, json!({"text": text}), result)
+    progress.record_as(id, name, json!({"text": text}), result, outbound.journals())
 }
 
 fn text_argument(arguments: &Value) -> Result<String, ToolFailure> {
@@ -285,7 +297,7 @@ async fn messaging_tool(progress: &mut Progress, turn: &Turn<'_>, call: &ToolCal
             if result.is_ok() {
                 progress.handed_off = true;
             }
-            progress.record(&call.id, &call.name, arguments, result)
+            progress.record_as(&call.id, &call.name, arguments, result, outbound.journals())
         }
         "draft_message" => match text_argument(&arguments) {
             Ok(text) => {
@@ -293,7 +305,7 @@ async fn messaging_tool(progress: &mut Progress, turn: &Turn<'_>, call: &ToolCal
                 if result.is_ok() {
                     progress.drafted = true;
                 }
-                progress.record(&call.id, &call.name, arguments, result)
+                progress.record_as(&call.id, &call.name, arguments, result, outbound.journals())
             }
             Err(f) => progress.record(&call.id, &call.name, arguments, Err(f)),
         },
@@ -370,7 +382,7 @@ pub async fn run_hosted(
                 }
                 Ok(arguments) => {
                     let result = tools.run(turn.caller, &call.name, arguments.clone()).await;
-                    progress.record(&call.id, &call.name, arguments, result)
+                    progress.record_as(&call.id, &call.name, arguments, result, true)
                 }
             };
             messages.push(ChatMessage {
@@ -412,7 +424,7 @@ pub async fn run_faq(knowledge: &dyn KnowledgeSearch, turn: &Turn<'_>, threshold
                 if result.is_ok() {
                     progress.handed_off = true;
                 }
-                progress.record("faq_handoff", "handoff", json!({"reason": reason}), result);
+                progress.record_as("faq_handoff", "handoff", json!({"reason": reason}), result, outbound.journals());
             }
         }
     }

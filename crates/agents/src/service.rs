@@ -1,21 +1,23 @@
 //! The agents use cases over the [`AgentStore`] port: agents (create, read, list, replace,
 //! patch, delete), one execution (hosted loop or `faq`, kept as an episode with its runs),
-//! draft reviews, and test sessions whose outbound side is the session itself
+//! and test sessions whose outbound side is the session itself
 //! ([`SessionOutbound`]).
 
 use crate::model::{
-    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, DraftReview, Episode, EpisodeId, HostedConfig, InboundJob, JobEnd, Maturity,
-    Outcome, ReviewState, Serves, Session, SessionEvent, SessionEventKind, SessionId, MAX_INPUT_CHARS, MAX_NAME_CHARS, MAX_PROMPT_CHARS,
+    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, Episode, EpisodeId, HostedConfig, InboundJob, JobEnd, Maturity, Outcome, Serves,
+    Session, SessionEvent, SessionEventKind, SessionId, MAX_INPUT_CHARS, MAX_NAME_CHARS, MAX_PROMPT_CHARS,
 };
 use crate::runtime::{
     run_faq, run_hosted, ChatModel, Execution, KnowledgeSearch, ModelEndpoint, ModelError, Outbound, ToolFailure, ToolRunner, Turn,
     FAQ_THRESHOLD,
 };
 use async_trait::async_trait;
-use atlas_conversations::{ConversationId, DraftId, SecretCipher};
+use atlas_accounts::ApiKeyRecord;
+use atlas_conversations::{ConversationId, SecretCipher};
 use atlas_kernel::{Clock, OrgId, Page, PageRequest, StoreError};
 use atlas_runs::{Journal, JournalEntry, Run, RunId, RunStatus};
-use atlas_scopes::{KeyId, Principal};
+use atlas_scopes::Principal;
+use atlas_webhooks::WebhookEndpoint;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use thiserror::Error;
@@ -26,22 +28,31 @@ use time::OffsetDateTime;
 pub enum AgentStoreError {
     #[error("not found")]
     NotFound,
-    /// A compare-and-set lost (the agent changed), or a draft was decided already (its state).
+    /// A compare-and-set lost (the agent changed).
     #[error("conflict: {0}")]
     Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// Where agents, episodes, draft reviews and sessions live.
+/// Where agents, episodes and sessions live.
 #[async_trait]
 pub trait AgentStore: Send + Sync + std::fmt::Debug {
-    /// Inserts `agent` with `journal`.
-    async fn insert_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError>;
-    /// Replaces the agent whose stored version is `agent.version - 1` (else `Conflict`).
-    async fn update_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError>;
-    /// Deletes an agent (`NotFound` when absent).
-    async fn delete_agent(&self, org_id: OrgId, id: AgentId, journal: &JournalEntry) -> Result<(), AgentStoreError>;
+    /// Inserts `agent` with its credential (`agent.key_id`) and, for an external agent, its
+    /// webhook endpoint (`agent.endpoint_id`), and `journal`, in one transaction.
+    async fn insert_agent(
+        &self,
+        agent: &Agent,
+        credential: Option<&ApiKeyRecord>,
+        endpoint: Option<&WebhookEndpoint>,
+        journal: &JournalEntry,
+    ) -> Result<(), AgentStoreError>;
+    /// Replaces the agent whose stored version is `agent.version - 1` (else `Conflict`); with
+    /// `endpoint_url`, its webhook endpoint now posts there, in the same transaction.
+    async fn update_agent(&self, agent: &Agent, endpoint_url: Option<&str>, journal: &JournalEntry) -> Result<(), AgentStoreError>;
+    /// Deletes an agent with what was made for it, in one transaction: its credential is
+    /// revoked at `at` and its webhook endpoint deleted (`NotFound` when absent).
+    async fn delete_agent(&self, org_id: OrgId, id: AgentId, at: OffsetDateTime, journal: &JournalEntry) -> Result<(), AgentStoreError>;
     async fn agent(&self, org_id: OrgId, id: AgentId) -> Result<Option<Agent>, AgentStoreError>;
     /// The organization's agents matching `filter`, newest first.
     async fn agents(&self, org_id: OrgId, filter: &AgentFilter, page: &PageRequest) -> Result<Page<Agent>, AgentStoreError>;
@@ -51,13 +62,6 @@ pub trait AgentStore: Send + Sync + std::fmt::Debug {
     async fn record_episode(&self, episode: &Episode, entries: &[JournalEntry]) -> Result<(), AgentStoreError>;
     /// An agent's episodes, newest first.
     async fn episodes(&self, org_id: OrgId, agent_id: AgentId, page: &PageRequest) -> Result<Page<Episode>, AgentStoreError>;
-    /// Claims a draft's review as `approving` (`Conflict(state)` when it has one already).
-    async fn claim_review(&self, review: &DraftReview) -> Result<(), AgentStoreError>;
-    /// Settles a claimed or new review as `review.state`, with `journal`.
-    async fn settle_review(&self, review: &DraftReview, journal: Option<&JournalEntry>) -> Result<(), AgentStoreError>;
-    /// Forgets an `approving` claim whose send was refused.
-    async fn drop_review(&self, org_id: OrgId, draft_id: DraftId) -> Result<(), AgentStoreError>;
-    async fn review(&self, org_id: OrgId, draft_id: DraftId) -> Result<Option<DraftReview>, AgentStoreError>;
     async fn insert_session(&self, session: &Session, journal: &JournalEntry) -> Result<(), AgentStoreError>;
     async fn session(&self, org_id: OrgId, id: SessionId) -> Result<Option<Session>, AgentStoreError>;
     async fn sessions(&self, org_id: OrgId, page: &PageRequest) -> Result<Page<Session>, AgentStoreError>;
@@ -92,7 +96,7 @@ pub enum AgentError {
     /// The model endpoint failed a synchronous call (`PROVIDER_UNAVAILABLE`).
     #[error(transparent)]
     Provider(#[from] ModelError),
-    /// The agent changed meanwhile, or a draft was decided already.
+    /// The agent changed meanwhile.
     #[error("{0}")]
     Conflict(String),
     /// The conversation belongs to a person (`CONVERSATION_HANDED_OFF`).
@@ -312,6 +316,7 @@ impl Agents {
             hosted,
             url,
             key_id: previous.and_then(|p| p.key_id),
+            endpoint_id: previous.and_then(|p| p.endpoint_id),
             sealed_api_key: sealed,
             version: previous.map_or(1, |p| p.version + 1),
             created_at: previous.map_or(at, |p| p.created_at),
@@ -319,20 +324,33 @@ impl Agents {
         })
     }
 
-    /// Creates an agent bound to the credential `key_id` (minted by the caller beforehand).
+    /// Creates an agent with its own credential (prepared by the accounts use cases) and, for
+    /// an external agent, the webhook endpoint its events are addressed to (prepared by the
+    /// webhooks use cases): all of it commits in one transaction, or none of it.
     ///
     /// # Errors
-    /// `Invalid` for a bad field; `Store`.
+    /// `Invalid` for a bad field (an endpoint for a hosted agent, none for an external one);
+    /// `Store`.
     pub async fn create(
         &self,
         org_id: OrgId,
         draft: AgentDraft,
-        key_id: Option<KeyId>,
+        credential: Option<&ApiKeyRecord>,
+        endpoint: Option<&WebhookEndpoint>,
         journal: &dyn Journal<Agent>,
     ) -> Result<Agent, AgentError> {
         let mut agent = self.build(org_id, draft, None)?;
-        agent.key_id = key_id;
-        self.store.insert_agent(&agent, &journal.entry(&agent)).await?;
+        match (agent.kind, endpoint) {
+            (AgentKind::External, None) => return Err(invalid("url", "an external agent needs its webhook endpoint")),
+            (AgentKind::Hosted, Some(_)) => return Err(invalid("url", "only an external agent has a webhook endpoint")),
+            _ => {}
+        }
+        if credential.is_some_and(|c| c.org_id != org_id) || endpoint.is_some_and(|e| e.org_id != org_id) {
+            return Err(invalid("credential", "made for another organization"));
+        }
+        agent.key_id = credential.map(|c| c.id);
+        agent.endpoint_id = endpoint.map(|e| e.id);
+        self.store.insert_agent(&agent, credential, endpoint, &journal.entry(&agent)).await?;
         Ok(agent)
     }
 
@@ -361,25 +379,55 @@ impl Agents {
         Ok(self.store.agents(org_id, &filter, page).await?)
     }
 
-    /// Replaces an agent (`PUT`); its kind cannot change.
+    /// Replaces an agent (`PUT`); its kind cannot change. `checked_url` is the request's `url`
+    /// as the webhook rules checked it: when an external agent's URL changes, its endpoint
+    /// follows, in the same transaction.
     ///
     /// # Errors
     /// `NotFound`, `Invalid`, `Conflict` (changed meanwhile), `Store`.
-    pub async fn replace(&self, org_id: OrgId, id: AgentId, draft: AgentDraft, journal: &dyn Journal<Agent>) -> Result<Agent, AgentError> {
+    pub async fn replace(
+        &self,
+        org_id: OrgId,
+        id: AgentId,
+        draft: AgentDraft,
+        checked_url: Option<&str>,
+        journal: &dyn Journal<Agent>,
+    ) -> Result<Agent, AgentError> {
         let previous = self.agent(org_id, id).await?;
         if previous.kind != draft.kind {
             return Err(invalid("kind", "an agent's kind cannot change; create another agent"));
         }
         let agent = self.build(org_id, draft, Some(&previous))?;
-        self.store.update_agent(&agent, &journal.entry(&agent)).await?;
+        self.update(&previous, agent, checked_url, journal).await
+    }
+
+    async fn update(
+        &self,
+        previous: &Agent,
+        agent: Agent,
+        checked_url: Option<&str>,
+        journal: &dyn Journal<Agent>,
+    ) -> Result<Agent, AgentError> {
+        let endpoint_url = match (agent.endpoint_id, agent.url != previous.url) {
+            (Some(_), true) => Some(checked_url.ok_or_else(|| invalid("url", "the new URL was not checked"))?),
+            _ => None,
+        };
+        self.store.update_agent(&agent, endpoint_url, &journal.entry(&agent)).await?;
         Ok(agent)
     }
 
-    /// Changes some of an agent's fields (`PATCH`).
+    /// Changes some of an agent's fields (`PATCH`); `checked_url` as for [`replace`](Self::replace).
     ///
     /// # Errors
     /// `NotFound`, `Invalid`, `Conflict`, `Store`.
-    pub async fn patch(&self, org_id: OrgId, id: AgentId, patch: AgentPatch, journal: &dyn Journal<Agent>) -> Result<Agent, AgentError> {
+    pub async fn patch(
+        &self,
+        org_id: OrgId,
+        id: AgentId,
+        patch: AgentPatch,
+        checked_url: Option<&str>,
+        journal: &dyn Journal<Agent>,
+    ) -> Result<Agent, AgentError> {
         let previous = self.agent(org_id, id).await?;
         let draft = AgentDraft {
             name: patch.name.unwrap_or_else(|| previous.name.clone()),
@@ -398,8 +446,7 @@ impl Agents {
             },
         };
         let agent = self.build(org_id, draft, Some(&previous))?;
-        self.store.update_agent(&agent, &journal.entry(&agent)).await?;
-        Ok(agent)
+        self.update(&previous, agent, checked_url, journal).await
     }
 
     /// Deletes an agent.
@@ -408,7 +455,7 @@ impl Agents {
     /// `NotFound`, `Store`.
     pub async fn delete(&self, org_id: OrgId, id: AgentId, journal: &JournalEntry) -> Result<Agent, AgentError> {
         let agent = self.agent(org_id, id).await?;
-        self.store.delete_agent(org_id, id, journal).await?;
+        self.store.delete_agent(org_id, id, now(self.clock.as_ref()), journal).await?;
         Ok(agent)
     }
 
@@ -500,9 +547,9 @@ impl Agents {
         let executed = Executed { episode, execution };
         let entry = journal.entry(&executed);
         let mut entries = vec![entry.clone()];
-        let recorded_elsewhere = |name: &str| matches!(name, "send_message" | "draft_message" | "handoff") && conversation_id.is_some();
+        // One run per tool call: those that ran elsewhere wrote theirs.
         let mut tools = executed.execution.clone();
-        tools.tool_calls.retain(|c| !recorded_elsewhere(&c.name));
+        tools.tool_calls.retain(|c| !c.journaled);
         entries.extend(tool_runs(&entry.run, &tools));
         self.store.record_episode(&executed.episode, &entries).await?;
         Ok(executed)
@@ -514,55 +561,6 @@ impl Agents {
     /// `Store`.
     pub async fn episodes(&self, org_id: OrgId, agent_id: AgentId, page: &PageRequest) -> Result<Page<Episode>, AgentError> {
         Ok(self.store.episodes(org_id, agent_id, page).await?)
-    }
-
-    /// A draft's review, if a person decided it.
-    ///
-    /// # Errors
-    /// `Store`.
-    pub async fn review(&self, org_id: OrgId, draft_id: DraftId) -> Result<Option<DraftReview>, AgentError> {
-        Ok(self.store.review(org_id, draft_id).await?)
-    }
-
-    /// Claims a draft for approval, so it is sent once however many approvals race.
-    ///
-    /// # Errors
-    /// `Conflict` naming the draft's state when it was decided already; `Store`.
-    pub async fn claim_approval(
-        &self,
-        org_id: OrgId,
-        draft_id: DraftId,
-        conversation_id: ConversationId,
-        text: &str,
-    ) -> Result<DraftReview, AgentError> {
-        let review = DraftReview {
-            draft_id,
-            org_id,
-            conversation_id,
-            state: ReviewState::Approving,
-            text: Some(text.to_owned()),
-            reason: None,
-            message_id: None,
-            decided_at: now(self.clock.as_ref()),
-        };
-        self.store.claim_review(&review).await?;
-        Ok(review)
-    }
-
-    /// Settles a review (approved with its message, or rejected).
-    ///
-    /// # Errors
-    /// `Conflict` when decided already; `Store`.
-    pub async fn settle(&self, review: &DraftReview, journal: Option<&JournalEntry>) -> Result<(), AgentError> {
-        Ok(self.store.settle_review(review, journal).await?)
-    }
-
-    /// Gives up a claim whose send was refused (the draft can be approved again).
-    ///
-    /// # Errors
-    /// `Store`.
-    pub async fn release_claim(&self, org_id: OrgId, draft_id: DraftId) -> Result<(), AgentError> {
-        Ok(self.store.drop_review(org_id, draft_id).await?)
     }
 
     /// Opens a test session with an agent.

@@ -19,8 +19,8 @@ pub use content::{
 pub use delivery::{DeliveryRecord, DeliveryState, StatusEvent};
 pub use model::{
     check_template_body, placeholders, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId,
-    ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, DefaultRule, Direction, Draft, DraftId, Message,
-    MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateBodyError,
+    ConversationStatus, ConversationView, Customer, CustomerId, CustomerSummary, DefaultRule, Direction, Draft, DraftId, DraftState,
+    Message, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateBodyError,
     TemplateCategory, TemplateId, TemplateStatus,
 };
 pub use ports::{
@@ -32,8 +32,8 @@ pub use ports::{
 pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher, MockTemplateSource, MockWebhookDecoder};
 pub use retry::{GiveUp, RetryDecision, RetryPolicy};
 pub use service::{
-    ConnectChannel, Delivery, DeliveryOutcome, InboundEvent, Messaging, MessagingError, ProviderByKind, RegisterTemplate, SendCommand,
-    SendReceipt, SendTarget, WebhookReport,
+    Approval, ConnectChannel, Delivery, DeliveryOutcome, InboundEvent, Messaging, MessagingError, ProviderByKind, RegisterTemplate,
+    SendCommand, SendReceipt, SendTarget, WebhookReport,
 };
 pub use window::{
     bump_last_inbound, decide_send, effective_inbound_at, last_inbound_at, window_expires_at, window_open, OutboundContent, SendRefusal,

@@ -600,9 +600,41 @@ impl Message {
     }
 }
 
-/// A reply stored but not sent (`POST /v1/atlas/actions` with `draft`). Drafts are their own
-/// record, not messages: they have no delivery state, never reach the outbox, and never
-/// count for the window.
+/// Where a draft stands: waiting for a person, or decided once and for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftState {
+    /// Waiting for a person to approve or reject it.
+    Pending,
+    /// A person approved it: it was queued as `message_id` in the same transaction.
+    Approved,
+    /// A person rejected it (with a reason); it is never sent.
+    Rejected,
+}
+
+impl DraftState {
+    /// Every state.
+    pub const ALL: [DraftState; 3] = [DraftState::Pending, DraftState::Approved, DraftState::Rejected];
+
+    /// The wire (and stored) name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DraftState::Pending => "pending",
+            DraftState::Approved => "approved",
+            DraftState::Rejected => "rejected",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// A reply stored but not sent (`POST /v1/atlas/actions` with `draft`, or an agent whose
+/// maturity keeps its replies for review). Drafts are their own record, not messages: they
+/// have no delivery state and never count for the window. A person decides each once:
+/// approving queues it (the decision and the send commit together), rejecting keeps a reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Draft {
     pub id: DraftId,
@@ -610,8 +642,32 @@ pub struct Draft {
     pub org_id: OrgId,
     pub conversation_id: ConversationId,
     pub text: String,
+    pub state: DraftState,
+    /// The message an approval queued.
+    pub message_id: Option<MessageId>,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub decided_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+impl Draft {
+    /// A new draft, pending.
+    pub fn pending(org_id: OrgId, conversation_id: ConversationId, text: String, created_at: OffsetDateTime) -> Self {
+        Draft {
+            id: DraftId::generate(),
+            org_id,
+            conversation_id,
+            text,
+            state: DraftState::Pending,
+            message_id: None,
+            reason: None,
+            decided_at: None,
+            created_at,
+        }
+    }
 }
 
 /// A registered template.

@@ -15,8 +15,8 @@
 use crate::content::MessageContent;
 use crate::delivery::StatusEvent;
 use crate::model::{
-    Channel, ChannelId, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId, Draft, Message, MessageError,
-    MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateCategory, TemplateStatus,
+    Channel, ChannelId, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId, Draft, DraftId, DraftState, Message,
+    MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template, TemplateCategory, TemplateStatus,
 };
 use crate::window::OutboundContent;
 use crate::Customer;
@@ -42,6 +42,9 @@ pub enum ConversationError {
     /// claimed again at a later attempt).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The draft was decided already (approved or rejected): it is decided once.
+    #[error("the draft is {} already", .0.as_str())]
+    DraftDecided(DraftState),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -98,6 +101,10 @@ pub struct NewOutbound {
     /// The customer and conversation the send already found for (organization, channel,
     /// phone number): the store then skips their upserts. `None` creates or reuses them.
     pub known: Option<(CustomerId, ConversationId)>,
+    /// The pending draft of this conversation that this send approves: the store marks it
+    /// approved (with the message) in the send's transaction, or writes nothing at all when
+    /// it is no longer pending (`DraftDecided`) or absent (`NotFound`).
+    pub approves: Option<DraftId>,
 }
 
 /// The ids a queued send produced (the send's response needs them).
@@ -404,7 +411,7 @@ pub trait ConversationStore: Send + Sync + fmt::Debug {
     /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
     async fn save_draft(&self, draft: &Draft, journal: &JournalEntry) -> Result<(), ConversationError>;
 
-    /// A conversation's drafts, newest first.
+    /// A conversation's drafts, newest first, only those in `state` when given.
     ///
     /// # Errors
     /// `NotFound` when the organization has no such conversation; `Store` when the store fails.
@@ -412,8 +419,27 @@ pub trait ConversationStore: Send + Sync + fmt::Debug {
         &self,
         org_id: OrgId,
         conversation_id: ConversationId,
+        state: Option<DraftState>,
         page: &PageRequest,
     ) -> Result<Page<Draft>, ConversationError>;
+
+    /// One draft of a conversation of the organization.
+    async fn get_draft(&self, org_id: OrgId, conversation_id: ConversationId, id: DraftId) -> Result<Option<Draft>, ConversationError>;
+
+    /// Rejects a pending draft with `reason` at `at`, with the call's journal entry, in one
+    /// transaction; returns the draft as decided.
+    ///
+    /// # Errors
+    /// `NotFound`; `DraftDecided` when it was decided already (nothing is written); `Store`.
+    async fn reject_draft(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        id: DraftId,
+        reason: &str,
+        at: OffsetDateTime,
+        journal: &JournalEntry,
+    ) -> Result<Draft, ConversationError>;
 }
 
 /// One claimed unit of delivery work.

@@ -11,8 +11,8 @@ use crate::content::MessageContent;
 use crate::delivery::{DeliveryState, StatusEvent};
 use crate::model::{
     check_template_body, Channel, ChannelId, ChannelProvider, ChannelSecrets, Conversation, ConversationId, ConversationStatus, CustomerId,
-    DefaultRule, Draft, DraftId, Message, MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable, Template,
-    TemplateCategory, TemplateId, TemplateStatus,
+    DefaultRule, Draft, DraftId, DraftState, Message, MessageError, MessageId, MessageKind, NewChannel, OutboxId, SecretsUnreadable,
+    Template, TemplateCategory, TemplateId, TemplateStatus,
 };
 use crate::ports::{
     ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
@@ -72,6 +72,9 @@ pub enum MessagingError {
     /// until it is released.
     #[error("the conversation is handed off to a person; agents may not send in it until it is released")]
     HandedOff(ConversationId),
+    /// The draft was approved or rejected already (`CONFLICT`, 409): a draft is decided once.
+    #[error("the draft is {} already; a draft is decided once", .0.as_str())]
+    DraftDecided(DraftState),
     /// The store failed (`INTERNAL_ERROR`).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -84,7 +87,7 @@ impl MessagingError {
             MessagingError::Refused(refusal) => refusal.code(),
             MessagingError::Invalid { .. } | MessagingError::NoChannel | MessagingError::Duplicate(_) => "VALIDATION_ERROR",
             MessagingError::NotFound => "NOT_FOUND",
-            MessagingError::ChannelDisconnected(_) => "CONFLICT",
+            MessagingError::ChannelDisconnected(_) | MessagingError::DraftDecided(_) => "CONFLICT",
             MessagingError::HandedOff(_) => "CONVERSATION_HANDED_OFF",
             MessagingError::BadSignature => "UNAUTHORIZED",
             MessagingError::HandshakeRefused => "FORBIDDEN",
@@ -110,6 +113,7 @@ impl From<ConversationError> for MessagingError {
                 message: "the channel is disconnected; only a connected channel can be the default".into(),
             },
             ConversationError::Conflict(what) => MessagingError::Conflict(what),
+            ConversationError::DraftDecided(state) => MessagingError::DraftDecided(state),
             ConversationError::Store(s) => MessagingError::Store(s),
         }
     }
@@ -174,6 +178,15 @@ pub struct SendReceipt {
     pub window_open: bool,
     /// `text` or `template`: what the decision chose.
     pub kind: MessageKind,
+}
+
+/// An approved draft: the draft as decided, the text sent (a person's edit, or as drafted) and
+/// the queued send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub draft: Draft,
+    pub text: String,
+    pub receipt: SendReceipt,
 }
 
 /// An inbound message as a driving adapter hands it over (Meta webhook, sandbox, `POST /events`).
@@ -480,6 +493,17 @@ impl Messaging {
         command: SendCommand,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
+        self.queue(org_id, command, None, journal).await
+    }
+
+    /// [`send`](Self::send), approving the draft `approves` in the same transaction when given.
+    async fn queue(
+        &self,
+        org_id: OrgId,
+        command: SendCommand,
+        approves: Option<DraftId>,
+        journal: &dyn Journal<SendReceipt>,
+    ) -> Result<SendReceipt, MessagingError> {
         let (channel_id, phone_number, conversation) = match command.target {
             SendTarget::Conversation(id) => {
                 let conversation = self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)?;
@@ -524,6 +548,7 @@ impl Messaging {
             queued_at: now,
             deadline: self.policy.deadline(now),
             known,
+            approves,
         };
         let open = window_open(last_inbound_at, now);
         let receipt = |e: &Enqueued| SendReceipt {
@@ -619,6 +644,7 @@ impl Messaging {
             queued_at: now,
             deadline: self.policy.deadline(now),
             known: Some((conversation.customer.id, conversation.id)),
+            approves: None,
         };
         Ok(self.store.enqueue_read(&receipt, conversation_id, journal).await?)
     }
@@ -878,17 +904,96 @@ impl Messaging {
         if text.chars().count() > MAX_TEXT_CHARS {
             return Err(invalid("text", format!("at most {MAX_TEXT_CHARS} characters")));
         }
-        let draft = Draft { id: DraftId::generate(), org_id, conversation_id, text: text.to_owned(), created_at: self.clock.now() };
+        let draft = Draft::pending(org_id, conversation_id, text.to_owned(), self.clock.now());
         self.store.save_draft(&draft, &journal.entry(&draft)).await?;
         Ok(draft)
     }
 
-    /// A conversation's drafts, newest first.
+    /// A conversation's drafts, newest first, only those in `state` when given.
     ///
     /// # Errors
     /// `NotFound` when the organization has no such conversation.
-    pub async fn drafts(&self, org_id: OrgId, conversation_id: ConversationId, page: &PageRequest) -> Result<Page<Draft>, MessagingError> {
-        Ok(self.store.list_drafts(org_id, conversation_id, page).await?)
+    pub async fn drafts(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        state: Option<DraftState>,
+        page: &PageRequest,
+    ) -> Result<Page<Draft>, MessagingError> {
+        Ok(self.store.list_drafts(org_id, conversation_id, state, page).await?)
+    }
+
+    /// One draft of a conversation.
+    ///
+    /// # Errors
+    /// `NotFound` when the organization has no such conversation or draft.
+    pub async fn get_draft(&self, org_id: OrgId, conversation_id: ConversationId, id: DraftId) -> Result<Draft, MessagingError> {
+        self.store.get_draft(org_id, conversation_id, id).await?.ok_or(MessagingError::NotFound)
+    }
+
+    /// A person approves a pending draft: it is sent (as `text` when given, else as drafted)
+    /// under the window rules, and the draft becomes `approved` with the queued message, in
+    /// one transaction (the draft keeps the text as drafted; the message has the text sent). However many approvals race, one sends; a person's send is not stopped
+    /// by a handoff.
+    ///
+    /// # Errors
+    /// `NotFound`; `DraftDecided` when it was decided already; `Invalid` (`text`); those of
+    /// [`send`](Self::send) (a closed window refuses it and the draft stays pending).
+    pub async fn approve_draft(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        id: DraftId,
+        text: Option<&str>,
+        journal: &dyn Journal<Approval>,
+    ) -> Result<Approval, MessagingError> {
+        let draft = self.get_draft(org_id, conversation_id, id).await?;
+        if draft.state != DraftState::Pending {
+            return Err(MessagingError::DraftDecided(draft.state));
+        }
+        let text = text.map(str::trim).filter(|t| !t.is_empty()).map_or_else(|| draft.text.clone(), str::to_owned);
+        if text.chars().count() > MAX_TEXT_CHARS {
+            return Err(invalid("text", format!("at most {MAX_TEXT_CHARS} characters")));
+        }
+        let request = SendRequest { text: Some(text.clone()), template: None, media: None, interactive: None };
+        let command = SendCommand { target: SendTarget::Conversation(conversation_id), request };
+        let decided_at = self.clock.now();
+        let approval = |receipt: &SendReceipt| {
+            let mut draft = draft.clone();
+            draft.state = DraftState::Approved;
+            draft.message_id = Some(receipt.message_id);
+            draft.decided_at = Some(decided_at);
+            Approval { draft, text: text.clone(), receipt: receipt.clone() }
+        };
+        let receipt = self.queue(org_id, command, Some(id), &|r: &SendReceipt| journal.entry(&approval(r))).await?;
+        Ok(approval(&receipt))
+    }
+
+    /// A person rejects a pending draft with a reason; it is never sent.
+    ///
+    /// # Errors
+    /// `Invalid` (`reason`: 1 to 2000 characters); `NotFound`; `DraftDecided`.
+    pub async fn reject_draft(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        id: DraftId,
+        reason: &str,
+        journal: &dyn Journal<Draft>,
+    ) -> Result<Draft, MessagingError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 2000 {
+            return Err(invalid("reason", "1 to 2000 characters"));
+        }
+        let mut draft = self.get_draft(org_id, conversation_id, id).await?;
+        if draft.state != DraftState::Pending {
+            return Err(MessagingError::DraftDecided(draft.state));
+        }
+        let at = self.clock.now();
+        draft.state = DraftState::Rejected;
+        draft.reason = Some(reason.to_owned());
+        draft.decided_at = Some(at);
+        Ok(self.store.reject_draft(org_id, conversation_id, id, reason, at, &journal.entry(&draft)).await?)
     }
 }
 

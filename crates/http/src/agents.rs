@@ -20,7 +20,12 @@ use atlas_agents::{
     Agent, AgentDraft, AgentError, AgentFilter, AgentId, AgentKind, AgentPatch, AgentStatus, Executed, HostedSettings, KnowledgeHit,
     KnowledgeSearch, Maturity, ModelError, Outbound, Runtime, Serves, ToolDefinition, ToolFailure, ToolRunner,
 };
-use atlas_conversations::{ConversationId, Draft, DraftId, Messaging, MessagingError, SendCommand, SendReceipt, SendRequest, SendTarget};
+use atlas_conversations::{
+    Approval, ConversationId, Draft, DraftId, DraftState, Messaging, MessagingError, SendCommand, SendReceipt, SendRequest, SendTarget,
+};
+use atlas_idempotency::{
+    decide, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
+};
 use atlas_kernel::{Clock, OrgId, PageRequest};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
 use atlas_scopes::{Actor, Principal, Scope, ScopeSet};
@@ -30,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
@@ -43,6 +49,7 @@ pub fn endpoint(filter: MethodFilter, operation: &str) -> Option<MethodRouter<Ap
         "agents.patch" => on(filter, patch),
         "agents.delete" => on(filter, delete),
         "agents.execute" => on(filter, execute),
+        "drafts.list" => on(filter, drafts),
         "drafts.approve" => on(filter, approve),
         "drafts.reject" => on(filter, reject),
         "conversations.release" => on(filter, release),
@@ -55,8 +62,9 @@ impl From<AgentError> for ApiError {
         match e {
             AgentError::Invalid { field, message } => ApiError::field(field, message),
             AgentError::NotFound(what) => ApiError::not_found(what),
+            // The model endpoint is this call's upstream: unreachable or failing, 502.
             AgentError::Provider(ModelError::Unreachable(m)) => {
-                ApiError::new(ErrorCode::ProviderUnavailable, format!("the agent's model endpoint is unreachable: {m}"))
+                ApiError::new(ErrorCode::ProviderBadGateway, format!("the agent's model endpoint is unreachable: {m}"))
             }
             AgentError::Provider(ModelError::Upstream(m)) => {
                 ApiError::new(ErrorCode::ProviderBadGateway, format!("the agent's model endpoint answered with an error: {m}"))
@@ -142,6 +150,66 @@ pub struct ConversationOutbound {
     pub conversation_id: ConversationId,
     pub actor: Actor,
     pub request_id: String,
+    /// Makes each reply and draft of a run that may run again (an inbound job, retried when
+    /// its model fails) happen once; `None` for a run that is not repeated.
+    pub fence: Option<ReplyFence>,
+}
+
+/// The fence of a repeatable run: its n-th send (and n-th draft) is keyed `<run>-send-<n>`
+/// under the idempotency store, claimed in the send's own transaction, so a run that runs
+/// again after a failure gets the first run's answer back instead of writing to the customer
+/// twice.
+#[derive(Debug)]
+pub struct ReplyFence {
+    idempotency: Arc<dyn IdempotencyStore>,
+    run_key: String,
+    sends: AtomicU32,
+    drafts: AtomicU32,
+}
+
+/// What fencing one effect decided.
+enum Fenced {
+    /// It happened already: its answer, as stored.
+    Done(Value),
+    /// Do it, committing this claim with it.
+    Go(Claim),
+}
+
+impl ReplyFence {
+    /// The fence of the run known as `run_key` (stable across its repetitions).
+    pub fn new(idempotency: Arc<dyn IdempotencyStore>, run_key: impl Into<String>) -> Self {
+        Self { idempotency, run_key: run_key.into(), sends: AtomicU32::new(0), drafts: AtomicU32::new(0) }
+    }
+
+    async fn enter(&self, org_id: OrgId, effect: &str, now: time::OffsetDateTime) -> Result<Fenced, ToolFailure> {
+        let counter = if effect == "send" { &self.sends } else { &self.drafts };
+        let n = counter.fetch_add(1, Ordering::Relaxed);
+        let key = IdempotencyKey::parse(&format!("{}-{effect}-{n}", self.run_key))
+            .map_err(|e| ToolFailure::new("INTERNAL_ERROR", format!("the run's key: {e}")))?;
+        let route = format!("AGENT {effect}");
+        let scope = IdempotencyScope { org_id, scope: "agents".into(), route: route.clone(), key };
+        let fingerprint = Fingerprint::of("AGENT", &route, &json!({"n": n}));
+        let token = ClaimToken::from_entropy(crate::api::entropy());
+        let unavailable = |e: atlas_idempotency::IdempotencyError| ToolFailure::new("INTERNAL_ERROR", e.to_string());
+        let record = self.idempotency.lookup(&scope).await.map_err(unavailable)?;
+        let decision = match decide(record.as_ref(), &fingerprint, now) {
+            Decision::Execute if self.idempotency.claims_at_commit() => return Ok(Fenced::Go(Claim::at_commit(scope, token, fingerprint))),
+            Decision::Execute | Decision::Expired => {
+                let claim = Claim::held(scope, token);
+                match self.idempotency.begin(&claim, &fingerprint, now).await.map_err(unavailable)? {
+                    Decision::Execute | Decision::Expired => return Ok(Fenced::Go(claim)),
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        match decision {
+            Decision::Replay(stored) => {
+                Ok(Fenced::Done(serde_json::from_slice(&stored.body).map_err(|e| ToolFailure::new("INTERNAL_ERROR", e.to_string()))?))
+            }
+            _ => Err(ToolFailure::new("IDEMPOTENCY_IN_PROGRESS", "an earlier attempt of this run is still writing this reply")),
+        }
+    }
 }
 
 impl ConversationOutbound {
@@ -165,6 +233,27 @@ impl ConversationOutbound {
             events: Vec::new(),
         }
     }
+
+    /// The fence's verdict on the next `effect` (`send` or `draft`): `Done` with the earlier
+    /// answer, or go ahead (with the claim to commit, when fenced).
+    async fn enter(&self, effect: &str) -> Result<Result<Option<Claim>, Value>, ToolFailure> {
+        let Some(fence) = &self.fence else { return Ok(Ok(None)) };
+        Ok(match fence.enter(self.org_id, effect, self.clock.now()).await? {
+            Fenced::Done(answer) => Err(answer),
+            Fenced::Go(claim) => Ok(Some(claim)),
+        })
+    }
+
+    /// `entry` with `claim` completed by `answer`, so a repetition replays it.
+    fn fenced(mut entry: JournalEntry, claim: Option<&Claim>, answer: &Value) -> JournalEntry {
+        if let Some(claim) = claim {
+            entry.run.idempotency_key = Some(claim.scope.key.as_str().to_owned());
+            let body = serde_json::to_vec(answer).unwrap_or_default();
+            entry.idempotency =
+                Some((claim.clone(), StoredResponse { status: 200, body, location: None, etag: None, shows_secret: false }));
+        }
+        entry
+    }
 }
 
 fn failure(e: MessagingError) -> ToolFailure {
@@ -172,28 +261,50 @@ fn failure(e: MessagingError) -> ToolFailure {
     ToolFailure::new(e.code(), message)
 }
 
+fn sent(receipt: &SendReceipt) -> Value {
+    json!({"conversation_id": receipt.conversation_id, "message_id": receipt.message_id, "queued": true, "window_open": receipt.window_open})
+}
+
+fn drafted(draft: &Draft) -> Value {
+    json!({"draft_id": draft.id, "conversation_id": draft.conversation_id, "text": draft.text})
+}
+
 #[async_trait]
 impl Outbound for ConversationOutbound {
     async fn send(&self, text: &str) -> Result<Value, ToolFailure> {
+        let claim = match self.enter("send").await? {
+            Ok(claim) => claim,
+            Err(earlier) => return Ok(earlier),
+        };
         let request = SendRequest { text: Some(text.to_owned()), template: None, media: None, interactive: None };
         let command = SendCommand { target: SendTarget::Conversation(self.conversation_id), request };
-        let journal = |r: &SendReceipt| self.run("tools.send_message", RunStatus::Pending, r.message_id.to_string());
+        let journal = |r: &SendReceipt| {
+            let entry = self.run("tools.send_message", RunStatus::Pending, r.message_id.to_string());
+            Self::fenced(entry, claim.as_ref(), &sent(r))
+        };
         let receipt = self.messaging.send_as_agent(self.org_id, command, &journal).await.map_err(failure)?;
-        Ok(
-            json!({"conversation_id": receipt.conversation_id, "message_id": receipt.message_id, "queued": true, "window_open": receipt.window_open}),
-        )
+        Ok(sent(&receipt))
     }
 
     async fn draft(&self, text: &str) -> Result<Value, ToolFailure> {
-        let journal = |d: &Draft| self.run("tools.draft_message", RunStatus::Succeeded, d.id.to_string());
+        let claim = match self.enter("draft").await? {
+            Ok(claim) => claim,
+            Err(earlier) => return Ok(earlier),
+        };
+        let journal =
+            |d: &Draft| Self::fenced(self.run("tools.draft_message", RunStatus::Succeeded, d.id.to_string()), claim.as_ref(), &drafted(d));
         let draft = self.messaging.draft(self.org_id, self.conversation_id, text, &journal).await.map_err(failure)?;
-        Ok(json!({"draft_id": draft.id, "conversation_id": draft.conversation_id, "text": draft.text}))
+        Ok(drafted(&draft))
     }
 
     async fn handoff(&self, _reason: Option<&str>) -> Result<Value, ToolFailure> {
         let entry = self.run("tools.handoff", RunStatus::Succeeded, self.conversation_id.to_string());
         let conversation = self.messaging.handoff(self.org_id, self.conversation_id, &entry).await.map_err(failure)?;
         Ok(json!({"conversation_id": conversation.id, "status": conversation.status}))
+    }
+
+    fn journals(&self) -> bool {
+        true
     }
 }
 
@@ -446,18 +557,13 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
         Err(e) => return e.into_response(),
     };
     let mutation = begin!(state, "agents.create", caller, headers, &raw);
-    // The credential first (its own run), then the agent bound to it; a refused agent revokes
-    // the credential again.
+    // The credential and (external agents) the webhook endpoint are checked and made first,
+    // then written with the agent in one transaction: all of it or none of it.
     let request = MintKeyRequest { name: format!("agent {}", draft.name.trim()), scopes, expires_at: None, allowed_ips: Vec::new() };
-    let at = state.clock.now();
-    let key_journal = |minted: &atlas_accounts::MintedKey| {
-        JournalEntry::by_system(caller.org_id, "agents.credential", minted.record.id.to_string(), crate::request_id::current(), at)
-    };
-    let minted = match state.accounts.mint_key(&caller, request, &crate::api::entropy(), &key_journal).await {
+    let minted = match state.accounts.prepare_key(&caller, request, &crate::api::entropy()).await {
         Ok(m) => m,
         Err(e) => return mutation.fail(e.into()).await,
     };
-    // An external agent receives its events through a webhook subscription of its own.
     let mut webhook = None;
     if let (AgentKind::External, Some(url)) = (draft.kind, draft.url.as_deref()) {
         let request = atlas_webhooks::CreateEndpoint {
@@ -465,25 +571,17 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
             events: vec![atlas_webhooks::EventType::AGENT_MESSAGE_RECEIVED.as_str().to_owned()],
             description: Some(format!("agent {}", draft.name.trim())),
         };
-        let hook_journal = |created: &atlas_webhooks::CreatedEndpoint| {
-            JournalEntry::by_system(caller.org_id, "agents.webhook", created.endpoint.id.to_string(), crate::request_id::current(), at)
-        };
-        match state.webhooks.create(caller.org_id, request, &crate::api::entropy::<32>(), &hook_journal).await {
-            Ok(created) => webhook = Some((created.endpoint.id.to_string(), created.secret.expose())),
-            Err(e) => {
-                let entry =
-                    JournalEntry::by_system(caller.org_id, "keys.revoke", minted.record.id.to_string(), crate::request_id::current(), at);
-                let _ = state.accounts.revoke_key(&caller, minted.record.id, &entry).await;
-                return mutation.fail(e.into()).await;
-            }
+        match state.webhooks.prepare(caller.org_id, request, &crate::api::entropy::<32>()).await {
+            Ok(created) => webhook = Some(created),
+            Err(e) => return mutation.fail(e.into()).await,
         }
     }
     let credential = AgentCredential {
         key_id: minted.record.id.to_string(),
         key: Some(minted.token.expose().to_owned()),
         scopes: minted.record.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
-        webhook_id: webhook.as_ref().map(|w| w.0.clone()),
-        webhook_secret: webhook.map(|w| w.1),
+        webhook_id: webhook.as_ref().map(|w| w.endpoint.id.to_string()),
+        webhook_secret: webhook.as_ref().map(|w| w.secret.expose()),
     };
     let credential = std::sync::Mutex::new(Some(credential));
     let journal = |agent: &Agent| {
@@ -499,16 +597,10 @@ async fn create(State(state): State<AppState>, Caller(caller): Caller, headers: 
             Some(location),
         )
     };
-    match state.agents.create(caller.org_id, draft, Some(minted.record.id), &journal).await {
+    let endpoint = webhook.as_ref().map(|w| &w.endpoint);
+    match state.agents.create(caller.org_id, draft, Some(&minted.record), endpoint, &journal).await {
         Ok(_) => mutation.respond().await,
-        Err(e) => {
-            let entry =
-                JournalEntry::by_system(caller.org_id, "keys.revoke", minted.record.id.to_string(), crate::request_id::current(), at);
-            if let Err(revoke) = state.accounts.revoke_key(&caller, minted.record.id, &entry).await {
-                tracing::warn!(error = ?revoke, "an agent credential outlived its refused agent");
-            }
-            mutation.fail(e.into()).await
-        }
+        Err(e) => mutation.fail(e.into()).await,
     }
 }
 
@@ -544,10 +636,22 @@ async fn replace(
     if scopes.is_some() {
         return mutation.fail(ApiError::field("scopes", "an agent's credential is set at creation")).await;
     }
+    let checked = match checked_url(&state, draft.url.as_deref()).await {
+        Ok(url) => url,
+        Err(e) => return mutation.fail(e).await,
+    };
     let journal = |agent: &Agent| mutation.entry(None, None, StatusCode::OK, &json!(agent), Some(agent.id.to_string()), None);
-    match state.agents.replace(caller.org_id, id, draft, &journal).await {
+    match state.agents.replace(caller.org_id, id, draft, checked.as_deref(), &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
+    }
+}
+
+/// An external agent's new URL, checked by the webhook rules (its endpoint moves there).
+async fn checked_url(state: &AppState, url: Option<&str>) -> Result<Option<String>, ApiError> {
+    match url.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(url) => Ok(Some(state.webhooks.check_url(url).await?)),
+        None => Ok(None),
     }
 }
 
@@ -573,8 +677,12 @@ async fn patch(
         hosted: b.hosted.map(HostedSettings::from),
         url: b.url,
     };
+    let checked = match checked_url(&state, patch.url.as_deref()).await {
+        Ok(url) => url,
+        Err(e) => return mutation.fail(e).await,
+    };
     let journal = |agent: &Agent| mutation.entry(None, None, StatusCode::OK, &json!(agent), Some(agent.id.to_string()), None);
-    match state.agents.patch(caller.org_id, id, patch, &journal).await {
+    match state.agents.patch(caller.org_id, id, patch, checked.as_deref(), &journal).await {
         Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }
@@ -601,14 +709,11 @@ async fn delete(State(state): State<AppState>, Caller(caller): Caller, headers: 
     let mutation = begin!(state, "agents.delete", caller, headers, &Value::Null);
     let answer = DeletedAgent { id: id.to_string(), deleted: true };
     let entry = mutation.entry(None, None, StatusCode::OK, &json!(answer), Some(id.to_string()), None);
+    // The credential is revoked and the webhook endpoint deleted with the agent.
     match state.agents.delete(caller.org_id, id, &entry).await {
         Ok(agent) => {
             if let Some(key) = agent.key_id {
-                let at = state.clock.now();
-                let entry = JournalEntry::by_system(caller.org_id, "keys.revoke", key.to_string(), crate::request_id::current(), at);
-                if let Err(e) = state.accounts.revoke_key(&caller, key, &entry).await {
-                    tracing::warn!(error = ?e, "a deleted agent's credential was not revoked");
-                }
+                state.accounts.forget_revoked(key);
             }
             mutation.respond().await
         }
@@ -718,6 +823,7 @@ async fn execute(
         conversation_id,
         actor,
         request_id: crate::request_id::current(),
+        fence: None,
     });
     let run = mutation.run_summary();
     let journal = |executed: &Executed| {
@@ -792,20 +898,85 @@ impl Example for DraftDecision {
     }
 }
 
-async fn find_draft(state: &AppState, org_id: OrgId, conversation: &str, draft: &str) -> Result<Draft, ApiError> {
-    let conversation: ConversationId = conversation.parse().map_err(|_| ApiError::not_found("conversation"))?;
-    let draft_id: DraftId = draft.parse().map_err(|_| ApiError::not_found("draft"))?;
-    let mut page = PageRequest::parse(Some(200), None)?;
-    loop {
-        let found = state.messaging.drafts(org_id, conversation, &page).await?;
-        if let Some(d) = found.items.iter().find(|d| d.id == draft_id) {
-            return Ok(d.clone());
-        }
-        match found.next_cursor {
-            Some(cursor) => page = PageRequest::parse(Some(200), Some(&cursor))?,
-            None => return Err(ApiError::not_found("draft")),
+/// A draft as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftView {
+    pub id: String,
+    pub conversation_id: String,
+    /// The reply as drafted.
+    pub text: String,
+    /// `pending`, `approved` or `rejected`.
+    pub state: &'static str,
+    /// The message an approval queued.
+    pub message_id: Option<String>,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// When a person decided it (RFC 3339).
+    pub decided_at: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&Draft> for DraftView {
+    fn from(d: &Draft) -> Self {
+        let rfc3339 = |at: time::OffsetDateTime| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        DraftView {
+            id: d.id.to_string(),
+            conversation_id: d.conversation_id.to_string(),
+            text: d.text.clone(),
+            state: d.state.as_str(),
+            message_id: d.message_id.map(|m| m.to_string()),
+            reason: d.reason.clone(),
+            decided_at: d.decided_at.map(rfc3339),
+            created_at: rfc3339(d.created_at),
         }
     }
+}
+
+/// A conversation's drafts, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DraftList {
+    pub drafts: Vec<DraftView>,
+    pub next_cursor: Option<String>,
+}
+
+impl Example for DraftList {
+    fn example() -> Value {
+        json!({"drafts": [{"id": "drf_0190c9a8f2a47c3d9a1b2c3d4e5f6a7b", "conversation_id": "cnv_0190c9a8f2a47c3d9a1b2c3d4e5f6a7c",
+               "text": "We open at 9.", "state": "pending", "message_id": null, "reason": null, "decided_at": null,
+               "created_at": "2026-01-01T09:00:00Z"}], "next_cursor": null})
+    }
+}
+
+/// `GET /v1/atlas/conversations/:id/drafts` query.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DraftsQuery {
+    /// `pending` (the review queue), `approved` or `rejected`.
+    #[param(value_type = Option<String>)]
+    pub state: Option<DraftState>,
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+fn draft_path(conversation: &str, draft: &str) -> Result<(ConversationId, DraftId), ApiError> {
+    let conversation = conversation.parse().map_err(|_| ApiError::not_found("conversation"))?;
+    let draft = draft.parse().map_err(|_| ApiError::not_found("draft"))?;
+    Ok((conversation, draft))
+}
+
+async fn drafts(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(conversation): Path<String>,
+    QueryParams(q): QueryParams<DraftsQuery>,
+) -> Result<Response, ApiError> {
+    let conversation: ConversationId = conversation.parse().map_err(|_| ApiError::not_found("conversation"))?;
+    let page = PageRequest::parse(q.limit, q.cursor.as_deref())?;
+    let found = state.messaging.drafts(caller.org_id, conversation, q.state, &page).await?;
+    Ok(Envelope::ok(DraftList { drafts: found.items.iter().map(DraftView::from).collect(), next_cursor: found.next_cursor })
+        .into_response())
 }
 
 async fn approve(
@@ -815,48 +986,30 @@ async fn approve(
     Path((conversation, draft)): Path<(String, String)>,
     body: JsonBody<ApproveBody>,
 ) -> Response {
-    let draft = match find_draft(&state, caller.org_id, &conversation, &draft).await {
-        Ok(d) => d,
+    let (conversation_id, draft_id) = match draft_path(&conversation, &draft) {
+        Ok(ids) => ids,
         Err(e) => return e.into_response(),
     };
     let mut mutation = begin!(state, "drafts.approve", caller, headers, &body.raw);
-    let text = body.value.text.filter(|t| !t.trim().is_empty()).unwrap_or_else(|| draft.text.clone());
-    let mut review = match state.agents.claim_approval(caller.org_id, draft.id, draft.conversation_id, &text).await {
-        Ok(r) => r,
-        Err(e) => return mutation.fail(e.into()).await,
-    };
     mutation.set_pending();
     let run = mutation.run_summary();
-    let request = SendRequest { text: Some(text.clone()), template: None, media: None, interactive: None };
-    let command = SendCommand { target: SendTarget::Conversation(draft.conversation_id), request };
-    let journal = |r: &SendReceipt| {
+    let edited = body.value.text.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let journal = |a: &Approval| {
         let answer = DraftDecision {
-            draft_id: draft.id.to_string(),
-            conversation_id: draft.conversation_id.to_string(),
-            state: "approved".into(),
-            text: Some(text.clone()),
+            draft_id: a.draft.id.to_string(),
+            conversation_id: a.draft.conversation_id.to_string(),
+            state: a.draft.state.as_str().into(),
+            text: Some(a.text.clone()),
             reason: None,
-            message_id: Some(r.message_id.to_string()),
+            message_id: Some(a.receipt.message_id.to_string()),
             run: run.clone(),
         };
-        mutation.entry(None, None, StatusCode::OK, &json!(answer), Some(r.message_id.to_string()), None)
+        mutation.entry(None, None, StatusCode::OK, &json!(answer), Some(a.receipt.message_id.to_string()), None)
     };
-    // A person sends: the handoff does not stop it.
-    match state.messaging.send(caller.org_id, command, &journal).await {
-        Ok(receipt) => {
-            review.state = atlas_agents::ReviewState::Approved;
-            review.message_id = Some(receipt.message_id.to_string());
-            if let Err(e) = state.agents.settle(&review, None).await {
-                tracing::warn!(error = ?e, "an approved draft stays `approving`; it was sent once and cannot be sent again");
-            }
-            mutation.respond().await
-        }
-        Err(e) => {
-            if let Err(release) = state.agents.release_claim(caller.org_id, draft.id).await {
-                tracing::warn!(error = ?release, "a refused approval kept its claim");
-            }
-            mutation.fail(e.into()).await
-        }
+    // A person sends: the handoff does not stop it. The decision commits with the send.
+    match state.messaging.approve_draft(caller.org_id, conversation_id, draft_id, edited, &journal).await {
+        Ok(_) => mutation.respond().await,
+        Err(e) => mutation.fail(e.into()).await,
     }
 }
 
@@ -867,37 +1020,26 @@ async fn reject(
     Path((conversation, draft)): Path<(String, String)>,
     body: JsonBody<RejectBody>,
 ) -> Response {
-    let draft = match find_draft(&state, caller.org_id, &conversation, &draft).await {
-        Ok(d) => d,
+    let (conversation_id, draft_id) = match draft_path(&conversation, &draft) {
+        Ok(ids) => ids,
         Err(e) => return e.into_response(),
     };
-    let reason = body.value.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 2000 {
-        return ApiError::field("reason", "1 to 2000 characters").into_response();
-    }
     let mutation = begin!(state, "drafts.reject", caller, headers, &body.raw);
-    let review = atlas_agents::DraftReview {
-        draft_id: draft.id,
-        org_id: caller.org_id,
-        conversation_id: draft.conversation_id,
-        state: atlas_agents::ReviewState::Rejected,
-        text: None,
-        reason: Some(reason.clone()),
-        message_id: None,
-        decided_at: state.clock.now(),
+    let run = mutation.run_summary();
+    let journal = |d: &Draft| {
+        let answer = DraftDecision {
+            draft_id: d.id.to_string(),
+            conversation_id: d.conversation_id.to_string(),
+            state: "rejected".into(),
+            text: None,
+            reason: d.reason.clone(),
+            message_id: None,
+            run: run.clone(),
+        };
+        mutation.entry(None, None, StatusCode::OK, &json!(answer), Some(d.id.to_string()), None)
     };
-    let answer = DraftDecision {
-        draft_id: draft.id.to_string(),
-        conversation_id: draft.conversation_id.to_string(),
-        state: "rejected".into(),
-        text: None,
-        reason: Some(reason),
-        message_id: None,
-        run: mutation.run_summary(),
-    };
-    let entry = mutation.entry(None, None, StatusCode::OK, &json!(answer), Some(draft.id.to_string()), None);
-    match state.agents.settle(&review, Some(&entry)).await {
-        Ok(()) => mutation.respond().await,
+    match state.messaging.reject_draft(caller.org_id, conversation_id, draft_id, &body.value.reason, &journal).await {
+        Ok(_) => mutation.respond().await,
         Err(e) => mutation.fail(e.into()).await,
     }
 }

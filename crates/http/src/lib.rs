@@ -36,7 +36,7 @@ mod tasks;
 mod tools;
 mod webhooks;
 
-pub use agents::{runtime as agent_runtime, ConversationOutbound, KnowledgeBase, RegistryTools};
+pub use agents::{runtime as agent_runtime, ConversationOutbound, KnowledgeBase, RegistryTools, ReplyFence};
 pub use contract::{Example, Payload};
 pub use error::{ApiError, ErrorCode};
 pub use jwt::JwtKeys;

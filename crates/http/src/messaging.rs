@@ -108,6 +108,10 @@ impl ApiError {
             MessagingError::HandedOff(id) => ApiError::new(ErrorCode::ConversationHandedOff, "the conversation is handed off to a person")
                 .hint("a person releases it with POST /v1/atlas/conversations/{id}/release")
                 .detail("conversation_id", json!(id)),
+            MessagingError::DraftDecided(state) => {
+                ApiError::new(ErrorCode::Conflict, format!("the draft is {} already; a draft is decided once", state.as_str()))
+                    .detail("state", json!(state.as_str()))
+            }
             MessagingError::HandshakeRefused => ApiError::new(ErrorCode::Forbidden, "the verify token does not match this channel's"),
             MessagingError::Provider(e) => ApiError::new(ErrorCode::ProviderUnavailable, format!("the WhatsApp Cloud API failed: {e}"))
                 .detail("provider_code", json!(e.code)),

@@ -1406,6 +1406,18 @@ pub static ROUTES: &[RouteSpec] = &[
     .accepts::<agents::AgentExecuteBody>()
     .returns::<agents::ExecutionAnswer>(),
     route(
+        "GET",
+        "/v1/atlas/conversations/{id}/drafts",
+        Some(Scope::ConversationsRead),
+        Some(Reads),
+        "drafts.list",
+        "A conversation's drafts, newest first; `state=pending` is the review queue",
+        "agents",
+        false,
+    )
+    .query::<agents::DraftsQuery>()
+    .returns::<agents::DraftList>(),
+    route(
         "POST",
         "/v1/atlas/conversations/{id}/drafts/{draft_id}/approve",
         Some(Scope::MessagesSend),

@@ -122,6 +122,9 @@ pub struct OutboxEvent {
     pub version: i64,
     /// `{"type", "timestamp", "data"}` as JSON bytes.
     pub payload: Vec<u8>,
+    /// The one webhook endpoint this event is addressed to (an external agent's own
+    /// subscription); `None` broadcasts it to every endpoint whose filters match.
+    pub to: Option<uuid::Uuid>,
 }
 
 /// Builds a call's journal entry from what its store found or created, inside the store's

@@ -101,7 +101,7 @@ async fn insert_organization(txn: &DatabaseTransaction, org: &Organization, key:
     insert_key_row(txn, key).await
 }
 
-async fn insert_key_row(txn: &DatabaseTransaction, key: &ApiKeyRecord) -> Result<(), Failure> {
+pub(crate) async fn insert_key_row(txn: &DatabaseTransaction, key: &ApiKeyRecord) -> Result<(), Failure> {
     api_keys::Entity::insert(key_row(key)?).exec_without_returning(txn).await.map_err(db("inserting the key"))?;
     Ok(())
 }

@@ -1,26 +1,27 @@
 //! `AgentStore` for [`SqlStore`]: agents (compare-and-set on `version`), episodes with their
-//! runs, draft reviews (the primary key makes each draft's decision happen once: a claim is
-//! `INSERT … ON CONFLICT DO NOTHING`), sessions and their numbered events (the session row is
-//! locked while its next numbers are taken).
+//! runs, sessions and their numbered events (the session row is locked while its next numbers
+//! are taken), and the inbound jobs of the agents' worker.
 
 use crate::conversations::{begin, commit, rollback};
 use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
 use crate::entity::{
-    agent_cursors, agent_episodes, agent_jobs, agent_session_events, agent_sessions, agents, draft_reviews, webhook_events,
+    agent_cursors, agent_episodes, agent_jobs, agent_session_events, agent_sessions, agents, api_keys, webhook_endpoints, webhook_events,
 };
 use crate::error::{db, Failure};
-use crate::journal::write_journal;
+use crate::journal::{write_journal, write_journal_sealed};
 use crate::runs::before_cursor;
 use crate::SqlStore;
 use async_trait::async_trait;
+use atlas_accounts::ApiKeyRecord;
 use atlas_agents::{
-    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, AgentStore, AgentStoreError, DraftReview, Episode, EpisodeId, InboundJob, JobEnd,
-    Maturity, Outcome, ReviewState, Session, SessionEvent, SessionEventKind, SessionId,
+    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, AgentStore, AgentStoreError, Episode, EpisodeId, InboundJob, JobEnd, Maturity,
+    Outcome, Session, SessionEvent, SessionEventKind, SessionId,
 };
-use atlas_conversations::{ConversationId, DraftId};
+use atlas_conversations::ConversationId;
 use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
 use atlas_scopes::KeyId;
+use atlas_webhooks::{EndpointId, WebhookEndpoint};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
@@ -56,6 +57,7 @@ fn agent_row(agent: &Agent) -> Result<agents::ActiveModel, StoreError> {
         hosted: Set(agent.hosted.as_ref().map(|h| to_json("writing an agent's model settings", h)).transpose()?),
         url: Set(agent.url.clone()),
         key_id: Set(agent.key_id.map(|k| k.as_uuid())),
+        endpoint_id: Set(agent.endpoint_id.map(|e| e.as_uuid())),
         sealed_api_key: Set(agent.sealed_api_key.clone()),
         version: Set(agent.version),
         created_at_us: Set(to_us(agent.created_at)),
@@ -83,6 +85,7 @@ fn agent_from_row(row: agents::Model) -> Result<Agent, StoreError> {
         hosted: row.hosted.as_deref().map(|h| from_json(CONTEXT, h)).transpose()?,
         url: row.url,
         key_id: row.key_id.map(KeyId::from_uuid),
+        endpoint_id: row.endpoint_id.map(EndpointId::from_uuid),
         sealed_api_key: row.sealed_api_key,
         version: row.version,
         created_at: from_us(row.created_at_us)?,
@@ -113,32 +116,6 @@ fn episode_from_row(row: agent_episodes::Model) -> Result<Episode, StoreError> {
     })
 }
 
-fn review_row(review: &DraftReview) -> draft_reviews::ActiveModel {
-    draft_reviews::ActiveModel {
-        draft_id: Set(review.draft_id.as_uuid()),
-        org_id: Set(review.org_id.as_uuid()),
-        conversation_id: Set(review.conversation_id.as_uuid()),
-        state: Set(review.state.as_str().to_owned()),
-        text: Set(review.text.clone()),
-        reason: Set(review.reason.clone()),
-        message_id: Set(review.message_id.clone()),
-        decided_at_us: Set(to_us(review.decided_at)),
-    }
-}
-
-fn review_from_row(row: draft_reviews::Model) -> Result<DraftReview, StoreError> {
-    Ok(DraftReview {
-        draft_id: DraftId::from_uuid(row.draft_id),
-        org_id: OrgId::from_uuid(row.org_id),
-        conversation_id: ConversationId::from_uuid(row.conversation_id),
-        state: ReviewState::parse(&row.state).ok_or_else(|| corrupt("reading a draft review", format!("unknown state `{}`", row.state)))?,
-        text: row.text,
-        reason: row.reason,
-        message_id: row.message_id,
-        decided_at: from_us(row.decided_at_us)?,
-    })
-}
-
 fn session_from_row(row: agent_sessions::Model) -> Result<Session, StoreError> {
     Ok(Session {
         id: SessionId::from_uuid(row.id),
@@ -161,16 +138,30 @@ fn event_from_row(row: agent_session_events::Model) -> Result<SessionEvent, Stor
 
 #[async_trait]
 impl AgentStore for SqlStore {
-    async fn insert_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+    async fn insert_agent(
+        &self,
+        agent: &Agent,
+        credential: Option<&ApiKeyRecord>,
+        endpoint: Option<&WebhookEndpoint>,
+        journal: &JournalEntry,
+    ) -> Result<(), AgentStoreError> {
         let row = agent_row(agent)?;
+        let endpoint = endpoint.map(|e| crate::webhooks::endpoint_row(e, self.seal_secrets(&e.secrets)?)).transpose()?;
         let txn = begin(&self.db).await?;
+        if let Some(key) = credential {
+            crate::accounts::insert_key_row(&txn, key).await?;
+        }
+        if let Some(endpoint) = endpoint {
+            webhook_endpoints::Entity::insert(endpoint).exec_without_returning(&txn).await.map_err(db("inserting the agent's endpoint"))?;
+        }
         agents::Entity::insert(row).exec_without_returning(&txn).await.map_err(db("inserting the agent"))?;
-        write_journal(&txn, journal).await?;
+        // The answer shows the credential once: a replay keeps it sealed.
+        write_journal_sealed(&txn, journal, self.secret_cipher.as_deref()).await?;
         commit(txn, "committing the agent").await?;
         Ok(())
     }
 
-    async fn update_agent(&self, agent: &Agent, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+    async fn update_agent(&self, agent: &Agent, endpoint_url: Option<&str>, journal: &JournalEntry) -> Result<(), AgentStoreError> {
         let row = agent_row(agent)?;
         let txn = begin(&self.db).await?;
         let changed = agents::Entity::update_many()
@@ -185,22 +176,56 @@ impl AgentStore for SqlStore {
             rollback(txn).await?;
             return Err(AgentStoreError::Conflict("the agent changed meanwhile; read it again".into()));
         }
+        if let (Some(url), Some(endpoint)) = (endpoint_url, agent.endpoint_id) {
+            webhook_endpoints::Entity::update_many()
+                .col_expr(webhook_endpoints::Column::Url, Expr::value(url))
+                .col_expr(webhook_endpoints::Column::Version, Expr::col(webhook_endpoints::Column::Version).add(1))
+                .col_expr(webhook_endpoints::Column::UpdatedAtUs, Expr::value(to_us(agent.updated_at)))
+                .filter(webhook_endpoints::Column::OrgId.eq(agent.org_id.as_uuid()))
+                .filter(webhook_endpoints::Column::Id.eq(endpoint.as_uuid()))
+                .exec(&txn)
+                .await
+                .map_err(db("moving the agent's endpoint"))?;
+        }
         write_journal(&txn, journal).await?;
         commit(txn, "committing the agent").await?;
         Ok(())
     }
 
-    async fn delete_agent(&self, org_id: OrgId, id: AgentId, journal: &JournalEntry) -> Result<(), AgentStoreError> {
+    async fn delete_agent(&self, org_id: OrgId, id: AgentId, at: OffsetDateTime, journal: &JournalEntry) -> Result<(), AgentStoreError> {
         let txn = begin(&self.db).await?;
+        let found = agents::Entity::find()
+            .select_only()
+            .column(agents::Column::KeyId)
+            .column(agents::Column::EndpointId)
+            .filter(agents::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(agents::Column::Id.eq(id.as_uuid()))
+            .into_tuple::<(Option<Uuid>, Option<Uuid>)>()
+            .one(&txn)
+            .await
+            .map_err(db("reading the agent"))?;
         let deleted = agents::Entity::delete_many()
             .filter(agents::Column::OrgId.eq(org_id.as_uuid()))
             .filter(agents::Column::Id.eq(id.as_uuid()))
             .exec(&txn)
             .await
             .map_err(db("deleting the agent"))?;
-        if deleted.rows_affected != 1 {
+        let Some((key_id, endpoint_id)) = found.filter(|_| deleted.rows_affected == 1) else {
             rollback(txn).await?;
             return Err(AgentStoreError::NotFound);
+        };
+        if let Some(key_id) = key_id {
+            api_keys::Entity::update_many()
+                .col_expr(api_keys::Column::RevokedAtUs, Expr::value(to_us(at)))
+                .filter(api_keys::Column::OrgId.eq(org_id.as_uuid()))
+                .filter(api_keys::Column::Id.eq(key_id))
+                .filter(api_keys::Column::RevokedAtUs.is_null())
+                .exec(&txn)
+                .await
+                .map_err(db("revoking the agent's credential"))?;
+        }
+        if let Some(endpoint_id) = endpoint_id {
+            crate::webhooks::remove_endpoint(&txn, endpoint_id).await?;
         }
         write_journal(&txn, journal).await?;
         commit(txn, "committing the deletion").await?;
@@ -298,69 +323,6 @@ impl AgentStore for SqlStore {
             .map_err(db("listing episodes"))?;
         let items = rows.into_iter().map(episode_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(items, page, |e| (e.created_at, e.id.as_uuid())))
-    }
-
-    async fn claim_review(&self, review: &DraftReview) -> Result<(), AgentStoreError> {
-        let inserted = draft_reviews::Entity::insert(review_row(review))
-            .on_conflict(OnConflict::column(draft_reviews::Column::DraftId).do_nothing().to_owned())
-            .exec_without_returning(&self.db)
-            .await
-            .map_err(db("claiming the draft"))?;
-        if inserted == 1 {
-            return Ok(());
-        }
-        let state = self.review(review.org_id, review.draft_id).await?.map_or("decided", |r| r.state.as_str());
-        Err(AgentStoreError::Conflict(format!("the draft is {state} already")))
-    }
-
-    async fn settle_review(&self, review: &DraftReview, journal: Option<&JournalEntry>) -> Result<(), AgentStoreError> {
-        let txn = begin(&self.db).await?;
-        let settled = draft_reviews::Entity::update_many()
-            .set(review_row(review))
-            .filter(draft_reviews::Column::OrgId.eq(review.org_id.as_uuid()))
-            .filter(draft_reviews::Column::DraftId.eq(review.draft_id.as_uuid()))
-            .filter(draft_reviews::Column::State.eq(ReviewState::Approving.as_str()))
-            .exec(&txn)
-            .await
-            .map_err(db("settling the draft"))?;
-        if settled.rows_affected == 0 {
-            // A rejection has no claim: it takes the draft's one row itself.
-            let inserted = draft_reviews::Entity::insert(review_row(review))
-                .on_conflict(OnConflict::column(draft_reviews::Column::DraftId).do_nothing().to_owned())
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db("deciding the draft"))?;
-            if inserted != 1 {
-                rollback(txn).await?;
-                return Err(AgentStoreError::Conflict("the draft was decided already".into()));
-            }
-        }
-        if let Some(journal) = journal {
-            write_journal(&txn, journal).await?;
-        }
-        commit(txn, "committing the decision").await?;
-        Ok(())
-    }
-
-    async fn drop_review(&self, org_id: OrgId, draft_id: DraftId) -> Result<(), AgentStoreError> {
-        draft_reviews::Entity::delete_many()
-            .filter(draft_reviews::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(draft_reviews::Column::DraftId.eq(draft_id.as_uuid()))
-            .filter(draft_reviews::Column::State.eq(ReviewState::Approving.as_str()))
-            .exec(&self.db)
-            .await
-            .map_err(db("releasing the draft"))?;
-        Ok(())
-    }
-
-    async fn review(&self, org_id: OrgId, draft_id: DraftId) -> Result<Option<DraftReview>, AgentStoreError> {
-        let row = draft_reviews::Entity::find()
-            .filter(draft_reviews::Column::OrgId.eq(org_id.as_uuid()))
-            .filter(draft_reviews::Column::DraftId.eq(draft_id.as_uuid()))
-            .one(&self.db)
-            .await
-            .map_err(db("reading a draft review"))?;
-        Ok(row.map(review_from_row).transpose()?)
     }
 
     async fn insert_session(&self, session: &Session, journal: &JournalEntry) -> Result<(), AgentStoreError> {

@@ -34,9 +34,9 @@ use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore, Customer,
-    CustomerId, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, Enqueued, InboundRecorded, Journal, Message,
-    MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ProviderStatus, ReadQueued,
-    StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
+    CustomerId, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded, Journal,
+    Message, MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ProviderStatus,
+    ReadQueued, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
@@ -314,7 +314,50 @@ fn draft_from_row(row: drafts::Model) -> Result<Draft, StoreError> {
         org_id: OrgId::from_uuid(row.org_id),
         conversation_id: ConversationId::from_uuid(row.conversation_id),
         text: row.text,
+        state: DraftState::parse(&row.state).ok_or_else(|| corrupt("reading a draft", format!("unknown state `{}`", row.state)))?,
+        message_id: row.message_id.map(MessageId::from_uuid),
+        reason: row.reason,
+        decided_at: from_us_opt(row.decided_at_us)?,
         created_at: from_us(row.created_at_us)?,
+    })
+}
+
+/// Decides the pending draft `id` of the conversation through `txn`: `changes` are the
+/// columns the decision sets beside `state`. A draft that is absent or decided already
+/// changes nothing and comes back as the error to roll back with.
+async fn decide_draft(
+    txn: &DatabaseTransaction,
+    org_id: OrgId,
+    conversation_id: ConversationId,
+    id: DraftId,
+    state: DraftState,
+    changes: Vec<(drafts::Column, sea_orm::sea_query::SimpleExpr)>,
+) -> Result<(), ConversationError> {
+    let mut update = drafts::Entity::update_many().col_expr(drafts::Column::State, Expr::value(state.as_str()));
+    for (column, value) in changes {
+        update = update.col_expr(column, value);
+    }
+    let decided = update
+        .filter(drafts::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(drafts::Column::ConversationId.eq(conversation_id.as_uuid()))
+        .filter(drafts::Column::Id.eq(id.as_uuid()))
+        .filter(drafts::Column::State.eq(DraftState::Pending.as_str()))
+        .exec(txn)
+        .await
+        .map_err(db("deciding the draft"))?;
+    if decided.rows_affected == 1 {
+        return Ok(());
+    }
+    let found = drafts::Entity::find()
+        .filter(drafts::Column::OrgId.eq(org_id.as_uuid()))
+        .filter(drafts::Column::ConversationId.eq(conversation_id.as_uuid()))
+        .filter(drafts::Column::Id.eq(id.as_uuid()))
+        .one(txn)
+        .await
+        .map_err(db("reading the draft"))?;
+    Err(match found {
+        Some(row) => ConversationError::DraftDecided(draft_from_row(row)?.state),
+        None => ConversationError::NotFound,
     })
 }
 
@@ -1049,7 +1092,10 @@ impl ConversationStore for SqlStore {
         // the customer exists after all, the statement fails as a whole and the send is
         // written again the general way below, with upserts).
         let backend = self.db.get_database_backend();
-        if self.is_postgres() {
+        // A send that approves a draft takes the general way: the decision is a statement of
+        // its own, whose refusal rolls the send back.
+        if outbound.approves.is_some() {
+        } else if self.is_postgres() {
             let (customer_id, conversation_id, new) = match outbound.known {
                 Some((customer, conversation)) => (customer, conversation, false),
                 None => (CustomerId::generate(), ConversationId::generate(), true),
@@ -1098,6 +1144,16 @@ impl ConversationStore for SqlStore {
                 (CustomerId::from_uuid(customer.id), ConversationId::from_uuid(conversation.id))
             }
         };
+        if let Some(draft) = outbound.approves {
+            let changes = vec![
+                (drafts::Column::MessageId, Expr::value(outbound.message_id.as_uuid())),
+                (drafts::Column::DecidedAtUs, Expr::value(to_us(outbound.queued_at))),
+            ];
+            if let Err(e) = decide_draft(&txn, org_id, conversation_id, draft, DraftState::Approved, changes).await {
+                rollback(txn).await?;
+                return Err(e);
+            }
+        }
         let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
         let entry = journal.entry(&enqueued);
         match send_statements(outbound, &enqueued, &entry, self.db.get_database_backend())? {
@@ -1465,6 +1521,10 @@ impl ConversationStore for SqlStore {
             conversation_id: Set(draft.conversation_id.as_uuid()),
             text: Set(draft.text.clone()),
             created_at_us: Set(to_us(draft.created_at)),
+            state: Set(draft.state.as_str().to_owned()),
+            message_id: Set(draft.message_id.map(|m| m.as_uuid())),
+            reason: Set(draft.reason.clone()),
+            decided_at_us: Set(draft.decided_at.map(to_us)),
         })
         .exec_without_returning(&txn)
         .await
@@ -1478,6 +1538,7 @@ impl ConversationStore for SqlStore {
         &self,
         org_id: OrgId,
         conversation_id: ConversationId,
+        state: Option<DraftState>,
         page: &PageRequest,
     ) -> Result<Page<Draft>, ConversationError> {
         if !has_conversation(&self.db, org_id, conversation_id).await? {
@@ -1486,6 +1547,9 @@ impl ConversationStore for SqlStore {
         let mut query = drafts::Entity::find()
             .filter(drafts::Column::OrgId.eq(org_id.as_uuid()))
             .filter(drafts::Column::ConversationId.eq(conversation_id.as_uuid()));
+        if let Some(state) = state {
+            query = query.filter(drafts::Column::State.eq(state.as_str()));
+        }
         if let Some(cursor) = &page.after {
             query = query.filter(before_cursor(drafts::Column::CreatedAtUs, drafts::Column::Id, cursor));
         }
@@ -1498,5 +1562,37 @@ impl ConversationStore for SqlStore {
             .map_err(db("listing drafts"))?;
         let drafts = rows.into_iter().map(draft_from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_rows(drafts, page, |d| (d.created_at, d.id.as_uuid())))
+    }
+
+    async fn get_draft(&self, org_id: OrgId, conversation_id: ConversationId, id: DraftId) -> Result<Option<Draft>, ConversationError> {
+        let row = drafts::Entity::find()
+            .filter(drafts::Column::OrgId.eq(org_id.as_uuid()))
+            .filter(drafts::Column::ConversationId.eq(conversation_id.as_uuid()))
+            .filter(drafts::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(db("reading the draft"))?;
+        Ok(row.map(draft_from_row).transpose()?)
+    }
+
+    async fn reject_draft(
+        &self,
+        org_id: OrgId,
+        conversation_id: ConversationId,
+        id: DraftId,
+        reason: &str,
+        at: OffsetDateTime,
+        journal: &JournalEntry,
+    ) -> Result<Draft, ConversationError> {
+        let txn = begin(&self.db).await?;
+        let changes = vec![(drafts::Column::Reason, Expr::value(reason)), (drafts::Column::DecidedAtUs, Expr::value(to_us(at)))];
+        if let Err(e) = decide_draft(&txn, org_id, conversation_id, id, DraftState::Rejected, changes).await {
+            rollback(txn).await?;
+            return Err(e);
+        }
+        write_journal(&txn, journal).await?;
+        let row = drafts::Entity::find_by_id(id.as_uuid()).one(&txn).await.map_err(db("reading the draft"))?;
+        commit(txn, "committing the rejection").await?;
+        row.map(draft_from_row).transpose()?.ok_or(ConversationError::NotFound)
     }
 }

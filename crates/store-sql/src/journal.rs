@@ -90,6 +90,7 @@ pub(crate) fn event_row(org_id: Uuid, event: &OutboxEvent) -> webhook_events::Ac
         occurred_at_us: Set(to_us(event.occurred_at)),
         payload: Set(event.payload.clone()),
         fanned_out_at_us: Set(None),
+        endpoint_id: Set(event.to),
     }
 }
 

@@ -5,7 +5,8 @@
 //! - `fan_out` selects undispatched events in creation order (`FOR UPDATE SKIP LOCKED` on
 //!   PostgreSQL, so concurrent fan-outs take different events and never wait), reads the
 //!   enabled endpoints of their organizations, matches filters in Rust (`EventFilters::
-//!   matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`), inserts one
+//!   matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`; an event
+//!   addressed to one endpoint, `endpoint_id`, matches that endpoint only), inserts one
 //!   delivery per match with `ON CONFLICT (event_id, endpoint_id) DO NOTHING` and marks the
 //!   events dispatched.
 //! - `claim` chooses pending, due, unleased deliveries of enabled endpoints fairly (at most
@@ -140,18 +141,19 @@ impl DeliveryQueue for SqlStore {
             .column(webhook_events::Column::Id)
             .column(webhook_events::Column::OrgId)
             .column(webhook_events::Column::EventType)
+            .column(webhook_events::Column::EndpointId)
             .filter(webhook_events::Column::FannedOutAtUs.is_null())
             .order_by_asc(webhook_events::Column::Id)
             .limit(u64::from(limit));
         if self.is_postgres() {
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let events = query.into_tuple::<(Uuid, Uuid, String)>().all(&txn).await.map_err(db("claiming events to fan out"))?;
+        let events = query.into_tuple::<(Uuid, Uuid, String, Option<Uuid>)>().all(&txn).await.map_err(db("claiming events to fan out"))?;
         if events.is_empty() {
             rollback(txn).await?;
             return Ok(FanOutReport::default());
         }
-        let mut orgs: Vec<Uuid> = events.iter().map(|(_, org_id, _)| *org_id).collect();
+        let mut orgs: Vec<Uuid> = events.iter().map(|(_, org_id, _, _)| *org_id).collect();
         orgs.sort_unstable();
         orgs.dedup();
         let endpoints = webhook_endpoints::Entity::find()
@@ -171,19 +173,20 @@ impl DeliveryQueue for SqlStore {
             by_org.entry(org_id).or_default().push((id, filters_from_column(id, &filters)?));
         }
         let mut rows = Vec::new();
-        for (event_id, org_id, stored_type) in &events {
+        for (event_id, org_id, stored_type, addressee) in &events {
             let Ok(event_type) = EventType::parse(stored_type) else {
                 tracing::warn!(event_id = %EventId::from_uuid(*event_id), event_type = %stored_type, "an event of an unknown type matches no endpoint");
                 continue;
             };
             for (endpoint_id, filters) in by_org.get(org_id).into_iter().flatten() {
-                if filters.matches_any(&event_type) {
+                // An addressed event goes to its endpoint alone; a broadcast to every match.
+                if addressee.is_none_or(|to| to == *endpoint_id) && filters.matches_any(&event_type) {
                     rows.push(new_delivery_row(DeliveryId::generate().as_uuid(), *org_id, *endpoint_id, *event_id, stored_type, now_us));
                 }
             }
         }
         let deliveries = insert_deliveries(&txn, rows).await?;
-        let ids: Vec<Uuid> = events.iter().map(|(id, _, _)| *id).collect();
+        let ids: Vec<Uuid> = events.iter().map(|(id, _, _, _)| *id).collect();
         webhook_events::Entity::update_many()
             .col_expr(webhook_events::Column::FannedOutAtUs, Expr::value(now_us))
             .filter(webhook_events::Column::Id.is_in(ids))

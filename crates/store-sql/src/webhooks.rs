@@ -120,7 +120,7 @@ fn state_columns(state: &EndpointState) -> (&'static str, Option<&'static str>, 
     }
 }
 
-fn endpoint_row(endpoint: &WebhookEndpoint, sealed_secrets: Vec<u8>) -> Result<webhook_endpoints::ActiveModel, StoreError> {
+pub(crate) fn endpoint_row(endpoint: &WebhookEndpoint, sealed_secrets: Vec<u8>) -> Result<webhook_endpoints::ActiveModel, StoreError> {
     let (state, reason, disabled_at) = state_columns(&endpoint.state);
     Ok(webhook_endpoints::ActiveModel {
         id: Set(endpoint.id.as_uuid()),
@@ -259,6 +259,27 @@ fn attempt_from_row(row: webhook_attempts::Model) -> Result<Attempt, StoreError>
 // ---- shared steps -------------------------------------------------------------------------
 
 /// Whether the organization has endpoint `id`.
+/// Deletes endpoint `id` with its deliveries and their attempts, through `txn`.
+pub(crate) async fn remove_endpoint(txn: &DatabaseTransaction, id: Uuid) -> Result<(), Failure> {
+    let deliveries = Query::select()
+        .column(webhook_deliveries::Column::Id)
+        .from(webhook_deliveries::Entity)
+        .and_where(webhook_deliveries::Column::EndpointId.eq(id))
+        .to_owned();
+    webhook_attempts::Entity::delete_many()
+        .filter(webhook_attempts::Column::DeliveryId.in_subquery(deliveries))
+        .exec(txn)
+        .await
+        .map_err(db("deleting the endpoint's attempts"))?;
+    webhook_deliveries::Entity::delete_many()
+        .filter(webhook_deliveries::Column::EndpointId.eq(id))
+        .exec(txn)
+        .await
+        .map_err(db("deleting the endpoint's deliveries"))?;
+    webhook_endpoints::Entity::delete_by_id(id).exec(txn).await.map_err(db("deleting the endpoint"))?;
+    Ok(())
+}
+
 async fn has_endpoint(conn: &impl ConnectionTrait, org_id: OrgId, id: EndpointId) -> Result<bool, Failure> {
     let found = webhook_endpoints::Entity::find()
         .select_only()
@@ -516,22 +537,7 @@ impl WebhookStore for SqlStore {
             rollback(txn).await?;
             return Err(WebhookError::NotFound);
         }
-        let deliveries = Query::select()
-            .column(webhook_deliveries::Column::Id)
-            .from(webhook_deliveries::Entity)
-            .and_where(webhook_deliveries::Column::EndpointId.eq(id.as_uuid()))
-            .to_owned();
-        webhook_attempts::Entity::delete_many()
-            .filter(webhook_attempts::Column::DeliveryId.in_subquery(deliveries))
-            .exec(&txn)
-            .await
-            .map_err(db("deleting the endpoint's attempts"))?;
-        webhook_deliveries::Entity::delete_many()
-            .filter(webhook_deliveries::Column::EndpointId.eq(id.as_uuid()))
-            .exec(&txn)
-            .await
-            .map_err(db("deleting the endpoint's deliveries"))?;
-        webhook_endpoints::Entity::delete_by_id(id.as_uuid()).exec(&txn).await.map_err(db("deleting the endpoint"))?;
+        remove_endpoint(&txn, id.as_uuid()).await?;
         write_journal(&txn, journal).await?;
         commit(txn, "committing the deletion").await?;
         Ok(())

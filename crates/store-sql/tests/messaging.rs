@@ -98,6 +98,7 @@ async fn a_send_whose_journal_fails_stores_nothing(store: SqlStore) {
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
         known: None,
+        approves: None,
     };
     let result = store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await;
     assert!(result.is_err(), "a send whose run id is taken fails: {result:?}");
@@ -192,6 +193,7 @@ async fn a_claimed_send(store: &SqlStore) -> (OrgId, OutboxId, MessageId, RunId)
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
         known: None,
+        approves: None,
     };
     store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.expect("enqueue_outbound");
     let claimed = store.claim(t0(), 10, Duration::seconds(60), 100).await.expect("claim");
@@ -284,6 +286,7 @@ async fn a_failed_use_case_writes_no_event(store: SqlStore) {
         queued_at: t0(),
         deadline: t0() + Duration::days(1),
         known: None,
+        approves: None,
     };
     assert!(store.enqueue_outbound(&send, &|_: &Enqueued| entry.clone()).await.is_err(), "the send fails");
     assert_eq!(events_of(&store, org_id).await, Vec::new(), "and its journal's event is not written");

@@ -1,24 +1,27 @@
 //! The behavioural suite every `AgentStore` must pass: agents read back as written (the sealed
 //! key too), list newest first with the status, maturity and text filters, change only by
-//! compare-and-set on their version, and stay in their organization; a draft is decided once
-//! (a second claim or decision is a conflict, a dropped claim frees it); an episode commits with
+//! compare-and-set on their version, and stay in their organization; an episode commits with
 //! its runs; session events are numbered 1, 2, 3… per session, a handoff marks the session,
 //! and a deleted session takes its events along.
 
-use crate::accounts::{journal, now};
+use crate::accounts::{create_organization, journal, now, sample_key};
+use crate::webhooks::new_endpoint;
+use atlas_accounts::AccountStore;
 use atlas_agents::{
-    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, AgentStore, AgentStoreError, DraftReview, Episode, EpisodeId, HostedConfig,
-    Maturity, Outcome, ReviewState, Serves, Session, SessionEventKind, SessionId, ToolCallRecord,
+    Agent, AgentFilter, AgentId, AgentKind, AgentStatus, AgentStore, AgentStoreError, Episode, EpisodeId, HostedConfig, Maturity, Outcome,
+    Serves, Session, SessionEventKind, SessionId, ToolCallRecord,
 };
-use atlas_conversations::{ChannelId, ConversationId, DraftId};
+use atlas_conversations::{ChannelId, ConversationId};
 use atlas_kernel::{OrgId, PageRequest};
+use atlas_webhooks::WebhookStore;
 use serde_json::json;
 use time::Duration;
 
-/// Runs every check of the suite against `store`.
-pub async fn suite(store: &dyn AgentStore) {
+/// Runs every check of the suite against `store` (which also keeps the keys and webhook
+/// endpoints an agent is created and deleted with).
+pub async fn suite<S: AgentStore + AccountStore + WebhookStore>(store: &S) {
     agents_read_back_filter_and_change_by_version(store).await;
-    drafts_are_decided_once(store).await;
+    an_agent_commits_and_leaves_with_its_credential_and_endpoint(store).await;
     episodes_commit_with_their_runs(store).await;
     session_events_are_numbered_per_session(store).await;
 }
@@ -43,6 +46,7 @@ pub fn sample_agent(org_id: OrgId, name: &str, maturity: Maturity, offset_s: i64
         }),
         url: None,
         key_id: None,
+        endpoint_id: None,
         sealed_api_key: Some(vec![1, 2, 3, 4]),
         version: 1,
         created_at: at,
@@ -56,7 +60,7 @@ async fn agents_read_back_filter_and_change_by_version(store: &dyn AgentStore) {
     let mut second = sample_agent(org, "Billing helper", Maturity::Autonomous, 1);
     second.status = AgentStatus::Paused;
     for a in [&first, &second] {
-        store.insert_agent(a, &journal(org, "agents.create")).await.unwrap();
+        store.insert_agent(a, None, None, &journal(org, "agents.create")).await.unwrap();
     }
     assert_eq!(store.agent(org, first.id).await.unwrap().as_ref(), Some(&first), "an agent reads back as written");
     let all = store.agents(org, &AgentFilter::default(), &PageRequest::default()).await.unwrap();
@@ -74,58 +78,65 @@ async fn agents_read_back_filter_and_change_by_version(store: &dyn AgentStore) {
     let mut changed = first.clone();
     changed.maturity_level = Maturity::Supervised;
     changed.version = 2;
-    store.update_agent(&changed, &journal(org, "agents.patch")).await.unwrap();
-    let stale = store.update_agent(&changed, &journal(org, "agents.patch")).await;
+    store.update_agent(&changed, None, &journal(org, "agents.patch")).await.unwrap();
+    let stale = store.update_agent(&changed, None, &journal(org, "agents.patch")).await;
     assert!(matches!(stale, Err(AgentStoreError::Conflict(_))), "a change from a stale version is refused: {stale:?}");
     assert_eq!(store.agent(org, first.id).await.unwrap().unwrap().maturity_level, Maturity::Supervised);
 
     let stranger = OrgId::generate();
     assert!(store.agent(stranger, first.id).await.unwrap().is_none());
-    assert!(matches!(store.delete_agent(stranger, first.id, &journal(stranger, "agents.delete")).await, Err(AgentStoreError::NotFound)));
-    store.delete_agent(org, first.id, &journal(org, "agents.delete")).await.unwrap();
+    assert!(matches!(
+        store.delete_agent(stranger, first.id, now(), &journal(stranger, "agents.delete")).await,
+        Err(AgentStoreError::NotFound)
+    ));
+    store.delete_agent(org, first.id, now(), &journal(org, "agents.delete")).await.unwrap();
     assert!(store.agent(org, first.id).await.unwrap().is_none());
 }
 
-fn review(org_id: OrgId, draft_id: DraftId, state: ReviewState) -> DraftReview {
-    DraftReview {
-        draft_id,
-        org_id,
-        conversation_id: ConversationId::generate(),
-        state,
-        text: Some("Hello".into()),
-        reason: None,
-        message_id: None,
-        decided_at: now(),
-    }
-}
+/// An external agent commits with its credential and webhook endpoint in one transaction (a
+/// refused insert leaves neither behind), and deleting it revokes the credential and removes
+/// the endpoint in the same transaction.
+async fn an_agent_commits_and_leaves_with_its_credential_and_endpoint<S: AgentStore + AccountStore + WebhookStore>(store: &S) {
+    let (org, _) = create_organization(store, "Agents").await;
+    let key = sample_key(org.id, "agent Outside", now());
+    let endpoint = new_endpoint(org.id, &["agent.message_received"], now());
+    let mut agent = sample_agent(org.id, "Outside", Maturity::Autonomous, 0);
+    agent.kind = AgentKind::External;
+    agent.hosted = None;
+    agent.sealed_api_key = None;
+    agent.url = Some("https://agents.example.com/inbound".into());
+    agent.key_id = Some(key.id);
+    agent.endpoint_id = Some(endpoint.id);
+    store.insert_agent(&agent, Some(&key), Some(&endpoint), &journal(org.id, "agents.create")).await.unwrap();
+    assert_eq!(store.agent(org.id, agent.id).await.unwrap().as_ref(), Some(&agent));
+    assert_eq!(store.find_key(org.id, key.id).await.unwrap().map(|k| k.revoked_at), Some(None), "the credential is stored, live");
+    assert_eq!(store.get_endpoint(org.id, endpoint.id).await.unwrap().map(|e| e.id), Some(endpoint.id), "the endpoint is stored");
 
-async fn drafts_are_decided_once(store: &dyn AgentStore) {
-    let org = OrgId::generate();
-    let draft = DraftId::generate();
-    store.claim_review(&review(org, draft, ReviewState::Approving)).await.unwrap();
-    assert!(matches!(store.claim_review(&review(org, draft, ReviewState::Approving)).await, Err(AgentStoreError::Conflict(_))));
-    let mut approved = review(org, draft, ReviewState::Approved);
-    approved.message_id = Some("msg_1".into());
-    store.settle_review(&approved, None).await.unwrap();
-    assert_eq!(store.review(org, draft).await.unwrap().unwrap().state, ReviewState::Approved);
-    let late = store.settle_review(&review(org, draft, ReviewState::Rejected), Some(&journal(org, "drafts.reject"))).await;
-    assert!(matches!(late, Err(AgentStoreError::Conflict(_))), "a decided draft is never decided again: {late:?}");
-    assert_eq!(store.review(org, draft).await.unwrap().unwrap().state, ReviewState::Approved);
+    // The same agent again, with a new credential and endpoint: refused, and neither is left.
+    let (late_key, late_endpoint) = (sample_key(org.id, "agent again", now()), new_endpoint(org.id, &["agent.message_received"], now()));
+    let again = Agent { key_id: Some(late_key.id), endpoint_id: Some(late_endpoint.id), ..agent.clone() };
+    let refused = store.insert_agent(&again, Some(&late_key), Some(&late_endpoint), &journal(org.id, "agents.create")).await;
+    assert!(refused.is_err(), "an agent id is unique");
+    assert_eq!(store.find_key(org.id, late_key.id).await.unwrap(), None, "no credential outlives a refused agent");
+    assert_eq!(store.get_endpoint(org.id, late_endpoint.id).await.unwrap().map(|e| e.id), None, "nor an endpoint");
 
-    // A dropped claim frees the draft; a rejection takes it at once.
-    let other = DraftId::generate();
-    store.claim_review(&review(org, other, ReviewState::Approving)).await.unwrap();
-    store.drop_review(org, other).await.unwrap();
-    assert!(store.review(org, other).await.unwrap().is_none());
-    store.settle_review(&review(org, other, ReviewState::Rejected), Some(&journal(org, "drafts.reject"))).await.unwrap();
-    assert!(matches!(store.claim_review(&review(org, other, ReviewState::Approving)).await, Err(AgentStoreError::Conflict(_))));
-    assert!(store.review(OrgId::generate(), other).await.unwrap().is_none(), "another organization sees no review");
+    // A new URL moves the endpoint with the agent, in the same transaction.
+    let moved = Agent { url: Some("https://agents.example.com/v2".into()), version: 2, ..agent.clone() };
+    store.update_agent(&moved, Some("https://agents.example.com/v2"), &journal(org.id, "agents.patch")).await.unwrap();
+    let endpoint_now = store.get_endpoint(org.id, endpoint.id).await.unwrap().expect("the endpoint");
+    assert_eq!((endpoint_now.url.to_string().as_str(), endpoint_now.version), ("https://agents.example.com/v2", endpoint.version + 1));
+
+    let at = now() + Duration::minutes(5);
+    store.delete_agent(org.id, agent.id, at, &journal(org.id, "agents.delete")).await.unwrap();
+    assert_eq!(store.agent(org.id, agent.id).await.unwrap(), None);
+    assert_eq!(store.find_key(org.id, key.id).await.unwrap().and_then(|k| k.revoked_at), Some(at), "the credential is revoked with it");
+    assert_eq!(store.get_endpoint(org.id, endpoint.id).await.unwrap().map(|e| e.id), None, "the endpoint goes with it");
 }
 
 async fn episodes_commit_with_their_runs(store: &dyn AgentStore) {
     let org = OrgId::generate();
     let agent = sample_agent(org, "Runner", Maturity::Autonomous, 0);
-    store.insert_agent(&agent, &journal(org, "agents.create")).await.unwrap();
+    store.insert_agent(&agent, None, None, &journal(org, "agents.create")).await.unwrap();
     let episode = Episode {
         id: EpisodeId::generate(),
         org_id: org,
@@ -139,6 +150,7 @@ async fn episodes_commit_with_their_runs(store: &dyn AgentStore) {
             arguments: json!({"q": "hours"}),
             result: json!({"results": []}),
             ok: true,
+            journaled: false,
         }],
         answer: Some("9 to 5".into()),
         outcome: Outcome::Answered,

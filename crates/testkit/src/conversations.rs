@@ -15,9 +15,9 @@
 
 use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore,
-    DefaultRule, DeliveryRecord, DeliveryState, Draft, DraftId, Enqueued, InboundRecorded, Message, MessageError, MessageId, MessageKind,
-    MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, OutboxItem, StatusApplied, StatusEvent,
-    Template, TemplateCategory, TemplateId, TemplateStatus,
+    DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded, Message, MessageError,
+    MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, OutboxItem,
+    StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
 };
 use atlas_kernel::{Cursor, OrgId, Page, PageRequest, PhoneNumber};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus, RunStore};
@@ -63,6 +63,7 @@ pub async fn suite(ports: &MessagingPorts) {
     conversations_and_messages_page_newest_first_with_cursors(ports).await;
     setting_a_conversation_status_commits_with_its_run(ports).await;
     drafts_are_stored_and_listed_newest_first(ports).await;
+    a_draft_is_decided_once_and_its_approval_commits_with_the_send(ports).await;
     another_organization_sees_nothing(ports).await;
     connecting_follows_the_default_rules_and_one_default_remains(ports).await;
     the_default_moves_and_a_disconnected_channel_hands_it_on(ports).await;
@@ -207,6 +208,7 @@ fn text_send(org_id: OrgId, channel_id: ChannelId, to: &PhoneNumber, body: &str,
         queued_at,
         deadline: queued_at + Duration::days(1),
         known: None,
+        approves: None,
     }
 }
 
@@ -1175,7 +1177,7 @@ pub async fn drafts_are_stored_and_listed_newest_first(ports: &MessagingPorts) {
     let conv = record(ports, &inbound(org_id, channel.id, &phone(110), None, "price?", at(0))).await.conversation;
     let mut drafts = Vec::new();
     for i in 0..3 {
-        let draft = Draft { id: DraftId::generate(), org_id, conversation_id: conv.id, text: format!("draft {i}"), created_at: at(10 + i) };
+        let draft = Draft::pending(org_id, conv.id, format!("draft {i}"), at(10 + i));
         let entry = journal(org_id, "actions.execute", RunStatus::Succeeded);
         ports.store.save_draft(&draft, &entry).await.expect("save_draft");
         assert!(run(ports, org_id, entry.run.id).await.is_some(), "the draft's run committed with it");
@@ -1183,18 +1185,74 @@ pub async fn drafts_are_stored_and_listed_newest_first(ports: &MessagingPorts) {
     }
     drafts.reverse();
     let store = &ports.store;
-    let pages = all_pages(2, |page| async move { store.list_drafts(org_id, conv.id, &page).await.expect("list_drafts") }).await;
+    let pages = all_pages(2, |page| async move { store.list_drafts(org_id, conv.id, None, &page).await.expect("list_drafts") }).await;
     assert_eq!(pages, vec![drafts[0..2].to_vec(), drafts[2..].to_vec()], "drafts are listed newest first");
     assert_eq!(messages_of(ports, org_id, conv.id).await.len(), 1, "drafts are not messages");
 
-    let orphan =
-        Draft { id: DraftId::generate(), org_id, conversation_id: ConversationId::generate(), text: "lost".into(), created_at: at(20) };
+    let orphan = Draft::pending(org_id, ConversationId::generate(), "lost".into(), at(20));
     let entry = journal(org_id, "actions.execute", RunStatus::Succeeded);
     let result = store.save_draft(&orphan, &entry).await;
     assert!(matches!(result, Err(ConversationError::NotFound)), "a draft for an unknown conversation is refused: {result:?}");
     assert_eq!(run(ports, org_id, entry.run.id).await, None, "and commits no run");
-    let listed = store.list_drafts(org_id, orphan.conversation_id, &PageRequest::default()).await;
+    let listed = store.list_drafts(org_id, orphan.conversation_id, None, &PageRequest::default()).await;
     assert!(matches!(listed, Err(ConversationError::NotFound)), "an unknown conversation's drafts are not found: {listed:?}");
+}
+
+/// A send that approves a draft marks it approved with the message in the same transaction;
+/// a draft is decided once: a second approval or a rejection of a decided draft writes
+/// nothing (no message, no run), and an approval of another organization's draft is not found.
+pub async fn a_draft_is_decided_once_and_its_approval_commits_with_the_send(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let customer = phone(111);
+    let conv = record(ports, &inbound(org_id, channel.id, &customer, None, "open on sunday?", at(0))).await.conversation;
+    let draft = Draft::pending(org_id, conv.id, "We open at 9.".into(), at(1));
+    ports.store.save_draft(&draft, &journal(org_id, "actions.execute", RunStatus::Succeeded)).await.expect("save_draft");
+    let other = Draft::pending(org_id, conv.id, "Closed on Sundays.".into(), at(2));
+    ports.store.save_draft(&other, &journal(org_id, "actions.execute", RunStatus::Succeeded)).await.expect("save_draft");
+
+    let approving = |org_id| NewOutbound {
+        known: Some((conv.customer.id, conv.id)),
+        approves: Some(draft.id),
+        ..text_send(org_id, channel.id, &customer, "We open at 9.", at(3))
+    };
+    let send = approving(org_id);
+    let entry = journal(org_id, "drafts.approve", RunStatus::Pending);
+    try_enqueue(ports, &send, &entry).await.expect("the approval queues the message");
+    let approved = ports.store.get_draft(org_id, conv.id, draft.id).await.expect("get_draft").expect("the draft");
+    assert_eq!((approved.state, approved.message_id), (DraftState::Approved, Some(send.message_id)), "approved with its message");
+    assert_eq!(approved.decided_at, Some(at(3)));
+
+    let again = approving(org_id);
+    let second = journal(org_id, "drafts.approve", RunStatus::Pending);
+    let result = try_enqueue(ports, &again, &second).await;
+    assert!(matches!(result, Err(ConversationError::DraftDecided(DraftState::Approved))), "approved once: {result:?}");
+    assert_eq!(run(ports, org_id, second.run.id).await, None, "the refused approval commits no run");
+    let texts = messages_of(ports, org_id, conv.id).await.iter().filter(|m| m.direction == Direction::Outbound).count();
+    assert_eq!(texts, 1, "and queues no second message");
+    let rejected = journal(org_id, "drafts.reject", RunStatus::Succeeded);
+    let late = ports.store.reject_draft(org_id, conv.id, draft.id, "too late", at(4), &rejected).await;
+    assert!(matches!(late, Err(ConversationError::DraftDecided(DraftState::Approved))), "a decided draft is not rejected: {late:?}");
+    assert_eq!(run(ports, org_id, rejected.run.id).await, None);
+
+    let entry = journal(org_id, "drafts.reject", RunStatus::Succeeded);
+    let decided = ports.store.reject_draft(org_id, conv.id, other.id, "wrong hours", at(5), &entry).await.expect("reject_draft");
+    assert_eq!((decided.state, decided.reason.as_deref(), decided.message_id), (DraftState::Rejected, Some("wrong hours"), None));
+    assert!(run(ports, org_id, entry.run.id).await.is_some(), "the rejection's run committed with it");
+    let approve_rejected = NewOutbound { approves: Some(other.id), ..approving(org_id) };
+    let result = try_enqueue(ports, &approve_rejected, &journal(org_id, "drafts.approve", RunStatus::Pending)).await;
+    assert!(matches!(result, Err(ConversationError::DraftDecided(DraftState::Rejected))), "a rejected draft is never sent: {result:?}");
+
+    let store = &ports.store;
+    let pending = store.list_drafts(org_id, conv.id, Some(DraftState::Pending), &PageRequest::default()).await.expect("list_drafts");
+    assert!(pending.items.is_empty(), "no draft is pending any more");
+    let all = store.list_drafts(org_id, conv.id, None, &PageRequest::default()).await.expect("list_drafts");
+    assert_eq!(all.items.len(), 2);
+
+    let intruder = OrgId::generate();
+    assert_eq!(store.get_draft(intruder, conv.id, draft.id).await.expect("get_draft"), None, "another organization sees no draft");
+    let result =
+        store.reject_draft(intruder, conv.id, draft.id, "mine", at(6), &journal(intruder, "drafts.reject", RunStatus::Succeeded)).await;
+    assert!(matches!(result, Err(ConversationError::NotFound)), "nor decides one: {result:?}");
 }
 
 // ---- tenancy ------------------------------------------------------------------------------
@@ -1210,7 +1268,7 @@ pub async fn another_organization_sees_nothing(ports: &MessagingPorts) {
     let pid = wamid("tenant");
     let inbound_outcome = record(ports, &inbound(org_id, channel.id, &customer, Some(pid.clone()), "hola", at(1))).await;
     let conv = inbound_outcome.conversation.clone();
-    let draft = Draft { id: DraftId::generate(), org_id, conversation_id: conv.id, text: "draft".into(), created_at: at(2) };
+    let draft = Draft::pending(org_id, conv.id, "draft".into(), at(2));
     ports.store.save_draft(&draft, &journal(org_id, "actions.execute", RunStatus::Succeeded)).await.expect("save_draft");
 
     let intruder = OrgId::generate();
@@ -1232,7 +1290,7 @@ pub async fn another_organization_sees_nothing(ports: &MessagingPorts) {
     assert_eq!(store.message_by_provider_id(intruder, &pid).await.expect("message_by_provider_id"), None, "no message by provider id");
     let messages = store.list_messages(intruder, conv.id, &page).await;
     assert!(matches!(messages, Err(ConversationError::NotFound)), "no messages: {messages:?}");
-    let drafts = store.list_drafts(intruder, conv.id, &page).await;
+    let drafts = store.list_drafts(intruder, conv.id, None, &page).await;
     assert!(matches!(drafts, Err(ConversationError::NotFound)), "no drafts: {drafts:?}");
 
     let entry = journal(intruder, "actions.execute", RunStatus::Succeeded);
@@ -1255,7 +1313,7 @@ pub async fn another_organization_sees_nothing(ports: &MessagingPorts) {
 
     assert_eq!(conversation(ports, org_id, conv.id).await, conv, "the organization's conversation is untouched");
     assert_eq!(messages_of(ports, org_id, conv.id).await, vec![inbound_outcome.message], "its messages are untouched");
-    let own_drafts = store.list_drafts(org_id, conv.id, &page).await.expect("list_drafts").items;
+    let own_drafts = store.list_drafts(org_id, conv.id, None, &page).await.expect("list_drafts").items;
     assert_eq!(own_drafts, vec![draft], "its drafts are untouched");
     assert_eq!(store.list_channels(org_id, &page).await.expect("list_channels").items, vec![channel], "its channels are untouched");
 }

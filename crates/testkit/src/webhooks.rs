@@ -46,6 +46,7 @@ pub async fn suite(ports: &WebhookPorts) {
     deleting_an_endpoint_deletes_its_deliveries_and_attempts_but_not_the_events(ports).await;
     another_organization_sees_no_endpoint_and_no_delivery(ports).await;
     a_journalled_event_is_fanned_out_only_to_enabled_endpoints_whose_filters_match(ports).await;
+    an_addressed_event_reaches_its_endpoint_alone(ports).await;
     concurrent_fan_outs_create_each_delivery_exactly_once(ports).await;
     each_due_delivery_is_claimed_by_exactly_one_of_several_concurrent_claimers(ports).await;
     a_claimed_delivery_is_handed_out_again_only_after_its_lease(ports).await;
@@ -509,6 +510,35 @@ pub async fn a_journalled_event_is_fanned_out_only_to_enabled_endpoints_whose_fi
     }
     fan_out_all(ports, at(2)).await;
     assert_eq!(deliveries(ports, &prefix).await.len(), 2, "fanning out again creates nothing");
+}
+
+/// An event addressed to one endpoint (an external agent's own) is delivered there alone:
+/// another endpoint subscribed to the same type, or to its whole family, gets nothing, and the
+/// addressee gets it only while it subscribes to the type and is enabled.
+pub async fn an_addressed_event_reaches_its_endpoint_alone(ports: &WebhookPorts) {
+    let org_id = OrgId::generate();
+    let first = endpoint(ports, org_id, &["agent.message_received"]).await;
+    let second = endpoint(ports, org_id, &["agent.message_received"]).await;
+    let everything = endpoint(ports, org_id, &["agent.*"]).await;
+    let elsewhere = endpoint(ports, org_id, &["incident.*"]).await;
+
+    let to_first = event(org_id, "agent.message_received", "cnv_1", 1);
+    let to_second = event(org_id, "agent.message_received", "cnv_2", 1);
+    let misaddressed = event(org_id, "agent.message_received", "cnv_3", 1);
+    let broadcast = event(org_id, "agent.message_received", "cnv_4", 1);
+    let mut entry = journal(org_id, "agents.dispatch", std::slice::from_ref(&broadcast));
+    entry.events.extend([to_first.outbox_to(first.id), to_second.outbox_to(second.id), misaddressed.outbox_to(elsewhere.id)]);
+    ports.runs.record(&entry).await.expect("committing the events");
+    fan_out_all(ports, at(1)).await;
+
+    assert_eq!(delivered_events(ports, &first).await, BTreeSet::from([to_first.id, broadcast.id]), "its own, and the broadcast");
+    assert_eq!(delivered_events(ports, &second).await, BTreeSet::from([to_second.id, broadcast.id]));
+    assert_eq!(
+        delivered_events(ports, &everything).await,
+        BTreeSet::from([broadcast.id]),
+        "a wildcard subscriber does not see addressed events"
+    );
+    assert_eq!(delivered_events(ports, &elsewhere).await, BTreeSet::new(), "an addressee that does not subscribe gets nothing");
 }
 
 /// Events fanned out by several concurrent fan-outs in small batches reach each matching

@@ -14,6 +14,7 @@
 //!   `task.dependency.added`), so those areas can add types without touching this crate;
 //! - any other family is refused.
 
+use crate::endpoint::EndpointId;
 use atlas_kernel::{typed_id, OrgId};
 use atlas_runs::OutboxEvent;
 use serde::{Deserialize, Serialize};
@@ -461,6 +462,7 @@ impl Event {
             resource_id: self.resource_id.clone(),
             version: self.version,
             payload: self.payload(),
+            to: None,
         }
     }
 }
@@ -479,6 +481,8 @@ pub struct PendingEvent {
     pub version: i64,
     /// The exact body of every delivery ([`Event::payload`]).
     pub payload: Vec<u8>,
+    /// The one endpoint it is addressed to (`None`: every endpoint whose filters match).
+    pub to: Option<EndpointId>,
 }
 
 impl PendingEvent {
@@ -491,6 +495,7 @@ impl PendingEvent {
             resource_id: self.resource_id.clone(),
             version: self.version,
             payload: self.payload.clone(),
+            to: self.to.map(|e| e.as_uuid()),
         }
     }
 }
@@ -500,6 +505,12 @@ impl Event {
     /// commits it in the same transaction as the change that caused it.
     pub fn outbox(&self) -> OutboxEvent {
         self.pending().outbox()
+    }
+
+    /// [`outbox`](Self::outbox), addressed to `endpoint` alone: fan-out delivers it there (when
+    /// the endpoint is enabled and subscribes to its type) and nowhere else.
+    pub fn outbox_to(&self, endpoint: EndpointId) -> OutboxEvent {
+        OutboxEvent { to: Some(endpoint.as_uuid()), ..self.outbox() }
     }
 }
 

@@ -240,15 +240,36 @@ impl Webhooks {
         entropy: &[u8],
         journal: &dyn Journal<CreatedEndpoint>,
     ) -> Result<CreatedEndpoint, WebhookServiceError> {
+        let created = self.prepare(org_id, request, entropy).await?;
+        self.store.create_endpoint(&created.endpoint, &journal.entry(&created)).await?;
+        Ok(created)
+    }
+
+    /// `url` checked as [`create`](Self::create) checks it (its form, then its target's
+    /// addresses), normalised as an endpoint stores it.
+    ///
+    /// # Errors
+    /// `Invalid` (`url`).
+    pub async fn check_url(&self, url: &str) -> Result<String, WebhookServiceError> {
+        let url = validate_url(url).map_err(|e| invalid("url", e))?;
+        self.check_target(&url).await?;
+        Ok(url.to_string())
+    }
+
+    /// The endpoint [`create`](Self::create) would create, checked the same way (URL, target,
+    /// filters), without storing it: for a use case that stores it with its own writes, in its
+    /// own transaction (an external agent's subscription).
+    ///
+    /// # Errors
+    /// As [`create`](Self::create), without `Store`.
+    pub async fn prepare(&self, org_id: OrgId, request: CreateEndpoint, entropy: &[u8]) -> Result<CreatedEndpoint, WebhookServiceError> {
         let url = validate_url(&request.url).map_err(|e| invalid("url", e))?;
         let filters = EventFilters::parse(&request.events).map_err(|e| invalid("events", e))?;
         let description = parse_description(request.description)?;
         let secret = WebhookSecret::from_entropy(entropy)?;
         self.check_target(&url).await?;
         let endpoint = WebhookEndpoint::new(org_id, url, description, filters, secret.clone(), self.clock.now());
-        let created = CreatedEndpoint { endpoint, secret };
-        self.store.create_endpoint(&created.endpoint, &journal.entry(&created)).await?;
-        Ok(created)
+        Ok(CreatedEndpoint { endpoint, secret })
     }
 
     /// The organization's endpoints, newest first, without secrets in their API shape.

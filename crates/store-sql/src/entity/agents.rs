@@ -25,6 +25,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub url: Option<String>,
     pub key_id: Option<Uuid>,
+    /// An external agent's own webhook endpoint (its events are addressed there).
+    pub endpoint_id: Option<Uuid>,
     pub sealed_api_key: Option<Vec<u8>>,
     pub version: i64,
     pub created_at_us: i64,

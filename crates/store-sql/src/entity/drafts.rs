@@ -1,4 +1,5 @@
-//! `drafts`: replies stored, never sent.
+//! `drafts`: replies stored for a person to decide: `state` `pending`, `approved` (with the
+//! `message_id` it queued) or `rejected` (with a `reason`).
 
 use sea_orm::entity::prelude::*;
 
@@ -13,6 +14,12 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub text: String,
     pub created_at_us: i64,
+    #[sea_orm(column_type = "Text")]
+    pub state: String,
+    pub message_id: Option<Uuid>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub reason: Option<String>,
+    pub decided_at_us: Option<i64>,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.

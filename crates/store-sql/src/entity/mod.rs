@@ -20,7 +20,6 @@ pub mod cmdb_items;
 pub mod cmdb_relationships;
 pub mod conversations;
 pub mod customers;
-pub mod draft_reviews;
 pub mod drafts;
 pub mod idempotency_records;
 pub mod incident_cis;

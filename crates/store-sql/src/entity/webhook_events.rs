@@ -23,6 +23,8 @@ pub struct Model {
     #[sea_orm(column_type = "Blob")]
     pub payload: Vec<u8>,
     pub fanned_out_at_us: Option<i64>,
+    /// The one endpoint the event is addressed to; `NULL`: every endpoint whose filters match.
+    pub endpoint_id: Option<Uuid>,
 }
 
 /// No relations are navigated through sea-orm; queries join by hand.
