@@ -26,8 +26,8 @@ struct Budgets {
     replay: (usize, usize),
 }
 
-const POSTGRES: Budgets = Budgets { new_customer: (5, 0), known_conversation: (4, 0), replay: (1, 0) };
-const SQLITE: Budgets = Budgets { new_customer: (13, 1), known_conversation: (7, 1), replay: (1, 0) };
+const POSTGRES: Budgets = Budgets { new_customer: (3, 0), known_conversation: (3, 0), replay: (1, 0) };
+const SQLITE: Budgets = Budgets { new_customer: (11, 1), known_conversation: (6, 1), replay: (1, 0) };
 
 async fn call(
     router: &axum::Router,

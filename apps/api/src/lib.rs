@@ -200,6 +200,7 @@ fn finish(
     let whatsapp = Arc::new(WhatsAppProvider::new(graph));
     let messaging = Arc::new(
         Messaging::new(Arc::new(store.clone()), cipher.clone(), clock.clone())
+            .with_send_contexts(Arc::new(store.clone()))
             .with_policy(policy)
             .with_template_source(whatsapp.clone())
             .with_webhook_decoder(Arc::new(MetaWebhook)),

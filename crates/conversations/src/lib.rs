@@ -26,7 +26,8 @@ pub use model::{
 pub use ports::{
     ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
     OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderMessage, ProviderStatus,
-    ReadQueued, RemoteTemplate, SecretCipher, StatusApplied, TemplateSource, TemplatesSynced, UndecodableWebhook, WebhookDecoder,
+    ReadQueued, RemoteTemplate, SecretCipher, SendContext, SendContexts, SendLookup, StatusApplied, TemplateSource, TemplatesSynced,
+    UndecodableWebhook, WebhookDecoder,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher, MockTemplateSource, MockWebhookDecoder};

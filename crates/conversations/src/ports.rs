@@ -107,6 +107,43 @@ pub struct NewOutbound {
     pub approves: Option<DraftId>,
 }
 
+/// Where a send goes, as the request names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendLookup {
+    /// An existing conversation.
+    Conversation(ConversationId),
+    /// A customer's number: on `channel_id`, or (without it) on the channel of the customer's
+    /// latest conversation on a connected channel, else on the organization's default channel.
+    Phone { phone_number: PhoneNumber, channel_id: Option<ChannelId> },
+}
+
+/// What deciding a send reads (see [`SendContexts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendContext {
+    /// The conversation the send goes into, if it exists: the named one, the customer's on
+    /// `channel_id`, or the customer's latest on a connected channel.
+    pub conversation: Option<Conversation>,
+    /// The channel read to route the send: the conversation's (a `Conversation` lookup), the
+    /// named one (`channel_id`), or the organization's connected default when the customer has
+    /// no conversation on a connected channel. `None` when there is none, and when the
+    /// customer's latest conversation fixes the channel (it is connected).
+    pub channel: Option<Channel>,
+    /// The templates the send's template reference may mean (by name or id), newest first.
+    pub templates: Vec<Template>,
+}
+
+/// Reads a send's context in one round trip: a store that can implements it, and
+/// [`Messaging`](crate::Messaging) then uses it instead of reading the conversation, the channel
+/// and the templates one by one (the reads it is checked against).
+#[async_trait]
+pub trait SendContexts: Send + Sync + fmt::Debug {
+    /// The context of a send to `lookup` naming template `template` (if any).
+    ///
+    /// # Errors
+    /// `Store` when the store fails.
+    async fn send_context(&self, org_id: OrgId, lookup: &SendLookup, template: Option<&str>) -> Result<SendContext, ConversationError>;
+}
+
 /// The ids a queued send produced (the send's response needs them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enqueued {

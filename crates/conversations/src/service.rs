@@ -17,7 +17,7 @@ use crate::model::{
 use crate::ports::{
     ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
     OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderStatus, ReadQueued, SecretCipher,
-    StatusApplied, TemplateSource, TemplatesSynced, WebhookDecoder,
+    SendContext, SendContexts, SendLookup, StatusApplied, TemplateSource, TemplatesSynced, WebhookDecoder,
 };
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::window::{decide_send, effective_inbound_at, window_open, SendRefusal, SendRequest, MAX_TEXT_CHARS};
@@ -230,6 +230,7 @@ pub struct Messaging {
     policy: RetryPolicy,
     template_source: Option<Arc<dyn TemplateSource>>,
     webhook: Option<Arc<dyn WebhookDecoder>>,
+    contexts: Option<Arc<dyn SendContexts>>,
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> MessagingError {
@@ -251,7 +252,50 @@ impl Messaging {
     /// The use cases over `store`, sealing channel secrets with `cipher`, telling time by
     /// `clock`, with the default [`RetryPolicy`] (its `max_age` sets each send's deadline).
     pub fn new(store: Arc<dyn ConversationStore>, cipher: Arc<dyn SecretCipher>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, cipher, clock, policy: RetryPolicy::default(), template_source: None, webhook: None }
+        Self { store, cipher, clock, policy: RetryPolicy::default(), template_source: None, webhook: None, contexts: None }
+    }
+
+    /// The same use cases reading a send's context from `contexts` in one round trip.
+    #[must_use]
+    pub fn with_send_contexts(mut self, contexts: Arc<dyn SendContexts>) -> Self {
+        self.contexts = Some(contexts);
+        self
+    }
+
+    /// A send's context read one port call at a time: the reference [`SendContexts`]
+    /// implementations are checked against, and the way when the store has none.
+    ///
+    /// # Errors
+    /// `Store`.
+    pub async fn read_send_context(
+        &self,
+        org_id: OrgId,
+        lookup: &SendLookup,
+        template: Option<&str>,
+    ) -> Result<SendContext, MessagingError> {
+        let (conversation, channel) = match lookup {
+            SendLookup::Conversation(id) => {
+                let conversation = self.store.get_conversation(org_id, *id).await?;
+                let channel = match &conversation {
+                    Some(c) => self.store.get_channel(org_id, c.channel_id).await?,
+                    None => None,
+                };
+                (conversation, channel)
+            }
+            SendLookup::Phone { phone_number, channel_id: Some(channel_id) } => match self.store.get_channel(org_id, *channel_id).await? {
+                Some(channel) => (self.store.find_conversation(org_id, channel.id, phone_number).await?, Some(channel)),
+                None => (None, None),
+            },
+            SendLookup::Phone { phone_number, channel_id: None } => match self.store.latest_conversation(org_id, phone_number).await? {
+                Some(conversation) => (Some(conversation), None),
+                None => (None, self.store.default_channel(org_id).await?),
+            },
+        };
+        let templates = match template {
+            Some(reference) => self.store.find_templates(org_id, reference).await?,
+            None => Vec::new(),
+        };
+        Ok(SendContext { conversation, channel, templates })
     }
 
     /// The same use cases reading accounts' templates from `source` (template sync).
@@ -504,37 +548,47 @@ impl Messaging {
         approves: Option<DraftId>,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
+        let reference = command.request.template.as_ref().map(|t| t.template_id.trim()).filter(|r| !r.is_empty());
+        let lookup = match &command.target {
+            SendTarget::Conversation(id) => SendLookup::Conversation(*id),
+            SendTarget::Phone { phone_number, channel_id } => {
+                SendLookup::Phone { phone_number: phone_number.clone(), channel_id: *channel_id }
+            }
+        };
+        let context = match &self.contexts {
+            Some(contexts) => contexts.send_context(org_id, &lookup, reference).await?,
+            None => self.read_send_context(org_id, &lookup, reference).await?,
+        };
+        let SendContext { conversation, channel, templates } = context;
         let (channel_id, phone_number, conversation) = match command.target {
-            SendTarget::Conversation(id) => {
-                let conversation = self.store.get_conversation(org_id, id).await?.ok_or(MessagingError::NotFound)?;
-                let channel = self.store.get_channel(org_id, conversation.channel_id).await?;
+            SendTarget::Conversation(_) => {
+                let conversation = conversation.ok_or(MessagingError::NotFound)?;
                 if channel.is_some_and(|c| !c.is_active()) {
                     return Err(MessagingError::ChannelDisconnected(conversation.channel_id));
                 }
                 (conversation.channel_id, conversation.customer.phone_number.clone(), Some(conversation))
             }
-            SendTarget::Phone { phone_number, channel_id: Some(channel_id) } => {
-                let channel = self.resolve_channel(org_id, Some(channel_id)).await?;
-                let conversation = self.store.find_conversation(org_id, channel.id, &phone_number).await?;
+            SendTarget::Phone { phone_number, channel_id: Some(_) } => {
+                let channel = channel.ok_or_else(|| invalid("channel_id", "the organization has no such channel"))?;
+                if !channel.is_active() {
+                    return Err(MessagingError::ChannelDisconnected(channel.id));
+                }
                 (channel.id, phone_number, conversation)
             }
-            SendTarget::Phone { phone_number, channel_id: None } => {
-                // Where the customer last wrote (the window is theirs there), else the default.
-                match self.store.latest_conversation(org_id, &phone_number).await? {
-                    Some(conversation) => (conversation.channel_id, phone_number, Some(conversation)),
-                    None => {
-                        let channel = self.resolve_channel(org_id, None).await?;
-                        (channel.id, phone_number, None)
+            // Where the customer last wrote (the window is theirs there), else the default.
+            SendTarget::Phone { phone_number, channel_id: None } => match conversation {
+                Some(conversation) => (conversation.channel_id, phone_number, Some(conversation)),
+                None => {
+                    let channel = channel.ok_or(MessagingError::NoChannel)?;
+                    if !channel.is_active() {
+                        return Err(MessagingError::ChannelDisconnected(channel.id));
                     }
+                    (channel.id, phone_number, None)
                 }
-            }
+            },
         };
         let last_inbound_at = conversation.as_ref().and_then(|c| c.last_inbound_at);
         let known = conversation.as_ref().map(|c| (c.customer.id, c.id));
-        let templates = match &command.request.template {
-            Some(t) if !t.template_id.trim().is_empty() => self.store.find_templates(org_id, t.template_id.trim()).await?,
-            _ => Vec::new(),
-        };
         let now = self.clock.now();
         let content = decide_send(&command.request, last_inbound_at, now, &templates)?;
         let kind = content.kind();

@@ -36,7 +36,8 @@ use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore, Customer,
     CustomerId, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded, Journal,
     Message, MessageContent, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, ProviderStatus,
-    ReadQueued, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus, TemplatesSynced,
+    ReadQueued, SendContext, SendContexts, SendLookup, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
+    TemplatesSynced,
 };
 use atlas_kernel::{OrgId, Page, PageRequest, PhoneNumber, StoreError};
 use atlas_runs::JournalEntry;
@@ -691,6 +692,112 @@ async fn upsert_send_conversation(
     let conversation: Uuid = row.try_get("", "id").map_err(db("reading the conversation"))?;
     let customer: Uuid = row.try_get("", "customer_id").map_err(db("reading the customer"))?;
     Ok(Some((CustomerId::from_uuid(customer), ConversationId::from_uuid(conversation))))
+}
+
+// ---- a send's context ----------------------------------------------------------------
+
+/// `alias.column AS prefix_column, …` for every column of entity `E`.
+fn prefixed<E: EntityTrait>(alias: &str, prefix: &str) -> String {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter().map(|c| format!("{alias}.{name} AS {prefix}{name}", name = c.as_str())).collect::<Vec<_>>().join(", ")
+}
+
+/// The one statement of `SendContexts::send_context`: three CTEs (the conversation with its
+/// customer, the routing channel, the templates) left-joined to one row, or to one row per
+/// template. Parameters appear in the order they are numbered (SQLite numbers `$n` by first
+/// appearance).
+fn send_context_statement(backend: DbBackend, org_id: OrgId, lookup: &SendLookup, template: Option<&str>) -> Statement {
+    let conversation_columns = format!("{}, {}", prefixed::<conversations::Entity>("v", "v_"), prefixed::<customers::Entity>("c", "cu_"));
+    let mut values: Vec<sea_orm::Value> = vec![org_id.as_uuid().into()];
+    let (conversation, channel) = match lookup {
+        SendLookup::Conversation(id) => {
+            values.push(id.as_uuid().into());
+            (
+                format!(
+                    "SELECT {conversation_columns} FROM conversations v JOIN customers c ON c.org_id = v.org_id AND c.id = v.customer_id \
+                     WHERE v.org_id = $1 AND v.id = $2"
+                ),
+                "WHERE ch.org_id = $1 AND ch.id = (SELECT v_channel_id FROM conv)".to_owned(),
+            )
+        }
+        SendLookup::Phone { phone_number, channel_id: Some(channel_id) } => {
+            values.push(phone_number.as_str().into());
+            values.push(channel_id.as_uuid().into());
+            (
+                format!(
+                    "SELECT {conversation_columns} FROM customers c JOIN conversations v ON v.org_id = c.org_id AND v.customer_id = c.id \
+                     WHERE c.org_id = $1 AND c.phone_number = $2 AND v.channel_id = $3"
+                ),
+                "WHERE ch.org_id = $1 AND ch.id = $3".to_owned(),
+            )
+        }
+        SendLookup::Phone { phone_number, channel_id: None } => {
+            values.push(phone_number.as_str().into());
+            values.push(true.into());
+            (
+                // As `latest_conversation`: where the customer wrote last on a connected channel.
+                format!(
+                    "SELECT {conversation_columns} FROM customers c \
+                     JOIN conversations v ON v.org_id = c.org_id AND v.customer_id = c.id \
+                     JOIN channels lc ON lc.id = v.channel_id AND lc.org_id = v.org_id AND lc.disconnected_at_us IS NULL \
+                     WHERE c.org_id = $1 AND c.phone_number = $2 \
+                     ORDER BY v.last_inbound_at_us IS NULL, v.last_inbound_at_us DESC, v.created_at_us DESC, v.id DESC LIMIT 1"
+                ),
+                "WHERE ch.org_id = $1 AND ch.is_default = $3 AND ch.disconnected_at_us IS NULL AND NOT EXISTS (SELECT 1 FROM conv)"
+                    .to_owned(),
+            )
+        }
+    };
+    let templates = match template {
+        None => "WHERE 1 = 0".to_owned(),
+        Some(reference) => {
+            let n = values.len() + 1;
+            values.push(reference.into());
+            match reference.parse::<TemplateId>() {
+                Ok(id) => {
+                    values.push(id.as_uuid().into());
+                    format!("WHERE t.org_id = $1 AND (t.name = ${n} OR t.id = ${})", n + 1)
+                }
+                Err(_) => format!("WHERE t.org_id = $1 AND t.name = ${n}"),
+            }
+        }
+    };
+    let sql = format!(
+        "WITH conv AS ({conversation}), \
+         chan AS (SELECT {channel_columns} FROM channels ch {channel}), \
+         tmpl AS (SELECT {template_columns} FROM templates t {templates}) \
+         SELECT conv.*, chan.*, tmpl.* FROM (SELECT 1 AS one) o \
+         LEFT JOIN conv ON 1 = 1 LEFT JOIN chan ON 1 = 1 LEFT JOIN tmpl ON 1 = 1 \
+         ORDER BY tmpl.t_created_at_us DESC, tmpl.t_id DESC",
+        channel_columns = prefixed::<channels::Entity>("ch", "ch_"),
+        template_columns = prefixed::<templates::Entity>("t", "t_"),
+    );
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[async_trait]
+impl SendContexts for SqlStore {
+    async fn send_context(&self, org_id: OrgId, lookup: &SendLookup, template: Option<&str>) -> Result<SendContext, ConversationError> {
+        const READ: &str = "reading the send's context";
+        let rows =
+            self.db.query_all(send_context_statement(self.db.get_database_backend(), org_id, lookup, template)).await.map_err(db(READ))?;
+        let mut context = SendContext::default();
+        if let Some(first) = rows.first() {
+            if let Some(conversation) = conversations::Model::from_query_result_optional(first, "v_").map_err(db(READ))? {
+                let customer = customers::Model::from_query_result(first, "cu_").map_err(db(READ))?;
+                context.conversation = Some(conversation_from_rows(conversation, customer_from_row(customer)?)?);
+            }
+            if let Some(channel) = channels::Model::from_query_result_optional(first, "ch_").map_err(db(READ))? {
+                context.channel = Some(channel_from_row(channel)?);
+            }
+        }
+        for row in &rows {
+            if let Some(template) = templates::Model::from_query_result_optional(row, "t_").map_err(db(READ))? {
+                context.templates.push(template_from_row(template)?);
+            }
+        }
+        Ok(context)
+    }
 }
 
 #[async_trait]

@@ -366,6 +366,12 @@ macro_rules! backend_tests {
                 atlas_testkit::conversations::suite(&ports!()).await;
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_send_context_reads_what_the_reads_one_by_one_read() {
+                let store = store!();
+                atlas_testkit::conversations::a_send_context_reads_what_the_reads_one_by_one_read(&ports(store.clone()), &store).await;
+            }
+
             // Each check on a fresh database.
             suite_checks!($backend:
                 the_first_channel_of_an_organization_is_its_default,

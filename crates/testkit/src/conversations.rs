@@ -17,7 +17,7 @@ use atlas_conversations::{
     Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore,
     DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded, Message, MessageError,
     MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, OutboxItem,
-    StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
+    SendContexts, SendLookup, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
 };
 use atlas_kernel::{Cursor, OrgId, Page, PageRequest, PhoneNumber};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus, RunStore};
@@ -1403,6 +1403,76 @@ pub async fn the_latest_conversation_is_where_the_customer_last_wrote(ports: &Me
     ports.store.disconnect_channel(org_id, b.id, at(10), &channel_journal(org_id)).await.unwrap();
     assert_eq!(ports.store.latest_conversation(org_id, &customer).await.unwrap().map(|c| c.id), Some(on_a.conversation.id));
     assert!(ports.store.latest_conversation(OrgId::generate(), &customer).await.unwrap().is_none());
+}
+
+/// A cipher for use cases that never open a secret here.
+#[derive(Debug)]
+struct Unused;
+
+impl atlas_conversations::SecretCipher for Unused {
+    fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+        plaintext.to_vec()
+    }
+
+    fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, atlas_conversations::SecretsUnreadable> {
+        Ok(sealed.to_vec())
+    }
+}
+
+/// A store's one-statement send context reads what the one-by-one reads of `Messaging` read,
+/// for every kind of target (a conversation, a number on a named channel, a number routed by
+/// its latest conversation or to the default), with a template reference by name, by id, an
+/// unknown one or none, in an organization with a disconnected number and in one with no
+/// channel at all.
+pub async fn a_send_context_reads_what_the_reads_one_by_one_read(ports: &MessagingPorts, contexts: &dyn SendContexts) {
+    let reference = atlas_conversations::Messaging::new(ports.store.clone(), Arc::new(Unused), Arc::new(atlas_kernel::SystemClock));
+    let org_id = OrgId::generate();
+    let a = connect(ports, org_id, "951", at(0)).await;
+    let b = connect(ports, org_id, "952", at(1)).await;
+    let c = connect(ports, org_id, "953", at(2)).await;
+    let (wrote_twice, wrote_on_c, never) = (phone(95), phone(96), phone(97));
+    let on_a = record(ports, &inbound(org_id, a.id, &wrote_twice, Some(wamid("C1")), "hi on a", at(5))).await;
+    record(ports, &inbound(org_id, b.id, &wrote_twice, Some(wamid("C2")), "hi on b", at(6))).await;
+    let on_c = record(ports, &inbound(org_id, c.id, &wrote_on_c, Some(wamid("C3")), "hi on c", at(7))).await;
+    ports.store.disconnect_channel(org_id, c.id, at(8), &channel_journal(org_id)).await.expect("disconnecting");
+    let hello = template(org_id, "hello", "en_US", at(3));
+    register(ports, &hello).await;
+    register(ports, &template(org_id, "hello", "es_ES", at(4))).await;
+    let foreign = OrgId::generate();
+    let foreign_conversation = {
+        let channel = connect(ports, foreign, "954", at(0)).await;
+        record(ports, &inbound(foreign, channel.id, &wrote_twice, Some(wamid("C4")), "elsewhere", at(5))).await.conversation.id
+    };
+
+    let mut lookups = vec![
+        SendLookup::Conversation(on_a.conversation.id),
+        SendLookup::Conversation(on_c.conversation.id),
+        SendLookup::Conversation(foreign_conversation),
+        SendLookup::Conversation(ConversationId::generate()),
+    ];
+    for number in [&wrote_twice, &wrote_on_c, &never] {
+        for channel_id in [None, Some(a.id), Some(b.id), Some(c.id), Some(ChannelId::generate())] {
+            lookups.push(SendLookup::Phone { phone_number: number.clone(), channel_id });
+        }
+    }
+    let hello_id = hello.id.to_string();
+    let references = [None, Some("hello"), Some(hello_id.as_str()), Some("missing")];
+    let mut compared = 0;
+    for org in [org_id, OrgId::generate()] {
+        for lookup in &lookups {
+            for template in references {
+                let read = contexts.send_context(org, lookup, template).await.expect("send_context");
+                let expected = reference.read_send_context(org, lookup, template).await.expect("the reads one by one");
+                assert_eq!(read, expected, "{lookup:?} naming {template:?}");
+                compared += 1;
+            }
+        }
+    }
+    assert_eq!(compared, 2 * 19 * 4);
+    // The cases mean something: a context with a conversation and two templates was read.
+    let full =
+        contexts.send_context(org_id, &SendLookup::Phone { phone_number: wrote_twice, channel_id: None }, Some("hello")).await.unwrap();
+    assert_eq!((full.conversation.map(|c| c.channel_id), full.channel, full.templates.len()), (Some(b.id), None, 2));
 }
 
 fn synced(org_id: OrgId, channel_id: ChannelId, name: &str, status: TemplateStatus) -> Template {
