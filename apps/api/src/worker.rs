@@ -44,7 +44,8 @@ pub const OUTBOX_PER_CHANNEL: u32 = 16;
 /// its `ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY` of them.
 pub const WEBHOOK_IN_FLIGHT: u32 = 256;
 /// How long a loop waits before claiming again when work is due but its claim took none (its
-/// channel or endpoint is at its cap): the rows in flight free a turn when they finish.
+/// channel or endpoint is at its cap) and none of the items holding the cap is its own (its own
+/// wake it as they finish).
 const BLOCKED_POLL: Duration = Duration::from_millis(250);
 /// How long the work listener waits before connecting again after a failure.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
@@ -146,17 +147,23 @@ fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
             let items = if drained { Vec::new() } else { claim(asked).await };
             if items.is_empty() {
                 drained = false;
+                // While this process's own items run, the first of them to finish is the signal
+                // to claim again: it frees a place under its channel's or endpoint's cap (a
+                // claim cut short by the cap took fewer than it asked for, as an emptied queue
+                // does), and the due time is read once they are all done.
+                let own = !running.is_empty();
                 let now = tokio::time::Instant::now();
-                if stale || due_at.is_some_and(|at| at <= now) {
+                if !own && (stale || due_at.is_some_and(|at| at <= now)) {
                     due_at = next_due().await.map(|d| now + d);
                     stale = false;
                 }
                 let nap = match due_at {
-                    None => Nap::Fallback,
-                    Some(at) => Nap::For(at.saturating_duration_since(now)),
+                    Some(at) if !own => Nap::For(at.saturating_duration_since(now)),
+                    _ => Nap::Fallback,
                 };
                 tokio::select! {
                     _ = tokio::time::sleep(nap_length(nap, pace)) => {}
+                    _ = running.join_next(), if own => {}
                     _ = wake.notified() => {}
                     _ = rescan.notified() => stale = true,
                     _ = stop.changed() => {}
@@ -709,6 +716,71 @@ mod tests {
         let claims = probe.claims.load(Ordering::SeqCst);
         // One claim at start, one for the wake-up, perhaps the next one (which looks for more).
         assert!((2..=3).contains(&claims), "{claims} claims");
+    }
+
+    /// Work that arrives at an idle loop (a wake-up) under a cap is claimed item after item as
+    /// the loop's own items finish: the due time is read again after the wake-up (the earlier
+    /// read said "nothing at all"), and a finished item frees the cap at once, not a blocked
+    /// poll later. Time is paused: the instants are the runtime's, advanced only by the sleeps,
+    /// so the figures are exact whatever the machine does.
+    #[tokio::test(start_paused = true)]
+    async fn capped_work_is_claimed_as_the_loops_own_items_finish() {
+        const ITEMS: u32 = 3;
+        const WORK: Duration = Duration::from_millis(10);
+        let (stop, stopped) = watch::channel(false);
+        let wake = Arc::new(Notify::new());
+        let arrived = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The cap is one item at a time; work stays due until every item ran.
+        let holding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (claimed, finished) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (hold, release, count, done) = (holding.clone(), holding, claimed.clone(), finished.clone());
+        let (work_claimable, work_due) = (arrived.clone(), arrived.clone());
+        spawn_claiming_loop(
+            4,
+            wake.clone(),
+            Arc::new(Notify::new()),
+            Pace { fallback_poll: Duration::from_secs(3600) },
+            stopped,
+            move |_| {
+                let item =
+                    work_claimable.load(Ordering::SeqCst) && count.load(Ordering::SeqCst) < ITEMS && !hold.swap(true, Ordering::SeqCst);
+                if item {
+                    count.fetch_add(1, Ordering::SeqCst);
+                }
+                async move {
+                    if item {
+                        vec![()]
+                    } else {
+                        Vec::new()
+                    }
+                }
+            },
+            move || {
+                let due = work_due.load(Ordering::SeqCst).then_some(Duration::ZERO);
+                async move { due }
+            },
+            move |()| {
+                let (release, done) = (release.clone(), done.clone());
+                async move {
+                    tokio::time::sleep(WORK).await;
+                    release.store(false, Ordering::SeqCst);
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let started = tokio::time::Instant::now();
+        arrived.store(true, Ordering::SeqCst);
+        wake.notify_one();
+        while finished.load(Ordering::SeqCst) < ITEMS && started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = stop.send(true);
+        let took = started.elapsed();
+        assert_eq!((claimed.load(Ordering::SeqCst), finished.load(Ordering::SeqCst)), (ITEMS, ITEMS), "after {took:?}");
+        // Each item claimed when the one before finished: the items' own time plus the probe's
+        // 1 ms steps, never a blocked poll (250 ms) or a fallback poll in between.
+        assert!(took < BLOCKED_POLL, "{ITEMS} capped items of {WORK:?} took {took:?}");
     }
 
     #[test]
