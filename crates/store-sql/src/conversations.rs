@@ -1201,8 +1201,8 @@ impl ConversationStore for SqlStore {
         let backend = self.db.get_database_backend();
         // A send that approves a draft takes the general way: the decision is a statement of
         // its own, whose refusal rolls the send back.
-        if outbound.approves.is_some() {
-        } else if self.is_postgres() {
+        let fast = outbound.approves.is_none();
+        if fast && self.is_postgres() {
             let (customer_id, conversation_id, new) = match outbound.known {
                 Some((customer, conversation)) => (customer, conversation, false),
                 None => (CustomerId::generate(), ConversationId::generate(), true),
@@ -1219,7 +1219,7 @@ impl ConversationStore for SqlStore {
                     Err(e) => return Err(classify("queueing the outbound message", e).into()),
                 }
             }
-        } else if let Some((customer_id, conversation_id)) = outbound.known {
+        } else if let Some((customer_id, conversation_id)) = outbound.known.filter(|_| fast) {
             let enqueued = Enqueued { customer_id, conversation_id, message_id: outbound.message_id, outbox_id: outbound.outbox_id };
             let entry = journal.entry(&enqueued);
             if let Some(statements) = send_statements(outbound, &enqueued, &entry, backend)? {
