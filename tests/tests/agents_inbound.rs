@@ -299,6 +299,15 @@ async fn external_agent(server: &TestServer, name: &str, url: &str, conversation
     )
 }
 
+/// Waits until `receiver` got the message `text` (or fails after 20 s).
+async fn until_received(receiver: &Receiver, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !receiver.received().iter().any(|r| r.json()["data"]["message"]["text"] == text) {
+        assert!(Instant::now() < deadline, "the agent did not get {text:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn count(server: &TestServer, path: &str, plural: &str) -> usize {
     let listed = server.call(Method::GET, path, Some(&server.admin_key), None).await;
     assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
@@ -315,17 +324,23 @@ on_both_backends!(two_external_agents_each_get_their_own_conversations_and_leave
 
     customer_writes(&server, "+14155550221", "Where is order 1?").await;
     customer_writes(&server, "+14155550222", "Where is order 2?").await;
-    let got_first = first_receiver.wait_for(1, Duration::from_secs(20)).await;
-    let got_second = second_receiver.wait_for(1, Duration::from_secs(20)).await;
-    // Both events were fanned out by now (fan-out goes in event order): each endpoint holds
-    // exactly the delivery of its own agent's conversation.
-    for (hook, agent, conversation, got) in
-        [(&first_hook, &first, &first_conversation, &got_first), (&second_hook, &second, &second_conversation, &got_second)]
+    until_received(&first_receiver, "Where is order 1?").await;
+    until_received(&second_receiver, "Where is order 2?").await;
+    // Every event was fanned out by now (fan-out goes in event order). Each endpoint's
+    // deliveries, once all arrived, are of its own agent's conversation only (the agent may
+    // also have been handed the customer's first message, if the worker reached it after the
+    // agent was created).
+    for (hook, agent, conversation, receiver) in
+        [(&first_hook, &first, &first_conversation, &first_receiver), (&second_hook, &second, &second_conversation, &second_receiver)]
     {
         let deliveries = server.call(Method::GET, &format!("/v1/atlas/webhooks/{hook}/deliveries"), Some(&server.admin_key), None).await;
-        assert_eq!(deliveries.data()["deliveries"].as_array().unwrap().len(), 1, "one delivery for {agent}: {:?}", deliveries.body);
-        let data = &got[0].json()["data"];
-        assert_eq!((data["agent_id"].as_str(), data["conversation_id"].as_str()), (Some(agent.as_str()), Some(conversation.as_str())));
+        let made = deliveries.data()["deliveries"].as_array().unwrap().len();
+        let got = receiver.wait_for(made, Duration::from_secs(20)).await;
+        assert_eq!(got.len(), made, "every delivery arrived, and nothing else");
+        for event in &got {
+            let data = &event.json()["data"];
+            assert_eq!((data["agent_id"].as_str(), data["conversation_id"].as_str()), (Some(agent.as_str()), Some(conversation.as_str())));
+        }
     }
 
     // An agent whose endpoint is refused is not created, and leaves no credential or endpoint.
