@@ -180,6 +180,13 @@ pub struct SendReceipt {
     pub kind: MessageKind,
 }
 
+/// Who sends: an agent may not send in a conversation handed off to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sender {
+    Person,
+    Agent,
+}
+
 /// An approved draft: the draft as decided, the text sent (a person's edit, or as drafted) and
 /// the queued send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -537,14 +544,16 @@ impl Messaging {
         command: SendCommand,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
-        self.queue(org_id, command, None, journal).await
+        self.queue(org_id, command, Sender::Person, None, journal).await
     }
 
-    /// [`send`](Self::send), approving the draft `approves` in the same transaction when given.
+    /// [`send`](Self::send) by `sender` (an agent is refused a conversation a person owns),
+    /// approving the draft `approves` in the same transaction when given.
     async fn queue(
         &self,
         org_id: OrgId,
         command: SendCommand,
+        sender: Sender,
         approves: Option<DraftId>,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
@@ -560,6 +569,9 @@ impl Messaging {
             None => self.read_send_context(org_id, &lookup, reference).await?,
         };
         let SendContext { conversation, channel, templates } = context;
+        if let Some(c) = conversation.as_ref().filter(|c| sender == Sender::Agent && c.status == ConversationStatus::HandedOff) {
+            return Err(MessagingError::HandedOff(c.id));
+        }
         let (channel_id, phone_number, conversation) = match command.target {
             SendTarget::Conversation(_) => {
                 let conversation = conversation.ok_or(MessagingError::NotFound)?;
@@ -631,17 +643,7 @@ impl Messaging {
         command: SendCommand,
         journal: &dyn Journal<SendReceipt>,
     ) -> Result<SendReceipt, MessagingError> {
-        let conversation = match &command.target {
-            SendTarget::Conversation(id) => self.store.get_conversation(org_id, *id).await?,
-            SendTarget::Phone { phone_number, channel_id: Some(channel_id) } => {
-                self.store.find_conversation(org_id, *channel_id, phone_number).await?
-            }
-            SendTarget::Phone { phone_number, channel_id: None } => self.store.latest_conversation(org_id, phone_number).await?,
-        };
-        if let Some(c) = conversation.filter(|c| c.status == ConversationStatus::HandedOff) {
-            return Err(MessagingError::HandedOff(c.id));
-        }
-        self.send(org_id, command, journal).await
+        self.queue(org_id, command, Sender::Agent, None, journal).await
     }
 
     /// Hands a handed-off conversation back: its status becomes `open` and agents answer again.
@@ -1019,7 +1021,7 @@ impl Messaging {
             draft.decided_at = Some(decided_at);
             Approval { draft, text: text.clone(), receipt: receipt.clone() }
         };
-        let receipt = self.queue(org_id, command, Some(id), &|r: &SendReceipt| journal.entry(&approval(r))).await?;
+        let receipt = self.queue(org_id, command, Sender::Person, Some(id), &|r: &SendReceipt| journal.entry(&approval(r))).await?;
         Ok(approval(&receipt))
     }
 

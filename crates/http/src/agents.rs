@@ -24,7 +24,7 @@ use atlas_conversations::{
     Approval, ConversationId, Draft, DraftId, DraftState, Messaging, MessagingError, SendCommand, SendReceipt, SendRequest, SendTarget,
 };
 use atlas_idempotency::{
-    decide, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
+    claim, Claim, ClaimToken, Claimed, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, IdempotencyStore, StoredResponse,
 };
 use atlas_kernel::{Clock, OrgId, PageRequest};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus};
@@ -190,24 +190,18 @@ impl ReplyFence {
         let scope = IdempotencyScope { org_id, scope: "agents".into(), route: route.clone(), key };
         let fingerprint = Fingerprint::of("AGENT", &route, &json!({"n": n}));
         let token = ClaimToken::from_entropy(crate::api::entropy());
-        let unavailable = |e: atlas_idempotency::IdempotencyError| ToolFailure::new("INTERNAL_ERROR", e.to_string());
-        let record = self.idempotency.lookup(&scope).await.map_err(unavailable)?;
-        let decision = match decide(record.as_ref(), &fingerprint, now) {
-            Decision::Execute if self.idempotency.claims_at_commit() => return Ok(Fenced::Go(Claim::at_commit(scope, token, fingerprint))),
-            Decision::Execute | Decision::Expired => {
-                let claim = Claim::held(scope, token);
-                match self.idempotency.begin(&claim, &fingerprint, now).await.map_err(unavailable)? {
-                    Decision::Execute | Decision::Expired => return Ok(Fenced::Go(claim)),
-                    other => other,
-                }
-            }
-            other => other,
-        };
-        match decision {
-            Decision::Replay(stored) => {
+        let at_commit = self.idempotency.claims_at_commit();
+        let claimed = claim(self.idempotency.as_ref(), scope, token, fingerprint, now, at_commit)
+            .await
+            .map_err(|e| ToolFailure::new("INTERNAL_ERROR", e.to_string()))?;
+        match claimed {
+            Claimed::Execute(claim) => Ok(Fenced::Go(claim)),
+            Claimed::Answer(Decision::Replay(stored)) => {
                 Ok(Fenced::Done(serde_json::from_slice(&stored.body).map_err(|e| ToolFailure::new("INTERNAL_ERROR", e.to_string()))?))
             }
-            _ => Err(ToolFailure::new("IDEMPOTENCY_IN_PROGRESS", "an earlier attempt of this run is still writing this reply")),
+            Claimed::Answer(_) => {
+                Err(ToolFailure::new("IDEMPOTENCY_IN_PROGRESS", "an earlier attempt of this run is still writing this reply"))
+            }
         }
     }
 }

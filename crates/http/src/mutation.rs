@@ -18,7 +18,7 @@ use crate::request_id;
 use crate::routes::RouteSpec;
 use crate::state::AppState;
 use atlas_idempotency::{
-    decide, stores_outcome, Claim, ClaimToken, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse,
+    decide, stores_outcome, Claim, ClaimToken, Claimed, Decision, Fingerprint, IdempotencyKey, IdempotencyScope, StoredResponse,
 };
 use atlas_kernel::OrgId;
 use atlas_runs::{JournalEntry, Run, RunError, RunId, RunStatus};
@@ -153,26 +153,12 @@ impl Mutation {
         };
         let token = ClaimToken::from_entropy(crate::api::entropy());
         let fingerprint = Fingerprint::of(spec.method, &path, body);
-        let now = state.clock.now();
-        if at_commit {
-            let record = state.idempotency.lookup(&scope).await?;
-            match decide(record.as_ref(), &fingerprint, now) {
-                Decision::Execute => {
-                    mutation.claim = Some(Claim::at_commit(scope, token, fingerprint));
-                    return Ok(Started::Execute(Box::new(mutation)));
-                }
-                // Taking a record over is a compare-and-set on the record as read: `begin`'s.
-                Decision::Expired => {}
-                decision => return Ok(Started::Answer(Self::answer_for(decision))),
-            }
-        }
-        let claim = Claim::held(scope, token);
-        match state.idempotency.begin(&claim, &fingerprint, now).await? {
-            Decision::Execute | Decision::Expired => {
+        match atlas_idempotency::claim(state.idempotency.as_ref(), scope, token, fingerprint, state.clock.now(), at_commit).await? {
+            Claimed::Execute(claim) => {
                 mutation.claim = Some(claim);
                 Ok(Started::Execute(Box::new(mutation)))
             }
-            decision => Ok(Started::Answer(Self::answer_for(decision))),
+            Claimed::Answer(decision) => Ok(Started::Answer(Self::answer_for(decision))),
         }
     }
 

@@ -12,4 +12,4 @@ pub use decision::{decide, Decision, IdempotencyRecord, RecordState, StoredRespo
 pub use fingerprint::{canonical_json, Fingerprint};
 pub use key::{Claim, ClaimToken, IdempotencyKey, IdempotencyScope, KeyError};
 pub use outcome::stores_outcome;
-pub use store::{Begin, IdempotencyError, IdempotencyStore};
+pub use store::{claim, Begin, Claimed, IdempotencyError, IdempotencyStore};

@@ -74,3 +74,43 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 }
+
+/// What [`claim`] decided for a key.
+#[derive(Debug)]
+pub enum Claimed {
+    /// Execute, committing (or completing) this claim with the effect.
+    Execute(Claim),
+    /// Do not execute: answer with this decision (a replay, a reuse, in progress).
+    Answer(Decision),
+}
+
+/// Claims `scope` for a request fingerprinted `fingerprint`: with `at_commit` (the store must
+/// [`claim at commit`](IdempotencyStore::claims_at_commit)) the key is read once and a free key
+/// is left for the effect's own transaction to take ([`Claim::at_commit`]); otherwise, and to
+/// take over a record (expired, or an abandoned claim), the store's `begin` holds it first.
+///
+/// # Errors
+/// `Store` when the backing store fails.
+pub async fn claim(
+    store: &dyn IdempotencyStore,
+    scope: IdempotencyScope,
+    token: crate::ClaimToken,
+    fingerprint: Fingerprint,
+    now: OffsetDateTime,
+    at_commit: bool,
+) -> Result<Claimed, IdempotencyError> {
+    if at_commit {
+        let record = store.lookup(&scope).await?;
+        match crate::decide(record.as_ref(), &fingerprint, now) {
+            Decision::Execute => return Ok(Claimed::Execute(Claim::at_commit(scope, token, fingerprint))),
+            // Taking a record over is a compare-and-set on the record as read: `begin`'s.
+            Decision::Expired => {}
+            decision => return Ok(Claimed::Answer(decision)),
+        }
+    }
+    let held = Claim::held(scope, token);
+    Ok(match store.begin(&held, &fingerprint, now).await? {
+        Decision::Execute | Decision::Expired => Claimed::Execute(held),
+        decision => Claimed::Answer(decision),
+    })
+}

@@ -707,7 +707,15 @@ fn prefixed<E: EntityTrait>(alias: &str, prefix: &str) -> String {
 /// template. Parameters appear in the order they are numbered (SQLite numbers `$n` by first
 /// appearance).
 fn send_context_statement(backend: DbBackend, org_id: OrgId, lookup: &SendLookup, template: Option<&str>) -> Statement {
-    let conversation_columns = format!("{}, {}", prefixed::<conversations::Entity>("v", "v_"), prefixed::<customers::Entity>("c", "cu_"));
+    // The select lists, built once: this is every send's read.
+    static COLUMNS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|| {
+        [
+            format!("{}, {}", prefixed::<conversations::Entity>("v", "v_"), prefixed::<customers::Entity>("c", "cu_")),
+            prefixed::<channels::Entity>("ch", "ch_"),
+            prefixed::<templates::Entity>("t", "t_"),
+        ]
+    });
+    let [conversation_columns, channel_columns, template_columns] = &*COLUMNS;
     let mut values: Vec<sea_orm::Value> = vec![org_id.as_uuid().into()];
     let (conversation, channel) = match lookup {
         SendLookup::Conversation(id) => {
@@ -768,9 +776,7 @@ fn send_context_statement(backend: DbBackend, org_id: OrgId, lookup: &SendLookup
          tmpl AS (SELECT {template_columns} FROM templates t {templates}) \
          SELECT conv.*, chan.*, tmpl.* FROM (SELECT 1 AS one) o \
          LEFT JOIN conv ON 1 = 1 LEFT JOIN chan ON 1 = 1 LEFT JOIN tmpl ON 1 = 1 \
-         ORDER BY tmpl.t_created_at_us DESC, tmpl.t_id DESC",
-        channel_columns = prefixed::<channels::Entity>("ch", "ch_"),
-        template_columns = prefixed::<templates::Entity>("t", "t_"),
+         ORDER BY tmpl.t_created_at_us DESC, tmpl.t_id DESC"
     );
     Statement::from_sql_and_values(backend, sql, values)
 }
