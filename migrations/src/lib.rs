@@ -34,6 +34,7 @@ mod m20250101_000013_work_notifications;
 mod m20250101_000015_knowledge;
 mod m20250101_000016_agents;
 mod m20250101_000017_agent_delivery;
+mod m20250101_000018_bounded_claims;
 
 /// Every Atlas migration, in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20250101_000015_knowledge::Migration),
             Box::new(m20250101_000016_agents::Migration),
             Box::new(m20250101_000017_agent_delivery::Migration),
+            Box::new(m20250101_000018_bounded_claims::Migration),
         ]
     }
 }

@@ -374,7 +374,9 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             if fanned.deliveries > 0 {
                 woken.notify_one();
             }
-            if fanned.events == 0 {
+            // A batch short of the limit took every event waiting when it read them: the next
+            // ones wake the loop (this process's writes, or the notification of another's).
+            if !fanned.full {
                 tokio::select! {
                     _ = tokio::time::sleep(pace.fallback_poll) => {}
                     _ = state.wake.webhooks.notified() => {}

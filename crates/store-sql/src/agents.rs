@@ -23,13 +23,39 @@ use atlas_runs::JournalEntry;
 use atlas_scopes::KeyId;
 use atlas_webhooks::{EndpointId, WebhookEndpoint};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use uuid::Uuid;
 
 /// The cursor row of the inbound queue.
 const INBOUND_CURSOR: &str = "inbound";
 use serde_json::Value;
 use time::OffsetDateTime;
+
+impl SqlStore {
+    /// Whether the inbound cursor exists and no event lies past it, in one statement outside any
+    /// transaction (a missing cursor is not current: the first run starts it).
+    async fn inbound_cursor_is_current(&self) -> Result<bool, Failure> {
+        let newer = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .filter(
+                Expr::col((webhook_events::Entity, webhook_events::Column::Id))
+                    .gt(Expr::col((agent_cursors::Entity, agent_cursors::Column::LastEventId))),
+            )
+            .limit(1)
+            .into_query();
+        let found = agent_cursors::Entity::find()
+            .select_only()
+            .column(agent_cursors::Column::Name)
+            .expr_as(Expr::exists(newer), "newer")
+            .filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR))
+            .into_tuple::<(String, bool)>()
+            .one(&self.db)
+            .await
+            .map_err(db("looking past the inbound cursor"))?;
+        Ok(matches!(found, Some((_, false))))
+    }
+}
 
 impl From<Failure> for AgentStoreError {
     fn from(f: Failure) -> Self {
@@ -456,6 +482,10 @@ impl AgentStore for SqlStore {
     }
 
     async fn queue_inbound(&self, now: OffsetDateTime, limit: u32) -> Result<usize, AgentStoreError> {
+        // One statement and no transaction when no event is past the cursor (the idle case).
+        if self.inbound_cursor_is_current().await? {
+            return Ok(0);
+        }
         let txn = begin(&self.db).await?;
         let cursor = self
             .for_update(agent_cursors::Entity::find().filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR)))
@@ -524,13 +554,28 @@ impl AgentStore for SqlStore {
     }
 
     async fn claim_jobs(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<InboundJob>, AgentStoreError> {
+        let claimable = || {
+            agent_jobs::Entity::find()
+                .filter(agent_jobs::Column::State.eq("queued"))
+                .filter(agent_jobs::Column::NextAtUs.lte(to_us(now)))
+                .filter(
+                    Condition::any().add(agent_jobs::Column::LeaseUntilUs.is_null()).add(agent_jobs::Column::LeaseUntilUs.lte(to_us(now))),
+                )
+        };
+        // One statement and no transaction when no job is due (the idle case); the locking read
+        // below re-checks.
+        let due = claimable()
+            .select_only()
+            .column(agent_jobs::Column::Id)
+            .into_tuple::<Uuid>()
+            .one(&self.db)
+            .await
+            .map_err(db("looking for due agent jobs"))?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let txn = begin(&self.db).await?;
-        let mut query = agent_jobs::Entity::find()
-            .filter(agent_jobs::Column::State.eq("queued"))
-            .filter(agent_jobs::Column::NextAtUs.lte(to_us(now)))
-            .filter(Condition::any().add(agent_jobs::Column::LeaseUntilUs.is_null()).add(agent_jobs::Column::LeaseUntilUs.lte(to_us(now))))
-            .order_by_asc(agent_jobs::Column::NextAtUs)
-            .limit(u64::from(limit));
+        let mut query = claimable().order_by_asc(agent_jobs::Column::NextAtUs).limit(u64::from(limit));
         if self.is_postgres() {
             query = query.lock_with_behavior(sea_orm::sea_query::LockType::Update, sea_orm::sea_query::LockBehavior::SkipLocked);
         }

@@ -13,15 +13,24 @@
 //!    organization with nothing in flight goes before one that already holds rows, so one
 //!    organization's backlog never pushes another's work back, claim after claim.
 //!
-//! The query only picks ids, outside the claim's transaction (so a claim that finds nothing,
-//! the idle case, is one statement and no transaction); the claim then locks them (`FOR UPDATE SKIP LOCKED` on
+//! What a claim reads is bounded by what it can take, not by the backlog. On PostgreSQL it walks
+//! the targets that have unfinished rows (a skip scan of the per-target due index: one probe per
+//! target), reads at most the cap's earliest claimable rows of each (`LATERAL … LIMIT`), and
+//! counts the leased rows through the lease index (migration `m20250101_000018`): the same rows
+//! as ranking every claimable row, since only a target's first `cap` rows in due order can get
+//! a turn. SQLite ranks every claimable row (one process, one connection).
+//!
+//! The query only picks ids; the claim locks them afterwards (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL, re-checking that each is still claimable), because PostgreSQL forbids row locks
-//! on a query with window functions. Two claims running at the same instant may each see the
+//! on a query with window functions. On PostgreSQL the outbox and webhook claims lock, lease and
+//! read in later expressions of the same statement; on SQLite the query runs outside the
+//! claim's transaction (so a claim that finds nothing, the idle case, is one statement and no
+//! transaction either way). Two claims running at the same instant may each see the
 //! same count of leased rows, so together they can pass a target's cap by at most one claim's
 //! batch; a single claim never does.
 
 use crate::error::{db, Failure};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
 /// One kind of fairly claimed row: its table, the column naming its target, the condition that
@@ -35,6 +44,9 @@ pub(crate) struct FairClaim {
     pub target: &'static str,
     /// Extra `FROM` joins of the claimable rows (alias `d` is the table).
     pub joins: &'static str,
+    /// The condition over alias `d` that a row is unfinished (claimable now or later, or
+    /// leased): the predicate of the per-target due index.
+    pub open: &'static str,
     /// The claimable condition over alias `d`.
     pub claimable: &'static str,
     /// The leased condition over the bare table.
@@ -54,32 +66,68 @@ impl FairClaim {
         limit: u32,
         per_target: u32,
     ) -> Result<Vec<Uuid>, Failure> {
-        let sql = format!("WITH {} {}", self.ranked(now_us, per_target), self.chosen(limit));
+        let backend = txn.get_database_backend();
+        let sql = format!("{} {}", self.ranked(backend, per_target), self.chosen(limit));
         let rows =
-            txn.query_all(Statement::from_string(txn.get_database_backend(), sql)).await.map_err(db("choosing the rows to claim"))?;
+            txn.query_all(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await.map_err(db("choosing the rows to claim"))?;
         rows.iter().map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading a row to claim"))).collect()
     }
 
-    /// The common table expressions that rank the claimable rows at `now_us` (the last one,
-    /// `allowed`, has `id`, the due order's columns and `org_turn`), for [`chosen`](Self::chosen)
-    /// to pick from; a claim may add its own expressions after them.
-    pub(crate) fn ranked(&self, now_us: i64, per_target: u32) -> String {
-        let FairClaim { table, target, joins, claimable, leased, order } = *self;
+    /// The `WITH` clause that ranks the claimable rows on `backend` at the instant bound as `$1`
+    /// (microseconds; a parameter, so the statement text stays the same from claim to claim
+    /// and PostgreSQL plans it once per connection): its last expression, `allowed`, has `id`,
+    /// the due order's columns and `org_turn`, for [`chosen`](Self::chosen) to pick from; a
+    /// claim may add its own expressions after it.
+    pub(crate) fn ranked(&self, backend: DbBackend, per_target: u32) -> String {
+        let FairClaim { table, target, joins, open, leased, order, .. } = *self;
         debug_assert!(order.ends_with(", id"), "the due order ends with the primary key");
-        let claimable = claimable.replace("{now}", &now_us.to_string());
-        let leased = leased.replace("{now}", &now_us.to_string());
+        let claimable = self.claimable_at_param();
+        let leased = leased.replace("{now}", "$1");
         let qualified = |alias: &str| order.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ");
+        let selected = |alias: &str| {
+            order.split(',').map(str::trim).filter(|c| *c != "id").map(|c| format!("{alias}.{c} AS {c}")).collect::<Vec<_>>().join(", ")
+        };
         let (d_order, due_order) = (qualified("d"), qualified("due"));
+        // Each target's claimable rows, numbered in due order after the rows it has leased.
+        let due = if backend == DbBackend::Postgres {
+            // Only a target's first `per_target` rows can get a turn: read those alone, target
+            // by target, the targets found by a skip scan of the due index.
+            format!(
+                "targets AS (\
+                     (SELECT d.{target} AS target FROM {table} d WHERE {open} ORDER BY d.{target} LIMIT 1) \
+                     UNION ALL \
+                     SELECT (SELECT d.{target} FROM {table} d WHERE {open} AND d.{target} > t.target ORDER BY d.{target} LIMIT 1) \
+                     FROM targets t WHERE t.target IS NOT NULL\
+                 ), \
+                 due AS (\
+                     SELECT c.id AS id, c.org_id AS org_id, {c_cols}, \
+                            ROW_NUMBER() OVER (PARTITION BY c.target ORDER BY {c_order}) + COALESCE(f.leased, 0) AS target_turn \
+                     FROM targets t CROSS JOIN LATERAL (\
+                         SELECT d.id AS id, d.org_id AS org_id, d.{target} AS target, {d_cols} FROM {table} d {joins} \
+                         WHERE d.{target} = t.target AND {claimable} ORDER BY {d_order} LIMIT {per_target}\
+                     ) c LEFT JOIN in_flight f ON f.target = c.target \
+                     WHERE t.target IS NOT NULL\
+                 )",
+                c_cols = selected("c"),
+                c_order = qualified("c"),
+                d_cols = selected("d"),
+            )
+        } else {
+            format!(
+                "due AS (\
+                     SELECT d.id AS id, d.org_id AS org_id, {d_cols}, \
+                            ROW_NUMBER() OVER (PARTITION BY d.{target} ORDER BY {d_order}) + COALESCE(f.leased, 0) AS target_turn \
+                     FROM {table} d {joins} LEFT JOIN in_flight f ON f.target = d.{target} \
+                     WHERE {claimable}\
+                 )",
+                d_cols = selected("d"),
+            )
+        };
         format!(
-            "in_flight AS (\
+            "WITH RECURSIVE in_flight AS (\
                  SELECT {target} AS target, COUNT(*) AS leased FROM {table} WHERE {leased} GROUP BY {target}\
              ), \
-             due AS (\
-                 SELECT d.id AS id, d.org_id AS org_id, {order_cols}, \
-                        ROW_NUMBER() OVER (PARTITION BY d.{target} ORDER BY {d_order}) + COALESCE(f.leased, 0) AS target_turn \
-                 FROM {table} d {joins} LEFT JOIN in_flight f ON f.target = d.{target} \
-                 WHERE {claimable}\
-             ), \
+             {due}, \
              org_flight AS (\
                  SELECT org_id, COUNT(*) AS leased FROM {table} WHERE {leased} GROUP BY org_id\
              ), \
@@ -88,8 +136,12 @@ impl FairClaim {
                         ROW_NUMBER() OVER (PARTITION BY due.org_id ORDER BY due.target_turn, {due_order}) + COALESCE(o.leased, 0) AS org_turn \
                  FROM due LEFT JOIN org_flight o ON o.org_id = due.org_id WHERE due.target_turn <= {per_target}\
              )",
-            order_cols = order.split(',').map(|c| format!("d.{0} AS {0}", c.trim())).filter(|c| !c.starts_with("d.id ")).collect::<Vec<_>>().join(", "),
         )
+    }
+
+    /// The claimable condition over alias `d` at the instant bound as `$1`.
+    pub(crate) fn claimable_at_param(&self) -> String {
+        self.claimable.replace("{now}", "$1")
     }
 
     /// The query over [`ranked`](Self::ranked)'s `allowed` that picks at most `limit` rows in

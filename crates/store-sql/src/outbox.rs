@@ -55,6 +55,7 @@ const FAIR_ROWS: FairClaim = FairClaim {
     table: "outbox",
     target: "channel_id",
     joins: "",
+    open: "d.finished_at_us IS NULL",
     claimable: "d.finished_at_us IS NULL AND d.next_attempt_at_us <= {now} AND (d.lease_until_us IS NULL OR d.lease_until_us <= {now})",
     leased: "finished_at_us IS NULL AND lease_until_us > {now}",
     order: "next_attempt_at_us, id",
@@ -160,8 +161,9 @@ fn item_from_row(row: outbox::Model) -> Result<OutboxItem, StoreError> {
 
 impl SqlStore {
     /// The PostgreSQL claim, one statement (atomic without a transaction): chooses the rows
-    /// fairly, locks those still claimable (`FOR UPDATE SKIP LOCKED`: rows another claim holds
-    /// are skipped, never waited for), leases them (`attempt + 1`), moves their queued
+    /// fairly, locks those still claimable one by one through the primary key (`FOR UPDATE SKIP
+    /// LOCKED`: rows another claim holds are skipped, never waited for; by key, so the cost does
+    /// not depend on the plan PostgreSQL guesses for the backlog), leases them (`attempt + 1`), moves their queued
     /// messages to `sending`, and returns them in claim order. With nothing due (the idle
     /// case) it changes nothing and returns nothing.
     async fn claim_in_one_statement(
@@ -171,21 +173,27 @@ impl SqlStore {
         lease_until_us: i64,
         per_channel: u32,
     ) -> Result<Vec<OutboxItem>, ConversationError> {
-        let claimable = FAIR_ROWS.claimable.replace("{now}", &now_us.to_string());
+        // `$1` is the instant, `$2` the lease's end: the text is the same from claim to claim.
+        let claimable = FAIR_ROWS.claimable_at_param();
         let sql = format!(
-            "WITH {ranked}, chosen AS ({chosen}), \
-             locked AS (SELECT d.id, c.turn FROM outbox d JOIN chosen c ON c.id = d.id WHERE {claimable} FOR UPDATE OF d SKIP LOCKED), \
-             leased AS (UPDATE outbox SET lease_until_us = {lease_until_us}, attempt = outbox.attempt + 1 FROM locked \
+            "{ranked}, chosen AS ({chosen}), \
+             locked AS (SELECT d.id, c.turn FROM chosen c CROSS JOIN LATERAL \
+                        (SELECT d.id FROM outbox d WHERE d.id = c.id AND {claimable} FOR UPDATE SKIP LOCKED) d), \
+             leased AS (UPDATE outbox SET lease_until_us = $2, attempt = outbox.attempt + 1 FROM locked \
                         WHERE outbox.id = locked.id RETURNING outbox.*, locked.turn AS claim_turn), \
              sending AS (UPDATE messages SET delivery_state = '{sending}' \
                          WHERE id IN (SELECT message_id FROM leased) AND delivery_state = '{queued}') \
              SELECT * FROM leased ORDER BY claim_turn",
-            ranked = FAIR_ROWS.ranked(now_us, per_channel),
+            ranked = FAIR_ROWS.ranked(DbBackend::Postgres, per_channel),
             chosen = FAIR_ROWS.chosen(limit),
             sending = DeliveryState::Sending.as_str(),
             queued = DeliveryState::Queued.as_str(),
         );
-        let rows = self.db.query_all(Statement::from_string(DbBackend::Postgres, sql)).await.map_err(db("claiming outbox rows"))?;
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(DbBackend::Postgres, sql, [now_us.into(), lease_until_us.into()]))
+            .await
+            .map_err(db("claiming outbox rows"))?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let row = outbox::Model::from_query_result(&row, "").map_err(db("reading a claimed outbox row"))?;

@@ -1,14 +1,16 @@
 //! `DeliveryQueue` for [`SqlStore`]: the workers' side of webhooks. Fan-out expands outbox
 //! events into deliveries, workers claim due deliveries under a lease, record each attempt with
-//! what follows it, and disable endpoints; every method is one transaction.
+//! what follows it, and disable endpoints; every method commits all of its writes or none.
 //!
-//! - `fan_out` selects undispatched events in creation order (`FOR UPDATE SKIP LOCKED` on
-//!   PostgreSQL, so concurrent fan-outs take different events and never wait), reads the
-//!   enabled endpoints of their organizations, matches filters in Rust (`EventFilters::
-//!   matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`; an event
-//!   addressed to one endpoint, `endpoint_id`, matches that endpoint only), inserts one
-//!   delivery per match with `ON CONFLICT (event_id, endpoint_id) DO NOTHING` and marks the
-//!   events dispatched.
+//! - `fan_out` reads the oldest undispatched events with their organizations' enabled
+//!   endpoints in one statement (the idle case ends there), matches filters in Rust
+//!   (`EventFilters::matches_any`: exact equality or `starts_with` on the prefix, never `LIKE`;
+//!   an event addressed to one endpoint, `endpoint_id`, matches that endpoint only), then on
+//!   PostgreSQL writes in ONE more statement: the events still undispatched marked, the
+//!   deliveries inserted with `ON CONFLICT (event_id, endpoint_id) DO NOTHING`, so concurrent
+//!   fan-outs make each delivery once. SQLite (and a PostgreSQL batch of more deliveries than a
+//!   statement carries) does the same in one transaction that locks the events (`FOR UPDATE
+//!   SKIP LOCKED` on PostgreSQL).
 //! - `claim` chooses pending, due, unleased deliveries of enabled endpoints fairly (at most
 //!   `per_endpoint` leased per endpoint, endpoints and organizations taking turns, then oldest
 //!   due first and in event order: see `crate::fair`), locks them with `FOR UPDATE SKIP
@@ -36,6 +38,7 @@ use crate::convert::{corrupt, from_us_opt, to_us};
 use crate::entity::{webhook_attempts, webhook_deliveries, webhook_endpoints, webhook_events};
 use crate::error::{db, Failure};
 use crate::fair::FairClaim;
+use crate::group_commit::chained;
 use crate::webhooks::{
     attempt_row, event_type_from_column, fail_pending_deliveries, filters_from_column, new_delivery_row, DISABLED, ENABLED,
 };
@@ -47,7 +50,10 @@ use atlas_webhooks::{
     EndpointId, EventFilters, EventId, EventType, FanOutReport, WebhookError,
 };
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
+    QueryTrait, Statement,
+};
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -58,6 +64,7 @@ const FAIR_DELIVERIES: FairClaim = FairClaim {
     table: "webhook_deliveries",
     target: "endpoint_id",
     joins: "JOIN webhook_endpoints e ON e.id = d.endpoint_id",
+    open: "d.status = 'pending'",
     claimable: "d.status = 'pending' AND d.next_attempt_at_us <= {now} \
                 AND (d.lease_until_us IS NULL OR d.lease_until_us <= {now}) AND e.state = 'enabled'",
     leased: "status = 'pending' AND lease_until_us > {now}",
@@ -119,85 +126,277 @@ fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claime
     Ok(Claimed { attempt, schedule_attempt, first_attempt_at: first_attempt_at.unwrap_or(now), row })
 }
 
+impl SqlStore {
+    /// Fan-out as one transaction: locks the oldest undispatched events (`SKIP LOCKED` on
+    /// PostgreSQL, so concurrent fan-outs take different events and never wait) with their
+    /// organizations' enabled endpoints, inserts the deliveries and marks the events. SQLite's
+    /// way, and PostgreSQL's for a batch with more deliveries than one statement carries.
+    async fn fan_out_in_transaction(&self, now_us: i64, limit: u32) -> Result<FanOutReport, Failure> {
+        let txn = begin(&self.db).await?;
+        let waiting = waiting_events(&txn, limit, true).await?;
+        if waiting.is_empty() {
+            rollback(txn).await?;
+            return Ok(FanOutReport::default());
+        }
+        let deliveries = insert_deliveries(&txn, deliveries_of(&waiting, now_us)?).await?;
+        webhook_events::Entity::update_many()
+            .col_expr(webhook_events::Column::FannedOutAtUs, Expr::value(now_us))
+            .filter(webhook_events::Column::Id.is_in(waiting.iter().map(|event| event.id)))
+            .exec(&txn)
+            .await
+            .map_err(db("marking the events fanned out"))?;
+        commit(txn, "committing the fan-out").await?;
+        Ok(FanOutReport { events: count(waiting.len()), deliveries: count(deliveries), full: waiting.len() >= limit as usize })
+    }
+
+    /// The PostgreSQL claim, ONE statement (atomic without a transaction): chooses deliveries
+    /// fairly (`crate::fair`), locks those still claimable one by one through the primary key
+    /// (`FOR UPDATE SKIP LOCKED`: deliveries another claim holds are skipped, never waited
+    /// for), leases them, counts the attempt, stamps the first attempt of the current schedule,
+    /// and returns each with its endpoint's URL and sealed secrets and its event's payload, in
+    /// claim order. With nothing due (the idle case) it changes nothing and returns nothing.
+    async fn claim_deliveries_in_one_statement(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease: Duration,
+        per_endpoint: u32,
+    ) -> Result<Vec<DeliveryItem>, Failure> {
+        const CONTEXT: &str = "claiming deliveries";
+        let lease_until = now + lease;
+        // `$1` is the instant, `$2` the lease's end: the text is the same from claim to claim.
+        let sql = format!(
+            "{ranked}, chosen AS ({chosen}), \
+             locked AS (SELECT d.id, c.turn FROM chosen c CROSS JOIN LATERAL \
+                        (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                         WHERE d.id = c.id AND {claimable} FOR UPDATE OF d SKIP LOCKED) d), \
+             leased AS (UPDATE webhook_deliveries w SET lease_until_us = $2, attempt_count = w.attempt_count + 1, \
+                            first_attempt_at_us = CASE WHEN w.attempt_count = w.schedule_base THEN $1 ELSE w.first_attempt_at_us END \
+                        FROM locked WHERE w.id = locked.id RETURNING w.*, locked.turn AS claim_turn) \
+             SELECT leased.*, e.url AS endpoint_url, e.sealed_secrets AS endpoint_secrets, ev.payload AS event_payload \
+             FROM leased JOIN webhook_endpoints e ON e.id = leased.endpoint_id JOIN webhook_events ev ON ev.id = leased.event_id \
+             ORDER BY leased.claim_turn",
+            ranked = FAIR_DELIVERIES.ranked(DbBackend::Postgres, per_endpoint),
+            chosen = FAIR_DELIVERIES.chosen(limit),
+            claimable = FAIR_DELIVERIES.claimable_at_param(),
+        );
+        let rows = self
+            .db
+            .query_all(Statement::from_sql_and_values(DbBackend::Postgres, sql, [to_us(now).into(), to_us(lease_until).into()]))
+            .await
+            .map_err(db(CONTEXT))?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut leased = webhook_deliveries::Model::from_query_result(&row, "").map_err(db(CONTEXT))?;
+            // The row as it was before this claim counted its attempt (`claimed` counts it).
+            leased.attempt_count -= 1;
+            let url: String = row.try_get("", "endpoint_url").map_err(db(CONTEXT))?;
+            let sealed: Vec<u8> = row.try_get("", "endpoint_secrets").map_err(db(CONTEXT))?;
+            let payload: Vec<u8> = row.try_get("", "event_payload").map_err(db(CONTEXT))?;
+            items.extend(self.claimed_item(claimed(leased, now)?, &url, &sealed, payload, lease_until)?);
+        }
+        Ok(items)
+    }
+
+    /// The delivery item of `claim` (its endpoint's URL and sealed secrets, its event's
+    /// payload), leased until `lease_until`; `None` (logged) when the endpoint's secrets cannot
+    /// be opened (the secret key changed): the delivery stays leased until its lease ends.
+    fn claimed_item(
+        &self,
+        claim: Claimed,
+        url: &str,
+        sealed_secrets: &[u8],
+        payload: Vec<u8>,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<DeliveryItem>, Failure> {
+        const CONTEXT: &str = "claiming a delivery";
+        let row = &claim.row;
+        let secrets = match self.open_secrets(row.endpoint_id, sealed_secrets) {
+            Ok(secrets) => secrets,
+            Err(e) => {
+                tracing::error!(
+                    delivery_id = %DeliveryId::from_uuid(row.id),
+                    endpoint_id = %EndpointId::from_uuid(row.endpoint_id),
+                    error = %e,
+                    "the endpoint's secrets cannot be opened (was the secret key changed?): the delivery stays leased until its lease ends"
+                );
+                return Ok(None);
+            }
+        };
+        Ok(Some(DeliveryItem {
+            id: DeliveryId::from_uuid(row.id),
+            org_id: OrgId::from_uuid(row.org_id),
+            endpoint_id: EndpointId::from_uuid(row.endpoint_id),
+            url: url.to_owned(),
+            secrets,
+            event_id: EventId::from_uuid(row.event_id),
+            event_type: event_type_from_column(CONTEXT, &row.event_type)?,
+            payload,
+            attempt: claim.attempt,
+            schedule_attempt: claim.schedule_attempt,
+            first_attempt_at: claim.first_attempt_at,
+            lease_until,
+        }))
+    }
+}
+
+/// A count as the port reports it.
+fn count(n: impl TryInto<u32>) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+/// An undispatched event as fan-out reads it, with the enabled endpoints of its organization.
+struct Waiting {
+    id: Uuid,
+    org_id: Uuid,
+    event_type: String,
+    /// The endpoint an addressed event is for (`None`: every endpoint whose filters match).
+    addressee: Option<Uuid>,
+    /// The organization's enabled endpoints and their filters.
+    endpoints: Vec<(Uuid, EventFilters)>,
+}
+
+/// The oldest undispatched events (at most `limit`, in creation order), each with its
+/// organization's enabled endpoints, in ONE statement through `conn`. With `lock` (a
+/// transaction's read) the events are locked on PostgreSQL (`FOR UPDATE SKIP LOCKED`);
+/// without, the statement only reads.
+async fn waiting_events(conn: &impl ConnectionTrait, limit: u32, lock: bool) -> Result<Vec<Waiting>, Failure> {
+    const CONTEXT: &str = "reading the events to fan out";
+    let backend = conn.get_database_backend();
+    let lock = if lock && backend == DbBackend::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+    let sql = format!(
+        "SELECT ev.id AS id, ev.org_id AS org_id, ev.\"type\" AS event_type, ev.endpoint_id AS addressee, \
+                e.id AS endpoint_id, e.filters AS filters \
+         FROM (SELECT id, org_id, \"type\", endpoint_id FROM webhook_events WHERE fanned_out_at_us IS NULL ORDER BY id LIMIT $1{lock}) ev \
+         LEFT JOIN webhook_endpoints e ON e.org_id = ev.org_id AND e.state = '{ENABLED}' \
+         ORDER BY ev.id, e.id"
+    );
+    let rows = conn.query_all(Statement::from_sql_and_values(backend, sql, [i64::from(limit).into()])).await.map_err(db(CONTEXT))?;
+    let mut filters: HashMap<Uuid, EventFilters> = HashMap::new();
+    let mut waiting: Vec<Waiting> = Vec::new();
+    for row in rows {
+        let id: Uuid = row.try_get("", "id").map_err(db(CONTEXT))?;
+        if waiting.last().is_none_or(|last| last.id != id) {
+            waiting.push(Waiting {
+                id,
+                org_id: row.try_get("", "org_id").map_err(db(CONTEXT))?,
+                event_type: row.try_get("", "event_type").map_err(db(CONTEXT))?,
+                addressee: row.try_get("", "addressee").map_err(db(CONTEXT))?,
+                endpoints: Vec::new(),
+            });
+        }
+        let Some(endpoint_id) = row.try_get::<Option<Uuid>>("", "endpoint_id").map_err(db(CONTEXT))? else {
+            continue;
+        };
+        let endpoint_filters = match filters.get(&endpoint_id) {
+            Some(known) => known.clone(),
+            None => {
+                let text: String = row.try_get("", "filters").map_err(db(CONTEXT))?;
+                let parsed = filters_from_column(endpoint_id, &text)?;
+                filters.insert(endpoint_id, parsed.clone());
+                parsed
+            }
+        };
+        if let Some(event) = waiting.last_mut() {
+            event.endpoints.push((endpoint_id, endpoint_filters));
+        }
+    }
+    Ok(waiting)
+}
+
+/// The deliveries `waiting` makes, due at `now_us`: an addressed event's to its endpoint alone
+/// (while it is enabled and subscribes to the type), a broadcast's to every endpoint whose
+/// filters match (`EventFilters::matches_any`: equality, or a wildcard's prefix, never `LIKE`).
+/// An event whose stored type does not parse matches nothing (logged).
+fn deliveries_of(waiting: &[Waiting], now_us: i64) -> Result<Vec<webhook_deliveries::ActiveModel>, Failure> {
+    let mut rows = Vec::new();
+    for event in waiting {
+        let Ok(event_type) = EventType::parse(&event.event_type) else {
+            tracing::warn!(event_id = %EventId::from_uuid(event.id), event_type = %event.event_type, "an event of an unknown type matches no endpoint");
+            continue;
+        };
+        for (endpoint_id, filters) in &event.endpoints {
+            if event.addressee.is_none_or(|to| to == *endpoint_id) && filters.matches_any(&event_type) {
+                rows.push(new_delivery_row(
+                    DeliveryId::generate().as_uuid(),
+                    event.org_id,
+                    *endpoint_id,
+                    event.id,
+                    &event.event_type,
+                    now_us,
+                ));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The most deliveries one fan-out statement carries (PostgreSQL takes 65,535 parameters in a
+/// statement; a delivery binds 15).
+const DELIVERIES_PER_STATEMENT: usize = 4 * DELIVERIES_PER_INSERT;
+
+/// PostgreSQL's fan-out write, ONE statement (its own transaction): marks the events of
+/// `waiting` still undispatched as fanned out and inserts `rows`, skipping any (event,
+/// endpoint) that has its delivery already. Two processes that read the same events both send
+/// it: the second's marking waits for the first's commit and then finds the events dispatched,
+/// and the unique (event, endpoint) index turns its inserts into nothing, so every delivery is
+/// made once. The report counts the events this statement marked (`full` is the caller's).
+async fn dispatch_in_one_statement(
+    conn: &impl ConnectionTrait,
+    waiting: &[Waiting],
+    rows: Vec<webhook_deliveries::ActiveModel>,
+    now_us: i64,
+) -> Result<FanOutReport, Failure> {
+    const CONTEXT: &str = "fanning out the events";
+    let backend = DbBackend::Postgres;
+    let mark = Query::update()
+        .table(webhook_events::Entity)
+        .value(webhook_events::Column::FannedOutAtUs, now_us)
+        .and_where(webhook_events::Column::Id.is_in(waiting.iter().map(|event| event.id)))
+        .and_where(webhook_events::Column::FannedOutAtUs.is_null())
+        .returning_col(webhook_events::Column::Id)
+        .to_owned();
+    let mut statements = vec![backend.build(&mark)];
+    let mut rows = rows;
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(DELIVERIES_PER_INSERT));
+        let mut insert = webhook_deliveries::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([webhook_deliveries::Column::EventId, webhook_deliveries::Column::EndpointId]).do_nothing().to_owned(),
+            )
+            .into_query();
+        insert.returning_col(webhook_deliveries::Column::Id);
+        statements.push(backend.build(&insert));
+        rows = rest;
+    }
+    let made = (1..statements.len()).map(|i| format!("(SELECT COUNT(*) FROM w{i})")).collect::<Vec<_>>();
+    let made = if made.is_empty() { "0::bigint".to_owned() } else { made.join(" + ") };
+    statements.push(Statement::from_string(backend, format!("SELECT (SELECT COUNT(*) FROM w0) AS events, {made} AS deliveries")));
+    let row = conn.query_one(chained(statements)).await.map_err(db(CONTEXT))?;
+    let (events, deliveries) = match row {
+        Some(row) => (row.try_get::<i64>("", "events").map_err(db(CONTEXT))?, row.try_get::<i64>("", "deliveries").map_err(db(CONTEXT))?),
+        None => (0, 0),
+    };
+    Ok(FanOutReport { events: count(events), deliveries: count(deliveries), full: false })
+}
+
 #[async_trait]
 impl DeliveryQueue for SqlStore {
     async fn fan_out(&self, now: OffsetDateTime, limit: u32) -> Result<FanOutReport, WebhookError> {
         let now_us = to_us(now);
         // One statement, no transaction, when nothing waits (the idle case).
-        let waiting = webhook_events::Entity::find()
-            .select_only()
-            .column(webhook_events::Column::Id)
-            .filter(webhook_events::Column::FannedOutAtUs.is_null())
-            .into_tuple::<Uuid>()
-            .one(&self.db)
-            .await
-            .map_err(db("looking for events to fan out"))?;
-        if waiting.is_none() {
+        let waiting = waiting_events(&self.db, limit, false).await?;
+        if waiting.is_empty() {
             return Ok(FanOutReport::default());
         }
-        let txn = begin(&self.db).await?;
-        let mut query = webhook_events::Entity::find()
-            .select_only()
-            .column(webhook_events::Column::Id)
-            .column(webhook_events::Column::OrgId)
-            .column(webhook_events::Column::EventType)
-            .column(webhook_events::Column::EndpointId)
-            .filter(webhook_events::Column::FannedOutAtUs.is_null())
-            .order_by_asc(webhook_events::Column::Id)
-            .limit(u64::from(limit));
         if self.is_postgres() {
-            query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
-        }
-        let events = query.into_tuple::<(Uuid, Uuid, String, Option<Uuid>)>().all(&txn).await.map_err(db("claiming events to fan out"))?;
-        if events.is_empty() {
-            rollback(txn).await?;
-            return Ok(FanOutReport::default());
-        }
-        let mut orgs: Vec<Uuid> = events.iter().map(|(_, org_id, _, _)| *org_id).collect();
-        orgs.sort_unstable();
-        orgs.dedup();
-        let endpoints = webhook_endpoints::Entity::find()
-            .select_only()
-            .column(webhook_endpoints::Column::Id)
-            .column(webhook_endpoints::Column::OrgId)
-            .column(webhook_endpoints::Column::Filters)
-            .filter(webhook_endpoints::Column::OrgId.is_in(orgs))
-            .filter(webhook_endpoints::Column::State.eq(ENABLED))
-            .order_by_asc(webhook_endpoints::Column::Id)
-            .into_tuple::<(Uuid, Uuid, String)>()
-            .all(&txn)
-            .await
-            .map_err(db("reading the enabled endpoints"))?;
-        let mut by_org: HashMap<Uuid, Vec<(Uuid, EventFilters)>> = HashMap::new();
-        for (id, org_id, filters) in endpoints {
-            by_org.entry(org_id).or_default().push((id, filters_from_column(id, &filters)?));
-        }
-        let mut rows = Vec::new();
-        for (event_id, org_id, stored_type, addressee) in &events {
-            let Ok(event_type) = EventType::parse(stored_type) else {
-                tracing::warn!(event_id = %EventId::from_uuid(*event_id), event_type = %stored_type, "an event of an unknown type matches no endpoint");
-                continue;
-            };
-            for (endpoint_id, filters) in by_org.get(org_id).into_iter().flatten() {
-                // An addressed event goes to its endpoint alone; a broadcast to every match.
-                if addressee.is_none_or(|to| to == *endpoint_id) && filters.matches_any(&event_type) {
-                    rows.push(new_delivery_row(DeliveryId::generate().as_uuid(), *org_id, *endpoint_id, *event_id, stored_type, now_us));
-                }
+            let rows = deliveries_of(&waiting, now_us)?;
+            if rows.len() <= DELIVERIES_PER_STATEMENT {
+                let report = dispatch_in_one_statement(&self.db, &waiting, rows, now_us).await?;
+                return Ok(FanOutReport { full: waiting.len() >= limit as usize, ..report });
             }
         }
-        let deliveries = insert_deliveries(&txn, rows).await?;
-        let ids: Vec<Uuid> = events.iter().map(|(id, _, _, _)| *id).collect();
-        webhook_events::Entity::update_many()
-            .col_expr(webhook_events::Column::FannedOutAtUs, Expr::value(now_us))
-            .filter(webhook_events::Column::Id.is_in(ids))
-            .exec(&txn)
-            .await
-            .map_err(db("marking the events fanned out"))?;
-        commit(txn, "committing the fan-out").await?;
-        Ok(FanOutReport {
-            events: u32::try_from(events.len()).unwrap_or(u32::MAX),
-            deliveries: u32::try_from(deliveries).unwrap_or(u32::MAX),
-        })
+        Ok(self.fan_out_in_transaction(now_us, limit).await?)
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, WebhookError> {
@@ -219,8 +418,12 @@ impl DeliveryQueue for SqlStore {
 
     async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError> {
         let now_us = to_us(now);
-        // Chosen outside the transaction: with nothing due (the idle case) a claim is this one
-        // statement. The locking read below re-checks every condition.
+        if self.is_postgres() {
+            return Ok(self.claim_deliveries_in_one_statement(now, limit, lease, per_endpoint).await?);
+        }
+        // SQLite: chosen outside the transaction (with nothing due, the idle case, a claim is
+        // this one statement), then re-checked, leased and read in one; the one connection
+        // serialises claims.
         let chosen = FAIR_DELIVERIES.candidates(&self.db, now_us, limit, per_endpoint).await?;
         if chosen.is_empty() {
             return Ok(Vec::new());
@@ -300,36 +503,11 @@ impl DeliveryQueue for SqlStore {
             let endpoint = endpoints
                 .get(&row.endpoint_id)
                 .ok_or_else(|| corrupt(CONTEXT, format!("the endpoint of delivery {} is missing", row.id)))?;
-            let secrets = match self.open_secrets(endpoint.id, &endpoint.sealed_secrets) {
-                Ok(secrets) => secrets,
-                Err(e) => {
-                    tracing::error!(
-                        delivery_id = %DeliveryId::from_uuid(row.id),
-                        endpoint_id = %EndpointId::from_uuid(endpoint.id),
-                        error = %e,
-                        "the endpoint's secrets cannot be opened (was the secret key changed?): the delivery stays leased until its lease ends"
-                    );
-                    continue;
-                }
-            };
             let payload = payloads
                 .get(&row.event_id)
                 .cloned()
                 .ok_or_else(|| corrupt(CONTEXT, format!("the event of delivery {} is missing", row.id)))?;
-            items.push(DeliveryItem {
-                id: DeliveryId::from_uuid(row.id),
-                org_id: OrgId::from_uuid(row.org_id),
-                endpoint_id: EndpointId::from_uuid(row.endpoint_id),
-                url: endpoint.url.clone(),
-                secrets,
-                event_id: EventId::from_uuid(row.event_id),
-                event_type: event_type_from_column(CONTEXT, &row.event_type)?,
-                payload,
-                attempt: claim.attempt,
-                schedule_attempt: claim.schedule_attempt,
-                first_attempt_at: claim.first_attempt_at,
-                lease_until,
-            });
+            items.extend(self.claimed_item(claim, &endpoint.url, &endpoint.sealed_secrets, payload, lease_until)?);
         }
         commit(txn, "committing the claim").await?;
         Ok(items)
@@ -343,22 +521,31 @@ impl DeliveryQueue for SqlStore {
     ) -> Result<EndpointHealth, WebhookError> {
         let endpoint = endpoint_id.as_uuid();
         let delivery = attempt.delivery_id.as_uuid();
-        let txn = begin(&self.db).await?;
-        // The endpoint first: the lock order of every method that touches both.
-        let failing_since = self
-            .lock_endpoint(
-                webhook_endpoints::Entity::find()
-                    .select_only()
-                    .column(webhook_endpoints::Column::FailingSinceUs)
-                    .filter(webhook_endpoints::Column::Id.eq(endpoint)),
-            )
-            .into_tuple::<Option<i64>>()
-            .one(&txn)
-            .await
-            .map_err(db("reading the endpoint"))?;
-        let Some(failing_since) = failing_since else {
-            rollback(txn).await?;
-            return Err(WebhookError::NotFound);
+        // The endpoint first: the lock order of every method that touches both. A success at
+        // an endpoint without a failure streak (the common case) leaves the endpoint as it is,
+        // so it takes the endpoint's lock shared (`FOR SHARE` on PostgreSQL): the attempts in
+        // flight at one endpoint record side by side, and each still waits for, and holds off,
+        // whatever writes the endpoint (disabling it, a failure streak). Any other attempt, or
+        // a success that finds a streak to clear, locks the endpoint for its update.
+        let mut shared = attempt.outcome == AttemptOutcome::Succeeded;
+        let (txn, failing_since) = loop {
+            let txn = begin(&self.db).await?;
+            let query = webhook_endpoints::Entity::find()
+                .select_only()
+                .column(webhook_endpoints::Column::FailingSinceUs)
+                .filter(webhook_endpoints::Column::Id.eq(endpoint));
+            let query = if shared { self.lock_endpoint_shared(query) } else { self.lock_endpoint(query) };
+            let failing_since = query.into_tuple::<Option<i64>>().one(&txn).await.map_err(db("reading the endpoint"))?;
+            let Some(failing_since) = failing_since else {
+                rollback(txn).await?;
+                return Err(WebhookError::NotFound);
+            };
+            if shared && failing_since.is_some() {
+                rollback(txn).await?;
+                shared = false;
+                continue;
+            }
+            break (txn, failing_since);
         };
         let ended_us = to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)));
         let none = Option::<i64>::None;

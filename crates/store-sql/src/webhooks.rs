@@ -108,6 +108,16 @@ impl SqlStore {
             query
         }
     }
+
+    /// `query` (over the endpoint's row) taking the endpoint's lock shared on PostgreSQL
+    /// (`FOR SHARE`: shared with other holders of this lock, exclusive of [`lock_endpoint`]'s).
+    pub(crate) fn lock_endpoint_shared<E: EntityTrait>(&self, query: Select<E>) -> Select<E> {
+        if self.is_postgres() {
+            query.lock(LockType::Share)
+        } else {
+            query
+        }
+    }
 }
 
 // ---- rows ---------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use atlas_conversations::{
 use atlas_kernel::{Cursor, OrgId, Page, PageRequest, PhoneNumber};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus, RunStore};
 use atlas_scopes::{Actor, KeyId};
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
@@ -55,6 +55,7 @@ pub async fn suite(ports: &MessagingPorts) {
     a_batch_of_statuses_applies_as_one_by_one(ports).await;
     each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers(ports).await;
     a_claimed_row_is_not_claimed_again_until_its_lease_ends(ports).await;
+    claims_cap_each_channel_and_let_every_organization_take_a_turn(ports).await;
     the_next_due_instant_is_that_of_the_earliest_unfinished_row(ports).await;
     a_retry_with_a_stale_attempt_is_a_conflict(ports).await;
     complete_records_the_provider_id_and_a_repeated_complete_changes_nothing(ports).await;
@@ -947,6 +948,72 @@ pub async fn each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claime
     assert_eq!(distinct, expected, "every due row is claimed");
     assert!(claimed.iter().all(|item| item.attempt == 1), "each claim is the row's first attempt");
     assert_eq!(claim_own(ports, org_id, now).await, Vec::new(), "leased rows are not claimed again");
+}
+
+/// Fair claims: within an organization its channels take turns (every channel's first row
+/// before any channel's second), an organization with nothing in flight goes before one that
+/// holds rows already, however much older the busy one's backlog is, and a claim never leases
+/// more than `per_channel` rows of one channel at once (rows already leased count until their
+/// lease lapses).
+pub async fn claims_cap_each_channel_and_let_every_organization_take_a_turn(ports: &MessagingPorts) {
+    let busy = OrgId::generate();
+    let first = connect(ports, busy, "100200301", t0()).await;
+    let second = connect(ports, busy, "100200302", t0()).await;
+    let quiet = OrgId::generate();
+    let quiet_channel = connect(ports, quiet, "100200303", t0()).await;
+    // Six rows on the busy organization's first channel, then two on its second, then the
+    // quiet organization's one row, the newest of all.
+    let mut ids = BTreeMap::new();
+    for n in 0..6 {
+        let send = text_send(busy, first.id, &phone(300 + n), &format!("A{n}"), at(i64::from(n)));
+        ids.insert(send.outbox_id, format!("A{n}"));
+        enqueue(ports, &send).await;
+    }
+    for n in 0..2 {
+        let send = text_send(busy, second.id, &phone(310 + n), &format!("B{n}"), at(10 + i64::from(n)));
+        ids.insert(send.outbox_id, format!("B{n}"));
+        enqueue(ports, &send).await;
+    }
+    let send = text_send(quiet, quiet_channel.id, &phone(320), "Q0", at(20));
+    ids.insert(send.outbox_id, "Q0".to_owned());
+    enqueue(ports, &send).await;
+
+    // One row per claim, every lease held: oldest-first alone would hand out A0…A5 first.
+    let now = at(100);
+    let mut order = Vec::new();
+    loop {
+        let claimed = ports.outbox.claim(now, 1, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+        if claimed.is_empty() {
+            break;
+        }
+        order.extend(claimed.iter().filter_map(|item| ids.get(&item.id).cloned()));
+    }
+    assert_eq!(
+        order,
+        ["A0", "Q0", "B0", "A1", "B1", "A2", "A3", "A4", "A5"],
+        "the quiet organization's row waits for one busy row, and the busy organization's channels alternate"
+    );
+
+    // Every lease lapsed: with a cap of 2 per channel the busy organization gets two rows of
+    // each channel, then nothing until those leases lapse too.
+    let capped = |now: OffsetDateTime| async move {
+        let mut own = Vec::new();
+        loop {
+            let claimed = ports.outbox.claim(now, 1, LEASE, 2).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
+            if claimed.is_empty() {
+                return own;
+            }
+            own.extend(claimed.into_iter().filter(|item| item.org_id == busy).map(|item| item.channel_id));
+        }
+    };
+    let later = now + LEASE;
+    let mut per_channel = capped(later).await;
+    per_channel.sort();
+    let mut expected = vec![first.id, first.id, second.id, second.id];
+    expected.sort();
+    assert_eq!(per_channel, expected, "at most 2 rows of each channel are leased at once");
+    assert_eq!(capped(later + Duration::seconds(1)).await, Vec::new(), "with 2 leased, a channel gets nothing more");
+    assert_eq!(capped(later + LEASE).await.len(), 4, "once their leases lapse they count no more");
 }
 
 /// A claimed row is not handed out again while its lease runs; once it lapses the row is

@@ -193,6 +193,9 @@ pub struct FanOutReport {
     pub events: u32,
     /// Deliveries created.
     pub deliveries: u32,
+    /// Whether fan-out found as many waiting events as it was allowed to take, so more may be
+    /// waiting: the caller runs it again at once (otherwise it waits for news of new events).
+    pub full: bool,
 }
 
 /// What happens to a delivery after an attempt.

@@ -701,8 +701,10 @@ fn claims_use_the_configured_lease_and_fan_out_uses_the_clock() {
     q.expect_claim()
         .withf(|now, limit, lease, per_endpoint| *now == NOW && *limit == 10 && *lease == Duration::minutes(2) && *per_endpoint == 4)
         .returning(|_, _, _, _| Ok(Vec::new()));
-    q.expect_fan_out().withf(|now, limit| *now == NOW && *limit == 100).returning(|_, _| Ok(FanOutReport { events: 3, deliveries: 5 }));
+    q.expect_fan_out()
+        .withf(|now, limit| *now == NOW && *limit == 100)
+        .returning(|_, _| Ok(FanOutReport { events: 3, deliveries: 5, full: false }));
     let dispatcher = rig.dispatcher(q, MockWebhookSender::new(), MockResolver::new(), WebhookConfig::default());
     assert_eq!(block_on(dispatcher.claim(10)).unwrap(), Vec::new());
-    assert_eq!(block_on(dispatcher.fan_out(100)).unwrap(), FanOutReport { events: 3, deliveries: 5 });
+    assert_eq!(block_on(dispatcher.fan_out(100)).unwrap(), FanOutReport { events: 3, deliveries: 5, full: false });
 }

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Two builds of the server, measured in turns (A, B, A, B, …) on the same machine in the same
+# minutes, so that the noise of a shared two-core machine falls on both alike. Each turn starts
+# the build on a fresh PostgreSQL database (`sslmode=disable`) and measures:
+#   - sends: `POST /v1/atlas/messages` (a template send to a new number, a unique
+#     Idempotency-Key each), wrk with $CONNECTIONS connections for $SECONDS_EACH s, the
+#     pipeline running (default channel cap); accepted req/s and the CPU the server and
+#     PostgreSQL used (jiffies, 100 per second per core);
+#   - webhooks: one endpoint (`atlas.event.received`) at a local receiver, inbound events from
+#     $CONNECTIONS connections for 5 s, then drained; deliveries per second from the first
+#     event to the last delivery's `finished_at_us`.
+#
+#   bash benches/ab.sh /tmp/old/atlas-api target/release/atlas-api      # 2 rounds
+#   ROUNDS=3 SECONDS_EACH=30 bash benches/ab.sh A B
+#
+# Needs PostgreSQL on 127.0.0.1:5432 (trust auth; PG=… for another), psql, wrk, curl, and
+# target/release/receiver (`cargo build --release -p atlas-bench`); installs nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -eq 2 ] || { echo "usage: bash benches/ab.sh SERVER_A SERVER_B" >&2; exit 2; }
+for tool in wrk psql curl; do
+  command -v "$tool" >/dev/null || { echo "benches/ab.sh needs $tool (apt-get install -y $tool)" >&2; exit 2; }
+done
+[ -x target/release/receiver ] || { echo "benches/ab.sh needs target/release/receiver: cargo build --release -p atlas-bench" >&2; exit 2; }
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+SECS=${SECONDS_EACH:-20}
+CONNS=${CONNECTIONS:-32}
+ROUNDS=${ROUNDS:-2}
+PORT=18095
+RECV=127.0.0.1:18096
+export RUST_LOG=warn WRK_RUN=$$
+
+SERVER= RECEIVER= DB=
+stop() {
+  [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null || true
+  [ -n "$RECEIVER" ] && kill "$RECEIVER" 2>/dev/null && wait "$RECEIVER" 2>/dev/null || true
+  [ -n "$DB" ] && psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  SERVER= RECEIVER= DB=
+}
+trap stop EXIT
+
+# start BINARY: the server on a fresh database; sets SERVER, DB, KEY.
+start() {
+  DB=atlas_ab_$$_$RANDOM
+  psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
+  ATLAS_BIND=127.0.0.1:$PORT ATLAS_DATABASE_URL="$PG/$DB?sslmode=disable" ATLAS_SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
+    ATLAS_WEBHOOKS_ALLOW_PRIVATE=true ATLAS_RATE_LIMIT_READS=50000000/min ATLAS_RATE_LIMIT_WRITES=50000000/min \
+    ATLAS_RATE_LIMIT_MESSAGES=50000000/min "$1" >/tmp/atlas_ab_server.out 2>/tmp/atlas_ab_server.err &
+  SERVER=$!
+  for _ in $(seq 1 100); do grep -q "admin api key" /tmp/atlas_ab_server.out 2>/dev/null && break; sleep 0.2; done
+  KEY=$(awk '/admin api key/ {print $4}' /tmp/atlas_ab_server.out)
+  [ -n "$KEY" ] || { echo "the server did not start: $(cat /tmp/atlas_ab_server.err)" >&2; exit 1; }
+  sleep 1
+}
+
+postgres_jiffies() {
+  local total=0 pid
+  for pid in $(pgrep -x postgres); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+  echo "$total"
+}
+field() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<"$2" | head -n1; }
+
+sends() {
+  start "$1"
+  local s0 p0 line
+  s0=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  p0=$(postgres_jiffies)
+  line=$(ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=55 WRK_IDEMPOTENCY="ab-{n}" \
+    WRK_BODY='{"phone_number":"{phone}","template_id":"hello_world","category":"utility"}' \
+    wrk -t2 -c"$CONNS" -d"$SECS"s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/messages" | grep '^requests=')
+  echo "sends $(field ok_rps "$line") req/s, p99 $(field p99_ms "$line") ms, non-2xx $(field non2xx3xx "$line");" \
+    "cpu jiffies: server $(($(awk '{print $14 + $15}' "/proc/$SERVER/stat") - s0)), postgres $(($(postgres_jiffies) - p0))"
+  stop
+}
+
+webhooks() {
+  start "$1"
+  target/release/receiver "$RECV" >/tmp/atlas_ab_receiver.out &
+  RECEIVER=$!
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/webhooks" -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
+    -d "{\"url\":\"http://$RECV/hook/ab\",\"events\":[\"atlas.event.received\"]}"
+  local t0 line left
+  t0=$(($(date +%s%N) / 1000))
+  line=$(ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=66 \
+    WRK_BODY='{"customer":{"phone_number":"{phone}"},"event_type":"message.received","message":{"text":"hi"}}' \
+    wrk -t2 -c"$CONNS" -d5s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/events" | grep '^requests=')
+  for _ in $(seq 1 600); do
+    left=$(psql -qtAX "$PG/$DB" -c "SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') + (SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL)")
+    [ "$left" = 0 ] && break
+    sleep 0.5
+  done
+  echo "webhooks, 1 endpoint: $(field ok "$line") events; $(psql -qtAX "$PG/$DB" -c "SELECT count(*) || ' delivered, ' ||
+    round(count(*) * 1e6 / (max(finished_at_us) - $t0)) || ' per s' FROM webhook_deliveries WHERE status = 'succeeded'")"
+  stop
+}
+
+echo "== A = $1, B = $2; $ROUNDS rounds; sends ${SECS}s, $CONNS connections; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+  for side in A B; do
+    binary=$1
+    [ "$side" = B ] && binary=$2
+    echo "round $round $side: $(sends "$binary")"
+    echo "round $round $side: $(webhooks "$binary")"
+  done
+done
