@@ -67,22 +67,24 @@ impl FairClaim {
         per_target: u32,
     ) -> Result<Vec<Uuid>, Failure> {
         let backend = txn.get_database_backend();
-        let sql = format!("{} {}", self.ranked(backend, per_target), self.chosen(limit));
-        let rows =
-            txn.query_all(Statement::from_sql_and_values(backend, sql, [now_us.into()])).await.map_err(db("choosing the rows to claim"))?;
+        let sql = format!("{} {}", self.ranked(backend, now_us, per_target), self.chosen(limit));
+        let rows = txn.query_all(Statement::from_string(backend, sql)).await.map_err(db("choosing the rows to claim"))?;
         rows.iter().map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading a row to claim"))).collect()
     }
 
-    /// The `WITH` clause that ranks the claimable rows on `backend` at the instant bound as `$1`
-    /// (microseconds; a parameter, so the statement text stays the same from claim to claim
-    /// and PostgreSQL plans it once per connection): its last expression, `allowed`, has `id`,
-    /// the due order's columns and `org_turn`, for [`chosen`](Self::chosen) to pick from; a
-    /// claim may add its own expressions after it.
-    pub(crate) fn ranked(&self, backend: DbBackend, per_target: u32) -> String {
+    /// The `WITH` clause that ranks the claimable rows on `backend` at `now_us` (its last
+    /// expression, `allowed`, has `id`, the due order's columns and `org_turn`), for
+    /// [`chosen`](Self::chosen) to pick from; a claim may add its own expressions after it.
+    ///
+    /// The instant is written into the text, not bound: PostgreSQL then plans each claim for
+    /// the instant it asks about. With a bound instant, a connection's cached generic plan
+    /// (estimated without the value, and sometimes while the tables were nearly empty) read
+    /// whole backlogs again in some runs of the benchmark; planning costs about 1.5 ms.
+    pub(crate) fn ranked(&self, backend: DbBackend, now_us: i64, per_target: u32) -> String {
         let FairClaim { table, target, joins, open, leased, order, .. } = *self;
         debug_assert!(order.ends_with(", id"), "the due order ends with the primary key");
-        let claimable = self.claimable_at_param();
-        let leased = leased.replace("{now}", "$1");
+        let claimable = self.claimable_at(now_us);
+        let leased = leased.replace("{now}", &now_us.to_string());
         let qualified = |alias: &str| order.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ");
         let selected = |alias: &str| {
             order.split(',').map(str::trim).filter(|c| *c != "id").map(|c| format!("{alias}.{c} AS {c}")).collect::<Vec<_>>().join(", ")
@@ -139,9 +141,9 @@ impl FairClaim {
         )
     }
 
-    /// The claimable condition over alias `d` at the instant bound as `$1`.
-    pub(crate) fn claimable_at_param(&self) -> String {
-        self.claimable.replace("{now}", "$1")
+    /// The claimable condition over alias `d` at `now_us`.
+    pub(crate) fn claimable_at(&self, now_us: i64) -> String {
+        self.claimable.replace("{now}", &now_us.to_string())
     }
 
     /// The query over [`ranked`](Self::ranked)'s `allowed` that picks at most `limit` rows in

@@ -173,27 +173,22 @@ impl SqlStore {
         lease_until_us: i64,
         per_channel: u32,
     ) -> Result<Vec<OutboxItem>, ConversationError> {
-        // `$1` is the instant, `$2` the lease's end: the text is the same from claim to claim.
-        let claimable = FAIR_ROWS.claimable_at_param();
+        let claimable = FAIR_ROWS.claimable_at(now_us);
         let sql = format!(
             "{ranked}, chosen AS ({chosen}), \
              locked AS (SELECT d.id, c.turn FROM chosen c CROSS JOIN LATERAL \
                         (SELECT d.id FROM outbox d WHERE d.id = c.id AND {claimable} FOR UPDATE SKIP LOCKED) d), \
-             leased AS (UPDATE outbox SET lease_until_us = $2, attempt = outbox.attempt + 1 FROM locked \
+             leased AS (UPDATE outbox SET lease_until_us = {lease_until_us}, attempt = outbox.attempt + 1 FROM locked \
                         WHERE outbox.id = locked.id RETURNING outbox.*, locked.turn AS claim_turn), \
              sending AS (UPDATE messages SET delivery_state = '{sending}' \
                          WHERE id IN (SELECT message_id FROM leased) AND delivery_state = '{queued}') \
              SELECT * FROM leased ORDER BY claim_turn",
-            ranked = FAIR_ROWS.ranked(DbBackend::Postgres, per_channel),
+            ranked = FAIR_ROWS.ranked(DbBackend::Postgres, now_us, per_channel),
             chosen = FAIR_ROWS.chosen(limit),
             sending = DeliveryState::Sending.as_str(),
             queued = DeliveryState::Queued.as_str(),
         );
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(DbBackend::Postgres, sql, [now_us.into(), lease_until_us.into()]))
-            .await
-            .map_err(db("claiming outbox rows"))?;
+        let rows = self.db.query_all(Statement::from_string(DbBackend::Postgres, sql)).await.map_err(db("claiming outbox rows"))?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let row = outbox::Model::from_query_result(&row, "").map_err(db("reading a claimed outbox row"))?;

@@ -164,27 +164,23 @@ impl SqlStore {
     ) -> Result<Vec<DeliveryItem>, Failure> {
         const CONTEXT: &str = "claiming deliveries";
         let lease_until = now + lease;
-        // `$1` is the instant, `$2` the lease's end: the text is the same from claim to claim.
+        let (now_us, lease_until_us) = (to_us(now), to_us(lease_until));
         let sql = format!(
             "{ranked}, chosen AS ({chosen}), \
              locked AS (SELECT d.id, c.turn FROM chosen c CROSS JOIN LATERAL \
                         (SELECT d.id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
                          WHERE d.id = c.id AND {claimable} FOR UPDATE OF d SKIP LOCKED) d), \
-             leased AS (UPDATE webhook_deliveries w SET lease_until_us = $2, attempt_count = w.attempt_count + 1, \
-                            first_attempt_at_us = CASE WHEN w.attempt_count = w.schedule_base THEN $1 ELSE w.first_attempt_at_us END \
+             leased AS (UPDATE webhook_deliveries w SET lease_until_us = {lease_until_us}, attempt_count = w.attempt_count + 1, \
+                            first_attempt_at_us = CASE WHEN w.attempt_count = w.schedule_base THEN {now_us} ELSE w.first_attempt_at_us END \
                         FROM locked WHERE w.id = locked.id RETURNING w.*, locked.turn AS claim_turn) \
              SELECT leased.*, e.url AS endpoint_url, e.sealed_secrets AS endpoint_secrets, ev.payload AS event_payload \
              FROM leased JOIN webhook_endpoints e ON e.id = leased.endpoint_id JOIN webhook_events ev ON ev.id = leased.event_id \
              ORDER BY leased.claim_turn",
-            ranked = FAIR_DELIVERIES.ranked(DbBackend::Postgres, per_endpoint),
+            ranked = FAIR_DELIVERIES.ranked(DbBackend::Postgres, now_us, per_endpoint),
             chosen = FAIR_DELIVERIES.chosen(limit),
-            claimable = FAIR_DELIVERIES.claimable_at_param(),
+            claimable = FAIR_DELIVERIES.claimable_at(now_us),
         );
-        let rows = self
-            .db
-            .query_all(Statement::from_sql_and_values(DbBackend::Postgres, sql, [to_us(now).into(), to_us(lease_until).into()]))
-            .await
-            .map_err(db(CONTEXT))?;
+        let rows = self.db.query_all(Statement::from_string(DbBackend::Postgres, sql)).await.map_err(db(CONTEXT))?;
         let mut items = Vec::with_capacity(rows.len());
         for row in rows {
             let mut leased = webhook_deliveries::Model::from_query_result(&row, "").map_err(db(CONTEXT))?;
