@@ -51,8 +51,8 @@ use atlas_webhooks::{
 };
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
-    QueryTrait, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, Insert, QueryFilter,
+    QuerySelect, QueryTrait, Statement,
 };
 use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
@@ -87,20 +87,25 @@ async fn endpoint_exists(txn: &DatabaseTransaction, id: Uuid) -> Result<bool, Fa
     Ok(found.is_some())
 }
 
-/// Inserts `rows`, skipping any (event, endpoint) that already has its delivery; returns how
-/// many were inserted.
-async fn insert_deliveries(txn: &DatabaseTransaction, mut rows: Vec<webhook_deliveries::ActiveModel>) -> Result<u64, Failure> {
-    let mut inserted = 0;
+/// The inserts of `rows`, at most [`DELIVERIES_PER_INSERT`] each, every one skipping any
+/// (event, endpoint) that already has its delivery.
+fn delivery_inserts(mut rows: Vec<webhook_deliveries::ActiveModel>) -> Vec<Insert<webhook_deliveries::ActiveModel>> {
+    let mut inserts = Vec::new();
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(DELIVERIES_PER_INSERT));
-        inserted += webhook_deliveries::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([webhook_deliveries::Column::EventId, webhook_deliveries::Column::EndpointId]).do_nothing().to_owned(),
-            )
-            .exec_without_returning(txn)
-            .await
-            .map_err(db("inserting the deliveries"))?;
+        inserts.push(webhook_deliveries::Entity::insert_many(rows).on_conflict(
+            OnConflict::columns([webhook_deliveries::Column::EventId, webhook_deliveries::Column::EndpointId]).do_nothing().to_owned(),
+        ));
         rows = rest;
+    }
+    inserts
+}
+
+/// Inserts `rows` through `txn` ([`delivery_inserts`]); returns how many were inserted.
+async fn insert_deliveries(txn: &DatabaseTransaction, rows: Vec<webhook_deliveries::ActiveModel>) -> Result<u64, Failure> {
+    let mut inserted = 0;
+    for insert in delivery_inserts(rows) {
+        inserted += insert.exec_without_returning(txn).await.map_err(db("inserting the deliveries"))?;
     }
     Ok(inserted)
 }
@@ -353,17 +358,10 @@ async fn dispatch_in_one_statement(
         .returning_col(webhook_events::Column::Id)
         .to_owned();
     let mut statements = vec![backend.build(&mark)];
-    let mut rows = rows;
-    while !rows.is_empty() {
-        let rest = rows.split_off(rows.len().min(DELIVERIES_PER_INSERT));
-        let mut insert = webhook_deliveries::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([webhook_deliveries::Column::EventId, webhook_deliveries::Column::EndpointId]).do_nothing().to_owned(),
-            )
-            .into_query();
+    for insert in delivery_inserts(rows) {
+        let mut insert = insert.into_query();
         insert.returning_col(webhook_deliveries::Column::Id);
         statements.push(backend.build(&insert));
-        rows = rest;
     }
     let made = (1..statements.len()).map(|i| format!("(SELECT COUNT(*) FROM w{i})")).collect::<Vec<_>>();
     let made = if made.is_empty() { "0::bigint".to_owned() } else { made.join(" + ") };

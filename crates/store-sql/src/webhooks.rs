@@ -102,18 +102,19 @@ impl SqlStore {
     /// `query` locked `FOR NO KEY UPDATE` on PostgreSQL (SQLite's one connection already
     /// serialises): the lock every endpoint change takes before touching its deliveries.
     pub(crate) fn lock_endpoint<E: EntityTrait>(&self, query: Select<E>) -> Select<E> {
-        if self.is_postgres() {
-            query.lock(LockType::NoKeyUpdate)
-        } else {
-            query
-        }
+        self.lock_endpoint_as(query, LockType::NoKeyUpdate)
     }
 
     /// `query` (over the endpoint's row) taking the endpoint's lock shared on PostgreSQL
     /// (`FOR SHARE`: shared with other holders of this lock, exclusive of [`lock_endpoint`]'s).
     pub(crate) fn lock_endpoint_shared<E: EntityTrait>(&self, query: Select<E>) -> Select<E> {
+        self.lock_endpoint_as(query, LockType::Share)
+    }
+
+    /// `query` locked as `lock` on PostgreSQL; unchanged on SQLite (its one connection serialises).
+    fn lock_endpoint_as<E: EntityTrait>(&self, query: Select<E>, lock: LockType) -> Select<E> {
         if self.is_postgres() {
-            query.lock(LockType::Share)
+            query.lock(lock)
         } else {
             query
         }
