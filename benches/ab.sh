@@ -8,10 +8,16 @@
 #     PostgreSQL used (jiffies, 100 per second per core);
 #   - webhooks: one endpoint (`atlas.event.received`) at a local receiver, inbound events from
 #     $CONNECTIONS connections for 5 s, then drained; deliveries per second from the first
-#     event to the last delivery's `finished_at_us`.
+#     event to the last delivery's `finished_at_us`;
+#   - latency: one endpoint (`agent.message_delivery`) at the receiver, $LATENCY_SENDS text
+#     sends paced at 20/s (each to a number an inbound event opened), an idle server otherwise;
+#     p50 / p99 of each message's queue time → its `sent` delivery's arrival at the receiver,
+#     and of each step on the way (benches/latency_steps.sql).
 #
 #   bash benches/ab.sh /tmp/old/atlas-api target/release/atlas-api      # 2 rounds
 #   ROUNDS=3 SECONDS_EACH=30 bash benches/ab.sh A B
+#   STAGES=latency ROUNDS=3 bash benches/ab.sh A B                     # some of the stages
+#   B_ENV="ATLAS_SEND_BATCH_WINDOW_MS=2" bash benches/ab.sh S S         # one build, two settings
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth; PG=… for another), psql, wrk, curl, and
 # target/release/receiver (`cargo build --release -p atlas-bench`); installs nothing.
@@ -26,6 +32,8 @@ PG=${PG:-postgres://postgres@127.0.0.1:5432}
 SECS=${SECONDS_EACH:-20}
 CONNS=${CONNECTIONS:-32}
 ROUNDS=${ROUNDS:-2}
+LATENCY_SENDS=${LATENCY_SENDS:-200}
+STAGES=${STAGES:-sends webhooks latency}
 PORT=18095
 RECV=127.0.0.1:18096
 export RUST_LOG=warn WRK_RUN=$$
@@ -39,13 +47,13 @@ stop() {
 }
 trap stop EXIT
 
-# start BINARY: the server on a fresh database; sets SERVER, DB, KEY.
+# start BINARY: the server on a fresh database, with $SIDE_ENV's settings; sets SERVER, DB, KEY.
 start() {
   DB=atlas_ab_$$_$RANDOM
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
   ATLAS_BIND=127.0.0.1:$PORT ATLAS_DATABASE_URL="$PG/$DB?sslmode=disable" ATLAS_SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
     ATLAS_WEBHOOKS_ALLOW_PRIVATE=true ATLAS_RATE_LIMIT_READS=50000000/min ATLAS_RATE_LIMIT_WRITES=50000000/min \
-    ATLAS_RATE_LIMIT_MESSAGES=50000000/min "$1" >/tmp/atlas_ab_server.out 2>/tmp/atlas_ab_server.err &
+    ATLAS_RATE_LIMIT_MESSAGES=50000000/min env $SIDE_ENV "$1" >/tmp/atlas_ab_server.out 2>/tmp/atlas_ab_server.err &
   SERVER=$!
   for _ in $(seq 1 100); do grep -q "admin api key" /tmp/atlas_ab_server.out 2>/dev/null && break; sleep 0.2; done
   KEY=$(awk '/admin api key/ {print $4}' /tmp/atlas_ab_server.out)
@@ -94,12 +102,46 @@ webhooks() {
   stop
 }
 
-echo "== A = $1, B = $2; $ROUNDS rounds; sends ${SECS}s, $CONNS connections; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+latency() {
+  start "$1"
+  target/release/receiver "$RECV" >/tmp/atlas_ab_receiver.out &
+  RECEIVER=$!
+  local hook="http://$RECV/hook/latency" api=(-H "Authorization: Bearer $KEY" -H 'content-type: application/json')
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/webhooks" "${api[@]}" \
+    -d "{\"url\":\"$hook\",\"events\":[\"agent.message_delivery\"]}"
+  local i phone t0 due now samples=0
+  for i in $(seq 1 "$LATENCY_SENDS"); do
+    printf -v phone '+1555888%04d' "$i"
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/events" "${api[@]}" \
+      -d "{\"customer\":{\"phone_number\":\"$phone\"},\"event_type\":\"message.received\",\"message\":{\"text\":\"hi\"}}"
+  done
+  sleep 1
+  t0=$(($(date +%s%N) / 1000))
+  for i in $(seq 1 "$LATENCY_SENDS"); do
+    printf -v phone '+1555888%04d' "$i"
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/messages" "${api[@]}" -H "Idempotency-Key: ab-latency-$i" \
+      -d "{\"phone_number\":\"$phone\",\"text\":\"hello\"}"
+    due=$((t0 + i * 50000))
+    now=$(($(date +%s%N) / 1000))
+    [ "$now" -lt "$due" ] && sleep "$(awk -v d=$((due - now)) 'BEGIN { printf "%.3f", d / 1e6 }')"
+  done
+  for _ in $(seq 1 60); do
+    samples=$(curl -s "http://$RECV/stats" | sed -n 's/.*latency_samples=\([0-9]*\).*/\1/p')
+    [ "${samples:-0}" -ge "$LATENCY_SENDS" ] && break
+    sleep 0.5
+  done
+  local line
+  line=$(curl -s "http://$RECV/stats")
+  echo "latency p50 $(field latency_p50_ms " $line") ms, p99 $(field latency_p99_ms " $line") ms ($samples samples);" \
+    "steps p50 / p99: $(psql -qtAX "$PG/$DB" -v hook="$hook" -f benches/latency_steps.sql)"
+  stop
+}
+
+echo "== A = $1 ${A_ENV:-}, B = $2 ${B_ENV:-}; $ROUNDS rounds; sends ${SECS}s, $CONNS connections; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
   for side in A B; do
-    binary=$1
-    [ "$side" = B ] && binary=$2
-    echo "round $round $side: $(sends "$binary")"
-    echo "round $round $side: $(webhooks "$binary")"
+    binary=$1 SIDE_ENV=${A_ENV:-}
+    [ "$side" = B ] && binary=$2 SIDE_ENV=${B_ENV:-}
+    for stage in $STAGES; do echo "round $round $side: $($stage "$binary")"; done
   done
 done

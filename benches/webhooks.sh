@@ -198,24 +198,8 @@ echo "$WH_RECV_LINE (sends: $WH_SENT accepted, $WH_SEND_ERRORS refused, in ${WH_
 WH_LAT_P50=$(wh_field latency_p50_ms "$WH_RECV_LINE")
 WH_LAT_P99=$(wh_field latency_p99_ms "$WH_RECV_LINE")
 WH_LAT_N=$(wh_field latency_samples "$WH_RECV_LINE")
-# Where that time goes, from the rows (p50 / p99 of each step, ms): the message's queue time →
-# its `sent` event written (outbox worker) → the event fanned out into the delivery (webhook
-# worker) → the succeeded attempt's start → its answer.
-WH_LAT_STEPS=$(wh_sql "WITH s AS (
-    SELECT (extract(epoch FROM (convert_from(e.payload, 'UTF8')::jsonb->'data'->>'created_at')::timestamptz) * 1e6)::bigint AS queued_us,
-      e.occurred_at_us AS sent_us, d.created_at_us AS fanned_us, a.at_us AS attempt_us, a.latency_ms
-    FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-      JOIN webhook_attempts a ON a.delivery_id = d.id AND a.outcome = 'succeeded'
-    WHERE d.endpoint_id IN (SELECT id FROM webhook_endpoints WHERE url = '$WH_HOOK/latency/1')
-      AND convert_from(e.payload, 'UTF8')::jsonb->'data'->>'delivery_state' = 'sent')
-  SELECT 'queued -> sent event ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY sent_us - queued_us) / 1000)
-      || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY sent_us - queued_us) / 1000)
-    || ', -> fanned out ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY fanned_us - sent_us) / 1000)
-      || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY fanned_us - sent_us) / 1000)
-    || ', -> attempt ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY attempt_us - fanned_us) / 1000)
-      || ' / ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY attempt_us - fanned_us) / 1000)
-    || ', attempt ' || percentile_disc(0.5) WITHIN GROUP (ORDER BY latency_ms) || ' / ' || percentile_disc(0.99) WITHIN GROUP (ORDER BY latency_ms)
-  FROM s" || true)
+# Where that time goes, step by step, from the rows (benches/latency_steps.sql).
+WH_LAT_STEPS=$(psql -qtAX "$PG/$DB" -v hook="$WH_HOOK/latency/1" -f benches/latency_steps.sql || true)
 echo "steps, p50 / p99 ms: $WH_LAT_STEPS"
 
 echo

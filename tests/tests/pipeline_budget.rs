@@ -12,6 +12,9 @@
 //!
 //! The test prints the table and fails when a delivery or a receipt costs more than its budget
 //! (docs/architecture.md, "Statement budgets of the pipeline").
+//!
+//! A second test holds the webhook worker's records to theirs: succeeded attempts at a healthy
+//! endpoint are recorded together, in one transaction of a fixed number of statements.
 
 use atlas_e2e::pgproxy::{CountingProxy, Executed};
 use atlas_e2e::{Backend, Options, TestServer};
@@ -146,4 +149,34 @@ async fn a_delivered_message_and_its_receipts_stay_within_their_statement_budget
     assert!(delivery <= DELIVERY_BUDGET, "a delivery costs {delivery:.1} statements, budget {DELIVERY_BUDGET}");
     assert!(receipt <= RECEIPT_BUDGET, "a receipt costs {receipt:.1} statements, budget {RECEIPT_BUDGET}");
     server.stop().await;
+}
+
+/// Statements (BEGIN and COMMIT included) that recording a batch of succeeded attempts at
+/// healthy endpoints may take, however many attempts it holds.
+const RECORD_BATCH_BUDGET: usize = 5;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn succeeded_attempts_at_a_healthy_endpoint_are_recorded_in_one_transaction() {
+    let Some(url) = atlas_testkit::services::fresh_postgres_database().await else {
+        return;
+    };
+    let proxy = CountingProxy::start(CountingProxy::upstream_of(&url)).await;
+    let store = atlas_store_sql::SqlStore::connect(&proxy.url_for(&url)).await.expect("connecting through the proxy");
+    store.migrate().await.expect("migrating");
+    let ports = atlas_testkit::webhooks::WebhookPorts {
+        store: std::sync::Arc::new(store.clone()),
+        queue: std::sync::Arc::new(store.clone()),
+        runs: std::sync::Arc::new(store.clone()),
+    };
+    for n in [2, 40] {
+        let records = atlas_testkit::webhooks::claimed_successes(&ports, n).await;
+        let from = proxy.count();
+        let results = atlas_webhooks::DeliveryQueue::record_attempts(&store, &records).await;
+        let log = proxy.since(from);
+        assert!(results.iter().all(Result::is_ok), "every attempt recorded: {results:?}");
+        let units = units(&log);
+        eprintln!("{n} succeeded attempts recorded in {} statements, {} unit(s)", log.len(), units.len());
+        assert_eq!(units.len(), 1, "{n} attempts, one transaction: {:#?}", log.iter().map(|e| &e.sql).collect::<Vec<_>>());
+        assert!(log.len() <= RECORD_BATCH_BUDGET, "{n} attempts cost {} statements, budget {RECORD_BATCH_BUDGET}", log.len());
+    }
 }

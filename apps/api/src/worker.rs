@@ -1,7 +1,8 @@
 //! The background work of every server process: the outbox worker (claims due rows fairly
 //! with `FOR UPDATE SKIP LOCKED`, honours the per-channel throughput cap through the shared
 //! rate limiter, delivers through the provider, retries with backoff and jitter), the webhook
-//! worker (fans events out, claims deliveries fairly, attempts them), and the sandbox's status
+//! worker (fans events out, claims deliveries fairly, attempts them, records the attempts
+//! together: [`spawn_attempt_recorder`]), and the sandbox's status
 //! reporter (feeds `sent`, `delivered`, `read` through the domain's status path,
 //! `Messaging::apply_statuses`, the one Meta's webhook uses).
 //!
@@ -27,7 +28,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 /// Rows claimed at most by one claim.
@@ -386,6 +387,7 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
         }
     });
     let (claimer, prober, rescan) = (dispatcher.clone(), dispatcher.clone(), Arc::new(Notify::new()));
+    let recorder = spawn_attempt_recorder(dispatcher.clone());
     spawn_claiming_loop(
         WEBHOOK_IN_FLIGHT,
         claims_wake,
@@ -411,11 +413,21 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             }
         },
         move |item| {
-            let (dispatcher, rescan) = (dispatcher.clone(), rescan.clone());
+            let (dispatcher, rescan, recorder) = (dispatcher.clone(), rescan.clone(), recorder.clone());
             async move {
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
-                match dispatcher.deliver(&item, jitter).await {
-                    Ok(report) => {
+                let attempted = dispatcher.send_attempt(&item, jitter).await;
+                let (reply, report) = oneshot::channel();
+                // `None`: the recorder is gone (the worker is stopping).
+                let recorded = match recorder.send((attempted, reply)) {
+                    Ok(()) => report.await.ok(),
+                    Err(_) => None,
+                };
+                match recorded {
+                    None => {
+                        tracing::warn!(delivery = %item.id, "webhook attempt not recorded (the worker stopped); it returns after its lease");
+                    }
+                    Some(Ok(report)) => {
                         if let Some(reason) = report.disabled {
                             tracing::warn!(endpoint = %item.endpoint_id, ?reason, "webhook endpoint disabled");
                         }
@@ -423,7 +435,7 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                             rescan.notify_one();
                         }
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         tracing::warn!(delivery = %item.id, error = ?e, "webhook attempt not recorded; it returns after its lease");
                         rescan.notify_one();
                     }
@@ -431,6 +443,29 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             }
         },
     );
+}
+
+/// An attempt made, waiting for the recorder, and where its report goes.
+type Recording = (atlas_webhooks::Attempted, oneshot::Sender<Result<atlas_webhooks::DispatchReport, atlas_webhooks::WebhookServiceError>>);
+
+/// Records the webhook worker's attempts as they finish, together: each recording takes every
+/// attempt that finished while the one before was written (at most [`WEBHOOK_IN_FLIGHT`]), so
+/// an idle worker records an attempt at once and a busy one records many per transaction
+/// (`Dispatcher::record`). Each attempt's task waits for its own report, holding its slot until
+/// its attempt is recorded. Runs until every sender is gone.
+fn spawn_attempt_recorder(dispatcher: Arc<atlas_webhooks::Dispatcher>) -> mpsc::UnboundedSender<Recording> {
+    let (sender, mut attempts) = mpsc::unbounded_channel::<Recording>();
+    tokio::spawn(async move {
+        let mut batch = Vec::new();
+        while attempts.recv_many(&mut batch, WEBHOOK_IN_FLIGHT as usize).await > 0 {
+            let (attempted, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+            for (reply, report) in replies.into_iter().zip(dispatcher.record(attempted).await) {
+                // The attempt's task is gone only when the worker stopped: nothing waits.
+                let _ = reply.send(report);
+            }
+        }
+    });
+    sender
 }
 
 /// How long a status kept pending (its provider id never recorded by a send) is kept: Meta

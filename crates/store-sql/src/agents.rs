@@ -21,7 +21,7 @@ use atlas_conversations::ConversationId;
 use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
 use atlas_scopes::KeyId;
-use atlas_webhooks::{EndpointId, WebhookEndpoint};
+use atlas_webhooks::{EndpointId, EventType, WebhookEndpoint};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use uuid::Uuid;
@@ -508,25 +508,34 @@ impl AgentStore for SqlStore {
                 return Ok(0);
             }
         };
+        // Every event past the cursor moves it, but only inbound ones become jobs: the others'
+        // payloads (every delivery state of every message, under a send load) are not read.
+        let inbound = Expr::col(webhook_events::Column::EventType).eq(EventType::EVENT_RECEIVED.as_str());
         let events = webhook_events::Entity::find()
+            .select_only()
+            .column(webhook_events::Column::Id)
+            .column(webhook_events::Column::OrgId)
+            .expr(Expr::case(inbound, Expr::col(webhook_events::Column::Payload)).finally(Expr::val(Option::<Vec<u8>>::None)))
             .filter(webhook_events::Column::Id.gt(after))
             .order_by_asc(webhook_events::Column::Id)
             .limit(u64::from(limit))
+            .into_tuple::<(Uuid, Uuid, Option<Vec<u8>>)>()
             .all(&txn)
             .await
             .map_err(db("reading new events"))?;
-        let Some(last) = events.last().map(|e| e.id) else {
+        let Some(last) = events.last().map(|(id, _, _)| *id) else {
             rollback(txn).await?;
             return Ok(0);
         };
         let read = events.len();
         let mut jobs = Vec::new();
-        for event in events.into_iter().filter(|e| e.event_type == "atlas.event.received") {
-            let body: Value = serde_json::from_slice(&event.payload).unwrap_or(Value::Null);
+        for (id, org_id, payload) in events {
+            let Some(payload) = payload else { continue };
+            let body: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
             let data = body.get("data").cloned().unwrap_or(Value::Null);
             jobs.push(agent_jobs::ActiveModel {
-                id: Set(event.id),
-                org_id: Set(event.org_id),
+                id: Set(id),
+                org_id: Set(org_id),
                 payload: Set(to_json("writing an agent job", &data)?),
                 state: Set("queued".into()),
                 attempts: Set(0),

@@ -24,7 +24,9 @@
 //! - `record_attempt` locks the endpoint, then applies the outcome to the delivery only while
 //!   this worker's claim still holds (pending, `attempt_count` equal to the attempt's number,
 //!   leased), inserts the attempt (unique per delivery and number) and updates the endpoint's
-//!   `failing_since`.
+//!   `failing_since`. `record_attempts` writes the successes at endpoints without a failure
+//!   streak together (`record_successes`: one transaction, five statements however many) and
+//!   leaves every other attempt to `record_attempt`.
 //! - `disable_endpoint` disables an enabled endpoint (bumping its version) and fails its
 //!   pending deliveries.
 //! - Retention: `purge_finished` removes finished deliveries past retention with their
@@ -46,12 +48,12 @@ use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_kernel::OrgId;
 use atlas_webhooks::{
-    AfterAttempt, Attempt, AttemptOutcome, DeliveryId, DeliveryItem, DeliveryQueue, DeliveryStatus, DisabledReason, EndpointHealth,
-    EndpointId, EventFilters, EventId, EventType, FanOutReport, WebhookError,
+    AfterAttempt, Attempt, AttemptOutcome, AttemptRecord, DeliveryId, DeliveryItem, DeliveryQueue, DeliveryStatus, DisabledReason,
+    EndpointHealth, EndpointId, EventFilters, EventId, EventType, FanOutReport, WebhookError,
 };
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, Insert, QueryFilter,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, Insert, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, Statement,
 };
 use std::collections::HashMap;
@@ -132,6 +134,86 @@ fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claime
 }
 
 impl SqlStore {
+    /// Records the succeeded attempts `successes` (indices into `records`, each followed by
+    /// `Succeed`) in one transaction of four statements, however many they are: locks their
+    /// endpoints shared, in id order, keeping those without a failure streak; finishes, in one
+    /// `UPDATE … RETURNING`, the deliveries of those whose claim still holds (pending, leased,
+    /// `attempt_count` equal to the attempt's number, at that endpoint); inserts their attempts.
+    /// Returns the indices recorded. The others (a streak to clear, a reclaimed or unknown
+    /// delivery) are left to `record_attempt`, which reports each as it would alone; so is
+    /// every one of them when this fails (an attempt already recorded: nothing is kept).
+    async fn record_successes(&self, records: &[AttemptRecord], successes: &[usize]) -> Result<Vec<usize>, Failure> {
+        let mut endpoints: Vec<Uuid> = successes.iter().map(|&i| records[i].endpoint_id.as_uuid()).collect();
+        endpoints.sort_unstable();
+        endpoints.dedup();
+        let txn = begin(&self.db).await?;
+        let healthy: Vec<Uuid> = self
+            .lock_endpoint_shared(
+                webhook_endpoints::Entity::find()
+                    .select_only()
+                    .column(webhook_endpoints::Column::Id)
+                    .filter(webhook_endpoints::Column::Id.is_in(endpoints))
+                    .filter(webhook_endpoints::Column::FailingSinceUs.is_null())
+                    .order_by_asc(webhook_endpoints::Column::Id),
+            )
+            .into_tuple::<Uuid>()
+            .all(&txn)
+            .await
+            .map_err(db("reading the endpoints"))?;
+        let candidates: Vec<usize> =
+            successes.iter().copied().filter(|&i| healthy.binary_search(&records[i].endpoint_id.as_uuid()).is_ok()).collect();
+        if candidates.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
+        let mut claims = Condition::any();
+        let mut finished_at: Option<CaseStatement> = None;
+        for &i in &candidates {
+            let attempt = &records[i].attempt;
+            let delivery = attempt.delivery_id.as_uuid();
+            let ended_us = to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)));
+            claims = claims.add(
+                Condition::all()
+                    .add(webhook_deliveries::Column::Id.eq(delivery))
+                    .add(webhook_deliveries::Column::EndpointId.eq(records[i].endpoint_id.as_uuid()))
+                    .add(webhook_deliveries::Column::AttemptCount.eq(i32::try_from(attempt.number).unwrap_or(-1))),
+            );
+            let this = webhook_deliveries::Column::Id.eq(delivery);
+            finished_at = Some(match finished_at {
+                None => Expr::case(this, ended_us),
+                Some(cases) => cases.case(this, ended_us),
+            });
+        }
+        let none = Option::<i64>::None;
+        let mut finish = webhook_deliveries::Entity::update_many()
+            .col_expr(webhook_deliveries::Column::LeaseUntilUs, Expr::value(none))
+            .col_expr(webhook_deliveries::Column::Status, Expr::value(DeliveryStatus::Succeeded.as_str()))
+            .col_expr(webhook_deliveries::Column::NextAttemptAtUs, Expr::value(none))
+            .col_expr(webhook_deliveries::Column::FinishedAtUs, finished_at.map_or_else(|| Expr::value(none), Into::into))
+            .filter(webhook_deliveries::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(webhook_deliveries::Column::LeaseUntilUs.is_not_null())
+            .filter(claims)
+            .into_query();
+        finish.returning_col(webhook_deliveries::Column::Id);
+        let finished = txn.query_all(txn.get_database_backend().build(&finish)).await.map_err(db("finishing the deliveries"))?;
+        let finished: std::collections::HashSet<Uuid> = finished
+            .iter()
+            .map(|row| row.try_get_by_index::<Uuid>(0))
+            .collect::<Result<_, _>>()
+            .map_err(db("reading the finished deliveries"))?;
+
+        let recorded: Vec<usize> =
+            candidates.into_iter().filter(|&i| finished.contains(&records[i].attempt.delivery_id.as_uuid())).collect();
+        if !recorded.is_empty() {
+            webhook_attempts::Entity::insert_many(recorded.iter().map(|&i| attempt_row(&records[i].attempt)))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db("recording the attempts"))?;
+        }
+        commit(txn, "committing the attempts").await?;
+        Ok(recorded)
+    }
+
     /// Fan-out as one transaction: locks the oldest undispatched events (`SKIP LOCKED` on
     /// PostgreSQL, so concurrent fan-outs take different events and never wait) with their
     /// organizations' enabled endpoints, inserts the deliveries and marks the events. SQLite's
@@ -619,6 +701,36 @@ impl DeliveryQueue for SqlStore {
         };
         commit(txn, "committing the attempt").await?;
         Ok(EndpointHealth { failing_since: from_us_opt(failing_since)? })
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Vec<Result<EndpointHealth, WebhookError>> {
+        // Successes at endpoints without a failure streak (nearly every attempt under load)
+        // together, in one transaction; every other attempt (and any success the batch left
+        // out) one by one, as `record_attempt` records it alone.
+        let successes: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.attempt.outcome == AttemptOutcome::Succeeded && r.next == AfterAttempt::Succeed)
+            .map(|(i, _)| i)
+            .collect();
+        let mut together = vec![false; records.len()];
+        if successes.len() > 1 {
+            match self.record_successes(records, &successes).await {
+                Ok(recorded) => recorded.into_iter().for_each(|i| together[i] = true),
+                Err(e) => {
+                    tracing::warn!(error = ?e, attempts = successes.len(), "recording attempts together failed; recording them one by one")
+                }
+            }
+        }
+        let mut results = Vec::with_capacity(records.len());
+        for (record, recorded) in records.iter().zip(together) {
+            results.push(if recorded {
+                Ok(EndpointHealth { failing_since: None })
+            } else {
+                self.record_attempt(record.endpoint_id, &record.attempt, &record.next).await
+            });
+        }
+        results
     }
 
     async fn disable_endpoint(&self, endpoint_id: EndpointId, reason: DisabledReason, at: OffsetDateTime) -> Result<bool, WebhookError> {

@@ -239,6 +239,7 @@ macro_rules! backend_tests {
                 a_claimed_delivery_is_handed_out_again_only_after_its_lease,
                 record_attempt_retries_succeeds_and_gives_up_and_tracks_the_endpoint_health,
                 a_stale_worker_is_refused_and_changes_nothing,
+                attempts_recorded_together_are_each_recorded_as_alone,
                 deliveries_list_newest_first_with_filters_cursors_and_their_attempts,
                 a_replay_puts_a_finished_delivery_on_a_new_schedule_under_the_same_id,
                 disabling_an_endpoint_fails_its_pending_deliveries_and_stops_its_fan_out,

@@ -19,9 +19,9 @@ use atlas_kernel::{Cursor, OrgId, Page, PageRequest};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus, RunStore};
 use atlas_scopes::{Actor, KeyId};
 use atlas_webhooks::{
-    validate_url, AfterAttempt, Attempt, AttemptError, AttemptId, AttemptOutcome, Delivery, DeliveryFilter, DeliveryId, DeliveryItem,
-    DeliveryQueue, DeliveryStatus, DisabledReason, EndpointId, EndpointPatch, EndpointState, Event, EventFilters, EventId, EventType,
-    NewDelivery, ResponseExcerpt, RetiringSecret, SecretRotation, WebhookEndpoint, WebhookError, WebhookSecret, WebhookStore,
+    validate_url, AfterAttempt, Attempt, AttemptError, AttemptId, AttemptOutcome, AttemptRecord, Delivery, DeliveryFilter, DeliveryId,
+    DeliveryItem, DeliveryQueue, DeliveryStatus, DisabledReason, EndpointId, EndpointPatch, EndpointState, Event, EventFilters, EventId,
+    EventType, NewDelivery, ResponseExcerpt, RetiringSecret, SecretRotation, WebhookEndpoint, WebhookError, WebhookSecret, WebhookStore,
     SECRET_OVERLAP,
 };
 use std::collections::BTreeSet;
@@ -52,6 +52,7 @@ pub async fn suite(ports: &WebhookPorts) {
     a_claimed_delivery_is_handed_out_again_only_after_its_lease(ports).await;
     record_attempt_retries_succeeds_and_gives_up_and_tracks_the_endpoint_health(ports).await;
     a_stale_worker_is_refused_and_changes_nothing(ports).await;
+    attempts_recorded_together_are_each_recorded_as_alone(ports).await;
     deliveries_list_newest_first_with_filters_cursors_and_their_attempts(ports).await;
     a_replay_puts_a_finished_delivery_on_a_new_schedule_under_the_same_id(ports).await;
     disabling_an_endpoint_fails_its_pending_deliveries_and_stops_its_fan_out(ports).await;
@@ -724,6 +725,100 @@ pub async fn a_stale_worker_is_refused_and_changes_nothing(ports: &WebhookPorts)
     let other = ports.queue.record_attempt(EndpointId::generate(), &attempt(&last, at(102), 200), &AfterAttempt::Succeed).await;
     assert!(matches!(other, Err(WebhookError::NotFound)), "an unknown endpoint: {other:?}");
     assert_eq!(delivery(ports, &endpoint, last.id).await.attempts.len(), 2, "only the two live attempts were recorded");
+}
+
+/// `record_attempts` records each attempt exactly as `record_attempt` would have, in order:
+/// successes at a healthy endpoint finish their deliveries (a store may write them together),
+/// a success at a failing endpoint clears its streak, a failure starts one, a stale worker's
+/// attempt is refused and an unknown delivery is `NotFound`, each without disturbing the
+/// others; a delivery in flight and not in the call is left as it was.
+pub async fn attempts_recorded_together_are_each_recorded_as_alone(ports: &WebhookPorts) {
+    let org_id = OrgId::generate();
+    let (healthy, failing) = (endpoint(ports, org_id, &["incident.*"]).await, endpoint(ports, org_id, &["incident.*"]).await);
+    let events: Vec<Event> = (1..=3).map(|i| event(org_id, "incident.created", &format!("INC-0000000{i}"), 1)).collect();
+    commit_events(ports, org_id, &events).await;
+    fan_out_all(ports, t0()).await;
+    let find = |items: &[DeliveryItem], endpoint: &WebhookEndpoint, event: &Event| -> DeliveryItem {
+        items.iter().find(|i| i.endpoint_id == endpoint.id && i.event_id == event.id).cloned().expect("a claimed delivery")
+    };
+    let first = claim_own(ports, org_id, at(10)).await;
+    assert_eq!(first.len(), 6);
+    let stale = find(&first, &healthy, &events[1]);
+    let streak = find(&first, &failing, &events[1]);
+    record(ports, &streak, &attempt(&streak, at(10), 500), &AfterAttempt::Retry { at: at(500) }).await;
+    // The first claims lapse; the deliveries not retried are claimed again.
+    let second = claim_own(ports, org_id, at(70)).await;
+    assert_eq!(second.len(), 5);
+    let (done, retried, later) =
+        (find(&second, &healthy, &events[0]), find(&second, &healthy, &events[1]), find(&second, &healthy, &events[2]));
+    let (cured, untouched) = (find(&second, &failing, &events[0]), find(&second, &failing, &events[2]));
+    let mut unknown = attempt(&done, at(70), 200);
+    unknown.delivery_id = DeliveryId::generate();
+    let records = [
+        (&done, attempt(&done, at(70), 200), AfterAttempt::Succeed),
+        (&stale, attempt(&stale, at(72), 200), AfterAttempt::Succeed),
+        (&cured, attempt(&cured, at(70), 204), AfterAttempt::Succeed),
+        (&later, attempt(&later, at(70), 200), AfterAttempt::Succeed),
+        (&retried, attempt(&retried, at(71), 503), AfterAttempt::Retry { at: at(300) }),
+        (&done, unknown, AfterAttempt::Succeed),
+    ]
+    .map(|(item, attempt, next)| AttemptRecord { endpoint_id: item.endpoint_id, attempt, next });
+
+    let results = ports.queue.record_attempts(&records).await;
+
+    let healths: Vec<Result<Option<OffsetDateTime>, String>> =
+        results.iter().map(|r| r.as_ref().map(|h| h.failing_since).map_err(|e| format!("{e:?}"))).collect();
+    assert_eq!(
+        healths,
+        vec![
+            Ok(None),
+            Err(format!("{:?}", WebhookError::Conflict("delivery_reclaimed"))),
+            Ok(None),
+            Ok(None),
+            Ok(Some(at(71))),
+            Err(format!("{:?}", WebhookError::NotFound)),
+        ],
+        "one result per record, in order, as each would have been recorded alone"
+    );
+    for (item, attempt) in [(&done, &records[0].attempt), (&later, &records[3].attempt), (&cured, &records[2].attempt)] {
+        let finished = delivery(ports, &stored(ports, org_id, item.endpoint_id).await, item.id).await;
+        assert_eq!(
+            (finished.status, finished.finished_at, finished.next_attempt_at, finished.attempts.first()),
+            (DeliveryStatus::Succeeded, Some(ended(attempt.at)), None, Some(attempt)),
+            "a success finishes its delivery at the attempt's end, the attempt recorded"
+        );
+    }
+    let pending = delivery(ports, &healthy, retried.id).await;
+    assert_eq!(
+        (pending.status, pending.attempt_count, pending.next_attempt_at, pending.attempts),
+        (DeliveryStatus::Pending, 2, Some(at(300)), vec![records[4].attempt.clone()]),
+        "the retried delivery waits, with only its current attempt: the stale worker's was refused"
+    );
+    assert_eq!(stored(ports, org_id, healthy.id).await.failing_since, Some(at(71)), "the failure starts the streak");
+    assert_eq!(stored(ports, org_id, failing.id).await.failing_since, None, "the success cleared the other endpoint's streak");
+    let in_flight = delivery(ports, &failing, untouched.id).await;
+    assert_eq!(
+        (in_flight.status, in_flight.attempt_count, in_flight.attempts.len()),
+        (DeliveryStatus::Pending, 2, 0),
+        "a delivery not in the call is left in flight"
+    );
+    assert_eq!(ports.queue.record_attempts(&[]).await.len(), 0, "nothing to record records nothing");
+}
+
+/// For statement budgets: `n` deliveries of a new organization's one endpoint, fanned out and
+/// claimed, each with a succeeded attempt ready to record (`record_attempts`).
+pub async fn claimed_successes(ports: &WebhookPorts, n: usize) -> Vec<AttemptRecord> {
+    let org_id = OrgId::generate();
+    let endpoint = endpoint(ports, org_id, &["incident.*"]).await;
+    let events: Vec<Event> = (0..n).map(|i| event(org_id, "incident.created", &format!("INC-{i:08}"), 1)).collect();
+    commit_events(ports, org_id, &events).await;
+    fan_out_all(ports, t0()).await;
+    let items = claim_own(ports, org_id, at(10)).await;
+    assert_eq!(items.len(), n, "every delivery claimed");
+    items
+        .iter()
+        .map(|item| AttemptRecord { endpoint_id: endpoint.id, attempt: attempt(item, at(10), 200), next: AfterAttempt::Succeed })
+        .collect()
 }
 
 // ---- lists, replays, tests ----------------------------------------------------------------

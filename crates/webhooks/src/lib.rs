@@ -28,14 +28,14 @@ pub use event::{
     MAX_SEGMENT_LEN,
 };
 pub use ports::{
-    AfterAttempt, DeliveryFilter, DeliveryItem, DeliveryQueue, EndpointHealth, FanOutReport, Journal, NewDelivery, ResolveError, Resolver,
-    Response, SendError, SendErrorKind, WebhookError, WebhookSender, WebhookStore,
+    AfterAttempt, AttemptRecord, DeliveryFilter, DeliveryItem, DeliveryQueue, EndpointHealth, FanOutReport, Journal, NewDelivery,
+    ResolveError, Resolver, Response, SendError, SendErrorKind, WebhookError, WebhookSender, WebhookStore,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockDeliveryQueue, MockResolver, MockWebhookSender, MockWebhookStore};
 pub use schedule::{next_attempt, RetrySchedule};
 pub use service::{
-    CreateEndpoint, CreatedEndpoint, DispatchReport, Dispatcher, RotatedSecret, TestQueued, UpdateEndpoint, WebhookConfig,
+    Attempted, CreateEndpoint, CreatedEndpoint, DispatchReport, Dispatcher, RotatedSecret, TestQueued, UpdateEndpoint, WebhookConfig,
     WebhookServiceError, Webhooks,
 };
 pub use signing::{verify, verify_atlas_signature, SecretError, StandardHeaders, VerifyError, WebhookSecret};

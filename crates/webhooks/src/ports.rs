@@ -210,6 +210,15 @@ pub enum AfterAttempt {
     GiveUp { error: AttemptError },
 }
 
+/// One attempt to record, with what follows it (see [`DeliveryQueue::record_attempts`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// The endpoint of the attempt's delivery.
+    pub endpoint_id: EndpointId,
+    pub attempt: Attempt,
+    pub next: AfterAttempt,
+}
+
 /// An endpoint's health after an attempt was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EndpointHealth {
@@ -283,6 +292,19 @@ pub trait DeliveryQueue: Send + Sync + fmt::Debug {
     /// finished or was claimed again (a stale worker changes nothing); `Store`.
     async fn record_attempt(&self, endpoint_id: EndpointId, attempt: &Attempt, next: &AfterAttempt)
         -> Result<EndpointHealth, WebhookError>;
+
+    /// Records many attempts, each exactly as [`record_attempt`](Self::record_attempt) would:
+    /// one result per record, in order, and one record's refusal (a reclaimed delivery)
+    /// leaves the others recorded. A store may write several in one transaction (successes
+    /// at endpoints without a failure streak, the common case under load); each record is
+    /// still all or nothing. The default records them one by one.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Vec<Result<EndpointHealth, WebhookError>> {
+        let mut results = Vec::with_capacity(records.len());
+        for record in records {
+            results.push(self.record_attempt(record.endpoint_id, &record.attempt, &record.next).await);
+        }
+        results
+    }
 
     /// Disables an endpoint for `reason` at `at` (bumping its version), and fails its pending
     /// deliveries (`endpoint_disabled`), in one transaction. Returns whether it was enabled;

@@ -11,8 +11,8 @@ use crate::delivery::{Attempt, AttemptError, AttemptId, AttemptOutcome, Delivery
 use crate::endpoint::{failing_too_long, DisabledReason, EndpointId, EndpointPatch, WebhookEndpoint, MAX_DESCRIPTION_CHARS};
 use crate::event::{Event, EventFilters, EventId, EventType};
 use crate::ports::{
-    AfterAttempt, DeliveryFilter, DeliveryItem, DeliveryQueue, FanOutReport, Journal, NewDelivery, Resolver, Response, SendErrorKind,
-    WebhookError, WebhookSender, WebhookStore,
+    AfterAttempt, AttemptRecord, DeliveryFilter, DeliveryItem, DeliveryQueue, EndpointHealth, FanOutReport, Journal, NewDelivery, Resolver,
+    Response, SendErrorKind, WebhookError, WebhookSender, WebhookStore,
 };
 use crate::schedule::RetrySchedule;
 use crate::signing::{sign, SecretError, WebhookSecret};
@@ -442,6 +442,29 @@ pub struct DispatchReport {
     pub disabled: Option<DisabledReason>,
 }
 
+/// An attempt made and not yet recorded: what [`Dispatcher::send_attempt`] returns and
+/// [`Dispatcher::record`] records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempted {
+    /// The attempt and what follows it, as the queue records them.
+    pub record: AttemptRecord,
+    /// When the attempt ended, by the clock.
+    ended: OffsetDateTime,
+    /// Whether, once recorded, the attempt disables its endpoint.
+    disables: Disables,
+}
+
+/// When a recorded attempt disables its endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disables {
+    /// A success: never.
+    Never,
+    /// A `410 Gone`: always.
+    Gone,
+    /// Any other failure: when the endpoint has failed for 24 hours in a row.
+    AfterADayOfFailures,
+}
+
 /// A failed attempt before any answer: its error, and whether retrying could help.
 struct Failure {
     error: AttemptError,
@@ -528,6 +551,15 @@ impl Dispatcher {
     /// `Conflict` when the delivery changed under this worker (its lease lapsed and another
     /// worker claimed it: nothing was recorded); `Store` when the store fails.
     pub async fn deliver(&self, item: &DeliveryItem, jitter: f64) -> Result<DispatchReport, WebhookServiceError> {
+        let attempted = self.send_attempt(item, jitter).await;
+        let record = &attempted.record;
+        let health = self.queue.record_attempt(record.endpoint_id, &record.attempt, &record.next).await?;
+        self.conclude(attempted, health).await
+    }
+
+    /// Steps 1 to 3 of [`deliver`](Self::deliver): the attempt made, with what follows it,
+    /// not yet recorded. [`record`](Self::record) records many such attempts together.
+    pub async fn send_attempt(&self, item: &DeliveryItem, jitter: f64) -> Attempted {
         let started = self.clock.now();
         let result = self.attempt(item, started).await;
         let ended = self.clock.now();
@@ -567,15 +599,42 @@ impl Dispatcher {
             response_excerpt,
             error: failure.as_ref().map(|f| f.error.clone()),
         };
-        let health = self.queue.record_attempt(item.endpoint_id, &attempt, &next).await?;
-        let reason = match (&failure, status_code) {
-            (Some(_), Some(410)) => Some(DisabledReason::Gone),
-            (Some(_), _) if failing_too_long(health.failing_since, ended) => Some(DisabledReason::FailingFor24h),
+        let disables = match (&failure, status_code) {
+            (Some(_), Some(410)) => Disables::Gone,
+            (Some(_), _) => Disables::AfterADayOfFailures,
+            (None, _) => Disables::Never,
+        };
+        Attempted { record: AttemptRecord { endpoint_id: item.endpoint_id, attempt, next }, ended, disables }
+    }
+
+    /// Step 4 and 5 of [`deliver`](Self::deliver) for many attempts: records them together
+    /// (`DeliveryQueue::record_attempts`), then disables the endpoints they condemn. One
+    /// result per attempt, in order; each is what `deliver` would have returned.
+    pub async fn record(&self, attempted: Vec<Attempted>) -> Vec<Result<DispatchReport, WebhookServiceError>> {
+        let records: Vec<AttemptRecord> = attempted.iter().map(|a| a.record.clone()).collect();
+        let healths = self.queue.record_attempts(&records).await;
+        let mut reports = Vec::with_capacity(attempted.len());
+        for (attempted, health) in attempted.into_iter().zip(healths) {
+            reports.push(match health {
+                Ok(health) => self.conclude(attempted, health).await,
+                Err(e) => Err(e.into()),
+            });
+        }
+        reports
+    }
+
+    /// Step 5: disables the endpoint when the recorded attempt condemns it (a 410, or a
+    /// failure that makes 24 hours of failures in a row).
+    async fn conclude(&self, attempted: Attempted, health: EndpointHealth) -> Result<DispatchReport, WebhookServiceError> {
+        let Attempted { record: AttemptRecord { endpoint_id, attempt, next }, ended, disables } = attempted;
+        let reason = match disables {
+            Disables::Gone => Some(DisabledReason::Gone),
+            Disables::AfterADayOfFailures if failing_too_long(health.failing_since, ended) => Some(DisabledReason::FailingFor24h),
             _ => None,
         };
         let mut disabled = None;
         if let Some(reason) = reason {
-            if self.queue.disable_endpoint(item.endpoint_id, reason, ended).await? {
+            if self.queue.disable_endpoint(endpoint_id, reason, ended).await? {
                 disabled = Some(reason);
             }
         }

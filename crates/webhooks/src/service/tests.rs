@@ -685,6 +685,60 @@ fn a_stale_worker_learns_that_its_delivery_was_reclaimed() {
 }
 
 #[test]
+fn attempts_recorded_together_each_get_what_delivering_alone_would_report() {
+    let rig = Rig::new();
+    // Three attempts, sent one by one: a success, a 410, and one whose delivery was reclaimed.
+    let items = [
+        item("https://hooks.example.com/a", 1, NOW),
+        item("https://hooks.example.com/b", 1, NOW),
+        item("https://hooks.example.com/c", 2, NOW),
+    ];
+    let answers = [answer(200, None), answer(410, None), answer(200, None)];
+    let mut attempted = Vec::new();
+    for (item, answer) in items.iter().zip(answers) {
+        let dispatcher = rig.dispatcher(
+            MockDeliveryQueue::new(),
+            sender(&rig.clock, &rig.sent, Ok(answer)),
+            resolver(&["93.184.216.34"]),
+            WebhookConfig::default(),
+        );
+        attempted.push(block_on(dispatcher.send_attempt(item, 0.0)));
+    }
+    assert_eq!(rig.sent.lock().unwrap().len(), 3);
+
+    // One call to the queue records all three; it refuses the third.
+    let mut q = MockDeliveryQueue::new();
+    let expected: Vec<AttemptRecord> = attempted.iter().map(|a| a.record.clone()).collect();
+    q.expect_record_attempts().times(1).withf(move |records| records == expected.as_slice()).returning(|records| {
+        records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| match i {
+                2 => Err(WebhookError::Conflict("delivery_reclaimed")),
+                _ => Ok(EndpointHealth { failing_since: (r.attempt.outcome == AttemptOutcome::Failed).then_some(r.attempt.at) }),
+            })
+            .collect()
+    });
+    q.expect_record_attempt().never();
+    let gone = items[1].endpoint_id;
+    q.expect_disable_endpoint()
+        .times(1)
+        .withf(move |id, reason, at| *id == gone && *reason == DisabledReason::Gone && *at == NOW + Duration::milliseconds(240))
+        .returning(|_, _, _| Ok(true));
+    let dispatcher = rig.dispatcher(q, MockWebhookSender::new(), MockResolver::new(), WebhookConfig::default());
+    let reports = block_on(dispatcher.record(attempted.clone()));
+
+    assert_eq!(reports.len(), 3);
+    let first = reports[0].as_ref().unwrap();
+    assert_eq!((&first.attempt, &first.next, first.disabled), (&attempted[0].record.attempt, &AfterAttempt::Succeed, None));
+    assert_eq!((first.attempt.at, first.attempt.latency_ms), (NOW, 120));
+    let second = reports[1].as_ref().unwrap();
+    assert!(matches!(&second.next, AfterAttempt::GiveUp { error } if error.code == "gone"));
+    assert_eq!(second.disabled, Some(DisabledReason::Gone));
+    assert!(matches!(reports[2], Err(WebhookServiceError::Conflict("delivery_reclaimed"))));
+}
+
+#[test]
 fn a_stored_url_that_no_longer_validates_fails_the_delivery() {
     let rig = Rig::new();
     let mut never = MockWebhookSender::new();
