@@ -6,7 +6,7 @@
 #     Idempotency-Key each), wrk with $CONNECTIONS connections for $SECONDS_EACH s, the
 #     pipeline running (default channel cap); accepted req/s and the CPU the server and
 #     PostgreSQL used (jiffies, 100 per second per core);
-#   - webhooks: one endpoint (`atlas.event.received`) at a local receiver, inbound events from
+#   - webhooks: $ENDPOINTS endpoints (default 1; `atlas.event.received`) at a local receiver, inbound events from
 #     $CONNECTIONS connections for 5 s, then drained; deliveries per second from the first
 #     event to the last delivery's `finished_at_us`;
 #   - latency: one endpoint (`agent.message_delivery`) at the receiver, $LATENCY_SENDS text
@@ -34,6 +34,7 @@ CONNS=${CONNECTIONS:-32}
 ROUNDS=${ROUNDS:-2}
 LATENCY_SENDS=${LATENCY_SENDS:-200}
 STAGES=${STAGES:-sends webhooks latency}
+ENDPOINTS=${ENDPOINTS:-1}
 PORT=18095
 RECV=127.0.0.1:18096
 export RUST_LOG=warn WRK_RUN=$$
@@ -85,9 +86,11 @@ webhooks() {
   start "$1"
   target/release/receiver "$RECV" >/tmp/atlas_ab_receiver.out &
   RECEIVER=$!
-  curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/webhooks" -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
-    -d "{\"url\":\"http://$RECV/hook/ab\",\"events\":[\"atlas.event.received\"]}"
-  local t0 line left
+  local t0 line left i
+  for i in $(seq 1 "$ENDPOINTS"); do
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/webhooks" -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
+      -d "{\"url\":\"http://$RECV/hook/ab/$i\",\"events\":[\"atlas.event.received\"]}"
+  done
   t0=$(($(date +%s%N) / 1000))
   line=$(ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=66 \
     WRK_BODY='{"customer":{"phone_number":"{phone}"},"event_type":"message.received","message":{"text":"hi"}}' \
@@ -97,7 +100,7 @@ webhooks() {
     [ "$left" = 0 ] && break
     sleep 0.5
   done
-  echo "webhooks, 1 endpoint: $(field ok "$line") events; $(psql -qtAX "$PG/$DB" -c "SELECT count(*) || ' delivered, ' ||
+  echo "webhooks, $ENDPOINTS endpoint(s): $(field ok "$line") events; $(psql -qtAX "$PG/$DB" -c "SELECT count(*) || ' delivered, ' ||
     round(count(*) * 1e6 / (max(finished_at_us) - $t0)) || ' per s' FROM webhook_deliveries WHERE status = 'succeeded'")"
   stop
 }

@@ -22,7 +22,7 @@ use atlas_kernel::{OrgId, Page, PageRequest, StoreError};
 use atlas_runs::JournalEntry;
 use atlas_scopes::KeyId;
 use atlas_webhooks::{EndpointId, EventType, WebhookEndpoint};
-use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, OnConflict, SimpleExpr};
 use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
 use uuid::Uuid;
 
@@ -35,25 +35,30 @@ impl SqlStore {
     /// Whether the inbound cursor exists and no event lies past it, in one statement outside any
     /// transaction (a missing cursor is not current: the first run starts it).
     async fn inbound_cursor_is_current(&self) -> Result<bool, Failure> {
-        let newer = webhook_events::Entity::find()
+        // The first event past the cursor, in id order: the primary key's index finds it or
+        // its absence at once. (Asked as `EXISTS (… LIMIT 1)`, PostgreSQL chose a sequential
+        // scan of every event, which found nothing only at the end: 28 ms on 55,000 events,
+        // at every wake-up of the agent worker.)
+        let next = webhook_events::Entity::find()
             .select_only()
             .column(webhook_events::Column::Id)
             .filter(
                 Expr::col((webhook_events::Entity, webhook_events::Column::Id))
                     .gt(Expr::col((agent_cursors::Entity, agent_cursors::Column::LastEventId))),
             )
+            .order_by_asc(webhook_events::Column::Id)
             .limit(1)
             .into_query();
         let found = agent_cursors::Entity::find()
             .select_only()
             .column(agent_cursors::Column::Name)
-            .expr_as(Expr::exists(newer), "newer")
+            .expr_as(SimpleExpr::SubQuery(None, Box::new(next.into_sub_query_statement())), "next")
             .filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR))
-            .into_tuple::<(String, bool)>()
+            .into_tuple::<(String, Option<Uuid>)>()
             .one(&self.db)
             .await
             .map_err(db("looking past the inbound cursor"))?;
-        Ok(matches!(found, Some((_, false))))
+        Ok(matches!(found, Some((_, None))))
     }
 }
 
