@@ -418,14 +418,14 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
                 let attempted = dispatcher.send_attempt(&item, jitter).await;
                 let (reply, report) = oneshot::channel();
-                // `None`: the recorder is gone (the worker is stopping).
+                // `None`: no report came back (the recorder is gone: the worker is stopping).
                 let recorded = match recorder.send((attempted, reply)) {
                     Ok(()) => report.await.ok(),
                     Err(_) => None,
                 };
                 match recorded {
                     None => {
-                        tracing::warn!(delivery = %item.id, "webhook attempt not recorded (the worker stopped); it returns after its lease");
+                        tracing::warn!(delivery = %item.id, "webhook attempt not reported by the recorder; it returns after its lease");
                     }
                     Some(Ok(report)) => {
                         if let Some(reason) = report.disabled {

@@ -135,7 +135,8 @@ fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claime
 
 impl SqlStore {
     /// Records the succeeded attempts `successes` (indices into `records`, each followed by
-    /// `Succeed`) in one transaction of four statements, however many they are: locks their
+    /// `Succeed`) in one transaction of five statements (BEGIN and COMMIT included), however
+    /// many they are: locks their
     /// endpoints shared, in id order, keeping those without a failure streak; finishes, in one
     /// `UPDATE … RETURNING`, the deliveries of those whose claim still holds (pending, leased,
     /// `attempt_count` equal to the attempt's number, at that endpoint); inserts their attempts.
@@ -178,7 +179,9 @@ impl SqlStore {
                     .add(webhook_deliveries::Column::EndpointId.eq(records[i].endpoint_id.as_uuid()))
                     .add(webhook_deliveries::Column::AttemptCount.eq(i32::try_from(attempt.number).unwrap_or(-1))),
             );
-            let this = webhook_deliveries::Column::Id.eq(delivery);
+            let this = Condition::all()
+                .add(webhook_deliveries::Column::Id.eq(delivery))
+                .add(webhook_deliveries::Column::AttemptCount.eq(i32::try_from(attempt.number).unwrap_or(-1)));
             finished_at = Some(match finished_at {
                 None => Expr::case(this, ended_us),
                 Some(cases) => cases.case(this, ended_us),
@@ -194,16 +197,22 @@ impl SqlStore {
             .filter(webhook_deliveries::Column::LeaseUntilUs.is_not_null())
             .filter(claims)
             .into_query();
-        finish.returning_col(webhook_deliveries::Column::Id);
+        finish.returning(Query::returning().columns([webhook_deliveries::Column::Id, webhook_deliveries::Column::AttemptCount]));
         let finished = txn.query_all(txn.get_database_backend().build(&finish)).await.map_err(db("finishing the deliveries"))?;
-        let finished: std::collections::HashSet<Uuid> = finished
+        // By delivery and attempt number: a stale worker's attempt at a delivery finished in
+        // this batch under its current claim is not among them.
+        let finished: std::collections::HashSet<(Uuid, i32)> = finished
             .iter()
-            .map(|row| row.try_get_by_index::<Uuid>(0))
-            .collect::<Result<_, _>>()
+            .map(|row| Ok((row.try_get_by_index::<Uuid>(0)?, row.try_get_by_index::<i32>(1)?)))
+            .collect::<Result<_, sea_orm::DbErr>>()
             .map_err(db("reading the finished deliveries"))?;
-
-        let recorded: Vec<usize> =
-            candidates.into_iter().filter(|&i| finished.contains(&records[i].attempt.delivery_id.as_uuid())).collect();
+        let recorded: Vec<usize> = candidates
+            .into_iter()
+            .filter(|&i| {
+                let attempt = &records[i].attempt;
+                i32::try_from(attempt.number).is_ok_and(|n| finished.contains(&(attempt.delivery_id.as_uuid(), n)))
+            })
+            .collect();
         if !recorded.is_empty() {
             webhook_attempts::Entity::insert_many(recorded.iter().map(|&i| attempt_row(&records[i].attempt)))
                 .exec_without_returning(&txn)

@@ -743,7 +743,7 @@ pub async fn attempts_recorded_together_are_each_recorded_as_alone(ports: &Webho
     };
     let first = claim_own(ports, org_id, at(10)).await;
     assert_eq!(first.len(), 6);
-    let stale = find(&first, &healthy, &events[1]);
+    let (stale, stale_later) = (find(&first, &healthy, &events[1]), find(&first, &healthy, &events[2]));
     let streak = find(&first, &failing, &events[1]);
     record(ports, &streak, &attempt(&streak, at(10), 500), &AfterAttempt::Retry { at: at(500) }).await;
     // The first claims lapse; the deliveries not retried are claimed again.
@@ -758,6 +758,8 @@ pub async fn attempts_recorded_together_are_each_recorded_as_alone(ports: &Webho
         (&done, attempt(&done, at(70), 200), AfterAttempt::Succeed),
         (&stale, attempt(&stale, at(72), 200), AfterAttempt::Succeed),
         (&cured, attempt(&cured, at(70), 204), AfterAttempt::Succeed),
+        // A stale worker's success and the current one's, at the same delivery.
+        (&stale_later, attempt(&stale_later, at(73), 200), AfterAttempt::Succeed),
         (&later, attempt(&later, at(70), 200), AfterAttempt::Succeed),
         (&retried, attempt(&retried, at(71), 503), AfterAttempt::Retry { at: at(300) }),
         (&done, unknown, AfterAttempt::Succeed),
@@ -774,24 +776,25 @@ pub async fn attempts_recorded_together_are_each_recorded_as_alone(ports: &Webho
             Ok(None),
             Err(format!("{:?}", WebhookError::Conflict("delivery_reclaimed"))),
             Ok(None),
+            Err(format!("{:?}", WebhookError::Conflict("delivery_reclaimed"))),
             Ok(None),
             Ok(Some(at(71))),
             Err(format!("{:?}", WebhookError::NotFound)),
         ],
         "one result per record, in order, as each would have been recorded alone"
     );
-    for (item, attempt) in [(&done, &records[0].attempt), (&later, &records[3].attempt), (&cured, &records[2].attempt)] {
+    for (item, attempt) in [(&done, &records[0].attempt), (&later, &records[4].attempt), (&cured, &records[2].attempt)] {
         let finished = delivery(ports, &stored(ports, org_id, item.endpoint_id).await, item.id).await;
         assert_eq!(
-            (finished.status, finished.finished_at, finished.next_attempt_at, finished.attempts.first()),
-            (DeliveryStatus::Succeeded, Some(ended(attempt.at)), None, Some(attempt)),
-            "a success finishes its delivery at the attempt's end, the attempt recorded"
+            (finished.status, finished.finished_at, finished.next_attempt_at, finished.attempts),
+            (DeliveryStatus::Succeeded, Some(ended(attempt.at)), None, vec![attempt.clone()]),
+            "a success finishes its delivery at the attempt's end, its attempt alone recorded (never a stale worker's)"
         );
     }
     let pending = delivery(ports, &healthy, retried.id).await;
     assert_eq!(
         (pending.status, pending.attempt_count, pending.next_attempt_at, pending.attempts),
-        (DeliveryStatus::Pending, 2, Some(at(300)), vec![records[4].attempt.clone()]),
+        (DeliveryStatus::Pending, 2, Some(at(300)), vec![records[5].attempt.clone()]),
         "the retried delivery waits, with only its current attempt: the stale worker's was refused"
     );
     assert_eq!(stored(ports, org_id, healthy.id).await.failing_since, Some(at(71)), "the failure starts the streak");

@@ -1,6 +1,7 @@
 //! The webhook use cases over the ports: [`Webhooks`] (create, read, patch, delete and rotate
 //! endpoints; list and replay deliveries; queue a test event) and [`Dispatcher`] (the workers'
-//! step: fan events out, claim deliveries, deliver one), and the one domain error the HTTP
+//! step: fan events out, claim deliveries, deliver one, or attempt many and record them
+//! together), and the one domain error the HTTP
 //! layer maps, [`WebhookServiceError`].
 //!
 //! A refusal by a rule (`VALIDATION_ERROR`, `NOT_FOUND`, `CONFLICT`) commits nothing here: the
