@@ -1,7 +1,7 @@
 //! The background work of every server process: the outbox worker (claims due rows fairly
 //! with `FOR UPDATE SKIP LOCKED`, honours the per-channel throughput cap through the shared
 //! rate limiter, delivers through the provider, retries with backoff and jitter), the webhook
-//! worker (fans events out, claims deliveries fairly, attempts them, records the attempts
+//! worker (fans events out, claims deliveries fairly, attempts them, records the successes
 //! together: [`spawn_attempt_recorder`]), and the sandbox's status
 //! reporter (feeds `sent`, `delivered`, `read` through the domain's status path,
 //! `Messaging::apply_statuses`, the one Meta's webhook uses).
@@ -417,11 +417,18 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
             async move {
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
                 let attempted = dispatcher.send_attempt(&item, jitter).await;
-                let (reply, report) = oneshot::channel();
+                // Successes go to the recorder, which writes them together. Any other outcome
+                // is recorded here, beside the others' (each takes its own statements), so an
+                // endpoint failing many attempts at once never holds up another's successes.
                 // `None`: no report came back (the recorder is gone: the worker is stopping).
-                let recorded = match recorder.send((attempted, reply)) {
-                    Ok(()) => report.await.ok(),
-                    Err(_) => None,
+                let recorded = if attempted.record.next == atlas_webhooks::AfterAttempt::Succeed {
+                    let (reply, report) = oneshot::channel();
+                    match recorder.send((attempted, reply)) {
+                        Ok(()) => report.await.ok(),
+                        Err(_) => None,
+                    }
+                } else {
+                    dispatcher.record(vec![attempted]).await.pop()
                 };
                 match recorded {
                     None => {
@@ -448,11 +455,11 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
 /// An attempt made, waiting for the recorder, and where its report goes.
 type Recording = (atlas_webhooks::Attempted, oneshot::Sender<Result<atlas_webhooks::DispatchReport, atlas_webhooks::WebhookServiceError>>);
 
-/// Records the webhook worker's attempts as they finish, together: each recording takes every
-/// attempt that finished while the one before was written (at most [`WEBHOOK_IN_FLIGHT`]), so
-/// an idle worker records an attempt at once and a busy one records many per transaction
-/// (`Dispatcher::record`). Each attempt's task waits for its own report, holding its slot until
-/// its attempt is recorded. Runs until every sender is gone.
+/// Records the webhook worker's successful attempts as they finish, together: each recording
+/// takes every success that finished while the one before was written (at most
+/// [`WEBHOOK_IN_FLIGHT`]), so an idle worker records a success at once and a busy one records
+/// many per transaction (`Dispatcher::record`). Each attempt's task waits for its own report,
+/// holding its slot until its attempt is recorded. Runs until every sender is gone.
 fn spawn_attempt_recorder(dispatcher: Arc<atlas_webhooks::Dispatcher>) -> mpsc::UnboundedSender<Recording> {
     let (sender, mut attempts) = mpsc::unbounded_channel::<Recording>();
     tokio::spawn(async move {
