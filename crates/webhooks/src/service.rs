@@ -608,7 +608,7 @@ impl Dispatcher {
         Attempted { record: AttemptRecord { endpoint_id: item.endpoint_id, attempt, next }, ended, disables }
     }
 
-    /// Step 4 and 5 of [`deliver`](Self::deliver) for many attempts: records them together
+    /// Steps 4 and 5 of [`deliver`](Self::deliver) for many attempts: records them together
     /// (`DeliveryQueue::record_attempts`), then disables the endpoints they condemn. One
     /// result per attempt, in order; each is what `deliver` would have returned.
     pub async fn record(&self, attempted: Vec<Attempted>) -> Vec<Result<DispatchReport, WebhookServiceError>> {
