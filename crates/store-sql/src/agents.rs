@@ -35,31 +35,36 @@ impl SqlStore {
     /// Whether the inbound cursor exists and no event lies past it, in one statement outside any
     /// transaction (a missing cursor is not current: the first run starts it).
     async fn inbound_cursor_is_current(&self) -> Result<bool, Failure> {
-        // The first event past the cursor, in id order: the primary key's index finds it or
-        // its absence at once. (Asked as `EXISTS (… LIMIT 1)`, PostgreSQL chose a sequential
-        // scan of every event, which found nothing only at the end: 28 ms on 55,000 events,
-        // at every wake-up of the agent worker.)
-        let next = webhook_events::Entity::find()
-            .select_only()
-            .column(webhook_events::Column::Id)
-            .filter(
-                Expr::col((webhook_events::Entity, webhook_events::Column::Id))
-                    .gt(Expr::col((agent_cursors::Entity, agent_cursors::Column::LastEventId))),
-            )
-            .order_by_asc(webhook_events::Column::Id)
-            .limit(1)
-            .into_query();
-        let found = agent_cursors::Entity::find()
-            .select_only()
-            .column(agent_cursors::Column::Name)
-            .expr_as(SimpleExpr::SubQuery(None, Box::new(next.into_sub_query_statement())), "next")
-            .filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR))
+        let found = look_past_the_inbound_cursor()
             .into_tuple::<(String, Option<Uuid>)>()
             .one(&self.db)
             .await
             .map_err(db("looking past the inbound cursor"))?;
         Ok(matches!(found, Some((_, None))))
     }
+}
+
+/// The agent worker's look past its inbound cursor: the cursor's row with the first event past
+/// it in id order (`NULL` when the cursor is current). The primary key's index finds that event
+/// or its absence at once, however many events there are. (Asked as `EXISTS (… LIMIT 1)`,
+/// PostgreSQL chose a sequential scan of every event, which finds nothing only at the end:
+/// 28 ms on 55,000 events, at every wake-up of the agent worker.)
+fn look_past_the_inbound_cursor() -> sea_orm::Select<agent_cursors::Entity> {
+    let next = webhook_events::Entity::find()
+        .select_only()
+        .column(webhook_events::Column::Id)
+        .filter(
+            Expr::col((webhook_events::Entity, webhook_events::Column::Id))
+                .gt(Expr::col((agent_cursors::Entity, agent_cursors::Column::LastEventId))),
+        )
+        .order_by_asc(webhook_events::Column::Id)
+        .limit(1)
+        .into_query();
+    agent_cursors::Entity::find()
+        .select_only()
+        .column(agent_cursors::Column::Name)
+        .expr_as(SimpleExpr::SubQuery(None, Box::new(next.into_sub_query_statement())), "next")
+        .filter(agent_cursors::Column::Name.eq(INBOUND_CURSOR))
 }
 
 impl From<Failure> for AgentStoreError {
@@ -638,5 +643,56 @@ impl AgentStore for SqlStore {
             return Err(AgentStoreError::Conflict("the job was claimed again".into()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{ConnectionTrait, Statement};
+
+    /// The agent worker looks past its cursor at every wake-up, so the look costs the same on a
+    /// table of many events as on an empty one: PostgreSQL's plan probes the events' primary
+    /// key and never scans the events. The look still tells a current cursor from one with an
+    /// event past it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_look_past_the_inbound_cursor_probes_an_index_however_many_events_there_are() {
+        let Some(url) = atlas_testkit::services::fresh_postgres_database().await else {
+            return;
+        };
+        let store = SqlStore::connect(&url).await.expect("connecting to the fresh PostgreSQL database");
+        store.migrate().await.expect("migrating PostgreSQL");
+        let db = store.connection();
+        for sql in [
+            "INSERT INTO webhook_events (id, org_id, \"type\", resource_id, version, occurred_at_us, payload, fanned_out_at_us) \
+             SELECT gen_random_uuid(), gen_random_uuid(), 'agent.message_delivery', 'msg', 1, g, '\\x7b7d'::bytea, g \
+             FROM generate_series(1, 30000) g",
+            "INSERT INTO agent_cursors (name, last_event_id) SELECT 'inbound', id FROM webhook_events ORDER BY id DESC LIMIT 1",
+            "ANALYZE webhook_events",
+        ] {
+            db.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+        assert!(store.inbound_cursor_is_current().await.expect("looking"), "the cursor is at the newest event");
+
+        let look = db.get_database_backend().build(&look_past_the_inbound_cursor().into_query());
+        let explain = Statement { sql: format!("EXPLAIN {}", look.sql), ..look };
+        let plan: Vec<String> = db
+            .query_all(explain)
+            .await
+            .expect("explaining the look")
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0).expect("a plan line"))
+            .collect();
+        let plan = plan.join("\n");
+        assert!(!plan.contains("Seq Scan on webhook_events"), "the look scans the events:\n{plan}");
+        assert!(plan.contains("webhook_events_pkey"), "the look probes the events' primary key:\n{plan}");
+
+        db.execute_unprepared(
+            "INSERT INTO webhook_events (id, org_id, \"type\", resource_id, version, occurred_at_us, payload) \
+             VALUES ('ffffffff-ffff-7fff-bfff-ffffffffffff', gen_random_uuid(), 'atlas.event.received', 'evt', 1, 1, '\\x7b7d'::bytea)",
+        )
+        .await
+        .expect("one more event");
+        assert!(!store.inbound_cursor_is_current().await.expect("looking"), "an event past the cursor is seen");
     }
 }
