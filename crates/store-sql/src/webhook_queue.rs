@@ -133,6 +133,17 @@ fn claimed(row: webhook_deliveries::Model, now: OffsetDateTime) -> Result<Claime
     Ok(Claimed { attempt, schedule_attempt, first_attempt_at: first_attempt_at.unwrap_or(now), row })
 }
 
+/// When `attempt` ended, in the columns' microseconds.
+fn ended_us(attempt: &Attempt) -> i64 {
+    to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)))
+}
+
+/// The `attempt_count` a delivery holds while `attempt`'s claim holds. No delivery has a
+/// negative count, so a number beyond i32 matches nothing (the claim is gone).
+fn claim_number(attempt: &Attempt) -> i32 {
+    i32::try_from(attempt.number).unwrap_or(-1)
+}
+
 impl SqlStore {
     /// Records the succeeded attempts `successes` (indices into `records`, each followed by
     /// `Succeed`) in one transaction of five statements (BEGIN and COMMIT included), however
@@ -171,20 +182,13 @@ impl SqlStore {
         let mut finished_at: Option<CaseStatement> = None;
         for &i in &candidates {
             let attempt = &records[i].attempt;
-            let delivery = attempt.delivery_id.as_uuid();
-            let ended_us = to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)));
-            claims = claims.add(
-                Condition::all()
-                    .add(webhook_deliveries::Column::Id.eq(delivery))
-                    .add(webhook_deliveries::Column::EndpointId.eq(records[i].endpoint_id.as_uuid()))
-                    .add(webhook_deliveries::Column::AttemptCount.eq(i32::try_from(attempt.number).unwrap_or(-1))),
-            );
             let this = Condition::all()
-                .add(webhook_deliveries::Column::Id.eq(delivery))
-                .add(webhook_deliveries::Column::AttemptCount.eq(i32::try_from(attempt.number).unwrap_or(-1)));
+                .add(webhook_deliveries::Column::Id.eq(attempt.delivery_id.as_uuid()))
+                .add(webhook_deliveries::Column::AttemptCount.eq(claim_number(attempt)));
+            claims = claims.add(this.clone().add(webhook_deliveries::Column::EndpointId.eq(records[i].endpoint_id.as_uuid())));
             finished_at = Some(match finished_at {
-                None => Expr::case(this, ended_us),
-                Some(cases) => cases.case(this, ended_us),
+                None => Expr::case(this, ended_us(attempt)),
+                Some(cases) => cases.case(this, ended_us(attempt)),
             });
         }
         let none = Option::<i64>::None;
@@ -210,7 +214,7 @@ impl SqlStore {
             .into_iter()
             .filter(|&i| {
                 let attempt = &records[i].attempt;
-                i32::try_from(attempt.number).is_ok_and(|n| finished.contains(&(attempt.delivery_id.as_uuid(), n)))
+                finished.contains(&(attempt.delivery_id.as_uuid(), claim_number(attempt)))
             })
             .collect();
         if !recorded.is_empty() {
@@ -632,7 +636,7 @@ impl DeliveryQueue for SqlStore {
             }
             break (txn, failing_since);
         };
-        let ended_us = to_us(attempt.at + Duration::milliseconds(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)));
+        let ended_us = ended_us(attempt);
         let none = Option::<i64>::None;
         let mut update = webhook_deliveries::Entity::update_many().col_expr(webhook_deliveries::Column::LeaseUntilUs, Expr::value(none));
         update = match next {
@@ -651,8 +655,7 @@ impl DeliveryQueue for SqlStore {
                 .col_expr(webhook_deliveries::Column::LastErrorCode, Expr::value(error.code.clone()))
                 .col_expr(webhook_deliveries::Column::LastErrorMessage, Expr::value(error.message.clone())),
         };
-        // No delivery has a negative count, so a number beyond i32 matches nothing: reclaimed.
-        let number = i32::try_from(attempt.number).unwrap_or(-1);
+        let number = claim_number(attempt);
         let applied = update
             .filter(webhook_deliveries::Column::Id.eq(delivery))
             .filter(webhook_deliveries::Column::EndpointId.eq(endpoint))

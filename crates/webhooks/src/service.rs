@@ -612,12 +612,13 @@ impl Dispatcher {
     /// (`DeliveryQueue::record_attempts`), then disables the endpoints they condemn. One
     /// result per attempt, in order; each is what `deliver` would have returned.
     pub async fn record(&self, attempted: Vec<Attempted>) -> Vec<Result<DispatchReport, WebhookServiceError>> {
-        let records: Vec<AttemptRecord> = attempted.iter().map(|a| a.record.clone()).collect();
+        let (records, outcomes): (Vec<AttemptRecord>, Vec<(OffsetDateTime, Disables)>) =
+            attempted.into_iter().map(|a| (a.record, (a.ended, a.disables))).unzip();
         let healths = self.queue.record_attempts(&records).await;
-        let mut reports = Vec::with_capacity(attempted.len());
-        for (attempted, health) in attempted.into_iter().zip(healths) {
+        let mut reports = Vec::with_capacity(records.len());
+        for ((record, (ended, disables)), health) in records.into_iter().zip(outcomes).zip(healths) {
             reports.push(match health {
-                Ok(health) => self.conclude(attempted, health).await,
+                Ok(health) => self.conclude(Attempted { record, ended, disables }, health).await,
                 Err(e) => Err(e.into()),
             });
         }
