@@ -13,8 +13,9 @@
 //! The test prints the table and fails when a delivery or a receipt costs more than its budget
 //! (docs/architecture.md, "Statement budgets of the pipeline").
 //!
-//! A second test holds the webhook worker's records to theirs: succeeded attempts at a healthy
-//! endpoint are recorded together, in one transaction of a fixed number of statements.
+//! Two more hold the workers' records of their successes to theirs: succeeded attempts at a
+//! healthy endpoint, and sends the provider accepted, are each recorded together, in one
+//! transaction of a fixed number of statements however many they are.
 
 use atlas_e2e::pgproxy::{CountingProxy, Executed};
 use atlas_e2e::{Backend, Options, TestServer};
@@ -178,5 +179,36 @@ async fn succeeded_attempts_at_a_healthy_endpoint_are_recorded_in_one_transactio
         eprintln!("{n} succeeded attempts recorded in {} statements, {} unit(s)", log.len(), units.len());
         assert_eq!(units.len(), 1, "{n} attempts, one transaction: {:#?}", log.iter().map(|e| &e.sql).collect::<Vec<_>>());
         assert!(log.len() <= RECORD_BATCH_BUDGET, "{n} attempts cost {} statements, budget {RECORD_BATCH_BUDGET}", log.len());
+    }
+}
+
+/// Statements that record any number of accepted sends (`Outbox::complete_many`): BEGIN, the
+/// rows locked, their provider ids' locks, their messages locked, the pending statuses read,
+/// the messages, the rows and the runs updated, the events inserted, COMMIT.
+const COMPLETE_BATCH_BUDGET: usize = 10;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_the_provider_accepted_are_completed_in_one_transaction() {
+    let Some(url) = atlas_testkit::services::fresh_postgres_database().await else {
+        return;
+    };
+    let proxy = CountingProxy::start(CountingProxy::upstream_of(&url)).await;
+    let store = atlas_store_sql::SqlStore::connect(&proxy.url_for(&url)).await.expect("connecting through the proxy");
+    store.migrate().await.expect("migrating");
+    let ports = atlas_testkit::conversations::MessagingPorts {
+        store: std::sync::Arc::new(store.clone()),
+        outbox: std::sync::Arc::new(store.clone()),
+        runs: std::sync::Arc::new(store.clone()),
+    };
+    for n in [2, 40] {
+        let completions = atlas_testkit::conversations::claimed_sends(&ports, n).await;
+        let from = proxy.count();
+        let results = atlas_conversations::Outbox::complete_many(&store, &completions).await;
+        let log = proxy.since(from);
+        assert!(results.iter().all(Result::is_ok), "every send completed: {results:?}");
+        let units = units(&log);
+        eprintln!("{n} accepted sends completed in {} statements, {} unit(s)", log.len(), units.len());
+        assert_eq!(units.len(), 1, "{n} completions, one transaction: {:#?}", log.iter().map(|e| &e.sql).collect::<Vec<_>>());
+        assert!(log.len() <= COMPLETE_BATCH_BUDGET, "{n} completions cost {} statements, budget {COMPLETE_BATCH_BUDGET}", log.len());
     }
 }

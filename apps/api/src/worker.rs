@@ -1,8 +1,7 @@
 //! The background work of every server process: the outbox worker (claims due rows fairly
 //! with `FOR UPDATE SKIP LOCKED`, honours the per-channel throughput cap through the shared
 //! rate limiter, delivers through the provider, retries with backoff and jitter), the webhook
-//! worker (fans events out, claims deliveries fairly, attempts them, records the successes
-//! together: [`spawn_attempt_recorder`]), and the sandbox's status
+//! worker (fans events out, claims deliveries fairly, attempts them), and the sandbox's status
 //! reporter (feeds `sent`, `delivered`, `read` through the domain's status path,
 //! `Messaging::apply_statuses`, the one Meta's webhook uses).
 //!
@@ -15,11 +14,17 @@
 //! and for what another process scheduled and never did. An idle cycle is one statement per
 //! loop (a claim that finds nothing runs no transaction).
 //!
+//! Recording together: each worker writes its successes (sends the provider accepted,
+//! attempts an endpoint accepted) through one recorder task ([`spawn_recorder`]) that takes
+//! every success finished while it wrote the ones before, so a busy worker records many per
+//! transaction and an idle one records each at once. Every other outcome is recorded by its own
+//! task, so one channel's or endpoint's failures never queue ahead of another's successes.
+//!
 //! Fairness: both workers keep claiming while they have free slots instead of waiting for a
 //! whole batch, each item runs in its own task, and claims cap what one channel or endpoint
 //! may hold, so one tenant's slow endpoints or throttled channel never hold up another's.
 
-use atlas_conversations::{Delivery, DeliveryOutcome, DeliveryState, ProviderStatus, StatusEvent};
+use atlas_conversations::{Completion, Delivery, DeliveryOutcome, DeliveryState, DeliveryStep, ProviderStatus, StatusEvent};
 use atlas_http::AppState;
 use atlas_ratelimit::{bucket_key, Policy, RouteClass};
 use atlas_whatsapp::SandboxReceipt;
@@ -214,6 +219,11 @@ pub fn spawn_outbox_worker(
         }
     });
     let (prober, rescan) = (delivery.clone(), Arc::new(Notify::new()));
+    let completer = delivery.clone();
+    let recorder = spawn_recorder(OUTBOX_IN_FLIGHT, move |completions: Vec<Completion>| {
+        let completer = completer.clone();
+        async move { completer.complete(&completions).await }
+    });
     spawn_claiming_loop(
         OUTBOX_IN_FLIGHT,
         wake,
@@ -239,13 +249,23 @@ pub fn spawn_outbox_worker(
             }
         },
         move |item| {
-            let (state, delivery, counters, rescan) = (state.clone(), delivery.clone(), counters.clone(), rescan.clone());
+            let (state, delivery, counters, rescan, recorder) =
+                (state.clone(), delivery.clone(), counters.clone(), rescan.clone(), recorder.clone());
             async move {
                 wait_for_channel_quota(&state, &item.channel_id.to_string(), &channel_cap).await;
                 let jitter: f64 = rand::rng().random_range(0.0..1.0);
-                let outcome = delivery.deliver(&item, jitter).await;
+                // An accepted send goes to the recorder (see the module's doc), and the task
+                // keeps its slot until it is recorded.
+                let outcome = match delivery.attempt(&item, jitter).await {
+                    DeliveryStep::Finished(outcome) => Some(outcome),
+                    DeliveryStep::Accepted(completion) => recorded(&recorder, completion).await,
+                };
                 // Delivery states changed: their events wait for the webhook worker.
                 state.wake.webhooks.notify_one();
+                let Some(outcome) = outcome else {
+                    tracing::warn!(outbox_id = %item.id, "accepted send not reported by the recorder; the row returns after its lease");
+                    return;
+                };
                 match outcome {
                     Ok(DeliveryOutcome::Sent(_)) => {
                         counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -387,7 +407,11 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
         }
     });
     let (claimer, prober, rescan) = (dispatcher.clone(), dispatcher.clone(), Arc::new(Notify::new()));
-    let recorder = spawn_attempt_recorder(dispatcher.clone());
+    let recording = dispatcher.clone();
+    let recorder = spawn_recorder(WEBHOOK_IN_FLIGHT, move |attempts: Vec<atlas_webhooks::Attempted>| {
+        let recording = recording.clone();
+        async move { recording.record(attempts).await }
+    });
     spawn_claiming_loop(
         WEBHOOK_IN_FLIGHT,
         claims_wake,
@@ -422,11 +446,7 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                 // endpoint failing many attempts at once never holds up another's successes.
                 // `None`: no report came back (the recorder is gone: the worker is stopping).
                 let recorded = if attempted.record.next == atlas_webhooks::AfterAttempt::Succeed {
-                    let (reply, report) = oneshot::channel();
-                    match recorder.send((attempted, reply)) {
-                        Ok(()) => report.await.ok(),
-                        Err(_) => None,
-                    }
+                    recorded(&recorder, attempted).await
                 } else {
                     dispatcher.record(vec![attempted]).await.pop()
                 };
@@ -452,27 +472,41 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
     );
 }
 
-/// An attempt made, waiting for the recorder, and where its report goes.
-type Recording = (atlas_webhooks::Attempted, oneshot::Sender<Result<atlas_webhooks::DispatchReport, atlas_webhooks::WebhookServiceError>>);
+/// A success waiting for its recorder, and where its outcome goes.
+type Recording<T, R> = (T, oneshot::Sender<R>);
 
-/// Records the webhook worker's successful attempts as they finish, together: each recording
-/// takes every success that finished while the one before was written (at most
-/// [`WEBHOOK_IN_FLIGHT`]), so an idle worker records a success at once and a busy one records
-/// many per transaction (`Dispatcher::record`). Each attempt's task waits for its own report,
-/// holding its slot until its attempt is recorded. Runs until every sender is gone.
-fn spawn_attempt_recorder(dispatcher: Arc<atlas_webhooks::Dispatcher>) -> mpsc::UnboundedSender<Recording> {
-    let (sender, mut attempts) = mpsc::unbounded_channel::<Recording>();
+/// Starts a recorder: a task that records successes as they arrive, together. Each call of
+/// `record` takes every success that arrived while the one before was written (at most
+/// `limit`: the worker's slots), so an idle worker records a success at once and a busy one
+/// many per transaction; `record` returns one outcome per success, in order. Runs until every
+/// sender is gone.
+fn spawn_recorder<T, R, F, Fut>(limit: u32, record: F) -> mpsc::UnboundedSender<Recording<T, R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(Vec<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = Vec<R>> + Send,
+{
+    let (sender, mut successes) = mpsc::unbounded_channel::<Recording<T, R>>();
     tokio::spawn(async move {
         let mut batch = Vec::new();
-        while attempts.recv_many(&mut batch, WEBHOOK_IN_FLIGHT as usize).await > 0 {
-            let (attempted, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-            for (reply, report) in replies.into_iter().zip(dispatcher.record(attempted).await) {
-                // The attempt's task is gone only when the worker stopped: nothing waits.
-                let _ = reply.send(report);
+        while successes.recv_many(&mut batch, limit as usize).await > 0 {
+            let (successes, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
+            for (reply, outcome) in replies.into_iter().zip(record(successes).await) {
+                // The success's task is gone only when the worker stopped: nothing waits.
+                let _ = reply.send(outcome);
             }
         }
     });
     sender
+}
+
+/// Hands `success` to `recorder` and waits for its outcome; `None` when no outcome came back
+/// (the recorder is gone: the worker is stopping).
+async fn recorded<T, R>(recorder: &mpsc::UnboundedSender<Recording<T, R>>, success: T) -> Option<R> {
+    let (reply, outcome) = oneshot::channel();
+    recorder.send((success, reply)).ok()?;
+    outcome.await.ok()
 }
 
 /// How long a status kept pending (its provider id never recorded by a send) is kept: Meta

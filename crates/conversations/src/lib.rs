@@ -24,8 +24,8 @@ pub use model::{
     TemplateCategory, TemplateId, TemplateStatus,
 };
 pub use ports::{
-    ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
-    OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderMessage, ProviderStatus,
+    Completion, ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound,
+    Outbox, OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderMessage, ProviderStatus,
     ReadQueued, RemoteTemplate, SecretCipher, SendContext, SendContexts, SendLookup, StatusApplied, TemplateSource, TemplatesSynced,
     UndecodableWebhook, WebhookDecoder,
 };
@@ -33,8 +33,8 @@ pub use ports::{
 pub use ports::{MockConversationStore, MockMessagingProvider, MockOutbox, MockSecretCipher, MockTemplateSource, MockWebhookDecoder};
 pub use retry::{GiveUp, RetryDecision, RetryPolicy};
 pub use service::{
-    Approval, ConnectChannel, Delivery, DeliveryOutcome, InboundEvent, Messaging, MessagingError, ProviderByKind, RegisterTemplate,
-    SendCommand, SendReceipt, SendTarget, WebhookReport,
+    Approval, ConnectChannel, Delivery, DeliveryOutcome, DeliveryStep, InboundEvent, Messaging, MessagingError, ProviderByKind,
+    RegisterTemplate, SendCommand, SendReceipt, SendTarget, WebhookReport,
 };
 pub use window::{
     bump_last_inbound, decide_send, effective_inbound_at, last_inbound_at, window_expires_at, window_open, OutboundContent, SendRefusal,

@@ -502,6 +502,18 @@ pub struct OutboxItem {
     pub run_id: Option<RunId>,
 }
 
+/// A provider's acceptance of one claimed row, waiting to be recorded (`Outbox::complete`'s
+/// arguments, so many can be recorded together: `Outbox::complete_many`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub id: OutboxId,
+    /// The attempt whose claim sent it: the lease token `complete` checks.
+    pub attempt: u32,
+    pub provider_message_id: String,
+    /// When the provider accepted it.
+    pub at: OffsetDateTime,
+}
+
 /// Durable delivery work: rows queued with their message, claimed by workers under a lease.
 ///
 /// Crash semantics (at-least-once): a row whose worker died while the provider call was in
@@ -551,6 +563,18 @@ pub trait Outbox: Send + Sync + fmt::Debug {
         provider_message_id: &str,
         at: OffsetDateTime,
     ) -> Result<Message, ConversationError>;
+
+    /// Records many acceptances: one result per completion, in order, each what `complete`
+    /// would have returned had the completions been recorded one by one in this order (the same
+    /// row twice: the first as `complete` would, the second against the row the first left). A
+    /// store may write them together; this default records them one by one.
+    async fn complete_many(&self, completions: &[Completion]) -> Vec<Result<Message, ConversationError>> {
+        let mut results = Vec::with_capacity(completions.len());
+        for c in completions {
+            results.push(self.complete(c.id, c.attempt, &c.provider_message_id, c.at).await);
+        }
+        results
+    }
 
     /// Schedules attempt `attempt + 1` at `next_at`, releasing the lease and keeping `error` as
     /// the row's last error (the message stays `sending`).

@@ -15,9 +15,9 @@ use crate::model::{
     Template, TemplateCategory, TemplateId, TemplateStatus,
 };
 use crate::ports::{
-    ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound, Outbox,
-    OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderStatus, ReadQueued, SecretCipher,
-    SendContext, SendContexts, SendLookup, StatusApplied, TemplateSource, TemplatesSynced, WebhookDecoder,
+    Completion, ConversationError, ConversationStore, Enqueued, InboundRecorded, Journal, MessagingProvider, NewInbound, NewOutbound,
+    Outbox, OutboxItem, ProviderAccepted, ProviderChange, ProviderError, ProviderErrorKind, ProviderItem, ProviderStatus, ReadQueued,
+    SecretCipher, SendContext, SendContexts, SendLookup, StatusApplied, TemplateSource, TemplatesSynced, WebhookDecoder,
 };
 use crate::retry::{RetryDecision, RetryPolicy};
 use crate::window::{decide_send, effective_inbound_at, window_open, SendRefusal, SendRequest, MAX_TEXT_CHARS};
@@ -1066,6 +1066,15 @@ pub enum DeliveryOutcome {
     Receipt { error: Option<MessageError> },
 }
 
+/// What [`Delivery::attempt`] left to do for one row.
+#[derive(Debug)]
+pub enum DeliveryStep {
+    /// Nothing: the outcome is recorded (or recording it failed).
+    Finished(Result<DeliveryOutcome, MessagingError>),
+    /// The provider accepted the send; its acceptance is still to be recorded.
+    Accepted(Completion),
+}
+
 /// Delivers outbox rows through the provider (one step; the polling loop, its throughput cap
 /// per channel and its jitter source belong to the runtime that drives it).
 #[derive(Debug, Clone)]
@@ -1116,27 +1125,45 @@ impl Delivery {
     /// code (no automatic resend); retryable error → `retry` at the policy's next time, or
     /// `fail` when that would pass the deadline or the attempt limit. Secrets that do not
     /// decrypt are retried (an operator may restore the key) until the deadline.
-    /// `jitter` in `[0, 1)` comes from the caller.
+    /// `jitter` in `[0, 1)` comes from the caller. The same as [`Delivery::attempt`] followed,
+    /// for an accepted send, by [`Delivery::complete`] of its completion alone.
     ///
     /// # Errors
     /// `Conflict` when the row changed under this worker (its lease lapsed and another worker
     /// claimed it); `Store` when the store fails.
     pub async fn deliver(&self, item: &OutboxItem, jitter: f64) -> Result<DeliveryOutcome, MessagingError> {
+        match self.attempt(item, jitter).await {
+            DeliveryStep::Finished(outcome) => outcome,
+            DeliveryStep::Accepted(c) => {
+                Ok(DeliveryOutcome::Sent(self.outbox.complete(c.id, c.attempt, &c.provider_message_id, c.at).await?))
+            }
+        }
+    }
+
+    /// Everything [`Delivery::deliver`] does except recording an acceptance: a send the
+    /// provider accepted comes back as its [`Completion`], for the caller to record (alone or
+    /// with others: [`Delivery::complete`]); every other outcome is recorded here.
+    pub async fn attempt(&self, item: &OutboxItem, jitter: f64) -> DeliveryStep {
         let now = self.clock.now();
         if now >= item.deadline {
             let error = MessageError::new("deadline_exceeded", "the message could not be sent before its deadline");
-            return self.fail(item, error).await;
+            return DeliveryStep::Finished(self.fail(item, error).await);
         }
-        let channel = self.store.channel_with_secrets(item.channel_id).await?.filter(|(c, _)| c.org_id == item.org_id);
+        let channel = match self.store.channel_with_secrets(item.channel_id).await {
+            Ok(found) => found.filter(|(c, _)| c.org_id == item.org_id),
+            Err(e) => return DeliveryStep::Finished(Err(e.into())),
+        };
         let Some((channel, sealed)) = channel else {
-            return self.fail(item, MessageError::new("channel_not_found", "the message's channel no longer exists")).await;
+            let error = MessageError::new("channel_not_found", "the message's channel no longer exists");
+            return DeliveryStep::Finished(self.fail(item, error).await);
         };
         if !channel.is_active() {
-            return self.fail(item, MessageError::new("channel_disconnected", "the message's channel was disconnected")).await;
+            let error = MessageError::new("channel_disconnected", "the message's channel was disconnected");
+            return DeliveryStep::Finished(self.fail(item, error).await);
         }
         let secrets = self.cipher.open(&sealed).and_then(|plain| ChannelSecrets::from_plaintext(&plain));
         if let crate::OutboundContent::Read { provider_message_id } = &item.content {
-            return self.deliver_receipt(item, &channel, secrets, provider_message_id, jitter).await;
+            return DeliveryStep::Finished(self.deliver_receipt(item, &channel, secrets, provider_message_id, jitter).await);
         }
         let result = match secrets {
             Ok(secrets) => self.provider.send(&channel, &secrets, &item.to, &item.content).await,
@@ -1144,24 +1171,43 @@ impl Delivery {
         };
         match result {
             Ok(ProviderAccepted { provider_message_id }) => {
-                Ok(DeliveryOutcome::Sent(self.outbox.complete(item.id, item.attempt, &provider_message_id, self.clock.now()).await?))
+                DeliveryStep::Accepted(Completion { id: item.id, attempt: item.attempt, provider_message_id, at: self.clock.now() })
             }
-            Err(e) if e.kind == ProviderErrorKind::Permanent => self.fail(item, e.to_message_error()).await,
-            Err(e) => {
-                let failed_at = self.clock.now();
-                let error = e.to_message_error();
-                match self.policy.next_attempt(item.attempt, failed_at, item.deadline, jitter, e.retry_after) {
-                    RetryDecision::RetryAt(at) => {
-                        self.outbox.retry(item.id, item.attempt, at, &error).await?;
-                        Ok(DeliveryOutcome::Retrying { at, error })
-                    }
-                    RetryDecision::GiveUp(why) => {
-                        let error = MessageError::new(error.code, format!("{} (gave up: {})", error.message, why.code()));
-                        self.fail(item, error).await
-                    }
-                }
+            Err(e) => DeliveryStep::Finished(self.refused(item, e, jitter).await),
+        }
+    }
+
+    /// Records the provider's refusal of a send: a permanent one fails the row; a retryable one
+    /// schedules the next attempt, or fails the row when that would pass the deadline or the
+    /// attempt limit.
+    async fn refused(&self, item: &OutboxItem, e: ProviderError, jitter: f64) -> Result<DeliveryOutcome, MessagingError> {
+        if e.kind == ProviderErrorKind::Permanent {
+            return self.fail(item, e.to_message_error()).await;
+        }
+        let failed_at = self.clock.now();
+        let error = e.to_message_error();
+        match self.policy.next_attempt(item.attempt, failed_at, item.deadline, jitter, e.retry_after) {
+            RetryDecision::RetryAt(at) => {
+                self.outbox.retry(item.id, item.attempt, at, &error).await?;
+                Ok(DeliveryOutcome::Retrying { at, error })
+            }
+            RetryDecision::GiveUp(why) => {
+                let error = MessageError::new(error.code, format!("{} (gave up: {})", error.message, why.code()));
+                self.fail(item, error).await
             }
         }
+    }
+
+    /// Records the acceptances `completions` together (`Outbox::complete_many`): one outcome
+    /// per completion, in order, each what [`Delivery::deliver`] would have returned for it
+    /// alone (`Sent` with the message, or the error of its `complete`).
+    pub async fn complete(&self, completions: &[Completion]) -> Vec<Result<DeliveryOutcome, MessagingError>> {
+        self.outbox
+            .complete_many(completions)
+            .await
+            .into_iter()
+            .map(|recorded| recorded.map(DeliveryOutcome::Sent).map_err(MessagingError::from))
+            .collect()
     }
 
     async fn fail(&self, item: &OutboxItem, error: MessageError) -> Result<DeliveryOutcome, MessagingError> {

@@ -112,6 +112,31 @@ impl SqlStore {
         }
         Ok(())
     }
+
+    /// On PostgreSQL, takes the locks of `lock_provider_id` for every (organization, provider
+    /// message id) of `ids` in one statement, in one order (their keys sorted), so two batches
+    /// never wait for each other in a cycle.
+    pub(crate) async fn lock_provider_ids<'a>(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: impl IntoIterator<Item = (Uuid, &'a str)>,
+    ) -> Result<(), Failure> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let mut keys: Vec<String> = ids.into_iter().map(|(org_id, id)| provider_lock_key(org_id, id)).collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let rows = (1..=keys.len()).map(|n| format!("(${n}, {n})")).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {rows}) AS l(k, n) ORDER BY n");
+        txn.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, keys.into_iter().map(sea_orm::Value::from)))
+            .await
+            .map_err(db("locking the provider message ids"))?;
+        Ok(())
+    }
 }
 
 // ---- rows ---------------------------------------------------------------------------------
@@ -1358,16 +1383,8 @@ impl ConversationStore for SqlStore {
         let mut ids: Vec<&str> = statuses.iter().map(|s| s.provider_message_id.as_str()).collect();
         ids.sort_unstable();
         ids.dedup();
-        if self.is_postgres() {
-            // Every provider-id lock in one statement, in one order (the ids sorted), so two
-            // batches never wait for each other in a cycle; the message rows are locked after.
-            let rows = (1..=ids.len()).map(|n| format!("(${n}, {n})")).collect::<Vec<_>>().join(", ");
-            let sql = format!("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM (VALUES {rows}) AS l(k, n) ORDER BY n");
-            let keys = ids.iter().map(|id| sea_orm::Value::from(provider_lock_key(org_id.as_uuid(), id)));
-            txn.execute(Statement::from_sql_and_values(DbBackend::Postgres, sql, keys))
-                .await
-                .map_err(db("locking the provider message ids"))?;
-        }
+        // The message rows are locked after.
+        self.lock_provider_ids(&txn, ids.iter().map(|id| (org_id.as_uuid(), *id))).await?;
         let rows = self
             .for_update(
                 messages::Entity::find()

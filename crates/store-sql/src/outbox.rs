@@ -31,21 +31,22 @@ use crate::entity::{messages, outbox, pending_statuses, runs};
 use crate::error::{db, Failure};
 use crate::events::{message_delivery_event, run_finished_event};
 use crate::fair::FairClaim;
-use crate::journal::insert_events;
+use crate::journal::{event_row, insert_event_rows, insert_events};
 use crate::runs::{finishing, run_from_row};
 use crate::SqlStore;
 use async_trait::async_trait;
 use atlas_conversations::{
-    ChannelId, ConversationError, ConversationId, DeliveryRecord, DeliveryState, Message, MessageError, MessageId, NewOutbound,
+    ChannelId, Completion, ConversationError, ConversationId, DeliveryRecord, DeliveryState, Message, MessageError, MessageId, NewOutbound,
     OutboundContent, Outbox, OutboxId, OutboxItem, StatusEvent,
 };
 use atlas_kernel::{OrgId, StoreError};
 use atlas_runs::{OutboxEvent, RunError, RunId, RunStatus};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Statement,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
+use std::collections::HashMap;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -286,6 +287,173 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Records the completions `together` (indices into `completions`, each of another row)
+    /// that need nothing but the common case, in one transaction whose statements do not grow
+    /// with their number: the rows locked (id order), then their provider ids' locks (as
+    /// `apply_status` takes them), then their messages (id order); the pending statuses looked
+    /// up; one update of the messages, one of the rows, one of the runs (`RETURNING` them), one
+    /// insert of the events. A completion is in the common case when its row is unfinished and
+    /// still held under its attempt, its message is there, and no status waits for its provider
+    /// id (nor does another completion of the batch carry that id). Returns the recorded ones
+    /// with their messages; every other is left to `complete`, alone.
+    async fn complete_together(&self, completions: &[Completion], together: &[usize]) -> Result<Vec<(usize, Message)>, Failure> {
+        let mut ids: Vec<Uuid> = together.iter().map(|&i| completions[i].id.as_uuid()).collect();
+        ids.sort_unstable();
+        let txn = begin(&self.db).await?;
+        let rows: HashMap<Uuid, outbox::Model> = self
+            .for_update(outbox::Entity::find().filter(outbox::Column::Id.is_in(ids)).order_by_asc(outbox::Column::Id))
+            .all(&txn)
+            .await
+            .map_err(db("reading the outbox rows"))?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        let mut chosen: Vec<(usize, &outbox::Model)> = together
+            .iter()
+            .filter_map(|&i| {
+                let c = &completions[i];
+                rows.get(&c.id.as_uuid()).filter(|row| row.finished_at_us.is_none() && held(row, c.attempt)).map(|row| (i, row))
+            })
+            .collect();
+        let mut provider_ids = std::collections::HashSet::new();
+        chosen.retain(|(i, row)| provider_ids.insert((row.org_id, completions[*i].provider_message_id.as_str())));
+        if chosen.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
+        // Serialises with `apply_status` for these provider ids, as `complete` does.
+        self.lock_provider_ids(&txn, provider_ids.iter().copied()).await?;
+        let mut message_ids: Vec<Uuid> = chosen.iter().map(|(_, row)| row.message_id).collect();
+        message_ids.sort_unstable();
+        let mut messages: HashMap<Uuid, messages::Model> = self
+            .for_update(messages::Entity::find().filter(messages::Column::Id.is_in(message_ids)).order_by_asc(messages::Column::Id))
+            .all(&txn)
+            .await
+            .map_err(db("reading the outbox rows' messages"))?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        let orgs: std::collections::BTreeSet<Uuid> = provider_ids.iter().map(|(org_id, _)| *org_id).collect();
+        let waiting: std::collections::HashSet<(Uuid, String)> = pending_statuses::Entity::find()
+            .select_only()
+            .column(pending_statuses::Column::OrgId)
+            .column(pending_statuses::Column::ProviderMessageId)
+            .filter(pending_statuses::Column::OrgId.is_in(orgs))
+            .filter(pending_statuses::Column::ProviderMessageId.is_in(provider_ids.iter().map(|(_, id)| *id)))
+            .into_tuple::<(Uuid, String)>()
+            .all(&txn)
+            .await
+            .map_err(db("reading the pending statuses"))?
+            .into_iter()
+            .collect();
+        let mut recorded: Vec<Recorded<'_>> = Vec::with_capacity(chosen.len());
+        for (i, row) in chosen {
+            let c = &completions[i];
+            if waiting.contains(&(row.org_id, c.provider_message_id.clone())) {
+                continue;
+            }
+            let Some(message_row) = messages.remove(&row.message_id) else {
+                continue;
+            };
+            let mut message = message_from_row(message_row)?;
+            let before = record_of(&message)?;
+            let mut record = before.clone();
+            record.apply(&StatusEvent::new(DeliveryState::Sent, c.at));
+            message.provider_message_id = Some(c.provider_message_id.clone());
+            message.set_delivery(record.clone());
+            recorded.push(Recorded { index: i, row, message, changed: record != before, record });
+        }
+        if recorded.is_empty() {
+            rollback(txn).await?;
+            return Ok(Vec::new());
+        }
+        // The columns `delivery_update` writes, each message's own, and the provider id.
+        let by_message = |value: &dyn Fn(&Recorded<'_>) -> sea_orm::Value| {
+            per_row(messages::Column::Id, recorded.iter().map(|r| (r.message.id.as_uuid(), value(r))))
+        };
+        messages::Entity::update_many()
+            .col_expr(messages::Column::DeliveryState, by_message(&|r| r.record.state.as_str().into()))
+            .col_expr(messages::Column::SentAtUs, by_message(&|r| r.record.sent_at.map(to_us).into()))
+            .col_expr(messages::Column::DeliveredAtUs, by_message(&|r| r.record.delivered_at.map(to_us).into()))
+            .col_expr(messages::Column::ReadAtUs, by_message(&|r| r.record.read_at.map(to_us).into()))
+            .col_expr(messages::Column::FailedAtUs, by_message(&|r| r.record.failed_at.map(to_us).into()))
+            .col_expr(messages::Column::ErrorCode, by_message(&|r| r.record.error.as_ref().map(|e| e.code.clone()).into()))
+            .col_expr(messages::Column::ErrorMessage, by_message(&|r| r.record.error.as_ref().map(|e| e.message.clone()).into()))
+            .col_expr(messages::Column::ProviderMessageId, by_message(&|r| r.message.provider_message_id.clone().into()))
+            .filter(messages::Column::Id.is_in(recorded.iter().map(|r| r.message.id.as_uuid())))
+            .exec(&txn)
+            .await
+            .map_err(db("recording the provider message ids"))?;
+        let finished_at = recorded.iter().map(|r| (r.row.id, to_us(completions[r.index].at).into()));
+        outbox::Entity::update_many()
+            .col_expr(outbox::Column::FinishedAtUs, per_row(outbox::Column::Id, finished_at))
+            .col_expr(outbox::Column::LeaseUntilUs, Expr::value(Option::<i64>::None))
+            .filter(outbox::Column::Id.is_in(recorded.iter().map(|r| r.row.id)))
+            .exec(&txn)
+            .await
+            .map_err(db("finishing the outbox rows"))?;
+        // Each send's run, still pending, `succeeded` when its row finished.
+        let runs: Vec<(Uuid, Uuid, i64)> =
+            recorded.iter().filter_map(|r| r.row.run_id.map(|run_id| (r.row.org_id, run_id, to_us(completions[r.index].at)))).collect();
+        let mut finished_runs: HashMap<Uuid, runs::Model> = HashMap::new();
+        if !runs.is_empty() {
+            let mut which = Condition::any();
+            for (org_id, run_id, _) in &runs {
+                which = which.add(Condition::all().add(runs::Column::OrgId.eq(*org_id)).add(runs::Column::Id.eq(*run_id)));
+            }
+            let mut finish = runs::Entity::update_many()
+                .col_expr(runs::Column::Status, Expr::value(RunStatus::Succeeded.as_str()))
+                .col_expr(runs::Column::ErrorCode, Expr::value(Option::<String>::None))
+                .col_expr(runs::Column::ErrorMessage, Expr::value(Option::<String>::None))
+                .col_expr(runs::Column::UpdatedAtUs, per_row(runs::Column::Id, runs.iter().map(|(_, run_id, at)| (*run_id, (*at).into()))))
+                .filter(runs::Column::Status.eq(RunStatus::Pending.as_str()))
+                .filter(which)
+                .into_query();
+            finish.returning(Query::returning().all());
+            for run in txn.query_all(txn.get_database_backend().build(&finish)).await.map_err(db("finishing the sends' runs"))? {
+                let run = runs::Model::from_query_result(&run, "").map_err(db("reading a finished run"))?;
+                finished_runs.insert(run.id, run);
+            }
+        }
+        let mut events = Vec::new();
+        for r in &recorded {
+            if r.changed {
+                events.extend(message_delivery_event(&r.message, completions[r.index].at)?.map(|event| event_row(r.row.org_id, &event)));
+            }
+            if let Some(run) = r.row.run_id.and_then(|run_id| finished_runs.remove(&run_id)) {
+                events.push(event_row(r.row.org_id, &run_finished_event(&run_from_row(run)?)?));
+            }
+        }
+        insert_event_rows(&txn, events).await?;
+        commit(txn, "committing the completions").await?;
+        Ok(recorded.into_iter().map(|r| (r.index, r.message)).collect())
+    }
+}
+
+/// A completion `complete_together` records: its index among the completions, its row as
+/// locked, its message and delivery record as recorded, and whether that record changed.
+struct Recorded<'a> {
+    index: usize,
+    row: &'a outbox::Model,
+    message: Message,
+    record: DeliveryRecord,
+    changed: bool,
+}
+
+/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … END`: each row's own value of a column
+/// one `UPDATE` writes to many rows (every row it touches among `values`).
+fn per_row<C: ColumnTrait>(key: C, values: impl IntoIterator<Item = (Uuid, sea_orm::Value)>) -> sea_orm::sea_query::SimpleExpr {
+    let mut cases: Option<CaseStatement> = None;
+    for (id, value) in values {
+        cases = Some(match cases {
+            None => Expr::case(key.eq(id), value),
+            Some(cases) => cases.case(key.eq(id), value),
+        });
+    }
+    cases.map_or_else(|| Expr::value(Option::<i64>::None), Into::into)
+}
+
 /// Writes `events` (of organization `org_id`), if any, in one statement through `txn`.
 async fn write_events(txn: &DatabaseTransaction, org_id: Uuid, events: Vec<OutboxEvent>) -> Result<(), Failure> {
     if events.is_empty() {
@@ -450,6 +618,32 @@ impl Outbox for SqlStore {
         write_events(&txn, row.org_id, events).await?;
         commit(txn, "committing the completion").await?;
         Ok(message)
+    }
+
+    async fn complete_many(&self, completions: &[Completion]) -> Vec<Result<Message, ConversationError>> {
+        let mut results: Vec<Option<Result<Message, ConversationError>>> = completions.iter().map(|_| None).collect();
+        // The first completion of each row may be written together; a later one of the same
+        // row is recorded after them, against the row the first left.
+        let mut rows = std::collections::HashSet::new();
+        let together: Vec<usize> = (0..completions.len()).filter(|&i| rows.insert(completions[i].id)).collect();
+        if together.len() > 1 {
+            match self.complete_together(completions, &together).await {
+                Ok(recorded) => {
+                    for (i, message) in recorded {
+                        results[i] = Some(Ok(message));
+                    }
+                }
+                Err(e) => tracing::warn!(error = ?e, "completions not recorded together; recording them one by one"),
+            }
+        }
+        let mut out = Vec::with_capacity(completions.len());
+        for (c, result) in completions.iter().zip(results) {
+            out.push(match result {
+                Some(result) => result,
+                None => self.complete(c.id, c.attempt, &c.provider_message_id, c.at).await,
+            });
+        }
+        out
     }
 
     async fn retry(&self, id: OutboxId, attempt: u32, next_at: OffsetDateTime, error: &MessageError) -> Result<(), ConversationError> {

@@ -5,8 +5,9 @@
 //! when `ATLAS_REQUIRE_SERVICES=1`).
 
 use atlas_conversations::{
-    ChannelId, ChannelProvider, ConversationError, ConversationStore, DeliveryState, Enqueued, InboundRecorded, Message, MessageError,
-    MessageId, MessageKind, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, StatusApplied, StatusEvent,
+    ChannelId, ChannelProvider, Completion, ConversationError, ConversationStore, DeliveryState, Enqueued, InboundRecorded, Message,
+    MessageError, MessageId, MessageKind, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, StatusApplied,
+    StatusEvent,
 };
 use atlas_kernel::{OrgId, PhoneNumber};
 use atlas_migrations::{Migrator, MigratorTrait};
@@ -216,6 +217,32 @@ async fn complete_writes_the_message_delivery_and_run_events(store: SqlStore) {
     assert_eq!(events_of(&store, org_id).await.len(), 2, "a repeated completion changes nothing, so writes nothing");
 }
 
+/// Completions recorded together write what each would have written alone: for every message,
+/// in its own organization, `agent.message_delivery` (sent) then `atlas.run.updated`
+/// (succeeded).
+async fn completions_recorded_together_write_each_ones_events(store: SqlStore) {
+    let sends = [a_claimed_send(&store).await, a_claimed_send(&store).await, a_claimed_send(&store).await];
+    let completions: Vec<Completion> = sends
+        .iter()
+        .enumerate()
+        .map(|(i, (_, outbox_id, _, _))| Completion {
+            id: *outbox_id,
+            attempt: 1,
+            provider_message_id: format!("wamid.together.{i}"),
+            at: t0() + Duration::seconds(1 + i64::try_from(i).expect("small")),
+        })
+        .collect();
+    let results = store.complete_many(&completions).await;
+    for ((org_id, _, message_id, run_id), result) in sends.iter().zip(results) {
+        let message = result.expect("each completion is recorded");
+        assert_eq!(message.id, *message_id);
+        let events = events_of(&store, *org_id).await;
+        assert_eq!(events.len(), 2, "one event for the message, one for the run: {events:?}");
+        assert_delivery_event(&events[0], &message, DeliveryState::Sent);
+        assert_run_event(&events[1], *run_id, RunStatus::Succeeded);
+    }
+}
+
 /// `fail` writes `agent.message_delivery` (the message failed with its error, version 5) and
 /// `atlas.run.updated` (the run failed); failing again is refused and writes nothing.
 async fn fail_writes_the_message_delivery_and_run_events(store: SqlStore) {
@@ -398,6 +425,7 @@ macro_rules! backend_tests {
                 retention_removes_finished_rows_and_stale_pending_statuses_only,
                 a_retry_with_a_stale_attempt_is_a_conflict,
                 complete_records_the_provider_id_and_a_repeated_complete_changes_nothing,
+                completions_recorded_together_are_each_recorded_as_alone,
                 fail_marks_the_message_failed_with_the_code_and_the_run_failed,
                 conversations_and_messages_page_newest_first_with_cursors,
                 setting_a_conversation_status_commits_with_its_run,
@@ -425,6 +453,11 @@ macro_rules! backend_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sql_complete_writes_the_message_delivery_and_run_events() {
                 super::complete_writes_the_message_delivery_and_run_events(store!()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sql_completions_recorded_together_write_each_ones_events() {
+                super::completions_recorded_together_write_each_ones_events(store!()).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

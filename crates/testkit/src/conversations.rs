@@ -14,10 +14,10 @@
 //! Call [`suite`] with the ports, all usually backed by one store.
 
 use atlas_conversations::{
-    Channel, ChannelId, ChannelProvider, Conversation, ConversationError, ConversationId, ConversationStatus, ConversationStore,
-    DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded, Message, MessageError,
-    MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId, OutboxItem,
-    SendContexts, SendLookup, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
+    Channel, ChannelId, ChannelProvider, Completion, Conversation, ConversationError, ConversationId, ConversationStatus,
+    ConversationStore, DefaultRule, DeliveryRecord, DeliveryState, Direction, Draft, DraftId, DraftState, Enqueued, InboundRecorded,
+    Message, MessageError, MessageId, MessageKind, MessageTemplate, NewChannel, NewInbound, NewOutbound, OutboundContent, Outbox, OutboxId,
+    OutboxItem, SendContexts, SendLookup, StatusApplied, StatusEvent, Template, TemplateCategory, TemplateId, TemplateStatus,
 };
 use atlas_kernel::{Cursor, OrgId, Page, PageRequest, PhoneNumber};
 use atlas_runs::{JournalEntry, Run, RunId, RunStatus, RunStore};
@@ -59,6 +59,7 @@ pub async fn suite(ports: &MessagingPorts) {
     the_next_due_instant_is_that_of_the_earliest_unfinished_row(ports).await;
     a_retry_with_a_stale_attempt_is_a_conflict(ports).await;
     complete_records_the_provider_id_and_a_repeated_complete_changes_nothing(ports).await;
+    completions_recorded_together_are_each_recorded_as_alone(ports).await;
     fail_marks_the_message_failed_with_the_code_and_the_run_failed(ports).await;
     a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing(ports).await;
     conversations_and_messages_page_newest_first_with_cursors(ports).await;
@@ -226,13 +227,18 @@ async fn enqueue(ports: &MessagingPorts, send: &NewOutbound) -> (Enqueued, RunId
 
 /// Claims every due row at `now` (the whole outbox, in batches) and returns those of `org_id`.
 async fn claim_own(ports: &MessagingPorts, org_id: OrgId, now: OffsetDateTime) -> Vec<OutboxItem> {
+    claim_of(ports, &[org_id], now).await
+}
+
+/// Claims every due row at `now` (the whole outbox, in batches) and returns those of `orgs`.
+async fn claim_of(ports: &MessagingPorts, orgs: &[OrgId], now: OffsetDateTime) -> Vec<OutboxItem> {
     let mut own = Vec::new();
     loop {
         let batch = ports.outbox.claim(now, 50, LEASE, UNCAPPED).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}"));
         if batch.is_empty() {
             return own;
         }
-        own.extend(batch.into_iter().filter(|item| item.org_id == org_id));
+        own.extend(batch.into_iter().filter(|item| orgs.contains(&item.org_id)));
     }
 }
 
@@ -1142,6 +1148,137 @@ pub async fn complete_records_the_provider_id_and_a_repeated_complete_changes_no
     let unknown = ports.outbox.complete(OutboxId::generate(), 1, &wamid("unknown"), at(9)).await;
     assert!(matches!(unknown, Err(ConversationError::NotFound)), "an unknown row is not found: {unknown:?}");
     assert_eq!(claim_own(ports, org_id, at(86_400)).await, Vec::new(), "a finished row is never claimed again");
+}
+
+/// `complete_many` records each completion as `complete` alone would have, in order:
+/// completions of held rows in two organizations and three channels are recorded (provider id,
+/// `sent` at their own instant, row finished, run `succeeded` at that instant); one whose
+/// provider id has a pending status gets it applied; a stale worker's completion of a row taken
+/// over is a conflict while the holder's, later in the same call, completes; the holder's
+/// completion before a stale one finishes the row, so the stale one (another provider id) is a
+/// conflict; completing a finished row again with its own id returns its message unchanged; an
+/// unknown row is not found.
+pub async fn completions_recorded_together_are_each_recorded_as_alone(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let second_channel = connect(ports, org_id, &format!("pn-{}", uuid::Uuid::now_v7()), at(0)).await;
+    let (other_org, other_channel) = organization_with_channel(ports).await;
+    // Three rows claimed, then taken over when their leases lapsed (at `now`); one of them is
+    // completed alone.
+    let now = at(0) + LEASE;
+    let (taken, taken_later, finished) = {
+        let mut rows = Vec::new();
+        for label in ["taken", "taken later", "finished"] {
+            let send = text_send(org_id, channel.id, &phone(220 + u32::try_from(rows.len()).expect("small")), label, at(0));
+            rows.push((send.message_id, enqueue(ports, &send).await.1));
+        }
+        let stale = claim_own(ports, org_id, at(0)).await;
+        assert_eq!(stale.len(), 3, "the three rows are claimed: {stale:?}");
+        let current = claim_own(ports, org_id, now).await;
+        assert_eq!(current.len(), 3, "and claimed again once their leases lapsed: {current:?}");
+        let find = |items: &[OutboxItem], id: MessageId| items.iter().find(|item| item.message_id == id).cloned().expect("claimed");
+        let mut pairs = rows.into_iter().map(|(message_id, run_id)| (find(&stale, message_id), find(&current, message_id), run_id));
+        (pairs.next().expect("taken"), pairs.next().expect("taken later"), pairs.next().expect("finished"))
+    };
+    let finished_pid = wamid("together-finished");
+    let finished_message =
+        ports.outbox.complete(finished.1.id, finished.1.attempt, &finished_pid, now).await.expect("completing alone first");
+
+    // Sends in two organizations and three channels, and one whose provider id has a status
+    // waiting, all claimed at `now` (the taken rows are still leased).
+    let mut sends = Vec::new();
+    for (i, (org, channel_id)) in
+        [(org_id, channel.id), (org_id, channel.id), (org_id, second_channel.id), (other_org, other_channel.id)].into_iter().enumerate()
+    {
+        let send = text_send(org, channel_id, &phone(200 + u32::try_from(i).expect("small")), "together", now);
+        let (enqueued, run_id) = enqueue(ports, &send).await;
+        sends.push((send, enqueued, run_id));
+    }
+    let early = text_send(org_id, channel.id, &phone(210), "early receipt", now);
+    let (early_enqueued, early_run) = enqueue(ports, &early).await;
+    let early_pid = wamid("together-early");
+    let delivered = StatusEvent::new(DeliveryState::Delivered, now + Duration::seconds(30));
+    assert_eq!(apply(ports, org_id, &early_pid, &delivered).await, StatusApplied::Pending, "the status waits for its provider id");
+    let claimed = claim_of(ports, &[org_id, other_org], now).await;
+    assert_eq!(claimed.len(), sends.len() + 1, "the new sends are claimed, and only they: {claimed:?}");
+    let item_of = |message_id: MessageId| claimed.iter().find(|item| item.message_id == message_id).cloned().expect("claimed");
+    let after = |seconds: i64| now + Duration::seconds(seconds);
+
+    let completion = |item: &OutboxItem, pid: &str, at: OffsetDateTime| Completion {
+        id: item.id,
+        attempt: item.attempt,
+        provider_message_id: pid.to_owned(),
+        at,
+    };
+    let pids: Vec<String> = (0..sends.len()).map(|i| wamid(&format!("together-{i}"))).collect();
+    let sent_at = |i: usize| after(10 + i64::try_from(i).expect("small"));
+    let mut completions: Vec<Completion> = sends
+        .iter()
+        .zip(&pids)
+        .enumerate()
+        .map(|(i, ((send, _, _), pid))| completion(&item_of(send.message_id), pid, sent_at(i)))
+        .collect();
+    completions.push(completion(&item_of(early.message_id), &early_pid, after(20)));
+    let (holder_pid, later_holder_pid) = (wamid("together-holder"), wamid("together-later-holder"));
+    completions.push(completion(&taken.0, &wamid("together-stale"), after(21)));
+    completions.push(completion(&taken.1, &holder_pid, after(22)));
+    completions.push(completion(&taken_later.1, &later_holder_pid, after(23)));
+    completions.push(completion(&taken_later.0, &wamid("together-later-stale"), after(24)));
+    completions.push(completion(&finished.1, &finished_pid, after(25)));
+    completions.push(Completion { id: OutboxId::generate(), attempt: 1, provider_message_id: wamid("together-unknown"), at: after(26) });
+    let results = ports.outbox.complete_many(&completions).await;
+    assert_eq!(results.len(), completions.len(), "one result per completion");
+
+    for (i, (send, enqueued, run_id)) in sends.iter().enumerate() {
+        let mut expected = Message::queued(send.message_id, send.org_id, enqueued.conversation_id, &send.content, now);
+        expected.provider_message_id = Some(pids[i].clone());
+        expected.delivery_state = Some(DeliveryState::Sent);
+        expected.sent_at = Some(sent_at(i));
+        let message = results[i].as_ref().unwrap_or_else(|e| panic!("completion {i} is recorded: {e:?}"));
+        assert_eq!(message, &expected, "completion {i}: the message is sent at its own instant with its provider id");
+        assert_eq!(&message_in(ports, send.org_id, enqueued.conversation_id, message.id).await, message, "completion {i} is stored so");
+        let finished = run(ports, send.org_id, *run_id).await.expect("the send's run");
+        assert_eq!((finished.status, finished.updated_at), (RunStatus::Succeeded, sent_at(i)), "completion {i}: the run succeeded then");
+    }
+    let early_message = results[sends.len()].as_ref().expect("the completion with a waiting status is recorded");
+    assert_eq!(early_message.provider_message_id.as_deref(), Some(early_pid.as_str()));
+    assert_eq!(
+        (early_message.delivery_state, early_message.sent_at, early_message.delivered_at),
+        (Some(DeliveryState::Delivered), Some(after(20)), Some(after(30))),
+        "the waiting status was applied on completion"
+    );
+    assert_eq!(&message_in(ports, org_id, early_enqueued.conversation_id, early_message.id).await, early_message);
+    assert_eq!(run(ports, org_id, early_run).await.map(|r| r.status), Some(RunStatus::Succeeded));
+    let (again, changed) = applied(apply(ports, org_id, &early_pid, &delivered).await);
+    assert!(!changed, "the waiting status was consumed: applying it again changes nothing");
+    assert_eq!(&again, early_message);
+
+    let rest = &results[sends.len() + 1..];
+    assert!(matches!(rest[0], Err(ConversationError::Conflict(_))), "the stale worker's completion is a conflict: {:?}", rest[0]);
+    let holder = rest[1].as_ref().expect("the holder's completion, after the stale one, is recorded");
+    assert_eq!(holder.provider_message_id, Some(holder_pid), "the holder's send is the one recorded");
+    assert_eq!(holder.sent_at, Some(after(22)));
+    assert_eq!(run(ports, org_id, taken.2).await.map(|r| r.status), Some(RunStatus::Succeeded));
+    let later_holder = rest[2].as_ref().expect("the holder's completion, before the stale one, is recorded");
+    assert_eq!(later_holder.provider_message_id.as_deref(), Some(later_holder_pid.as_str()));
+    assert!(matches!(rest[3], Err(ConversationError::Conflict(_))), "the stale completion of a finished row is a conflict: {:?}", rest[3]);
+    let stored = ports.store.message_by_provider_id(org_id, &later_holder_pid).await.expect("read");
+    assert_eq!(stored.as_ref(), Some(later_holder), "the stale completion changed nothing");
+    assert_eq!(rest[4].as_ref().ok(), Some(&finished_message), "completing a finished row again with its id returns it unchanged");
+    assert!(matches!(rest[5], Err(ConversationError::NotFound)), "an unknown row is not found: {:?}", rest[5]);
+    assert_eq!(claim_own(ports, org_id, at(86_400)).await, Vec::new(), "every recorded row is finished");
+    assert_eq!(claim_own(ports, other_org, at(86_400)).await, Vec::new());
+}
+
+/// For statement budgets: `n` sends of a new organization's one channel, queued and claimed,
+/// each with the provider's acceptance ready to record (`complete_many`).
+pub async fn claimed_sends(ports: &MessagingPorts, n: usize) -> Vec<Completion> {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    for i in 0..n {
+        enqueue(ports, &text_send(org_id, channel.id, &phone(300 + u32::try_from(i).expect("small")), "budget", at(0))).await;
+    }
+    let items = claim_own(ports, org_id, at(0)).await;
+    assert_eq!(items.len(), n, "every send claimed");
+    items.iter().map(|item| Completion { id: item.id, attempt: item.attempt, provider_message_id: wamid("budget"), at: at(1) }).collect()
 }
 
 /// `fail` fails the message with the provider's code (`131047`), finishes the row and marks

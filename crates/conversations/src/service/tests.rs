@@ -753,6 +753,41 @@ fn an_accepted_send_completes_the_row_with_the_provider_id() {
 }
 
 #[test]
+fn an_accepted_attempt_leaves_its_completion_and_completing_many_reports_each_as_deliver_would() {
+    let org = OrgId::generate();
+    let chn = channel(org, ChannelProvider::Whatsapp);
+    let (first, second) = (item(org, chn.id, 1), item(org, chn.id, 2));
+    let mut provider = MockMessagingProvider::new();
+    provider.expect_send().times(2).returning(|_, _, to, _| Ok(ProviderAccepted { provider_message_id: format!("wamid.{to}") }));
+    let mut outbox = MockOutbox::new();
+    // Nothing is recorded while attempting: the acceptance comes back to the caller.
+    outbox.expect_complete().never();
+    let done = sent_message(&first, DeliveryRecord::queued().applied(&StatusEvent::new(DeliveryState::Sent, NOW)));
+    let expected = vec![
+        Completion { id: first.id, attempt: 1, provider_message_id: format!("wamid.{}", phone()), at: NOW },
+        Completion { id: second.id, attempt: 2, provider_message_id: format!("wamid.{}", phone()), at: NOW },
+    ];
+    let recorded = expected.clone();
+    outbox.expect_complete_many().withf(move |completions| completions == recorded.as_slice()).times(1).returning(move |_| {
+        vec![Ok(done.clone()), Err(ConversationError::Conflict("the outbox row was released or claimed again"))]
+    });
+    let delivery = delivery(store_with_channel(&chn), outbox, provider);
+
+    let mut completions = Vec::new();
+    for work in [&first, &second] {
+        match block_on(delivery.attempt(work, 0.3)) {
+            DeliveryStep::Accepted(completion) => completions.push(completion),
+            DeliveryStep::Finished(outcome) => panic!("an accepted send is left to record: {outcome:?}"),
+        }
+    }
+    assert_eq!(completions, expected, "each acceptance carries its row, its attempt, the provider's id and the instant");
+    let outcomes = block_on(delivery.complete(&completions));
+    assert_eq!(outcomes.len(), 2, "one outcome per completion");
+    assert!(matches!(outcomes[0], Ok(DeliveryOutcome::Sent(ref m)) if m.delivery_state == Some(DeliveryState::Sent)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Err(MessagingError::Conflict(_))), "a refused completion is its error: {outcomes:?}");
+}
+
+#[test]
 fn a_permanent_refusal_fails_the_message_with_the_provider_code_and_no_resend() {
     let org = OrgId::generate();
     let chn = channel(org, ChannelProvider::Whatsapp);
