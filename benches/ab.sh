@@ -9,6 +9,11 @@
 #   - webhooks: $ENDPOINTS endpoints (default 1; `atlas.event.received`) at a local receiver, inbound events from
 #     $CONNECTIONS connections for 5 s, then drained; deliveries per second from the first
 #     event to the last delivery's `finished_at_us`;
+#   - drain: a backlog of template sends queued for $SECONDS_EACH s under the default channel
+#     cap, then the same database served again with the cap lifted
+#     (ATLAS_CHANNEL_RATE_LIMIT=1000000/s); messages per second until none is `queued` or
+#     `sending`, and the CPU per drained message (the outbox worker, the sandbox's receipts and
+#     fan-out: the pipeline without the request path);
 #   - latency: one endpoint (`agent.message_delivery`) at the receiver, $LATENCY_SENDS text
 #     sends paced at 20/s (each to a number an inbound event opened), an idle server otherwise;
 #     p50 / p99 of each message's queue time → its `sent` delivery's arrival at the receiver,
@@ -17,6 +22,7 @@
 #   bash benches/ab.sh /tmp/old/atlas-api target/release/atlas-api      # 2 rounds
 #   ROUNDS=3 SECONDS_EACH=30 bash benches/ab.sh A B
 #   STAGES=latency ROUNDS=3 bash benches/ab.sh A B                     # some of the stages
+#   STAGES=drain bash benches/ab.sh A B                                 # not in the default stages
 #   B_ENV="ATLAS_SEND_BATCH_WINDOW_MS=2" bash benches/ab.sh S S         # one build, two settings
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth; PG=… for another), psql, wrk, curl, and
@@ -48,18 +54,29 @@ stop() {
 }
 trap stop EXIT
 
-# start BINARY: the server on a fresh database, with $SIDE_ENV's settings; sets SERVER, DB, KEY.
+# start BINARY [SETTING…]: the server on a fresh database, with $SIDE_ENV's settings and then
+# the given ones; sets SERVER, DB, KEY.
 start() {
   DB=atlas_ab_$$_$RANDOM
   psql -q "$PG/postgres" -c "CREATE DATABASE $DB" >/dev/null
+  serve "$@"
+  KEY=$(awk '/admin api key/ {print $4}' /tmp/atlas_ab_server.out)
+  [ -n "$KEY" ] || { echo "the server printed no admin key: $(cat /tmp/atlas_ab_server.err)" >&2; exit 1; }
+  sleep 1
+}
+
+# serve BINARY [SETTING…]: the server on database $DB (as `start` made it), once it answers;
+# sets SERVER.
+serve() {
+  local binary=$1
+  shift
   ATLAS_BIND=127.0.0.1:$PORT ATLAS_DATABASE_URL="$PG/$DB?sslmode=disable" ATLAS_SECRET_KEY=bench-secret-key-0123456789abcdef0123456789 \
     ATLAS_WEBHOOKS_ALLOW_PRIVATE=true ATLAS_RATE_LIMIT_READS=50000000/min ATLAS_RATE_LIMIT_WRITES=50000000/min \
-    ATLAS_RATE_LIMIT_MESSAGES=50000000/min env $SIDE_ENV "$1" >/tmp/atlas_ab_server.out 2>/tmp/atlas_ab_server.err &
+    ATLAS_RATE_LIMIT_MESSAGES=50000000/min env $SIDE_ENV "$@" "$binary" >/tmp/atlas_ab_server.out 2>/tmp/atlas_ab_server.err &
   SERVER=$!
-  for _ in $(seq 1 100); do grep -q "admin api key" /tmp/atlas_ab_server.out 2>/dev/null && break; sleep 0.2; done
-  KEY=$(awk '/admin api key/ {print $4}' /tmp/atlas_ab_server.out)
-  [ -n "$KEY" ] || { echo "the server did not start: $(cat /tmp/atlas_ab_server.err)" >&2; exit 1; }
-  sleep 1
+  for _ in $(seq 1 200); do curl -sf -o /dev/null "http://127.0.0.1:$PORT/healthz" && return 0; sleep 0.1; done
+  echo "the server did not start: $(cat /tmp/atlas_ab_server.err)" >&2
+  exit 1
 }
 
 postgres_jiffies() {
@@ -79,6 +96,33 @@ sends() {
     wrk -t2 -c"$CONNS" -d"$SECS"s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/messages" | grep '^requests=')
   echo "sends $(field ok_rps "$line") req/s, p99 $(field p99_ms "$line") ms, non-2xx $(field non2xx3xx "$line");" \
     "cpu jiffies: server $(($(awk '{print $14 + $15}' "/proc/$SERVER/stat") - s0)), postgres $(($(postgres_jiffies) - p0))"
+  stop
+}
+
+drain() {
+  start "$1"
+  ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=57 WRK_IDEMPOTENCY="ab-drain-{n}" \
+    WRK_BODY='{"phone_number":"{phone}","template_id":"hello_world","category":"utility"}' \
+    wrk -t2 -c"$CONNS" -d"$SECS"s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/messages" >/dev/null
+  kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
+  # The stopped process's leases are released rather than waited out.
+  psql -qtAX "$PG/$DB" -c "UPDATE outbox SET lease_until_us = NULL WHERE finished_at_us IS NULL AND lease_until_us IS NOT NULL" >/dev/null
+  local pending="SELECT count(*) FROM messages WHERE direction = 'outbound' AND delivery_state IN ('queued', 'sending')"
+  local backlog left t0 ms s0 p0
+  serve "$1" ATLAS_CHANNEL_RATE_LIMIT=1000000/s
+  backlog=$(psql -qtAX "$PG/$DB" -c "$pending")
+  p0=$(postgres_jiffies)
+  s0=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
+  t0=$(date +%s%N)
+  left=$backlog
+  while [ "$left" -gt 0 ] && [ $(($(date +%s%N) - t0)) -lt 600000000000 ]; do
+    sleep 0.2
+    left=$(psql -qtAX "$PG/$DB" -c "$pending")
+  done
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  echo "drain $(awk -v n=$((backlog - left)) -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }') msg/s ($((backlog - left)) of $backlog in $ms ms," \
+    "$left left); cpu per message, ms: server $(awk -v j=$(($(awk '{print $14 + $15}' "/proc/$SERVER/stat") - s0)) -v n=$((backlog - left)) 'BEGIN { printf "%.2f", j * 10 / n }')," \
+    "postgres $(awk -v j=$(($(postgres_jiffies) - p0)) -v n=$((backlog - left)) 'BEGIN { printf "%.2f", j * 10 / n }')"
   stop
 }
 

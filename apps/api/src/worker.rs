@@ -258,7 +258,7 @@ pub fn spawn_outbox_worker(
                 // keeps its slot until it is recorded.
                 let outcome = match delivery.attempt(&item, jitter).await {
                     DeliveryStep::Finished(outcome) => Some(outcome),
-                    DeliveryStep::Accepted(completion) => recorded(&recorder, completion).await,
+                    DeliveryStep::Accepted(completion) => via_recorder(&recorder, completion).await,
                 };
                 // Delivery states changed: their events wait for the webhook worker.
                 state.wake.webhooks.notify_one();
@@ -446,7 +446,7 @@ pub fn spawn_webhook_worker(state: AppState, dispatcher: Arc<atlas_webhooks::Dis
                 // endpoint failing many attempts at once never holds up another's successes.
                 // `None`: no report came back (the recorder is gone: the worker is stopping).
                 let recorded = if attempted.record.next == atlas_webhooks::AfterAttempt::Succeed {
-                    recorded(&recorder, attempted).await
+                    via_recorder(&recorder, attempted).await
                 } else {
                     dispatcher.record(vec![attempted]).await.pop()
                 };
@@ -503,7 +503,7 @@ where
 
 /// Hands `success` to `recorder` and waits for its outcome; `None` when no outcome came back
 /// (the recorder is gone: the worker is stopping).
-async fn recorded<T, R>(recorder: &mpsc::UnboundedSender<Recording<T, R>>, success: T) -> Option<R> {
+async fn via_recorder<T, R>(recorder: &mpsc::UnboundedSender<Recording<T, R>>, success: T) -> Option<R> {
     let (reply, outcome) = oneshot::channel();
     recorder.send((success, reply)).ok()?;
     outcome.await.ok()

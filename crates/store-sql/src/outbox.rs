@@ -398,10 +398,14 @@ impl SqlStore {
             recorded.iter().filter_map(|r| r.row.run_id.map(|run_id| (r.row.org_id, run_id, to_us(completions[r.index].at)))).collect();
         let mut finished_runs: HashMap<Uuid, runs::Model> = HashMap::new();
         if !runs.is_empty() {
-            let mut which = Condition::any();
-            for (org_id, run_id, _) in &runs {
-                which = which.add(Condition::all().add(runs::Column::OrgId.eq(*org_id)).add(runs::Column::Id.eq(*run_id)));
-            }
+            // Each run by its key, and in its row's organization: the organization is checked
+            // per run (`org_id = CASE id …`), not as an index condition, so PostgreSQL finds
+            // the runs through the primary key (with a plain `org_id = … AND id = …` per run it
+            // was seen scanning an organization's whole index of runs).
+            let own_org = per_row(runs::Column::Id, runs.iter().map(|(org_id, run_id, _)| (*run_id, (*org_id).into())));
+            let which = Condition::all()
+                .add(runs::Column::Id.is_in(runs.iter().map(|(_, run_id, _)| *run_id)))
+                .add(Expr::col(runs::Column::OrgId).eq(own_org));
             let mut finish = runs::Entity::update_many()
                 .col_expr(runs::Column::Status, Expr::value(RunStatus::Succeeded.as_str()))
                 .col_expr(runs::Column::ErrorCode, Expr::value(Option::<String>::None))

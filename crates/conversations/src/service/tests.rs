@@ -768,9 +768,11 @@ fn an_accepted_attempt_leaves_its_completion_and_completing_many_reports_each_as
         Completion { id: second.id, attempt: 2, provider_message_id: format!("wamid.{}", phone()), at: NOW },
     ];
     let recorded = expected.clone();
-    outbox.expect_complete_many().withf(move |completions| completions == recorded.as_slice()).times(1).returning(move |_| {
-        vec![Ok(done.clone()), Err(ConversationError::Conflict("the outbox row was released or claimed again"))]
-    });
+    outbox
+        .expect_complete_many()
+        .withf(move |completions| completions == recorded.as_slice())
+        .times(1)
+        .returning(move |_| vec![Ok(done.clone()), Err(ConversationError::Conflict("the outbox row was released or claimed again"))]);
     let delivery = delivery(store_with_channel(&chn), outbox, provider);
 
     let mut completions = Vec::new();
