@@ -313,6 +313,36 @@ pub(crate) fn delivery_update(id: MessageId, record: &DeliveryRecord) -> UpdateM
         .filter(messages::Column::Id.eq(id.as_uuid()))
 }
 
+/// The update of many messages' delivery columns in one statement, each message's own
+/// (`delivery_update`'s columns, through [`per_row`]).
+pub(crate) fn deliveries_update(records: &[(MessageId, DeliveryRecord)]) -> UpdateMany<messages::Entity> {
+    let column = |value: &dyn Fn(&DeliveryRecord) -> sea_orm::Value| {
+        per_row(messages::Column::Id, records.iter().map(|(id, record)| (id.as_uuid(), value(record))))
+    };
+    messages::Entity::update_many()
+        .col_expr(messages::Column::DeliveryState, column(&|r| r.state.as_str().into()))
+        .col_expr(messages::Column::SentAtUs, column(&|r| r.sent_at.map(to_us).into()))
+        .col_expr(messages::Column::DeliveredAtUs, column(&|r| r.delivered_at.map(to_us).into()))
+        .col_expr(messages::Column::ReadAtUs, column(&|r| r.read_at.map(to_us).into()))
+        .col_expr(messages::Column::FailedAtUs, column(&|r| r.failed_at.map(to_us).into()))
+        .col_expr(messages::Column::ErrorCode, column(&|r| r.error.as_ref().map(|e| e.code.clone()).into()))
+        .col_expr(messages::Column::ErrorMessage, column(&|r| r.error.as_ref().map(|e| e.message.clone()).into()))
+        .filter(messages::Column::Id.is_in(records.iter().map(|(id, _)| id.as_uuid())))
+}
+
+/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … END`: each row's own value of a column
+/// one `UPDATE` writes to many rows (every row it touches must be among `values`).
+pub(crate) fn per_row<C: ColumnTrait>(key: C, values: impl IntoIterator<Item = (Uuid, sea_orm::Value)>) -> SimpleExpr {
+    let mut cases: Option<sea_orm::sea_query::CaseStatement> = None;
+    for (id, value) in values {
+        cases = Some(match cases {
+            None => Expr::case(key.eq(id), value),
+            Some(cases) => cases.case(key.eq(id), value),
+        });
+    }
+    cases.map_or_else(|| Expr::value(Option::<i64>::None), Into::into)
+}
+
 fn pending_row(org_id: OrgId, provider_message_id: &str, event: &StatusEvent, now: OffsetDateTime) -> pending_statuses::ActiveModel {
     pending_statuses::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -1424,10 +1454,10 @@ impl ConversationStore for SqlStore {
             }
             applied.push(StatusApplied::Applied { message: Box::new(message.clone()), changed });
         }
-        for (message, dirty) in found.values() {
-            if let (true, Some(record)) = (*dirty, message.delivery()) {
-                delivery_update(message.id, &record).exec(&txn).await.map_err(db("applying the statuses"))?;
-            }
+        let changed: Vec<(MessageId, DeliveryRecord)> =
+            found.values().filter(|(_, dirty)| *dirty).filter_map(|(message, _)| Some((message.id, message.delivery()?))).collect();
+        if !changed.is_empty() {
+            deliveries_update(&changed).exec(&txn).await.map_err(db("applying the statuses"))?;
         }
         if !pending.is_empty() {
             pending_statuses::Entity::insert_many(pending)

@@ -25,7 +25,9 @@
 //! accepted a send but before `complete` committed leaves its row leased; when the lease lapses
 //! the row is claimed again and sent again.
 
-use crate::conversations::{begin, commit, delivery_update, message_from_row, pending_event, phone_from_column, rollback};
+use crate::conversations::{
+    begin, commit, deliveries_update, delivery_update, message_from_row, pending_event, per_row, phone_from_column, rollback,
+};
 use crate::convert::{corrupt, from_json, from_us, to_json, to_us};
 use crate::entity::{messages, outbox, pending_statuses, runs};
 use crate::error::{db, Failure};
@@ -41,7 +43,7 @@ use atlas_conversations::{
 };
 use atlas_kernel::{OrgId, StoreError};
 use atlas_runs::{OutboxEvent, RunError, RunId, RunStatus};
-use sea_orm::sea_query::{CaseStatement, Expr, LockBehavior, LockType, OnConflict, Query};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
     QueryOrder, QuerySelect, QueryTrait, Statement,
@@ -368,20 +370,10 @@ impl SqlStore {
             rollback(txn).await?;
             return Ok(Vec::new());
         }
-        // The columns `delivery_update` writes, each message's own, and the provider id.
-        let by_message = |value: &dyn Fn(&Recorded<'_>) -> sea_orm::Value| {
-            per_row(messages::Column::Id, recorded.iter().map(|r| (r.message.id.as_uuid(), value(r))))
-        };
-        messages::Entity::update_many()
-            .col_expr(messages::Column::DeliveryState, by_message(&|r| r.record.state.as_str().into()))
-            .col_expr(messages::Column::SentAtUs, by_message(&|r| r.record.sent_at.map(to_us).into()))
-            .col_expr(messages::Column::DeliveredAtUs, by_message(&|r| r.record.delivered_at.map(to_us).into()))
-            .col_expr(messages::Column::ReadAtUs, by_message(&|r| r.record.read_at.map(to_us).into()))
-            .col_expr(messages::Column::FailedAtUs, by_message(&|r| r.record.failed_at.map(to_us).into()))
-            .col_expr(messages::Column::ErrorCode, by_message(&|r| r.record.error.as_ref().map(|e| e.code.clone()).into()))
-            .col_expr(messages::Column::ErrorMessage, by_message(&|r| r.record.error.as_ref().map(|e| e.message.clone()).into()))
-            .col_expr(messages::Column::ProviderMessageId, by_message(&|r| r.message.provider_message_id.clone().into()))
-            .filter(messages::Column::Id.is_in(recorded.iter().map(|r| r.message.id.as_uuid())))
+        let records: Vec<(MessageId, DeliveryRecord)> = recorded.iter().map(|r| (r.message.id, r.record.clone())).collect();
+        let provider_ids = recorded.iter().map(|r| (r.message.id.as_uuid(), r.message.provider_message_id.clone().into()));
+        deliveries_update(&records)
+            .col_expr(messages::Column::ProviderMessageId, per_row(messages::Column::Id, provider_ids))
             .exec(&txn)
             .await
             .map_err(db("recording the provider message ids"))?;
@@ -443,19 +435,6 @@ struct Recorded<'a> {
     message: Message,
     record: DeliveryRecord,
     changed: bool,
-}
-
-/// `CASE WHEN key = k1 THEN v1 WHEN key = k2 THEN v2 … END`: each row's own value of a column
-/// one `UPDATE` writes to many rows (every row it touches among `values`).
-fn per_row<C: ColumnTrait>(key: C, values: impl IntoIterator<Item = (Uuid, sea_orm::Value)>) -> sea_orm::sea_query::SimpleExpr {
-    let mut cases: Option<CaseStatement> = None;
-    for (id, value) in values {
-        cases = Some(match cases {
-            None => Expr::case(key.eq(id), value),
-            Some(cases) => cases.case(key.eq(id), value),
-        });
-    }
-    cases.map_or_else(|| Expr::value(Option::<i64>::None), Into::into)
 }
 
 /// Writes `events` (of organization `org_id`), if any, in one statement through `txn`.
