@@ -8,8 +8,10 @@
 #      req/s, p50, p99, and the ratio to the pgbench one-row-insert baseline (target >= 0.5);
 #      next to it the backlog at the end: accepted messages not yet handed to the provider
 #      (`delivery_state` still `queued` or `sending`, as GET …/messages shows it);
-#   2. the outbox drain: the same server restarted with the per-channel cap lifted
-#      (ATLAS_CHANNEL_RATE_LIMIT=1000000/s, every other setting as before) works that backlog
+#   2. the outbox drain: the same server restarted with the per-channel caps lifted
+#      (ATLAS_CHANNEL_RATE_LIMIT=1000000/s, and ATLAS_OUTBOX_PER_CHANNEL=$DRAIN_PER_CHANNEL,
+#      default 64: every message is on one channel, and 16 sends in flight, the default, bound
+#      one channel's drain; every other setting as before) works that backlog
 #      off; the figure is messages handed to the provider per second until none is left
 #      (polled every 0.2 s, at most 600 s). During the load the cap (default 80/s: every message
 #      goes to the one sandbox channel) keeps the worker from competing with the requests.
@@ -50,15 +52,16 @@ MSG_WRITTEN=$(($(psql -qtAX "$PG/$DB" -c "SELECT count(*) FROM messages WHERE ki
 echo "accepted=$MSG_OK written=$MSG_WRITTEN refused_or_failed=$MSG_ERRORS backlog_at_end=$MSG_BACKLOG (load average before: $MSG_LOAD)"
 note_rss
 
-echo "-- outbox drain with the per-channel cap lifted (the same server restarted, ATLAS_CHANNEL_RATE_LIMIT=1000000/s)"
+DRAIN_PER_CHANNEL=${DRAIN_PER_CHANNEL:-64}
+echo "-- outbox drain with the per-channel caps lifted (the same server restarted, ATLAS_CHANNEL_RATE_LIMIT=1000000/s, ATLAS_OUTBOX_PER_CHANNEL=$DRAIN_PER_CHANNEL)"
 # Every setting run.sh gave the server, except the channel cap.
-mapfile -t MSG_SERVER_ENV < <(tr '\0' '\n' <"/proc/$SERVER/environ" | grep -E '^(ATLAS_|RUST_LOG=)' | grep -v '^ATLAS_CHANNEL_RATE_LIMIT=' || true)
+mapfile -t MSG_SERVER_ENV < <(tr '\0' '\n' <"/proc/$SERVER/environ" | grep -E '^(ATLAS_|RUST_LOG=)' | grep -v -E '^ATLAS_(CHANNEL_RATE_LIMIT|OUTBOX_PER_CHANNEL)=' || true)
 kill "$SERVER"
 wait "$SERVER" 2>/dev/null || true
 # A stopped process may have left its last batch leased; nobody holds those leases any more, so
 # they are released rather than waited out (that wait is the crash test's subject).
 psql -qtAX "$PG/$DB" -c "UPDATE outbox SET lease_until_us = NULL WHERE finished_at_us IS NULL AND lease_until_us IS NOT NULL" >/dev/null 2>&1 || true
-env "${MSG_SERVER_ENV[@]}" ATLAS_CHANNEL_RATE_LIMIT=1000000/s "$API_BIN" >>/tmp/atlas_bench_server.out 2>>/tmp/atlas_bench_server.err &
+env "${MSG_SERVER_ENV[@]}" ATLAS_CHANNEL_RATE_LIMIT=1000000/s ATLAS_OUTBOX_PER_CHANNEL="$DRAIN_PER_CHANNEL" "$API_BIN" >>/tmp/atlas_bench_server.out 2>>/tmp/atlas_bench_server.err &
 SERVER=$!
 for _ in $(seq 1 100); do curl -sf -o /dev/null "$BASE/healthz" && break; sleep 0.1; done
 MSG_U0=$(msg_pending)
@@ -79,4 +82,4 @@ echo
 echo "== messages summary"
 echo "POST /v1/atlas/messages accepted:    $MSG_RPS req/s over ${SEND_SECS}s ($(ratio "$MSG_RPS" "$PGBENCH") x pgbench; target >= 0.5)  p50 ${MSG_P50} ms, p99 ${MSG_P99} ms, accepted $MSG_OK, refused or failed $MSG_ERRORS; load $MSG_LOAD"
 echo "backlog at the end of the load:      $MSG_BACKLOG messages not yet handed to the provider (of $MSG_WRITTEN written)"
-echo "outbox drain, channel cap lifted:    $MSG_UNCAPPED_RATE msg/s ($(ratio "$MSG_UNCAPPED_RATE" "$PGBENCH") x pgbench; target >= 0.25): $((MSG_U0 - MSG_LEFT)) in ${MSG_UNCAPPED_SECS}s, $MSG_LEFT left"
+echo "outbox drain, caps lifted ($DRAIN_PER_CHANNEL in flight per channel): $MSG_UNCAPPED_RATE msg/s ($(ratio "$MSG_UNCAPPED_RATE" "$PGBENCH") x pgbench; target >= 0.25): $((MSG_U0 - MSG_LEFT)) in ${MSG_UNCAPPED_SECS}s, $MSG_LEFT left"

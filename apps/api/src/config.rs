@@ -72,6 +72,11 @@ pub struct Settings {
     pub llm_timeout_secs: u64,
     /// Deliveries of one webhook endpoint in flight at once (`ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY`).
     pub webhook_endpoint_concurrency: u32,
+    /// Outbox rows of one channel leased at once, across every process
+    /// (`ATLAS_OUTBOX_PER_CHANNEL`, default [`crate::worker::OUTBOX_PER_CHANNEL`]): what one
+    /// channel's sends may have in flight, so what one throttled channel may hold of a
+    /// process's [`crate::worker::OUTBOX_IN_FLIGHT`] slots.
+    pub outbox_per_channel: u32,
     /// Days finished outbox rows, webhook events, deliveries and attempts are kept
     /// (`ATLAS_RETENTION_DAYS`).
     pub retention_days: u32,
@@ -132,6 +137,7 @@ struct FileSettings {
     whatsapp_timeout_secs: Option<u64>,
     llm_timeout_secs: Option<u64>,
     webhook_endpoint_concurrency: Option<u64>,
+    outbox_per_channel: Option<u64>,
     retention_days: Option<u64>,
     worker_fallback_poll_ms: Option<u64>,
     #[serde(default)]
@@ -340,7 +346,13 @@ impl Settings {
         let retention_days = number("ATLAS_RETENTION_DAYS", from_file.retention_days, 30, 1..=3650)? as u32;
         let worker_fallback_poll_ms =
             number("ATLAS_WORKER_FALLBACK_POLL_MS", from_file.worker_fallback_poll_ms, DEFAULT_WORKER_FALLBACK_POLL_MS, 10..=3_600_000)?;
-        let minimum_lease_ms = minimum_outbox_lease_ms(whatsapp_timeout_secs, &channel_rate_limit, crate::worker::OUTBOX_PER_CHANNEL);
+        let outbox_per_channel = number(
+            "ATLAS_OUTBOX_PER_CHANNEL",
+            from_file.outbox_per_channel,
+            u64::from(crate::worker::OUTBOX_PER_CHANNEL),
+            1..=u64::from(crate::worker::OUTBOX_IN_FLIGHT),
+        )? as u32;
+        let minimum_lease_ms = minimum_outbox_lease_ms(whatsapp_timeout_secs, &channel_rate_limit, outbox_per_channel);
         if outbox_lease_secs.saturating_mul(1000) < minimum_lease_ms {
             return Err(bad(
                 "ATLAS_OUTBOX_LEASE_SECS",
@@ -405,6 +417,7 @@ impl Settings {
             whatsapp_timeout_secs,
             llm_timeout_secs,
             webhook_endpoint_concurrency,
+            outbox_per_channel,
             retention_days,
             worker_fallback_poll_ms,
         })
@@ -533,13 +546,28 @@ mod tests {
     fn new_settings_have_defaults_and_ranges() {
         let s = Settings::load(None, &env(&[])).unwrap();
         assert_eq!((s.whatsapp_timeout_secs, s.webhook_endpoint_concurrency, s.retention_days), (15, 4, 30));
-        for (var, value) in
-            [("ATLAS_WHATSAPP_TIMEOUT_SECS", "0"), ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "0"), ("ATLAS_RETENTION_DAYS", "0")]
-        {
+        assert_eq!(s.outbox_per_channel, 16);
+        for (var, value) in [
+            ("ATLAS_WHATSAPP_TIMEOUT_SECS", "0"),
+            ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "0"),
+            ("ATLAS_RETENTION_DAYS", "0"),
+            ("ATLAS_OUTBOX_PER_CHANNEL", "0"),
+            // More than one process holds at once would let one channel take every slot.
+            ("ATLAS_OUTBOX_PER_CHANNEL", "65"),
+        ] {
             assert_eq!(Settings::load(None, &env(&[(var, value)])).unwrap_err().name, var, "{value}");
         }
-        let s = Settings::load(None, &env(&[("ATLAS_RETENTION_DAYS", "7"), ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "2")])).unwrap();
-        assert_eq!((s.retention_days, s.webhook_endpoint_concurrency), (7, 2));
+        let s = Settings::load(
+            None,
+            &env(&[("ATLAS_RETENTION_DAYS", "7"), ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "2"), ("ATLAS_OUTBOX_PER_CHANNEL", "64")]),
+        )
+        .unwrap();
+        assert_eq!((s.retention_days, s.webhook_endpoint_concurrency, s.outbox_per_channel), (7, 2, 64));
+        // The lease must cover a wait for the channel's quota behind every row it may lease: 64
+        // rows at 2/s take 32 s, which the default 120 s lease covers and 30 s does not.
+        let slow = [("ATLAS_CHANNEL_RATE_LIMIT", "2/s"), ("ATLAS_OUTBOX_PER_CHANNEL", "64"), ("ATLAS_OUTBOX_LEASE_SECS", "30")];
+        assert_eq!(Settings::load(None, &env(&slow)).unwrap_err().name, "ATLAS_OUTBOX_LEASE_SECS");
+        assert!(Settings::load(None, &env(&slow[..2])).is_ok());
     }
 
     #[test]

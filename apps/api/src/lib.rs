@@ -424,6 +424,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
             wiring.state.clone(),
             wiring.delivery.clone(),
             settings.channel_rate_limit,
+            settings.outbox_per_channel,
             wiring.counters.clone(),
             pace,
             shutdown.subscribe(),

@@ -42,9 +42,13 @@ const BATCH: u32 = 16;
 /// provider call) at once: a process killed at any instant leaves at most this many rows
 /// leased, so at most this many messages can be sent twice after a crash.
 pub const OUTBOX_IN_FLIGHT: u32 = 64;
-/// The most outbox rows of one channel leased at once, across every worker of every process:
-/// one channel waiting for its quota (or a slow provider) holds at most this many of a
-/// process's [`OUTBOX_IN_FLIGHT`] slots, so other channels' rows keep moving.
+/// The default of the most outbox rows of one channel leased at once, across every worker of
+/// every process (`ATLAS_OUTBOX_PER_CHANNEL`, at most [`OUTBOX_IN_FLIGHT`]): one channel waiting
+/// for its quota (or a slow provider) holds at most this many of a process's
+/// [`OUTBOX_IN_FLIGHT`] slots, so other channels' rows keep moving. It also bounds one
+/// channel's throughput: at most this many sends in flight, each for a provider call and its
+/// recording (with the sandbox, a one-channel drain went from about 700 to 1,270 messages per
+/// second with 64: docs/benchmarks.md).
 pub const OUTBOX_PER_CHANNEL: u32 = 16;
 /// The most webhook deliveries one process attempts at once. A slow endpoint holds at most
 /// its `ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY` of them.
@@ -194,13 +198,14 @@ fn spawn_claiming_loop<T, C, CF, D, DF, R, RF>(
 }
 
 /// Runs the outbox worker until `stop` turns true: rows are claimed fairly (at most
-/// [`OUTBOX_PER_CHANNEL`] leased per channel, organizations taking turns), at most
+/// `per_channel` leased per channel, organizations taking turns), at most
 /// [`OUTBOX_IN_FLIGHT`] held by this process, each delivered in its own task after its
 /// channel's quota admits it.
 pub fn spawn_outbox_worker(
     state: AppState,
     delivery: Arc<Delivery>,
     channel_cap: Policy,
+    per_channel: u32,
     counters: Arc<OutboxCounters>,
     pace: Pace,
     stop: watch::Receiver<bool>,
@@ -233,7 +238,7 @@ pub fn spawn_outbox_worker(
         move |n| {
             let claimer = claimer.clone();
             async move {
-                claimer.claim(n, OUTBOX_PER_CHANNEL).await.unwrap_or_else(|e| {
+                claimer.claim(n, per_channel).await.unwrap_or_else(|e| {
                     tracing::warn!(error = ?e, "outbox claim failed");
                     Vec::new()
                 })
