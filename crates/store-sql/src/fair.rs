@@ -15,10 +15,12 @@
 //!
 //! What a claim reads is bounded by what it can take, not by the backlog. On PostgreSQL it walks
 //! the targets that have unfinished rows (a skip scan of the per-target due index: one probe per
-//! target), reads at most the cap's earliest claimable rows of each (`LATERAL … LIMIT`), and
-//! counts the leased rows through the lease index (migration `m20250101_000018`): the same rows
-//! as ranking every claimable row, since only a target's first `cap` rows in due order can get
-//! a turn. SQLite ranks every claimable row (one process, one connection).
+//! target), reads at most the earliest claimable rows of each up to its cap or the claim's
+//! limit, whichever is smaller (`LATERAL … LIMIT`), and counts the leased rows through the lease
+//! index (migration `m20250101_000018`): the same choice as ranking every claimable row, since
+//! only a target's first `cap` rows in due order can get a turn, and its rows take increasing
+//! turns, so no claim of `limit` rows reaches past its first `limit`. SQLite ranks every
+//! claimable row (one process, one connection).
 //!
 //! The query only picks ids; the claim locks them afterwards (`FOR UPDATE SKIP LOCKED` on
 //! PostgreSQL, re-checking that each is still claimable), because PostgreSQL forbids row locks
@@ -67,20 +69,25 @@ impl FairClaim {
         per_target: u32,
     ) -> Result<Vec<Uuid>, Failure> {
         let backend = txn.get_database_backend();
-        let sql = format!("{} {}", self.ranked(backend, now_us, per_target), self.chosen(limit));
+        let sql = format!("{} {}", self.ranked(backend, now_us, per_target, limit), self.chosen(limit));
         let rows = txn.query_all(Statement::from_string(backend, sql)).await.map_err(db("choosing the rows to claim"))?;
         rows.iter().map(|row| row.try_get::<Uuid>("", "id").map_err(db("reading a row to claim"))).collect()
     }
 
     /// The `WITH` clause that ranks the claimable rows on `backend` at `now_us` (its last
     /// expression, `allowed`, has `id`, the due order's columns and `org_turn`), for
-    /// [`chosen`](Self::chosen) to pick from; a claim may add its own expressions after it.
+    /// [`chosen`](Self::chosen) of at most `limit` rows to pick from; a claim may add its own
+    /// expressions after it.
+    ///
+    /// On PostgreSQL each target's first rows in due order are read, up to its cap or `limit`,
+    /// whichever is smaller: a target's rows take increasing turns, so its row after its first
+    /// `limit` could only be chosen after those `limit`, never within one claim of `limit`.
     ///
     /// The instant is written into the text, not bound: PostgreSQL then plans each claim for
     /// the instant it asks about. With a bound instant, a connection's cached generic plan
     /// (estimated without the value, and sometimes while the tables were nearly empty) read
     /// whole backlogs again in some runs of the benchmark; planning costs about 1.5 ms.
-    pub(crate) fn ranked(&self, backend: DbBackend, now_us: i64, per_target: u32) -> String {
+    pub(crate) fn ranked(&self, backend: DbBackend, now_us: i64, per_target: u32, limit: u32) -> String {
         let FairClaim { table, target, joins, open, leased, order, .. } = *self;
         debug_assert!(order.ends_with(", id"), "the due order ends with the primary key");
         let claimable = self.claimable_at(now_us);
@@ -92,8 +99,9 @@ impl FairClaim {
         let (d_order, due_order) = (qualified("d"), qualified("due"));
         // Each target's claimable rows, numbered in due order after the rows it has leased.
         let due = if backend == DbBackend::Postgres {
-            // Only a target's first `per_target` rows can get a turn: read those alone, target
-            // by target, the targets found by a skip scan of the due index.
+            // Only a target's first `per_target` rows can get a turn, and only its first `limit`
+            // can be chosen: read those alone, target by target, the targets found by a skip
+            // scan of the due index.
             format!(
                 "targets AS (\
                      (SELECT d.{target} AS target FROM {table} d WHERE {open} ORDER BY d.{target} LIMIT 1) \
@@ -106,13 +114,14 @@ impl FairClaim {
                             ROW_NUMBER() OVER (PARTITION BY c.target ORDER BY {c_order}) + COALESCE(f.leased, 0) AS target_turn \
                      FROM targets t CROSS JOIN LATERAL (\
                          SELECT d.id AS id, d.org_id AS org_id, d.{target} AS target, {d_cols} FROM {table} d {joins} \
-                         WHERE d.{target} = t.target AND {claimable} ORDER BY {d_order} LIMIT {per_target}\
+                         WHERE d.{target} = t.target AND {claimable} ORDER BY {d_order} LIMIT {read}\
                      ) c LEFT JOIN in_flight f ON f.target = c.target \
                      WHERE t.target IS NOT NULL\
                  )",
                 c_cols = selected("c"),
                 c_order = qualified("c"),
                 d_cols = selected("d"),
+                read = per_target.min(limit),
             )
         } else {
             format!(

@@ -186,7 +186,7 @@ impl SqlStore {
              sending AS (UPDATE messages SET delivery_state = '{sending}' \
                          WHERE id IN (SELECT message_id FROM leased) AND delivery_state = '{queued}') \
              SELECT * FROM leased ORDER BY claim_turn",
-            ranked = FAIR_ROWS.ranked(DbBackend::Postgres, now_us, per_channel),
+            ranked = FAIR_ROWS.ranked(DbBackend::Postgres, now_us, per_channel, limit),
             chosen = FAIR_ROWS.chosen(limit),
             sending = DeliveryState::Sending.as_str(),
             queued = DeliveryState::Queued.as_str(),

@@ -276,7 +276,7 @@ impl SqlStore {
              SELECT leased.*, e.url AS endpoint_url, e.sealed_secrets AS endpoint_secrets, ev.payload AS event_payload \
              FROM leased JOIN webhook_endpoints e ON e.id = leased.endpoint_id JOIN webhook_events ev ON ev.id = leased.event_id \
              ORDER BY leased.claim_turn",
-            ranked = FAIR_DELIVERIES.ranked(DbBackend::Postgres, now_us, per_endpoint),
+            ranked = FAIR_DELIVERIES.ranked(DbBackend::Postgres, now_us, per_endpoint, limit),
             chosen = FAIR_DELIVERIES.chosen(limit),
             claimable = FAIR_DELIVERIES.claimable_at(now_us),
         );

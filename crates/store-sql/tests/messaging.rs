@@ -421,6 +421,7 @@ macro_rules! backend_tests {
                 each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers,
                 a_claimed_row_is_not_claimed_again_until_its_lease_ends,
                 claims_cap_each_channel_and_let_every_organization_take_a_turn,
+                a_claim_takes_up_to_its_limit_of_one_channel_within_the_cap,
                 a_completion_or_failure_after_the_lease_was_taken_over_changes_nothing,
                 retention_removes_finished_rows_and_stale_pending_statuses_only,
                 a_retry_with_a_stale_attempt_is_a_conflict,

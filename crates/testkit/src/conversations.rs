@@ -56,6 +56,7 @@ pub async fn suite(ports: &MessagingPorts) {
     each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claimers(ports).await;
     a_claimed_row_is_not_claimed_again_until_its_lease_ends(ports).await;
     claims_cap_each_channel_and_let_every_organization_take_a_turn(ports).await;
+    a_claim_takes_up_to_its_limit_of_one_channel_within_the_cap(ports).await;
     the_next_due_instant_is_that_of_the_earliest_unfinished_row(ports).await;
     a_retry_with_a_stale_attempt_is_a_conflict(ports).await;
     complete_records_the_provider_id_and_a_repeated_complete_changes_nothing(ports).await;
@@ -954,6 +955,27 @@ pub async fn each_due_row_is_claimed_by_exactly_one_of_several_concurrent_claime
     assert_eq!(distinct, expected, "every due row is claimed");
     assert!(claimed.iter().all(|item| item.attempt == 1), "each claim is the row's first attempt");
     assert_eq!(claim_own(ports, org_id, now).await, Vec::new(), "leased rows are not claimed again");
+}
+
+/// One claim takes as many of one channel's due rows as its limit asks, oldest first, in one
+/// call, and never more than the channel's cap counting the rows already leased.
+pub async fn a_claim_takes_up_to_its_limit_of_one_channel_within_the_cap(ports: &MessagingPorts) {
+    let (org_id, channel) = organization_with_channel(ports).await;
+    let now = at(100);
+    // Rows other checks left due are leased first, so the claims below see this channel's alone.
+    claim_of(ports, &[], now).await;
+    let mut sends = Vec::new();
+    for n in 0..6 {
+        let send = text_send(org_id, channel.id, &phone(400 + n), &format!("L{n}"), at(i64::from(n)));
+        enqueue(ports, &send).await;
+        sends.push(send.outbox_id);
+    }
+    let claim =
+        |limit: u32| async move { ports.outbox.claim(now, limit, LEASE, 4).await.unwrap_or_else(|e| panic!("claiming failed: {e:?}")) };
+    let own = |items: Vec<OutboxItem>| items.into_iter().filter(|item| item.org_id == org_id).map(|item| item.id).collect::<Vec<_>>();
+    assert_eq!(own(claim(3).await), sends[..3].to_vec(), "a claim of three takes the channel's three oldest rows at once");
+    assert_eq!(own(claim(3).await), sends[3..4].to_vec(), "the next takes one: three are leased and the cap is four");
+    assert_eq!(own(claim(3).await), Vec::new(), "and then none until a lease ends");
 }
 
 /// Fair claims: within an organization its channels take turns (every channel's first row
