@@ -44,6 +44,21 @@ impl SqlStore {
     }
 }
 
+/// The agent worker's look for a job to claim at `now_us`, one statement outside any
+/// transaction (the idle case): a claimable job's id. Through the due index, however many
+/// finished jobs the table keeps (`crate::plans`).
+pub(crate) fn look_for_a_due_job(now_us: i64) -> sea_orm::Select<agent_jobs::Entity> {
+    claimable_jobs(now_us).select_only().column(agent_jobs::Column::Id)
+}
+
+/// The agent jobs claimable at `now_us`: queued, due, and not leased (or the lease lapsed).
+fn claimable_jobs(now_us: i64) -> sea_orm::Select<agent_jobs::Entity> {
+    agent_jobs::Entity::find()
+        .filter(agent_jobs::Column::State.eq("queued"))
+        .filter(agent_jobs::Column::NextAtUs.lte(now_us))
+        .filter(Condition::any().add(agent_jobs::Column::LeaseUntilUs.is_null()).add(agent_jobs::Column::LeaseUntilUs.lte(now_us)))
+}
+
 /// The agent worker's look past its inbound cursor: the cursor's row with the first event past
 /// it in id order (`NULL` when the cursor is current). The primary key's index finds that event
 /// or its absence at once, however many events there are. (Asked as `EXISTS (… LIMIT 1)`,
@@ -573,23 +588,10 @@ impl AgentStore for SqlStore {
     }
 
     async fn claim_jobs(&self, now: OffsetDateTime, lease_until: OffsetDateTime, limit: u32) -> Result<Vec<InboundJob>, AgentStoreError> {
-        let claimable = || {
-            agent_jobs::Entity::find()
-                .filter(agent_jobs::Column::State.eq("queued"))
-                .filter(agent_jobs::Column::NextAtUs.lte(to_us(now)))
-                .filter(
-                    Condition::any().add(agent_jobs::Column::LeaseUntilUs.is_null()).add(agent_jobs::Column::LeaseUntilUs.lte(to_us(now))),
-                )
-        };
+        let claimable = || claimable_jobs(to_us(now));
         // One statement and no transaction when no job is due (the idle case); the locking read
         // below re-checks.
-        let due = claimable()
-            .select_only()
-            .column(agent_jobs::Column::Id)
-            .into_tuple::<Uuid>()
-            .one(&self.db)
-            .await
-            .map_err(db("looking for due agent jobs"))?;
+        let due = look_for_a_due_job(to_us(now)).into_tuple::<Uuid>().one(&self.db).await.map_err(db("looking for due agent jobs"))?;
         if due.is_none() {
             return Ok(Vec::new());
         }

@@ -62,6 +62,8 @@ mod itsm;
 mod journal;
 mod knowledge;
 mod outbox;
+#[cfg(test)]
+mod plans;
 mod runbooks;
 mod runs;
 pub mod tally;

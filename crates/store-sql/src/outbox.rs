@@ -64,6 +64,11 @@ const FAIR_ROWS: FairClaim = FairClaim {
     order: "next_attempt_at_us, id",
 };
 
+/// The outbox's next due instant (`Outbox::next_due`): over the unfinished rows alone, through
+/// the partial due index, however many finished rows the table keeps (`crate::plans`).
+pub(crate) const OUTBOX_NEXT_DUE: &str = "SELECT MIN(CASE WHEN lease_until_us IS NOT NULL AND lease_until_us > next_attempt_at_us \
+     THEN lease_until_us ELSE next_attempt_at_us END) AS due FROM outbox WHERE finished_at_us IS NULL";
+
 /// Inserts the outbox row of `outbound` (attempt 0, due at once), linked to the send's run,
 /// through `txn` (the enqueue's transaction).
 pub(crate) async fn insert_row(
@@ -520,11 +525,9 @@ impl Outbox for SqlStore {
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, ConversationError> {
-        let sql = "SELECT MIN(CASE WHEN lease_until_us IS NOT NULL AND lease_until_us > next_attempt_at_us \
-                   THEN lease_until_us ELSE next_attempt_at_us END) AS due FROM outbox WHERE finished_at_us IS NULL";
         let row = self
             .db
-            .query_one(Statement::from_string(self.db.get_database_backend(), sql))
+            .query_one(Statement::from_string(self.db.get_database_backend(), OUTBOX_NEXT_DUE))
             .await
             .map_err(db("reading the outbox's next due time"))?;
         let due = match row {

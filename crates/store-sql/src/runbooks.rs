@@ -262,18 +262,10 @@ impl RunbookStore for SqlStore {
 
     async fn claim(&self, now: OffsetDateTime, lease: Duration) -> Result<Option<Claimed>, RunbookError> {
         let now_us = to_us(now);
-        let due = Condition::any().add(runbook_executions::Column::Status.eq(ExecutionStatus::Queued.as_str())).add(
-            Condition::all()
-                .add(runbook_executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
-                .add(runbook_executions::Column::LeaseUntilUs.lt(now_us)),
-        );
+        let due = claimable_executions(now_us);
         // One statement, no transaction, when nothing waits (the idle case); the locking read
         // below decides.
-        let waiting = runbook_executions::Entity::find()
-            .select_only()
-            .column(runbook_executions::Column::Id)
-            .filter(runbook_executions::Column::FinishedAtUs.is_null())
-            .filter(due.clone())
+        let waiting = look_for_a_waiting_execution(now_us)
             .into_tuple::<uuid::Uuid>()
             .one(&self.db)
             .await
@@ -347,4 +339,26 @@ impl RunbookStore for SqlStore {
         commit(txn, "committing a finished execution").await?;
         Ok(true)
     }
+}
+
+/// The runbook worker's look for an execution to claim at `now_us`, one statement outside any
+/// transaction (the idle case): an unfinished, claimable execution's id. Through the partial
+/// index of unfinished executions, however many finished ones the table keeps
+/// (`crate::plans`).
+pub(crate) fn look_for_a_waiting_execution(now_us: i64) -> sea_orm::Select<runbook_executions::Entity> {
+    runbook_executions::Entity::find()
+        .select_only()
+        .column(runbook_executions::Column::Id)
+        .filter(runbook_executions::Column::FinishedAtUs.is_null())
+        .filter(claimable_executions(now_us))
+}
+
+/// Which unfinished executions the runbook worker may claim at `now_us`: queued ones, and
+/// running ones whose lease lapsed (their worker died).
+fn claimable_executions(now_us: i64) -> Condition {
+    Condition::any().add(runbook_executions::Column::Status.eq(ExecutionStatus::Queued.as_str())).add(
+        Condition::all()
+            .add(runbook_executions::Column::Status.eq(ExecutionStatus::Running.as_str()))
+            .add(runbook_executions::Column::LeaseUntilUs.lt(now_us)),
+    )
 }

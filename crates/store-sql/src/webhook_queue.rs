@@ -73,6 +73,14 @@ const FAIR_DELIVERIES: FairClaim = FairClaim {
     order: "next_attempt_at_us, event_id, id",
 };
 
+/// The deliveries' next due instant (`DeliveryQueue::next_due`): over the pending deliveries
+/// alone, however many finished ones the table keeps (`crate::plans`).
+pub(crate) const DELIVERIES_NEXT_DUE: &str =
+    "SELECT MIN(CASE WHEN d.lease_until_us IS NOT NULL AND d.lease_until_us > d.next_attempt_at_us \
+     THEN d.lease_until_us ELSE d.next_attempt_at_us END) AS due \
+     FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+     WHERE d.status = 'pending' AND e.state = 'enabled'";
+
 /// The most deliveries one `INSERT` carries (15 parameters each, within both backends' limits).
 const DELIVERIES_PER_INSERT: usize = 500;
 
@@ -489,13 +497,9 @@ impl DeliveryQueue for SqlStore {
     }
 
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, WebhookError> {
-        let sql = "SELECT MIN(CASE WHEN d.lease_until_us IS NOT NULL AND d.lease_until_us > d.next_attempt_at_us \
-                   THEN d.lease_until_us ELSE d.next_attempt_at_us END) AS due \
-                   FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-                   WHERE d.status = 'pending' AND e.state = 'enabled'";
         let row = self
             .db
-            .query_one(Statement::from_string(self.db.get_database_backend(), sql))
+            .query_one(Statement::from_string(self.db.get_database_backend(), DELIVERIES_NEXT_DUE))
             .await
             .map_err(db("reading the deliveries' next due time"))?;
         let due = match row {
