@@ -244,6 +244,38 @@ on_manual_clock!(a_receiver_down_across_a_restart_still_gets_every_event, |first
     second.stop().await;
 });
 
+/// A replay wakes the delivery claims: a worker idle since its last delivery, whose fallback
+/// poll is an hour, sends the replayed delivery at once (before, a replay waited for that poll
+/// unless the worker happened to be awake).
+fn idle_for_an_hour() -> Options {
+    let mut options = Options::default();
+    options.env.insert("ATLAS_WORKER_FALLBACK_POLL_MS".into(), "3600000".into());
+    options
+}
+
+on_both_backends!(a_replay_is_sent_at_once_by_an_idle_worker, idle_for_an_hour(), |server| {
+    let receiver = Receiver::start().await;
+    let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
+    inbound_event(&server, "+14155550311").await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let delivery = loop {
+        let d = deliveries(&server, &endpoint).await[0].clone();
+        if d["status"] == "succeeded" {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Time for the worker to finish its item, find nothing more and go to sleep.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let path = format!("/v1/atlas/webhooks/{endpoint}/deliveries/{}/replay", delivery["id"].as_str().unwrap());
+    let replay = server.call(Method::POST, &path, Some(&server.admin_key), None).await;
+    assert_eq!(replay.status, StatusCode::ACCEPTED, "{:?}", replay.body);
+    let got = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(got[0].body, got[1].body, "the replay re-sends the same event");
+});
+
 on_both_backends!(gone_disables_the_endpoint_and_a_replay_sends_again, Options::default(), |server| {
     let receiver = Receiver::start().await;
     let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;

@@ -41,7 +41,7 @@ pub struct Wake {
     /// A runbook execution was queued.
     pub runbooks: tokio::sync::Notify,
     /// Webhook deliveries were made (another process's fan-out, heard through the database's
-    /// notifications).
+    /// notifications) or made due again (a replay in this process).
     pub deliveries: tokio::sync::Notify,
     /// A test session has new events (its streams look).
     pub sessions: tokio::sync::Notify,

@@ -622,7 +622,12 @@ async fn replay(
         mutation.entry(None, None, StatusCode::ACCEPTED, &json!(DeliveryView::of(replayed)), Some(replayed.id.to_string()), None)
     };
     match state.webhooks.replay(caller.org_id, id, delivery, &journal).await {
-        Ok(_) => mutation.respond().await,
+        Ok(_) => {
+            // The delivery is due again, and no insert announced it: wake this process's
+            // delivery claims (a fan-out that makes nothing would not).
+            state.wake.deliveries.notify_one();
+            mutation.respond().await
+        }
         Err(e) => mutation.fail(e.into()).await,
     }
 }

@@ -21,10 +21,12 @@ async fn fresh() -> Option<SqlStore> {
 }
 
 /// Runs `sql` (several statements) on one connection with foreign keys and triggers off, so
-/// rows can be written without their parents, then ANALYZEs every table.
-async fn fill(store: &SqlStore, sql: &str) {
-    let batch = format!("SET session_replication_role = replica; {sql}; SET session_replication_role = origin; ANALYZE;");
+/// rows can be written without their parents, then ANALYZEs `table` (alone, in a statement of
+/// its own: a database-wide ANALYZE in the insert's transaction once failed with a deadlock).
+async fn fill(store: &SqlStore, table: &str, sql: &str) {
+    let batch = format!("SET session_replication_role = replica; {sql}; SET session_replication_role = origin");
     store.connection().execute_unprepared(&batch).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    store.connection().execute_unprepared(&format!("ANALYZE {table}")).await.unwrap_or_else(|e| panic!("ANALYZE {table}: {e}"));
 }
 
 /// PostgreSQL's plan of `statement`, one line per node.
@@ -52,6 +54,7 @@ async fn the_outbox_next_due_probe_reads_only_unfinished_rows() {
     let Some(store) = fresh().await else { return };
     fill(
         &store,
+        "outbox",
         &format!(
             "INSERT INTO outbox (id, org_id, channel_id, conversation_id, message_id, recipient, content, attempt, queued_at_us, \
                                  next_attempt_at_us, deadline_at_us, finished_at_us) \
@@ -72,6 +75,7 @@ async fn the_deliveries_next_due_probe_reads_only_pending_deliveries() {
     let Some(store) = fresh().await else { return };
     fill(
         &store,
+        "webhook_deliveries",
         &format!(
             "INSERT INTO webhook_endpoints (id, org_id, url, filters, state, sealed_secrets, version, created_at_us, updated_at_us) \
              VALUES ('00000000-0000-7000-8000-000000000001', gen_random_uuid(), 'https://example.com/hook', '[]', 'enabled', \
@@ -95,6 +99,7 @@ async fn the_agent_worker_look_for_a_due_job_probes_the_due_index() {
     let Some(store) = fresh().await else { return };
     fill(
         &store,
+        "agent_jobs",
         &format!(
             "INSERT INTO agent_jobs (id, org_id, payload, state, attempts, next_at_us, created_at_us) \
              SELECT gen_random_uuid(), gen_random_uuid(), '{{}}', CASE WHEN g <= {FINISHED} THEN 'done' ELSE 'queued' END, 1, g, g \
@@ -115,6 +120,7 @@ async fn the_runbook_worker_look_for_a_waiting_execution_probes_the_unfinished_i
     let Some(store) = fresh().await else { return };
     fill(
         &store,
+        "runbook_executions",
         &format!(
             "INSERT INTO runbook_executions (id, org_id, runbook_id, runbook_version, status, plan_hash, parameters, steps, attempts, \
                                              created_at_us, updated_at_us, finished_at_us) \
