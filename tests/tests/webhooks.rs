@@ -44,6 +44,19 @@ async fn deliveries(server: &TestServer, endpoint: &str) -> Vec<Value> {
     answer.data()["deliveries"].as_array().unwrap().clone()
 }
 
+/// The endpoint's first delivery, once it succeeded (within 5 s).
+async fn first_delivery_succeeded(server: &TestServer, endpoint: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let d = deliveries(server, endpoint).await[0].clone();
+        if d["status"] == "succeeded" {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "the delivery did not succeed: {d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn verify_both(secret: &WebhookSecret, received: &atlas_e2e::receiver::Received, now: time::OffsetDateTime) {
     let headers = StandardHeaders::from_lookup(|name| received.headers.get(name).and_then(|v| v.to_str().ok()));
     verify(secret, &headers, &received.body, now, time::Duration::minutes(5)).expect("the Standard Webhooks signature verifies");
@@ -258,15 +271,7 @@ on_both_backends!(a_replay_is_sent_at_once_by_an_idle_worker, idle_for_an_hour()
     let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
     inbound_event(&server, "+14155550311").await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let delivery = loop {
-        let d = deliveries(&server, &endpoint).await[0].clone();
-        if d["status"] == "succeeded" {
-            break d;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let delivery = first_delivery_succeeded(&server, &endpoint).await;
     // Time for the worker to finish its item, find nothing more and go to sleep.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let path = format!("/v1/atlas/webhooks/{endpoint}/deliveries/{}/replay", delivery["id"].as_str().unwrap());
@@ -281,15 +286,7 @@ on_both_backends!(gone_disables_the_endpoint_and_a_replay_sends_again, Options::
     let (endpoint, _) = subscribe(&server, &receiver.url(), &["atlas.event.received"]).await;
     inbound_event(&server, "+14155550301").await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    let delivery = loop {
-        let d = deliveries(&server, &endpoint).await[0].clone();
-        if d["status"] == "succeeded" {
-            break d;
-        }
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let delivery = first_delivery_succeeded(&server, &endpoint).await;
     let replay = server
         .call(
             Method::POST,
