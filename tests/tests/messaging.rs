@@ -22,10 +22,18 @@ struct Setup {
 }
 
 async fn setup(backend: Backend, clock: Option<ManualClock>) -> Option<Setup> {
+    setup_with(backend, clock, &[]).await
+}
+
+/// `setup` with more settings.
+async fn setup_with(backend: Backend, clock: Option<ManualClock>, settings: &[(&str, &str)]) -> Option<Setup> {
     let fake = FakeGraph::start().await;
     let mut options = Options { clock, ..Options::default() };
     options.env.insert("ATLAS_WHATSAPP_GRAPH_URL".into(), fake.url().to_owned());
     options.env.insert("ATLAS_OUTBOX_RETRY_BASE_MS".into(), "20".into());
+    for (name, value) in settings {
+        options.env.insert((*name).into(), (*value).into());
+    }
     let server = TestServer::start(backend, options).await?;
     let channel = server
         .call(
@@ -473,4 +481,34 @@ async fn the_sandbox_default_delivers_and_reports_read() {
     assert_eq!(context.data()["knowledge"], json!([]));
     assert_eq!(context.data()["customer"]["phone_number"], "+14155552671");
     server.stop().await;
+}
+
+/// `ATLAS_OUTBOX_PER_CHANNEL` caps what one channel has in flight: with 2, and Graph answering
+/// each send after 3 s, six queued replies reach Graph two at a time, and all of them go out.
+async fn a_channel_has_at_most_its_cap_of_sends_in_flight(backend: Backend) {
+    let Some(s) = setup_with(backend, None, &[("ATLAS_OUTBOX_PER_CHANNEL", "2")]).await else { return };
+    s.fake.set_default(Reply::accept().with_delay(Duration::from_secs(3)));
+    for i in 0..6 {
+        let conversation = s.inbound(&format!("1415555{:04}", 700 + i), &format!("wamid.CAP{i}"), unix_now()).await;
+        let body = json!({"idempotency_key": format!("cap-{i}"), "conversation_id": conversation["id"], "action_type": "reply",
+                          "payload": {"text": "On its way"}});
+        let reply = s.server.call(Method::POST, "/v1/atlas/actions", Some(&s.server.admin_key), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    }
+    s.fake.wait_for_requests(2, Duration::from_secs(10)).await;
+    // Graph holds both sends for 3 s: no third may start before one of them is answered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.fake.sends().len(), 2, "two sends in flight, the channel's cap, not six");
+    let sent = s.fake.wait_for_requests(6, Duration::from_secs(30)).await;
+    assert_eq!(sent.iter().filter(|r| r.is_send()).count(), 6, "every reply goes out in the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_has_at_most_its_cap_of_sends_in_flight_sqlite() {
+    a_channel_has_at_most_its_cap_of_sends_in_flight(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_has_at_most_its_cap_of_sends_in_flight_postgres() {
+    a_channel_has_at_most_its_cap_of_sends_in_flight(Backend::Postgres).await;
 }
