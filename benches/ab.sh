@@ -30,6 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 2 ] || { echo "usage: bash benches/ab.sh SERVER_A SERVER_B" >&2; exit 2; }
+# shellcheck source=benches/backlog.sh
+source benches/backlog.sh
 for tool in wrk psql curl; do
   command -v "$tool" >/dev/null || { echo "benches/ab.sh needs $tool (apt-get install -y $tool)" >&2; exit 2; }
 done
@@ -107,18 +109,13 @@ drain() {
   kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
   # The stopped process's leases are released rather than waited out.
   psql -qtAX "$PG/$DB" -c "UPDATE outbox SET lease_until_us = NULL WHERE finished_at_us IS NULL AND lease_until_us IS NOT NULL" >/dev/null
-  local pending="SELECT count(*) FROM messages WHERE direction = 'outbound' AND delivery_state IN ('queued', 'sending')"
   local backlog left t0 ms s0 p0
   serve "$1" ATLAS_CHANNEL_RATE_LIMIT=1000000/s
-  backlog=$(psql -qtAX "$PG/$DB" -c "$pending")
+  backlog=$(pending_sends "$PG/$DB")
   p0=$(postgres_jiffies)
   s0=$(awk '{print $14 + $15}' "/proc/$SERVER/stat")
   t0=$(date +%s%N)
-  left=$backlog
-  while [ "$left" -gt 0 ] && [ $(($(date +%s%N) - t0)) -lt 600000000000 ]; do
-    sleep 0.2
-    left=$(psql -qtAX "$PG/$DB" -c "$pending")
-  done
+  left=$(wait_drained "$PG/$DB" "$t0")
   ms=$((($(date +%s%N) - t0) / 1000000))
   echo "drain $(awk -v n=$((backlog - left)) -v ms="$ms" 'BEGIN { printf "%.0f", n * 1000 / ms }') msg/s ($((backlog - left)) of $backlog in $ms ms," \
     "$left left); cpu per message, ms: server $(awk -v j=$(($(awk '{print $14 + $15}' "/proc/$SERVER/stat") - s0)) -v n=$((backlog - left)) 'BEGIN { printf "%.2f", j * 10 / n }')," \

@@ -13,6 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -eq 1 ] || { echo "usage: bash benches/drain_profile.sh SERVER" >&2; exit 2; }
+# shellcheck source=benches/backlog.sh
+source benches/backlog.sh
 for tool in wrk psql curl python3; do
   command -v "$tool" >/dev/null || { echo "benches/drain_profile.sh needs $tool" >&2; exit 2; }
 done
@@ -48,15 +50,10 @@ stop
 psql -qtAX "$PG/$DB" -c "UPDATE outbox SET lease_until_us = NULL WHERE finished_at_us IS NULL AND lease_until_us IS NOT NULL" >/dev/null
 psql -q "$PG/postgres" -c "ALTER DATABASE $DB SET log_min_duration_statement = 0" >/dev/null
 from=$(wc -l <"$PG_LOG")
-pending="SELECT count(*) FROM messages WHERE direction = 'outbound' AND delivery_state IN ('queued', 'sending')"
 serve ATLAS_CHANNEL_RATE_LIMIT=1000000/s
-backlog=$(psql -qtAX "$PG/$DB" -c "$pending")
+backlog=$(pending_sends "$PG/$DB")
 t0=$(date +%s%N)
-left=$backlog
-while [ "$left" -gt 0 ] && [ $(($(date +%s%N) - t0)) -lt 600000000000 ]; do
-  sleep 0.2
-  left=$(psql -qtAX "$PG/$DB" -c "$pending")
-done
+left=$(wait_drained "$PG/$DB" "$t0")
 echo "drained $((backlog - left)) of $backlog in $((($(date +%s%N) - t0) / 1000000)) ms"
 sleep 2 # the last receipts
 stop

@@ -152,18 +152,25 @@ async fn a_delivered_message_and_its_receipts_stay_within_their_statement_budget
     server.stop().await;
 }
 
+/// A migrated store on a fresh PostgreSQL database, reached through a recording proxy; `None`
+/// (said loudly) without PostgreSQL.
+async fn proxied_store() -> Option<(CountingProxy, atlas_store_sql::SqlStore)> {
+    let url = atlas_testkit::services::fresh_postgres_database().await?;
+    let proxy = CountingProxy::start(CountingProxy::upstream_of(&url)).await;
+    let store = atlas_store_sql::SqlStore::connect(&proxy.url_for(&url)).await.expect("connecting through the proxy");
+    store.migrate().await.expect("migrating");
+    Some((proxy, store))
+}
+
 /// Statements (BEGIN and COMMIT included) that recording a batch of succeeded attempts at
 /// healthy endpoints may take, however many attempts it holds.
 const RECORD_BATCH_BUDGET: usize = 5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn succeeded_attempts_at_a_healthy_endpoint_are_recorded_in_one_transaction() {
-    let Some(url) = atlas_testkit::services::fresh_postgres_database().await else {
+    let Some((proxy, store)) = proxied_store().await else {
         return;
     };
-    let proxy = CountingProxy::start(CountingProxy::upstream_of(&url)).await;
-    let store = atlas_store_sql::SqlStore::connect(&proxy.url_for(&url)).await.expect("connecting through the proxy");
-    store.migrate().await.expect("migrating");
     let ports = atlas_testkit::webhooks::WebhookPorts {
         store: std::sync::Arc::new(store.clone()),
         queue: std::sync::Arc::new(store.clone()),
@@ -189,12 +196,9 @@ const COMPLETE_BATCH_BUDGET: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_the_provider_accepted_are_completed_in_one_transaction() {
-    let Some(url) = atlas_testkit::services::fresh_postgres_database().await else {
+    let Some((proxy, store)) = proxied_store().await else {
         return;
     };
-    let proxy = CountingProxy::start(CountingProxy::upstream_of(&url)).await;
-    let store = atlas_store_sql::SqlStore::connect(&proxy.url_for(&url)).await.expect("connecting through the proxy");
-    store.migrate().await.expect("migrating");
     let ports = atlas_testkit::conversations::MessagingPorts {
         store: std::sync::Arc::new(store.clone()),
         outbox: std::sync::Arc::new(store.clone()),

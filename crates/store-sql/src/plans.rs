@@ -41,6 +41,14 @@ fn assert_no_scan_of(plan: &str, table: &str) {
     assert!(!plan.contains(&format!("Seq Scan on {table}")), "the look scans {table}:\n{plan}");
 }
 
+/// Checks that `look` (a select of ids, run by the worker with `one()`, so with one row asked
+/// for) does not scan `table` whole; returns the ids it finds.
+async fn probe_without_scanning<E: sea_orm::EntityTrait>(store: &SqlStore, look: sea_orm::Select<E>, table: &str) -> Vec<uuid::Uuid> {
+    let statement = sea_orm::DbBackend::Postgres.build(&look.clone().limit(1).into_query());
+    assert_no_scan_of(&plan(store, statement).await, table);
+    look.into_tuple::<uuid::Uuid>().all(store.connection()).await.expect("looking")
+}
+
 /// `sql` as a PostgreSQL statement without values.
 fn raw(sql: &str) -> Statement {
     Statement::from_string(sea_orm::DbBackend::Postgres, sql)
@@ -107,11 +115,7 @@ async fn the_agent_worker_look_for_a_due_job_probes_the_due_index() {
         ),
     )
     .await;
-    let look = crate::agents::look_for_a_due_job(DUE_US);
-    // As the worker runs it: `one()` asks for one row.
-    let statement = sea_orm::DbBackend::Postgres.build(&look.clone().limit(1).into_query());
-    assert_no_scan_of(&plan(&store, statement).await, "agent_jobs");
-    let found = look.into_tuple::<uuid::Uuid>().all(store.connection()).await.expect("looking");
+    let found = probe_without_scanning(&store, crate::agents::look_for_a_due_job(DUE_US), "agent_jobs").await;
     assert_eq!(found.len(), 1, "the one queued job is found");
 }
 
@@ -130,10 +134,6 @@ async fn the_runbook_worker_look_for_a_waiting_execution_probes_the_unfinished_i
         ),
     )
     .await;
-    let look = crate::runbooks::look_for_a_waiting_execution(DUE_US);
-    // As the worker runs it: `one()` asks for one row.
-    let statement = sea_orm::DbBackend::Postgres.build(&look.clone().limit(1).into_query());
-    assert_no_scan_of(&plan(&store, statement).await, "runbook_executions");
-    let found = look.into_tuple::<uuid::Uuid>().all(store.connection()).await.expect("looking");
+    let found = probe_without_scanning(&store, crate::runbooks::look_for_a_waiting_execution(DUE_US), "runbook_executions").await;
     assert_eq!(found.len(), 1, "the one queued execution is found");
 }
