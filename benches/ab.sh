@@ -17,12 +17,19 @@
 #   - latency: one endpoint (`agent.message_delivery`) at the receiver, $LATENCY_SENDS text
 #     sends paced at 20/s (each to a number an inbound event opened), an idle server otherwise;
 #     p50 / p99 of each message's queue time → its `sent` delivery's arrival at the receiver,
-#     and of each step on the way (benches/latency_steps.sql).
+#     and of each step on the way (benches/latency_steps.sql). With LATENCY_GROW=SECS the
+#     database is grown first, as a full run grows it: template sends for SECS s, drained with
+#     the caps lifted, the fan-out left to finish, then the server restarted with its own
+#     settings. With LATENCY_LOG=DIR PostgreSQL logs every statement of the latency sends
+#     (needs PG_LOG, default the Debian cluster's log), summed by benches/statement_log.py
+#     into DIR/statements.txt.
 #
 #   bash benches/ab.sh /tmp/old/atlas-api target/release/atlas-api      # 2 rounds
 #   ROUNDS=3 SECONDS_EACH=30 bash benches/ab.sh A B
 #   STAGES=latency ROUNDS=3 bash benches/ab.sh A B                     # some of the stages
 #   STAGES=drain bash benches/ab.sh A B                                 # not in the default stages
+#   LATENCY_GROW=30 STAGES=latency bash benches/ab.sh A B               # latency on a grown database
+#   LATENCY_GROW=30 LATENCY_LOG=/tmp/lat STAGES=latency ROUNDS=1 bash benches/ab.sh A A   # … its statements
 #   B_ENV="ATLAS_SEND_BATCH_WINDOW_MS=2" bash benches/ab.sh S S         # one build, two settings
 #
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth; PG=… for another), psql, wrk, curl, and
@@ -37,6 +44,7 @@ for tool in wrk psql curl; do
 done
 [ -x target/release/receiver ] || { echo "benches/ab.sh needs target/release/receiver: cargo build --release -p atlas-bench" >&2; exit 2; }
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
+PG_LOG=${PG_LOG:-$(ls /var/log/postgresql/postgresql-*-main.log 2>/dev/null | head -n1)}
 SECS=${SECONDS_EACH:-20}
 CONNS=${CONNECTIONS:-32}
 ROUNDS=${ROUNDS:-2}
@@ -101,14 +109,19 @@ sends() {
   stop
 }
 
-drain() {
+# queue_backlog BINARY SECS TAG: the server on a fresh database takes template sends for SECS s
+# under the default channel cap, then stops; the rows it held are released rather than waited out.
+queue_backlog() {
   start "$1"
-  ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=57 WRK_IDEMPOTENCY="ab-drain-{n}" \
+  ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=57 WRK_IDEMPOTENCY="ab-$3-{n}" \
     WRK_BODY='{"phone_number":"{phone}","template_id":"hello_world","category":"utility"}' \
-    wrk -t2 -c"$CONNS" -d"$SECS"s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/messages" >/dev/null
+    wrk -t2 -c"$CONNS" -d"$2"s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/messages" >/dev/null
   kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
-  # The stopped process's leases are released rather than waited out.
   psql -qtAX "$PG/$DB" -c "UPDATE outbox SET lease_until_us = NULL WHERE finished_at_us IS NULL AND lease_until_us IS NOT NULL" >/dev/null
+}
+
+drain() {
+  queue_backlog "$1" "$SECS" drain
   local backlog left t0 ms s0 p0
   serve "$1" ATLAS_CHANNEL_RATE_LIMIT=1000000/s
   backlog=$(pending_sends "$PG/$DB")
@@ -146,8 +159,31 @@ webhooks() {
   stop
 }
 
+# grown BINARY: a database grown by $LATENCY_GROW s of sends, drained and fanned out, then served
+# by BINARY with its side's settings; sets SERVER, DB, KEY.
+grown() {
+  queue_backlog "$1" "$LATENCY_GROW" grow
+  serve "$1" ATLAS_CHANNEL_RATE_LIMIT=1000000/s ATLAS_OUTBOX_PER_CHANNEL=64
+  wait_drained "$PG/$DB" "$(date +%s%N)" >/dev/null
+  for _ in $(seq 1 600); do
+    [ "$(psql -qtAX "$PG/$DB" -c "SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL")" = 0 ] && break
+    sleep 0.5
+  done
+  kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
+  SERVER=
+  serve "$1"
+}
+
 latency() {
-  start "$1"
+  if [ -n "${LATENCY_GROW:-}" ]; then grown "$1"; else start "$1"; fi
+  local from=
+  if [ -n "${LATENCY_LOG:-}" ]; then
+    # Logged from the next connection on: the server is restarted to open its pool again.
+    psql -q "$PG/postgres" -c "ALTER DATABASE $DB SET log_min_duration_statement = 0" >/dev/null
+    kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
+    serve "$1"
+    from=0
+  fi
   target/release/receiver "$RECV" >/tmp/atlas_ab_receiver.out &
   RECEIVER=$!
   local hook="http://$RECV/hook/latency" api=(-H "Authorization: Bearer $KEY" -H 'content-type: application/json')
@@ -160,6 +196,7 @@ latency() {
       -d "{\"customer\":{\"phone_number\":\"$phone\"},\"event_type\":\"message.received\",\"message\":{\"text\":\"hi\"}}"
   done
   sleep 1
+  [ -n "$from" ] && from=$(wc -l <"$PG_LOG")
   t0=$(($(date +%s%N) / 1000))
   for i in $(seq 1 "$LATENCY_SENDS"); do
     printf -v phone '+1555888%04d' "$i"
@@ -176,8 +213,13 @@ latency() {
   done
   local line
   line=$(curl -s "http://$RECV/stats")
-  echo "latency p50 $(field latency_p50_ms " $line") ms, p99 $(field latency_p99_ms " $line") ms ($samples samples);" \
+  echo "latency p50 $(field latency_p50_ms " $line") ms, p99 $(field latency_p99_ms " $line") ms ($samples samples$([ -n "${LATENCY_GROW:-}" ] && echo ", grown $LATENCY_GROW s"));" \
     "steps p50 / p99: $(psql -qtAX "$PG/$DB" -v hook="$hook" -f benches/latency_steps.sql)"
+  if [ -n "$from" ]; then
+    mkdir -p "$LATENCY_LOG"
+    tail -n +$((from + 1)) "$PG_LOG" | grep "@$DB " >"$LATENCY_LOG/statements.log" || true
+    python3 benches/statement_log.py "$LATENCY_LOG/statements.log" 30 >"$LATENCY_LOG/statements.txt"
+  fi
   stop
 }
 
