@@ -85,12 +85,18 @@ pub struct Settings {
     /// `LISTEN/NOTIFY` and on this process's own work, so this only catches what a lost
     /// notification missed; on SQLite the one process wakes its workers itself.
     pub worker_fallback_poll_ms: u64,
+    /// How often this process VACUUMs and ANALYZEs the PostgreSQL tables whose rows churned
+    /// (`ATLAS_DB_UPKEEP_SECS`, default [`DEFAULT_DB_UPKEEP_SECS`]; 0 turns it off): see
+    /// `atlas_store_sql::SqlStore::upkeep`. SQLite ignores it.
+    pub db_upkeep_secs: u64,
 }
 
 /// The default group-commit window of sends, in milliseconds (`ATLAS_SEND_BATCH_WINDOW_MS`).
 pub const SEND_BATCH_WINDOW_MS: u64 = 0;
 /// The default of `ATLAS_WORKER_FALLBACK_POLL_MS`.
 pub const DEFAULT_WORKER_FALLBACK_POLL_MS: u64 = 10_000;
+/// The default of `ATLAS_DB_UPKEEP_SECS`.
+pub const DEFAULT_DB_UPKEEP_SECS: u64 = 10;
 
 /// What the outbox lease must cover beyond the provider call and the quota wait: reading the
 /// row, unsealing the channel's secrets, and committing the outcome.
@@ -140,6 +146,7 @@ struct FileSettings {
     outbox_per_channel: Option<u64>,
     retention_days: Option<u64>,
     worker_fallback_poll_ms: Option<u64>,
+    db_upkeep_secs: Option<u64>,
     #[serde(default)]
     rate_limits: BTreeMap<String, String>,
     /// `{"org_…" = {"messages" = "600/min"}}`
@@ -346,6 +353,7 @@ impl Settings {
         let retention_days = number("ATLAS_RETENTION_DAYS", from_file.retention_days, 30, 1..=3650)? as u32;
         let worker_fallback_poll_ms =
             number("ATLAS_WORKER_FALLBACK_POLL_MS", from_file.worker_fallback_poll_ms, DEFAULT_WORKER_FALLBACK_POLL_MS, 10..=3_600_000)?;
+        let db_upkeep_secs = number("ATLAS_DB_UPKEEP_SECS", from_file.db_upkeep_secs, DEFAULT_DB_UPKEEP_SECS, 0..=86_400)?;
         let outbox_per_channel = number(
             "ATLAS_OUTBOX_PER_CHANNEL",
             from_file.outbox_per_channel,
@@ -420,6 +428,7 @@ impl Settings {
             outbox_per_channel,
             retention_days,
             worker_fallback_poll_ms,
+            db_upkeep_secs,
         })
     }
 
@@ -547,7 +556,11 @@ mod tests {
         let s = Settings::load(None, &env(&[])).unwrap();
         assert_eq!((s.whatsapp_timeout_secs, s.webhook_endpoint_concurrency, s.retention_days), (15, 4, 30));
         assert_eq!(s.outbox_per_channel, 16);
+        assert_eq!(s.db_upkeep_secs, DEFAULT_DB_UPKEEP_SECS);
+        assert_eq!(Settings::load(None, &env(&[("ATLAS_DB_UPKEEP_SECS", "0")])).unwrap().db_upkeep_secs, 0, "0 turns upkeep off");
         for (var, value) in [
+            ("ATLAS_DB_UPKEEP_SECS", "86401"),
+            ("ATLAS_DB_UPKEEP_SECS", "often"),
             ("ATLAS_WHATSAPP_TIMEOUT_SECS", "0"),
             ("ATLAS_WEBHOOK_ENDPOINT_CONCURRENCY", "0"),
             ("ATLAS_RETENTION_DAYS", "0"),

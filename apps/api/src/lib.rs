@@ -417,6 +417,7 @@ pub async fn start_with_clock(settings: &Settings, clock: Arc<dyn Clock>) -> Res
         time::Duration::days(i64::from(settings.retention_days)),
         shutdown.subscribe(),
     );
+    worker::spawn_db_upkeep(wiring.store.clone(), std::time::Duration::from_secs(settings.db_upkeep_secs), shutdown.subscribe());
     if settings.workers {
         let pace = worker::Pace::of(settings);
         worker::spawn_work_listener(wiring.store.clone(), wiring.state.wake.clone(), shutdown.subscribe());

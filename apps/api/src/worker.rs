@@ -619,6 +619,29 @@ pub fn spawn_runbook_worker(state: AppState, pace: Pace, mut stop: watch::Receiv
     });
 }
 
+/// Keeps the PostgreSQL tables vacuumed and analysed (`SqlStore::upkeep`: the tables whose
+/// rows churned, so the queues' probes never walk dead row versions) every `every`, the first
+/// after one period, until `stop` turns true. Nothing on SQLite, or when `every` is zero
+/// (`ATLAS_DB_UPKEEP_SECS=0`). A failure is logged and tried again at the next period.
+pub fn spawn_db_upkeep(store: atlas_store_sql::SqlStore, every: Duration, mut stop: watch::Receiver<bool>) {
+    if every.is_zero() || store.backend_name() != "postgres" {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+            match store.upkeep().await {
+                Ok(done) if !done.is_empty() => tracing::debug!(vacuumed = ?done.vacuumed, analyzed = ?done.analyzed, "database upkeep"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "database upkeep failed; tried again at the next period"),
+            }
+        }
+    });
+}
+
 /// Listens for the database's work notifications (PostgreSQL's `LISTEN atlas_work`; nothing on
 /// SQLite) until `stop` turns true, and wakes this process's loops: `outbox` wakes the outbox
 /// worker, `webhook_events` the fan-out, `webhook_deliveries` the delivery claims,

@@ -67,11 +67,13 @@ mod plans;
 mod runbooks;
 mod runs;
 pub mod tally;
+mod upkeep;
 mod wakeups;
 mod webhook_queue;
 mod webhooks;
 mod work;
 
+pub use upkeep::{Upkept, CHANGED_ROWS, DEAD_ROWS, QUEUES};
 pub use wakeups::{WorkListener, WorkNotice, WorkQueue, WORK_CHANNEL};
 
 use atlas_conversations::SecretCipher;

@@ -54,7 +54,7 @@ use uuid::Uuid;
 
 /// How a claim chooses rows: at most the channel's cap leased at once, channels and
 /// organizations taking turns (see `crate::fair`).
-const FAIR_ROWS: FairClaim = FairClaim {
+pub(crate) const FAIR_ROWS: FairClaim = FairClaim {
     table: "outbox",
     target: "channel_id",
     joins: "",
@@ -472,6 +472,9 @@ impl Outbox for SqlStore {
     ) -> Result<Vec<OutboxItem>, ConversationError> {
         let now_us = to_us(now);
         if self.is_postgres() {
+            if !FAIR_ROWS.any_claimable(&self.db, now_us).await? {
+                return Ok(Vec::new());
+            }
             return self.claim_in_one_statement(now_us, limit, to_us(now + lease), per_channel).await;
         }
         // SQLite: chosen outside the transaction (with nothing due, the idle case, a claim is

@@ -62,7 +62,7 @@ use uuid::Uuid;
 
 /// How a claim chooses deliveries: at most the endpoint's cap leased at once, endpoints and
 /// organizations taking turns (see `crate::fair`).
-const FAIR_DELIVERIES: FairClaim = FairClaim {
+pub(crate) const FAIR_DELIVERIES: FairClaim = FairClaim {
     table: "webhook_deliveries",
     target: "endpoint_id",
     joins: "JOIN webhook_endpoints e ON e.id = d.endpoint_id",
@@ -512,6 +512,9 @@ impl DeliveryQueue for SqlStore {
     async fn claim(&self, now: OffsetDateTime, limit: u32, lease: Duration, per_endpoint: u32) -> Result<Vec<DeliveryItem>, WebhookError> {
         let now_us = to_us(now);
         if self.is_postgres() {
+            if !FAIR_DELIVERIES.any_claimable(&self.db, now_us).await? {
+                return Ok(Vec::new());
+            }
             return Ok(self.claim_deliveries_in_one_statement(now, limit, lease, per_endpoint).await?);
         }
         // SQLite: chosen outside the transaction (with nothing due, the idle case, a claim is
