@@ -65,6 +65,18 @@ async fn generic_plan(store: &SqlStore, sql: &str) -> String {
     rows.iter().map(|row| row.try_get_by_index::<String>(0).expect("a plan line")).collect::<Vec<_>>().join("\n")
 }
 
+/// Checks the look a claim of `fair` makes first: its generic plan (the one every connection ends
+/// up caching) does not scan `table`, and it finds nothing before the first open row is due
+/// (`DUE_US + 1`) and that row once it is.
+async fn claimable_probe_finds_the_first_open_row(store: &SqlStore, fair: &crate::fair::FairClaim, table: &str) {
+    assert_no_scan_of(&generic_plan(store, &fair.claimable_probe()).await, table);
+    assert!(
+        !fair.any_claimable(store.connection(), DUE_US).await.expect("looking"),
+        "nothing is claimable before the first open row is due"
+    );
+    assert!(fair.any_claimable(store.connection(), DUE_US + 1).await.expect("looking"), "the first open row is claimable when due");
+}
+
 /// `sql` as a PostgreSQL statement without values.
 fn raw(sql: &str) -> Statement {
     Statement::from_string(sea_orm::DbBackend::Postgres, sql)
@@ -92,11 +104,7 @@ async fn the_outbox_next_due_probe_reads_only_unfinished_rows() {
     assert_no_scan_of(&plan(&store, raw(crate::outbox::OUTBOX_NEXT_DUE)).await, "outbox");
     let due = atlas_conversations::Outbox::next_due(&store).await.expect("next_due");
     assert_eq!(due.map(crate::convert::to_us), Some(DUE_US + 1), "the earliest unfinished row's due time");
-    // The look a claim makes first, in the plan every connection ends up caching.
-    let outbox = &crate::outbox::FAIR_ROWS;
-    assert_no_scan_of(&generic_plan(&store, &outbox.claimable_probe()).await, "outbox");
-    assert!(!outbox.any_claimable(store.connection(), DUE_US).await.expect("looking"), "nothing is due before the first open row");
-    assert!(outbox.any_claimable(store.connection(), DUE_US + 1).await.expect("looking"), "the first open row is claimable when due");
+    claimable_probe_finds_the_first_open_row(&store, &crate::outbox::FAIR_ROWS, "outbox").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,13 +129,7 @@ async fn the_deliveries_next_due_probe_reads_only_pending_deliveries() {
     assert_no_scan_of(&plan(&store, raw(crate::webhook_queue::DELIVERIES_NEXT_DUE)).await, "webhook_deliveries");
     let due = atlas_webhooks::DeliveryQueue::next_due(&store).await.expect("next_due");
     assert_eq!(due.map(crate::convert::to_us), Some(DUE_US + 1), "the earliest pending delivery's due time");
-    let deliveries = &crate::webhook_queue::FAIR_DELIVERIES;
-    assert_no_scan_of(&generic_plan(&store, &deliveries.claimable_probe()).await, "webhook_deliveries");
-    assert!(!deliveries.any_claimable(store.connection(), DUE_US).await.expect("looking"), "nothing is due before the first pending one");
-    assert!(
-        deliveries.any_claimable(store.connection(), DUE_US + 1).await.expect("looking"),
-        "the first pending delivery is claimable when due"
-    );
+    claimable_probe_finds_the_first_open_row(&store, &crate::webhook_queue::FAIR_DELIVERIES, "webhook_deliveries").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
