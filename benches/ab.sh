@@ -94,6 +94,13 @@ postgres_jiffies() {
   for pid in $(pgrep -x postgres); do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
   echo "$total"
 }
+# wait_for_none COUNT_SQL: polls $DB every 0.5 s, for at most 300 s, until COUNT_SQL counts 0.
+wait_for_none() {
+  for _ in $(seq 1 600); do
+    [ "$(psql -qtAX "$PG/$DB" -c "$1")" = 0 ] && return 0
+    sleep 0.5
+  done
+}
 field() { sed -n "s/.*[ ^]$1=\([0-9.]*\).*/\1/p" <<<"$2" | head -n1; }
 
 sends() {
@@ -140,7 +147,7 @@ webhooks() {
   start "$1"
   target/release/receiver "$RECV" >/tmp/atlas_ab_receiver.out &
   RECEIVER=$!
-  local t0 line left i
+  local t0 line i
   for i in $(seq 1 "$ENDPOINTS"); do
     curl -sf -o /dev/null -X POST "http://127.0.0.1:$PORT/v1/atlas/webhooks" -H "Authorization: Bearer $KEY" -H 'content-type: application/json' \
       -d "{\"url\":\"http://$RECV/hook/ab/$i\",\"events\":[\"atlas.event.received\"]}"
@@ -149,11 +156,7 @@ webhooks() {
   line=$(ATLAS_KEY=$KEY WRK_METHOD=POST WRK_AREA=66 \
     WRK_BODY='{"customer":{"phone_number":"{phone}"},"event_type":"message.received","message":{"text":"hi"}}' \
     wrk -t2 -c"$CONNS" -d5s --timeout 10s -s benches/wrk/atlas.lua "http://127.0.0.1:$PORT/v1/atlas/events" | grep '^requests=')
-  for _ in $(seq 1 600); do
-    left=$(psql -qtAX "$PG/$DB" -c "SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') + (SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL)")
-    [ "$left" = 0 ] && break
-    sleep 0.5
-  done
+  wait_for_none "SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending') + (SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL)"
   echo "webhooks, $ENDPOINTS endpoint(s): $(field ok "$line") events; $(psql -qtAX "$PG/$DB" -c "SELECT count(*) || ' delivered, ' ||
     round(count(*) * 1e6 / (max(finished_at_us) - $t0)) || ' per s' FROM webhook_deliveries WHERE status = 'succeeded'")"
   stop
@@ -165,10 +168,7 @@ grown() {
   queue_backlog "$1" "$LATENCY_GROW" grow
   serve "$1" ATLAS_CHANNEL_RATE_LIMIT=1000000/s ATLAS_OUTBOX_PER_CHANNEL=64
   wait_drained "$PG/$DB" "$(date +%s%N)" >/dev/null
-  for _ in $(seq 1 600); do
-    [ "$(psql -qtAX "$PG/$DB" -c "SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL")" = 0 ] && break
-    sleep 0.5
-  done
+  wait_for_none "SELECT count(*) FROM webhook_events WHERE fanned_out_at_us IS NULL"
   kill "$SERVER" && wait "$SERVER" 2>/dev/null || true
   SERVER=
   serve "$1"
